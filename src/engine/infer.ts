@@ -1,0 +1,103 @@
+/**
+ * Runs a model over an image window by window (see tiler.ts) and blends the windows into the output.
+ *
+ * Memory stays bounded whatever the image size: besides the output samples, only one window's tensors and a
+ * float band one window high (the rows that later windows still add to) are alive at a time.
+ */
+import ort from 'onnxruntime-node';
+import { axisWeights, planTiles, type TilePlan } from './tiler.js';
+
+/** Interleaved samples, 1 or 3 channels; 1-channel images run through the model as grey RGB. */
+export interface Samples {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  /** Largest sample value: 255 or 65535. */
+  max: number;
+  data: Uint8Array | Uint16Array;
+}
+
+export interface InferOptions {
+  /** Window contribution in input pixels; 0 = whole image. */
+  tile: number;
+  /** Context added on each inner side of a window, in input pixels. */
+  overlap: number;
+  /** The model's scale (4 for RealESRGAN x4). */
+  scale: number;
+  /** Called after each window with the number done. */
+  onTile?: (done: number, plan: TilePlan) => void;
+}
+
+/** Runs `session` over `image`; the result has the same channel count and sample type, `scale` times larger. */
+export async function runTiled(session: ort.InferenceSession, image: Samples, options: InferOptions): Promise<Samples> {
+  const { width, height, channels, max, data } = image;
+  const S = options.scale;
+  const plan = planTiles(width, height, options.tile, options.overlap);
+  const outW = width * S;
+  const outH = height * S;
+  const out = data instanceof Uint16Array ? new Uint16Array(outW * outH * channels) : new Uint8Array(outW * outH * channels);
+  const winW = plan.x.size;
+  const winH = plan.y.size;
+  const bandH = winH * S;
+  const band = new Float32Array(bandH * outW * channels);
+  const input = new Float32Array(3 * winH * winW);
+  const plane = winH * winW;
+  const xWeights = plan.x.starts.map((_, i) => axisWeights(plan.x, i, S));
+  let done = 0;
+
+  for (let j = 0; j < plan.y.starts.length; j++) {
+    const y0 = plan.y.starts[j];
+    const yWeights = axisWeights(plan.y, j, S);
+    for (let i = 0; i < plan.x.starts.length; i++) {
+      const x0 = plan.x.starts[i];
+      // Window → CHW float tensor in [0,1].
+      for (let y = 0; y < winH; y++) {
+        let s = ((y0 + y) * width + x0) * channels;
+        let d = y * winW;
+        for (let x = 0; x < winW; x++, d++, s += channels) {
+          const r = data[s] / max;
+          input[d] = r;
+          input[plane + d] = channels === 3 ? data[s + 1] / max : r;
+          input[2 * plane + d] = channels === 3 ? data[s + 2] / max : r;
+        }
+      }
+      const result = await session.run({ input: new ort.Tensor('float32', input, [1, 3, winH, winW]) });
+      const tensor = result.output;
+      const pred = tensor.data as Float32Array;
+      const pw = winW * S;
+      const ph = winH * S;
+      const pplane = pw * ph;
+      const wx = xWeights[i];
+      const bx = x0 * S;
+      for (let y = 0; y < ph; y++) {
+        const wy = yWeights[y];
+        let b = (y * outW + bx) * channels;
+        let p = y * pw;
+        for (let x = 0; x < pw; x++, p++) {
+          const w = wy * wx[x];
+          if (channels === 3) {
+            band[b++] += pred[p] * w;
+            band[b++] += pred[pplane + p] * w;
+            band[b++] += pred[2 * pplane + p] * w;
+          } else {
+            band[b++] += ((pred[p] + pred[pplane + p] + pred[2 * pplane + p]) / 3) * w;
+          }
+        }
+      }
+      tensor.dispose();
+      options.onTile?.(++done, plan);
+    }
+    // Rows above the next window row are final: quantise them and slide the rest of the band up.
+    const next = plan.y.starts[j + 1];
+    const finalRows = next === undefined ? bandH : (next - y0) * S;
+    const rowBase = y0 * S * outW * channels;
+    const n = finalRows * outW * channels;
+    for (let k = 0; k < n; k++) {
+      const v = Math.round(band[k] * max);
+      out[rowBase + k] = v < 0 ? 0 : v > max ? max : v;
+    }
+    band.copyWithin(0, n);
+    band.fill(0, band.length - n);
+  }
+  return { width: outW, height: outH, channels, max, data: out };
+}

@@ -1,0 +1,90 @@
+/**
+ * Input: checks an image from its header, then decodes it to sRGB samples the model can read, with EXIF
+ * orientation applied and alpha split off. Every refusal is an `EnhanceError` with a one-line reason.
+ */
+import sharp, { type Metadata } from 'sharp';
+import { EnhanceError } from '../errors.js';
+
+/** Formats accepted as input. SVG and PDF are left out on purpose: they can reference other files. */
+export const INPUT_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
+
+/** A decoded image, interleaved, 3 colour channels in sRGB. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  bits: 8 | 16;
+  /** width * height * 3 samples. */
+  rgb: Uint8Array | Uint16Array;
+  /** width * height samples, or null when the image is opaque. */
+  alpha: Uint8Array | Uint16Array | null;
+  /** The source had no colour: the result is written as greyscale too. */
+  grey: boolean;
+  /** Detected container format, e.g. `png`. */
+  format: string;
+}
+
+/** Reads sharp's error text into a reason a person understands. */
+function decodeReason(message: string): string {
+  if (/unsupported image format/i.test(message)) return 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)';
+  if (/premature end|truncated|unexpected end|corrupt|invalid|bad |read error|damaged/i.test(message)) {
+    return `the image data is damaged or truncated (${message.split('\n')[0].replace(/^[^:]*:\s*/, '').trim()})`;
+  }
+  return `the image could not be decoded (${message.split('\n')[0]})`;
+}
+
+const megapixels = (pixels: number) => `${(pixels / 1e6).toFixed(1)} MP`;
+
+/** Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. */
+export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<DecodedImage> {
+  if (bytes.length === 0) throw new EnhanceError('the file is empty (0 bytes)', 'input');
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+  }
+  const format = meta.format ?? 'unknown';
+  if (!(INPUT_FORMATS as readonly string[]).includes(format)) {
+    throw new EnhanceError(`${format.toUpperCase()} input is not accepted: send PNG, JPEG, WebP, GIF, TIFF or AVIF`, 'input');
+  }
+  if ((meta.pages ?? 1) > 1) {
+    throw new EnhanceError(`animated or multi-page images are not supported (${meta.pages} frames): send a single still image`, 'input');
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (width * height > maxPixels) {
+    throw new EnhanceError(
+      `the image is ${width}x${height} (${megapixels(width * height)}), over the limit of ${megapixels(maxPixels)}`,
+      'input',
+    );
+  }
+
+  const bits = meta.depth === 'ushort' ? 16 : 8;
+  const grey = meta.space === 'b-w' || meta.space === 'grey16';
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' })
+      .rotate()
+      .toColourspace(bits === 16 ? 'rgb16' : 'srgb')
+      .raw({ depth: bits === 16 ? 'ushort' : 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const samples =
+      bits === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const pixels = info.width * info.height;
+    if (info.channels === 3) return { width: info.width, height: info.height, bits, rgb: samples, alpha: null, grey, format };
+    const rgb = bits === 16 ? new Uint16Array(pixels * 3) : new Uint8Array(pixels * 3);
+    const alpha = bits === 16 ? new Uint16Array(pixels) : new Uint8Array(pixels);
+    let opaque = true;
+    const max = bits === 16 ? 65535 : 255;
+    for (let p = 0; p < pixels; p++) {
+      rgb[p * 3] = samples[p * 4];
+      rgb[p * 3 + 1] = samples[p * 4 + 1];
+      rgb[p * 3 + 2] = samples[p * 4 + 2];
+      alpha[p] = samples[p * 4 + 3];
+      if (alpha[p] !== max) opaque = false;
+    }
+    return { width: info.width, height: info.height, bits, rgb, alpha: opaque && !meta.hasAlpha ? null : alpha, grey, format };
+  } catch (error) {
+    if (error instanceof EnhanceError) throw error;
+    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+  }
+}

