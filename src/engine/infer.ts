@@ -5,7 +5,7 @@
  * float band one window high (the rows that later windows still add to) are alive at a time.
  */
 import ort from 'onnxruntime-node';
-import { axisWeights, planTiles, type TilePlan } from './tiler.js';
+import { blendWeights, planTiles, type TilePlan } from './tiler.js';
 
 /** Interleaved samples, 1 or 3 channels; 1-channel images run through the model as grey RGB. */
 export interface Samples {
@@ -42,12 +42,13 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
   const band = new Float32Array(bandH * outW * channels);
   const input = new Float32Array(3 * winH * winW);
   const plane = winH * winW;
-  const xWeights = plan.x.starts.map((_, i) => axisWeights(plan.x, i, S));
+  const xWeights = blendWeights(plan.x, S);
+  const yWeightsAll = blendWeights(plan.y, S);
   let done = 0;
 
   for (let j = 0; j < plan.y.starts.length; j++) {
     const y0 = plan.y.starts[j];
-    const yWeights = axisWeights(plan.y, j, S);
+    const yWeights = yWeightsAll[j];
     for (let i = 0; i < plan.x.starts.length; i++) {
       const x0 = plan.x.starts[i];
       // Window → CHW float tensor in [0,1].

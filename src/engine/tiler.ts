@@ -4,8 +4,8 @@
  * Windows all have one shape (so the runtime reuses its memory plan) and lie inside the image, spread evenly so
  * that neighbours overlap by at least twice the overlap margin. A window at the image edge therefore sees the
  * real border exactly as a whole-image run does, instead of padding that the whole-image run never saw.
- * Overlaps are cross-faded with linear weights that sum to exactly one, so no normalisation pass is needed and
- * the seams of hard crops (RRDBNet's receptive field is large) do not appear.
+ * Overlaps are cross-faded with linear weights normalised to sum to exactly one, so the seams of hard crops
+ * (RRDBNet's receptive field is large) do not appear.
  */
 
 /** Window positions along one axis. */
@@ -43,21 +43,29 @@ export function planTiles(width: number, height: number, tile: number, overlap: 
 }
 
 /**
- * Blend weights along one axis for window `i`, at output resolution (`scale` output pixels per input pixel):
- * a linear ramp across the part shared with each neighbour, 1 elsewhere. Ramps of neighbours are
- * complementary, so weights of all windows covering a pixel sum to 1.
+ * Blend weights along one axis, one array per window at output resolution (`scale` output pixels per input
+ * pixel): each window ramps linearly up from its edges across the part it shares with each neighbour, and
+ * the weights are then divided by their sum at every position. Because the 2-D weight is the product of the
+ * two axes', the products of these normalised weights also sum to exactly one, even where three windows
+ * overlap (small tiles with a large overlap).
  */
-export function axisWeights(plan: AxisPlan, i: number, scale: number): Float32Array {
+export function blendWeights(plan: AxisPlan, scale: number): Float32Array[] {
   const size = plan.size * scale;
-  const w = new Float32Array(size).fill(1);
-  const start = plan.starts[i];
-  if (i > 0) {
-    const shared = (plan.starts[i - 1] + plan.size - start) * scale;
-    for (let u = 0; u < shared; u++) w[u] = (u + 0.5) / shared;
-  }
-  if (i < plan.starts.length - 1) {
-    const shared = (start + plan.size - plan.starts[i + 1]) * scale;
-    for (let u = 0; u < shared; u++) w[size - 1 - u] *= (u + 0.5) / shared;
-  }
-  return w;
+  const { starts } = plan;
+  const raw = starts.map((start, i) => {
+    const w = new Float32Array(size).fill(1);
+    if (i > 0) {
+      const shared = (starts[i - 1] + plan.size - start) * scale;
+      for (let u = 0; u < shared; u++) w[u] = (u + 0.5) / shared;
+    }
+    if (i < starts.length - 1) {
+      const shared = (start + plan.size - starts[i + 1]) * scale;
+      for (let u = 0; u < shared; u++) w[size - 1 - u] = Math.min(w[size - 1 - u], (u + 0.5) / shared);
+    }
+    return w;
+  });
+  const total = new Float64Array((starts.at(-1)! + plan.size) * scale);
+  raw.forEach((w, i) => w.forEach((v, u) => (total[starts[i] * scale + u] += v)));
+  raw.forEach((w, i) => w.forEach((v, u) => (w[u] = v / total[starts[i] * scale + u])));
+  return raw;
 }

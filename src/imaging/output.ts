@@ -4,7 +4,7 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import type { Tune } from '../types.js';
-import { applyGentle } from './tune.js';
+import { adjustColour, sharpenGently } from './tune.js';
 
 export interface ModelOutput {
   width: number;
@@ -35,24 +35,25 @@ async function toSamples(pipeline: Sharp, bits: 8 | 16): Promise<Uint8Array | Ui
   return bits === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data);
 }
 
-/** Produces the final PNG from the model's output. */
+/** Produces the final PNG from the model's output (whose samples the touch-up may change in place). */
 export async function finishPng(image: ModelOutput, options: FinishOptions): Promise<{ png: Buffer; channels: number }> {
   const { width, height, bits, alpha, grey } = image;
   const gentle = options.tune === 'gentle';
   const colour = grey ? 1 : 3;
   const channels = (colour + (alpha ? 1 : 0)) as 1 | 2 | 3 | 4;
+  if (gentle) adjustColour(image.rgb, bits === 16 ? 65535 : 255);
   let pipeline: Sharp;
   if (channels === 3) {
-    // The common case runs as one pipeline: touch-up, resize and encode.
+    // The common case runs as one pipeline: sharpening, resize and encode.
     pipeline = rawInput(image.rgb, width, height, 3);
     if (bits === 16) pipeline = pipeline.toColourspace('rgb16');
-    if (gentle) pipeline = applyGentle(pipeline, bits);
+    if (gentle) pipeline = sharpenGently(pipeline);
   } else {
     let rgb = image.rgb;
     if (gentle) {
-      let tuned = rawInput(rgb, width, height, 3);
-      if (bits === 16) tuned = tuned.toColourspace('rgb16');
-      rgb = await toSamples(applyGentle(tuned, bits), bits);
+      let sharpened = rawInput(rgb, width, height, 3);
+      if (bits === 16) sharpened = sharpened.toColourspace('rgb16');
+      rgb = await toSamples(sharpenGently(sharpened).toColourspace(bits === 16 ? 'rgb16' : 'srgb'), bits);
     }
     pipeline = rawInput(interleave(rgb, alpha, grey, width * height, bits), width, height, channels);
   }
@@ -96,7 +97,9 @@ export async function resizeAlpha(
   scale: number,
   bits: 8 | 16,
 ): Promise<Uint8Array | Uint16Array> {
-  let pipeline = rawInput(alpha, width, height, 1).resize(width * scale, height * scale, { kernel: 'lanczos3', fit: 'fill' });
-  if (bits === 16) pipeline = pipeline.toColourspace('grey16');
+  const pipeline = rawInput(alpha, width, height, 1)
+    .resize(width * scale, height * scale, { kernel: 'lanczos3', fit: 'fill' })
+    // Without this sharp hands back three channels.
+    .toColourspace(bits === 16 ? 'grey16' : 'b-w');
   return toSamples(pipeline, bits);
 }
