@@ -28,20 +28,27 @@ export const DEFAULT_MAX_PIXELS = 16_000_000;
 export const DEFAULT_OVERLAP = 16;
 
 /**
- * Working memory per window pixel, measured with onnxruntime's CPU provider (arena off): RRDBNet keeps 64
- * channels at 4x resolution alive; the compact net works at 1x. Unknown models get the larger figure.
+ * Working memory per window pixel, measured with onnxruntime's CPU provider (arena off) on 128-512 px windows:
+ * RRDBNet keeps 64 channels at 4x resolution alive, the compact net works at 1x. Unknown models get the larger.
  */
-const BYTES_PER_WINDOW_PIXEL: Record<string, number> = { x4plus: 15_000, x4fast: 2_500 };
-/** Peak memory the engine aims for, the output samples aside. */
-const MEMORY_BUDGET = 1.1e9;
+const BYTES_PER_WINDOW_PIXEL: Record<string, number> = { x4plus: 15_500, x4fast: 3_800 };
+/** Memory for a window's activations plus the blending band; with the process itself this stays under 1.5 GB. */
+const WINDOW_BUDGET = 1.05e9;
+/** The blending band: float32 RGB at 4x for one window height across the image (4 * 4 * 3 * 4 bytes). */
+const BAND_BYTES_PER_WINDOW_ROW_PIXEL = 192;
 
-/** Picks a tile for `auto`: the largest window that fits the memory budget (GPU: 192, as on an 8 GB card). */
+/**
+ * Picks a tile for `auto`: the largest window whose activations and blending band fit the memory budget (the
+ * whole image when it fits). On a GPU 192, which fits an 8 GB card.
+ */
 export function autoTile(model: string, device: Device, width: number, height: number, overlap: number): number {
   if (device === 'cuda') return 192;
-  const perPixel = BYTES_PER_WINDOW_PIXEL[model] ?? 15_000;
-  const budget = Math.min(MEMORY_BUDGET, os.freemem() * 0.5);
-  const side = Math.floor(Math.sqrt(budget / perPixel));
-  if (width <= side && height <= side) return 0;
+  const perPixel = BYTES_PER_WINDOW_PIXEL[model] ?? 15_500;
+  const budget = Math.min(WINDOW_BUDGET, os.freemem() * 0.5);
+  const cost = (side: number) => perPixel * side * side + BAND_BYTES_PER_WINDOW_ROW_PIXEL * side * width;
+  if (cost(Math.max(width, height)) <= budget) return 0;
+  let side = Math.floor(Math.sqrt(budget / perPixel));
+  while (side > 64 && cost(side) > budget) side -= 8;
   return Math.max(32, side - 2 * overlap);
 }
 

@@ -39,7 +39,8 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
   const winW = plan.x.size;
   const winH = plan.y.size;
   const bandH = winH * S;
-  const band = new Float32Array(bandH * outW * channels);
+  // One window needs no blending: its output is written straight into `out` (see below).
+  const band = new Float32Array(plan.count === 1 ? 0 : bandH * outW * channels);
   const input = new Float32Array(3 * winH * winW);
   const plane = winH * winW;
   const inv = 1 / max;
@@ -69,6 +70,12 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
       const pw = winW * S;
       const ph = winH * S;
       const pplane = pw * ph;
+      if (plan.count === 1) {
+        quantizePlanes(pred, pplane, out, channels, max);
+        tensor.dispose();
+        options.onTile?.(++done, plan);
+        break;
+      }
       const wx = xWeights[i];
       const bx = x0 * S;
       for (let y = 0; y < ph; y++) {
@@ -89,6 +96,7 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
       tensor.dispose();
       options.onTile?.(++done, plan);
     }
+    if (plan.count === 1) break;
     // Rows above the next window row are final: quantise them and slide the rest of the band up.
     const next = plan.y.starts[j + 1];
     const finalRows = next === undefined ? bandH : (next - y0) * S;
@@ -112,5 +120,21 @@ function quantize(from: Float32Array, to: Uint8Array | Uint16Array, max: number)
   for (let k = 0; k < from.length; k++) {
     const v = from[k] * max + 0.5;
     to[k] = v < 0 ? 0 : v > max ? max : v;
+  }
+}
+
+/** Model output planes (CHW) straight to interleaved integer samples; one channel takes the mean of three. */
+function quantizePlanes(pred: Float32Array, plane: number, to: Uint8Array | Uint16Array, channels: 1 | 3, max: number): void {
+  const target = max === 255 ? new Uint8ClampedArray(to.buffer, to.byteOffset, to.length) : to;
+  // Uint8ClampedArray rounds on store; Uint16Array truncates, so add 0.5 there (values are within [0,1]).
+  const half = max === 255 ? 0 : 0.5;
+  if (channels === 3) {
+    for (let p = 0, o = 0; p < plane; p++) {
+      target[o++] = pred[p] * max + half;
+      target[o++] = pred[plane + p] * max + half;
+      target[o++] = pred[2 * plane + p] * max + half;
+    }
+  } else {
+    for (let p = 0; p < plane; p++) target[p] = ((pred[p] + pred[plane + p] + pred[2 * plane + p]) / 3) * max + half;
   }
 }
