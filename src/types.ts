@@ -34,6 +34,21 @@ export interface EnhanceRequest {
   name: string;
   /** Anything left out takes its default. */
   options?: Partial<EnhanceOptions>;
+  /** Who asked, e.g. `telegram:1234`: limits and cancel are per owner. Default `local`. */
+  owner?: string;
+  /** Where the answer goes; kept with the job across restarts (see `ReplyTo`). */
+  replyTo?: ReplyTo;
+  /** Also make the PDF summary. */
+  report?: boolean;
+}
+
+/**
+ * The adapter that took a request and what it needs to answer it (a chat and message id, a file in the inbox).
+ * Stored as JSON with the job, so only plain data.
+ */
+export interface ReplyTo {
+  adapter: string;
+  [key: string]: unknown;
 }
 
 export interface ImageSize {
@@ -52,6 +67,10 @@ export interface StageTimes {
   infer: number;
   encode: number;
   total: number;
+  /** In the queue: time waiting before the job started. */
+  wait?: number;
+  /** In the queue: making the preview, comparison and PDF. */
+  render?: number;
 }
 
 /** What one enhancement produced. */
@@ -71,6 +90,14 @@ export interface EnhanceResult {
   /** Hash of the input bytes, the normalised options and the model checksum: equal signature, equal result. */
   signature: string;
   ms: StageTimes;
+  /** Thumbnail JPEG, longest side at most 512 px (added by the queue). */
+  preview?: Buffer;
+  /** Before/after JPEG (added by the queue). */
+  compare?: Buffer;
+  /** The PDF summary, when the request asked for it. */
+  pdf?: Buffer;
+  /** The result came from the cache: an earlier job had the same signature. */
+  cached?: boolean;
 }
 
 /** Reported after every tile. */
@@ -79,4 +106,23 @@ export interface EnhanceProgress {
   tilesTotal: number;
   /** Estimated milliseconds left, from the throughput measured so far. */
   etaMs: number;
+}
+
+/** A job's life: waiting in line, active (on the accelerator or being finished), then one of the three ends. */
+export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled';
+
+/** A job as the queue reports it. The input bytes stay in the spool, not here. */
+export interface Job {
+  /** Short, unique, sortable by creation. */
+  id: string;
+  request: Omit<EnhanceRequest, 'input' | 'options'> & { options: EnhanceOptions };
+  state: JobState;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  /** From the header, checked at submit. */
+  width: number;
+  height: number;
+  bytes: number;
+  /** Set when the job failed or was cancelled: the one-line reason. */
+  reason?: string;
 }

@@ -21,6 +21,8 @@ export interface EnhanceContext {
   /** Overlap added around each window, in input pixels (default 16). */
   overlap?: number;
   onProgress?: (progress: EnhanceProgress) => void;
+  /** Stops the run between two tiles; `enhance` then rejects with the signal's reason. */
+  signal?: AbortSignal;
   logger?: Logger;
 }
 
@@ -68,6 +70,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const options = normalizeOptions(request.options);
   const overlap = context.overlap ?? DEFAULT_OVERLAP;
 
+  context.signal?.throwIfAborted();
   const t0 = performance.now();
   const image = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS);
   const tDecoded = performance.now();
@@ -94,6 +97,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
             tile,
             overlap,
             scale: model.entry.scale,
+            signal: context.signal,
             onTile: (done, plan) => report(done, plan.count),
           });
           windows.done += windows.total / passes;

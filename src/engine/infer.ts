@@ -24,6 +24,8 @@ export interface InferOptions {
   overlap: number;
   /** The model's scale (4 for RealESRGAN x4). */
   scale: number;
+  /** Checked before every window. */
+  signal?: AbortSignal;
   /** Called after each window with the number done. */
   onTile?: (done: number, plan: TilePlan) => void;
 }
@@ -53,6 +55,7 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
     const yWeights = yWeightsAll[j];
     for (let i = 0; i < plan.x.starts.length; i++) {
       const x0 = plan.x.starts[i];
+      options.signal?.throwIfAborted();
       // Window → CHW float tensor in [0,1].
       for (let y = 0; y < winH; y++) {
         let s = ((y0 + y) * width + x0) * channels;

@@ -34,8 +34,16 @@ function decodeReason(message: string): string {
 
 const megapixels = (pixels: number) => `${(pixels / 1e6).toFixed(1)} MP`;
 
-/** Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. */
-export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<DecodedImage> {
+/** What the header says, checked: a supported still image within the pixel limit. */
+export interface ImageHeader {
+  width: number;
+  height: number;
+  format: string;
+  meta: Metadata;
+}
+
+/** Checks the header of `bytes` without decoding the pixels; refuses anything over `maxPixels`. */
+export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageHeader> {
   if (bytes.length === 0) throw new EnhanceError('the file is empty (0 bytes)', 'input');
   let meta: Metadata;
   try {
@@ -50,15 +58,22 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise
   if ((meta.pages ?? 1) > 1) {
     throw new EnhanceError(`animated or multi-page images are not supported (${meta.pages} frames): send a single still image`, 'input');
   }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
+  // Orientations 5-8 swap the sides once EXIF rotation is applied.
+  const swap = (meta.orientation ?? 1) >= 5;
+  const width = (swap ? meta.height : meta.width) ?? 0;
+  const height = (swap ? meta.width : meta.height) ?? 0;
   if (width * height > maxPixels) {
     throw new EnhanceError(
       `the image is ${width}x${height} (${megapixels(width * height)}), over the limit of ${megapixels(maxPixels)}`,
       'input',
     );
   }
+  return { width, height, format, meta };
+}
 
+/** Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. */
+export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<DecodedImage> {
+  const { format, meta } = await probeImage(bytes, maxPixels);
   const bits = meta.depth === 'ushort' ? 16 : 8;
   const grey = meta.space === 'b-w' || meta.space === 'grey16';
   try {
