@@ -5,8 +5,11 @@
 export class EnhanceError extends Error {
   constructor(
     message: string,
-    /** `input`: the image; `options`: a bad option; `model`: models missing or damaged; `device`: accelerator. */
-    readonly kind: 'input' | 'options' | 'model' | 'device',
+    /**
+     * `input`: the image; `options`: a bad option; `model`: models missing or damaged; `device`: accelerator;
+     * `limit`: a per-person or service limit (queue full, shutting down); `cancelled`: stopped by its owner.
+     */
+    readonly kind: 'input' | 'options' | 'model' | 'device' | 'limit' | 'cancelled',
   ) {
     super(message);
     this.name = 'EnhanceError';

@@ -9,7 +9,11 @@ export const REDACT = ['token', 'password', 'secret', 'apiKey', '*.token', '*.pa
 
 /** A logger writing to stderr at `LOG_LEVEL` (default `fallback`). */
 export function createLogger(fallback = 'info'): Logger {
-  return pino({ level: process.env.LOG_LEVEL ?? fallback, redact: { paths: REDACT, censor: '[redacted]' } }, pino.destination(2));
+  return pino(
+    // No pid or hostname on every line: one process per service, and the lines stay short.
+    { level: process.env.LOG_LEVEL ?? fallback, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } },
+    pino.destination(2),
+  );
 }
 
 /** A logger that drops everything, for library use without one. */

@@ -150,7 +150,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
         total: tDecoded - t0 + (tDone - tInfer),
       },
     };
-    log.info({ name: request.name, signature: result.signature.slice(0, 12), ms: result.ms, tile, tiles }, 'enhanced');
+    log.debug({ name: request.name, signature: result.signature.slice(0, 12), ms: result.ms, tile, tiles }, 'enhanced');
     return result;
   } finally {
     await model.release();

@@ -1,0 +1,320 @@
+/**
+ * The hot folder: images dropped into the inbox (or `inbox/<preset>/`) are enhanced, results appear in the
+ * outbox, and the original moves to `inbox/done/` (or `inbox/failed/` with `<name>.error.txt` saying why).
+ *
+ * A file is taken once its size and modification time have held still for `settleMs`; files that settle
+ * together are taken oldest first. Taking a file moves it into `inbox/.working/<preset>/<job id>-<name>`
+ * before it is queued, so a restart can neither lose it nor take it twice: on start, a file there whose job
+ * the queue does not know is queued again under the same id.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Stats } from 'node:fs';
+import type { Preset } from '../../src/config.js';
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import type { Logger } from '../../src/log.js';
+import type { JobQueue, Outcome } from '../../src/queue/job-queue.js';
+import { JOB_ID, newJobId, writeAtomic } from '../../src/queue/spool.js';
+import type { Adapter } from '../../src/service/adapter.js';
+import type { Job } from '../../src/types.js';
+import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
+
+export interface HotFolderOptions {
+  inbox: string;
+  outbox: string;
+  /** Where the hot folder keeps its own small state (name reservations), e.g. `<data>/hotfolder`. */
+  stateDir: string;
+  /** `inbox/<name>/` runs with these options. */
+  presets: Record<string, Preset>;
+  /** Write the PDF summary (a preset may say otherwise). */
+  pdf: boolean;
+  settleMs: number;
+  /** Files larger than this are refused without being read. */
+  maxFileBytes: number;
+  logger: Logger;
+}
+
+/** What a hot-folder job carries in `request.replyTo`. */
+type HotFolderReply = {
+  adapter: 'hotfolder';
+  /** The original, relative to the inbox, while the job runs. */
+  working: string;
+  name: string;
+  preset: string;
+};
+
+/** The files a result is made of, by suffix. */
+const OUTPUTS = [
+  ['.png', 'png'],
+  ['.preview.jpg', 'preview'],
+  ['.compare.jpg', 'compare'],
+  ['.pdf', 'pdf'],
+] as const;
+
+const WORKING = '.working';
+/** The `.working/` folder of files from the inbox itself (a preset name cannot start with `_`). */
+const ROOT = '_';
+
+interface Candidate {
+  size: number;
+  mtimeMs: number;
+  /** When size and time were last seen to change. */
+  since: number;
+  seq: number;
+}
+
+export class HotFolder implements Adapter {
+  readonly name = 'hotfolder';
+  readonly trusted = true;
+  private readonly log: Logger;
+  private watcher?: FSWatcher;
+  private ticker?: NodeJS.Timeout;
+  private readonly candidates = new Map<string, Candidate>();
+  private seq = 0;
+  private ticking = false;
+  private queue?: JobQueue;
+  /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
+  private serial: Promise<unknown> = Promise.resolve();
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly options: HotFolderOptions) {
+    this.log = options.logger.child({ adapter: 'hotfolder' });
+  }
+
+  private get done() {
+    return path.join(this.options.inbox, 'done');
+  }
+
+  private get failed() {
+    return path.join(this.options.inbox, 'failed');
+  }
+
+  async start(queue: JobQueue): Promise<void> {
+    this.queue = queue;
+    const { inbox, outbox, stateDir } = this.options;
+    const working = path.join(inbox, WORKING);
+    for (const dir of [inbox, outbox, stateDir, this.done, this.failed, working, ...Object.keys(this.options.presets).map((p) => path.join(inbox, p))]) {
+      await fs.mkdir(dir, { recursive: true });
+      // A link here could send results anywhere on the machine.
+      if ((await fs.lstat(dir)).isSymbolicLink()) throw new Error(`${dir} is a symbolic link: the hot folder only writes into real folders`);
+    }
+    await this.resumeWorking();
+    await clearTemporaries([outbox, this.done, this.failed]);
+    this.watcher = watch(inbox, {
+      depth: 1,
+      followSymlinks: false,
+      ignoreInitial: false,
+      alwaysStat: true,
+      ignored: (file, stats) => this.ignored(file, stats),
+    });
+    this.watcher.on('add', (file, stats) => this.note(file, stats));
+    this.watcher.on('change', (file, stats) => this.note(file, stats));
+    this.watcher.on('error', (error) => this.log.error({ err: error }, 'watching the inbox failed'));
+    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    const every = Math.max(25, Math.min(250, this.options.settleMs / 4));
+    this.ticker = setInterval(() => void this.tick(), every);
+    this.log.info({ inbox, outbox, presets: Object.keys(this.options.presets) }, 'watching the inbox');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.ticker);
+    await this.watcher?.close();
+    await this.serial;
+  }
+
+  private lock<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(step, step);
+    this.serial = run.catch(() => {});
+    return run;
+  }
+
+  /** Which paths under the inbox are not ours to take. */
+  private ignored(file: string, stats?: Stats): boolean {
+    const rel = path.relative(this.options.inbox, file);
+    if (rel === '') return false;
+    const parts = rel.split(path.sep);
+    if (parts.some(isIgnoredName) || parts.length > 2) return true;
+    if (parts.length === 1) {
+      if (parts[0] === 'done' || parts[0] === 'failed') return true;
+      if (stats?.isDirectory() && !Object.hasOwn(this.options.presets, parts[0])) {
+        this.warnOnce(parts[0], `inbox/${parts[0]}/ is not a preset folder and is left alone (presets: ${Object.keys(this.options.presets).join(', ')})`);
+        return true;
+      }
+      return false;
+    }
+    return !Object.hasOwn(this.options.presets, parts[0]);
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(message);
+  }
+
+  private note(file: string, stats?: Stats): void {
+    if (stats?.isDirectory()) return;
+    const seen = this.candidates.get(file);
+    const size = stats?.size ?? -1;
+    const mtimeMs = stats?.mtimeMs ?? -1;
+    if (!seen) this.candidates.set(file, { size, mtimeMs, since: Date.now(), seq: this.seq++ });
+    else if (seen.size !== size || seen.mtimeMs !== mtimeMs) Object.assign(seen, { size, mtimeMs, since: Date.now() });
+  }
+
+  /** Checks every file not yet taken; those that held still long enough are taken, oldest first. */
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const now = Date.now();
+      const ready: Array<[string, Candidate]> = [];
+      for (const [file, seen] of this.candidates) {
+        const stats = await fs.lstat(file).catch(() => null);
+        if (!stats) {
+          this.candidates.delete(file);
+        } else if (stats.size !== seen.size || stats.mtimeMs !== seen.mtimeMs) {
+          Object.assign(seen, { size: stats.size, mtimeMs: stats.mtimeMs, since: now });
+        } else if (now - seen.since >= this.options.settleMs) {
+          ready.push([file, seen]);
+        }
+      }
+      ready.sort(([, a], [, b]) => a.mtimeMs - b.mtimeMs || a.seq - b.seq);
+      for (const [file] of ready) {
+        this.candidates.delete(file);
+        await this.take(file);
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'checking the inbox failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Moves a settled file out of the way into `.working/` and queues it. */
+  private async take(file: string): Promise<void> {
+    const rel = path.relative(this.options.inbox, file).split(path.sep);
+    const preset = rel.length === 2 ? rel[0] : '';
+    const name = rel[rel.length - 1];
+    const id = newJobId();
+    const working = path.join(this.options.inbox, WORKING, preset || ROOT, `${id}-${name}`);
+    await fs.mkdir(path.dirname(working), { recursive: true });
+    try {
+      await fs.rename(file, working);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // Taken away again before it settled.
+      throw error;
+    }
+    this.log.info({ file: path.relative(this.options.inbox, file), job: id }, 'taken from the inbox');
+    await this.submit(working, id, preset, name);
+  }
+
+  /** Files left in `.working/` by a run that stopped: queue again those the queue does not know. */
+  private async resumeWorking(): Promise<void> {
+    const root = path.join(this.options.inbox, WORKING);
+    for (const folder of await fs.readdir(root)) {
+      const preset = folder === ROOT ? '' : folder;
+      if (preset && !Object.hasOwn(this.options.presets, preset)) continue;
+      for (const entry of (await fs.readdir(path.join(root, folder))).sort()) {
+        const id = entry.slice(0, 15);
+        if (!JOB_ID.test(id) || entry[15] !== '-') continue;
+        if (this.queue!.get(id)) continue;
+        this.log.info({ job: id }, 'queueing again a file taken before the last stop');
+        await this.submit(path.join(root, folder, entry), id, preset, entry.slice(16));
+      }
+    }
+    // Reservations whose job no longer has a file in .working/ were delivered.
+    for (const entry of await fs.readdir(this.options.stateDir)) {
+      const id = entry.replace(/\.json$/, '');
+      if (JOB_ID.test(id) && !(await this.findWorking(id))) await fs.rm(path.join(this.options.stateDir, entry), { force: true });
+    }
+  }
+
+  private async findWorking(id: string): Promise<boolean> {
+    const root = path.join(this.options.inbox, WORKING);
+    for (const folder of await fs.readdir(root)) {
+      if ((await fs.readdir(path.join(root, folder))).some((e) => e.startsWith(`${id}-`))) return true;
+    }
+    return false;
+  }
+
+  private async submit(working: string, id: string, preset: string, name: string): Promise<void> {
+    try {
+      const stats = await fs.lstat(working);
+      if (stats.isSymbolicLink()) throw new EnhanceError('symbolic links are not taken: put the image file itself in the inbox', 'input');
+      if (!stats.isFile()) throw new EnhanceError('not a regular file', 'input');
+      if (stats.size > this.options.maxFileBytes) {
+        throw new EnhanceError(`the file is ${(stats.size / 1e6).toFixed(1)} MB, over the limit of ${(this.options.maxFileBytes / 1e6).toFixed(1)} MB`, 'input');
+      }
+      const { report, ...options } = this.options.presets[preset] ?? {};
+      const replyTo: HotFolderReply = { adapter: 'hotfolder', working: path.relative(this.options.inbox, working), name, preset };
+      await this.queue!.submit(
+        { input: await fs.readFile(working), name, owner: 'hotfolder', replyTo, report: report ?? this.options.pdf, options },
+        id,
+      );
+    } catch (error) {
+      if (!(error instanceof EnhanceError)) this.log.error({ err: error, job: id }, 'queueing a file failed');
+      await this.moveToFailed(id, working, name, reasonOf(error));
+    }
+  }
+
+  async deliver(job: Job, outcome: Outcome): Promise<void> {
+    const reply = job.request.replyTo as unknown as HotFolderReply;
+    const working = inside(path.join(this.options.inbox, WORKING), path.relative(WORKING, reply.working));
+    if (outcome.state === 'completed') await this.writeResults(job.id, working, reply.name, outcome);
+    else await this.moveToFailed(job.id, working, reply.name, outcome.reason);
+  }
+
+  /** A reservation: names picked for a job, kept until its original has moved, so a retry reuses them. */
+  private async reserve(id: string, pick: () => Promise<string>): Promise<string> {
+    const file = path.join(this.options.stateDir, `${id}.json`);
+    try {
+      return (JSON.parse(await fs.readFile(file, 'utf8')) as { stem: string }).stem;
+    } catch {
+      const stem = await pick();
+      await writeAtomic(file, JSON.stringify({ stem }));
+      return stem;
+    }
+  }
+
+  private writeResults(id: string, working: string, name: string, outcome: Extract<Outcome, { state: 'completed' }>): Promise<void> {
+    return this.lock(async () => {
+      // Gone from .working/: this job was delivered before a restart.
+      if (!(await exists(working))) return;
+      const { outbox } = this.options;
+      const stem = await this.reserve(id, () => freeStem(outbox, safeStem(name), OUTPUTS.map(([suffix]) => suffix)));
+      const written: string[] = [];
+      for (const [suffix, key] of OUTPUTS) {
+        const bytes = outcome.result[key];
+        if (!bytes) continue;
+        await writeAtomic(inside(outbox, stem + suffix), bytes);
+        written.push(stem + suffix);
+      }
+      const { name: base, ext } = path.parse(name);
+      const kept = await freeStem(this.done, base, [ext]);
+      await fs.rename(working, inside(this.done, kept + ext));
+      await fs.rm(path.join(this.options.stateDir, `${id}.json`), { force: true });
+      this.log.info({ job: id, outputs: written, original: `done/${kept}${ext}` }, 'results written');
+    });
+  }
+
+  private moveToFailed(id: string, working: string, name: string, reason: string): Promise<void> {
+    return this.lock(async () => {
+      if (!(await exists(working))) return;
+      const { name: base, ext } = path.parse(name);
+      const stem = await this.reserve(id, () => freeStem(this.failed, base, [ext, `${ext}.error.txt`]));
+      await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${reason}\n`);
+      await fs.rename(working, inside(this.failed, stem + ext));
+      await fs.rm(path.join(this.options.stateDir, `${id}.json`), { force: true });
+      this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason }, 'moved to failed/');
+    });
+  }
+}
+
+/** Removes our hidden temporary files (`.<name>.<hex>.tmp`) that a crash mid-write left behind. */
+async function clearTemporaries(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    for (const entry of await fs.readdir(dir)) {
+      if (/^\..+\.[0-9a-f]{8}\.tmp$/.test(entry)) await fs.rm(path.join(dir, entry), { force: true });
+    }
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * The job queue: one job on the accelerator at a time (better-queue, concurrency 1), durable across crashes,
+ * with per-person limits, cancel, a result cache and ETAs. Every front door submits `EnhanceRequest`s here and
+ * listens to the events; answers go out through the `deliver` function the service gives it.
+ *
+ * A job's life: `submit` checks the request (size, options, image header, the person's limit), writes it to the
+ * spool, and only then announces it `queued`. The worker runs the model (or takes the result from the cache),
+ * then hands the job to the finishing line, which renders the preview, comparison and PDF and delivers them
+ * while the next job is already on the accelerator. The spool entry goes only after delivery, so a crash at any
+ * point means the job runs again at the next start and its answer is still delivered.
+ */
+import { EventEmitter } from 'node:events';
+import BetterQueue from 'better-queue';
+import { enhance, signatureOf } from '../engine/enhance.js';
+import { EnhanceError, reasonOf } from '../errors.js';
+import { decodeBefore, makeComparison } from '../imaging/compare.js';
+import { probeImage } from '../imaging/input.js';
+import { makePreview } from '../imaging/preview.js';
+import { silentLogger, type Logger } from '../log.js';
+import { findModel, readManifest } from '../models/manifest.js';
+import { normalizeOptions } from '../options.js';
+import { modelsDir as defaultModelsDir } from '../paths.js';
+import { makeReport } from '../report/pdf.js';
+import type { EnhanceOptions, EnhanceProgress, EnhanceRequest, EnhanceResult, Job } from '../types.js';
+import { ResultCache } from './cache.js';
+import { newJobId, Spool } from './spool.js';
+import { Throughput } from './throughput.js';
+
+/** How a job ended, as handed to `deliver`. */
+export type Outcome =
+  | { state: 'completed'; result: EnhanceResult }
+  | { state: 'failed'; reason: string }
+  | { state: 'cancelled'; reason: string };
+
+/** Events, each with the job as it is now. */
+export interface JobQueueEvents {
+  /** Accepted and on disk; `position` 1 means next in line, `etaMs` until it is done. */
+  queued: [job: Job, info: { position: number; etaMs: number }];
+  started: [job: Job];
+  progress: [job: Job, progress: EnhanceProgress];
+  completed: [job: Job, result: EnhanceResult];
+  failed: [job: Job, reason: string];
+  cancelled: [job: Job, reason: string];
+}
+
+export interface JobQueueOptions {
+  /** Spool, cache and state live here. */
+  dataDir: string;
+  modelsDir?: string;
+  /** Options every request starts from (the service's configured model, device, tile). */
+  defaults?: Partial<EnhanceOptions>;
+  maxPixels?: number;
+  maxFileBytes?: number;
+  /** Jobs an owner may have waiting or active; Infinity for none. */
+  limitFor?: (request: Job['request']) => number;
+  /** Result cache size in bytes (0: no reuse). */
+  cacheMaxBytes?: number;
+  /**
+   * Hands a finished job's answer to its person. Called again after a restart when it did not resolve, so
+   * it must be idempotent. The job leaves the spool once it resolves.
+   */
+  deliver: (job: Job, outcome: Outcome) => Promise<void>;
+  logger?: Logger;
+}
+
+/** Thrown into a running job's signal when the service stops: the job stays in the spool. */
+class Shutdown extends Error {}
+
+/** Finished jobs remembered for `get` and status questions. */
+const REMEMBER_FINISHED = 200;
+/** Jobs whose finishing may queue up behind the accelerator before it waits: bounds memory. */
+const MAX_FINISHING = 2;
+
+export class JobQueue extends EventEmitter<JobQueueEvents> {
+  private readonly spool: Spool;
+  private readonly cache: ResultCache;
+  private readonly throughput: Throughput;
+  private readonly log: Logger;
+  private readonly models: string;
+  private readonly jobs = new Map<string, Job>();
+  /** Waiting job ids in the order they run. */
+  private readonly line: string[] = [];
+  private readonly worker: BetterQueue<{ id: string }>;
+  private running = false;
+  private closing = false;
+  private active: { job: Job; controller: AbortController; done: Promise<void>; etaMs: number } | null = null;
+  private finishing: Promise<void> = Promise.resolve();
+  private finishingCount = 0;
+
+  constructor(private readonly options: JobQueueOptions) {
+    super();
+    this.spool = new Spool(options.dataDir);
+    this.cache = new ResultCache(options.dataDir, options.cacheMaxBytes ?? 2e9);
+    this.throughput = new Throughput(options.dataDir);
+    this.log = options.logger ?? silentLogger;
+    this.models = options.modelsDir ?? defaultModelsDir();
+    this.worker = new BetterQueue<{ id: string }>(
+      (task: { id: string }, cb: (error?: unknown) => void) => {
+        this.process(task.id).then(() => cb(), cb);
+      },
+      { concurrent: 1, id: 'id', maxRetries: 0, afterProcessDelay: 0 },
+    );
+  }
+
+  /** Loads the jobs an earlier run left unfinished; they run, oldest first, once `run` is called. */
+  async recover(): Promise<Job[]> {
+    const recovered = await this.spool.recover();
+    for (const job of recovered) {
+      this.jobs.set(job.id, job);
+      this.line.push(job.id);
+      this.log.info({ job: job.id, state: 'waiting', name: job.request.name, owner: job.request.owner }, 'job recovered from the spool');
+    }
+    return recovered;
+  }
+
+  /** Starts taking jobs off the line. */
+  run(): void {
+    if (this.running) return;
+    this.running = true;
+    for (const waiting of this.line) this.worker.push({ id: waiting });
+  }
+
+  /**
+   * Checks and queues a request. Resolves once it is on disk, after the `queued` event; rejects with an
+   * `EnhanceError` naming what is wrong (bad image, too large, unknown model, over the person's limit).
+   * With `id` of a job already known, that job is returned: submitting is idempotent.
+   */
+  async submit(request: EnhanceRequest, id?: string): Promise<Job> {
+    if (id !== undefined && this.jobs.has(id)) return this.jobs.get(id)!;
+    if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    const maxBytes = this.options.maxFileBytes ?? Infinity;
+    if (request.input.length > maxBytes) {
+      throw new EnhanceError(`the file is ${mb(request.input.length)}, over the limit of ${mb(maxBytes)}`, 'input');
+    }
+    const options = normalizeOptions({ ...this.options.defaults, ...request.options });
+    findModel(await readManifest(this.models), options.model);
+    const header = await probeImage(request.input, this.options.maxPixels ?? Infinity);
+    const { input: _bytes, ...rest } = request;
+    const job: Job = {
+      id: id ?? newJobId(),
+      request: { ...rest, owner: request.owner ?? 'local', options },
+      state: 'waiting',
+      createdAt: Date.now(),
+      width: header.width,
+      height: header.height,
+      bytes: request.input.length,
+    };
+    const limit = this.options.limitFor?.(job.request) ?? Infinity;
+    const mine = [...this.jobs.values()].filter((j) => j.request.owner === job.request.owner && (j.state === 'waiting' || j.state === 'active'));
+    if (mine.length >= limit) {
+      throw new EnhanceError(
+        `you already have ${mine.length} image${mine.length > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
+        'limit',
+      );
+    }
+    await this.spool.write(job, request.input);
+    this.jobs.set(job.id, job);
+    this.line.push(job.id);
+    const position = this.positionOf(job.id);
+    const etaMs = this.etaOf(job.id);
+    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner: job.request.owner, position }, 'job queued');
+    this.emit('queued', job, { position, etaMs });
+    if (this.running) this.worker.push({ id: job.id });
+    return job;
+  }
+
+  /** The job with `id`, while it is known (waiting, active, or among the recently finished). */
+  get(id: string): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** Jobs waiting or active, in the order they run; only `owner`'s when given. */
+  pending(owner?: string): Job[] {
+    const list = [...(this.active ? [this.active.job] : []), ...this.line.map((id) => this.jobs.get(id)!)];
+    return owner === undefined ? list : list.filter((j) => j.request.owner === owner);
+  }
+
+  /** 1 for the job on the accelerator or next in line, and so on; 0 when not pending. */
+  positionOf(id: string): number {
+    return this.pending().findIndex((j) => j.id === id) + 1;
+  }
+
+  /** Estimated milliseconds until `id` is done: what is left of the active job and everything ahead of it. */
+  etaOf(id: string): number {
+    let eta = 0;
+    for (const job of this.pending()) {
+      eta += job === this.active?.job ? this.active.etaMs : this.throughput.estimate(job.request.options.model, job.width * job.height);
+      if (job.id === id) return eta;
+    }
+    return 0;
+  }
+
+  /** Cancels a waiting or running job; only its owner may. */
+  async cancel(id: string, owner: string): Promise<Job> {
+    const job = this.jobs.get(id);
+    if (!job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');
+    if (job.request.owner !== owner) throw new EnhanceError('only the person who sent an image can cancel it', 'options');
+    const reason = 'cancelled by its owner';
+    if (job.state === 'active' && this.active?.job === job) {
+      this.active.controller.abort(new EnhanceError(reason, 'cancelled'));
+      await this.active.done;
+      return job;
+    }
+    this.worker.cancel(id);
+    this.unline(id);
+    await this.settle(job, { state: 'cancelled', reason });
+    return job;
+  }
+
+  /**
+   * Stops taking work: new submits are refused, the running job gets `graceMs` to finish and is then stopped
+   * (it stays in the spool and runs again at the next start), answers already made are delivered.
+   */
+  async close(graceMs = 15_000): Promise<void> {
+    this.closing = true;
+    this.worker.pause();
+    const active = this.active;
+    if (active) {
+      const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), graceMs).unref());
+      if ((await Promise.race([active.done.then(() => 'done' as const), timer])) === 'late') {
+        this.log.warn({ job: active.job.id }, 'stopping the running job; it runs again at the next start');
+        active.controller.abort(new Shutdown('shutting down'));
+        await active.done;
+      }
+    }
+    await this.finishing;
+    await new Promise<void>((resolve) => this.worker.destroy(() => resolve()));
+  }
+
+  private unline(id: string): void {
+    const at = this.line.indexOf(id);
+    if (at >= 0) this.line.splice(at, 1);
+  }
+
+  /** The worker: one job on the accelerator. */
+  private async process(id: string): Promise<void> {
+    const job = this.jobs.get(id);
+    if (!job || job.state !== 'waiting' || this.closing) return;
+    // Keep the finishing line short, so results waiting to be rendered cannot pile up in memory.
+    while (this.finishingCount >= MAX_FINISHING) await this.finishing;
+    this.unline(id);
+    job.state = 'active';
+    const controller = new AbortController();
+    let resolveDone!: () => void;
+    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    const estimate = this.throughput.estimate(job.request.options.model, job.width * job.height);
+    this.active = { job, controller, done, etaMs: estimate };
+    const startedAt = Date.now();
+    this.log.info({ job: id, state: 'active', name: job.request.name }, 'job started');
+    this.emit('started', job);
+    try {
+      const input = await this.spool.readInput(id);
+      const result = await this.enhanceOrReuse(job, input, controller.signal);
+      result.ms.wait = startedAt - job.createdAt;
+      this.finishingCount++;
+      this.finishing = this.finishing.then(() => this.finish(job, input, result)).finally(() => this.finishingCount--);
+    } catch (error) {
+      const reason = controller.signal.reason;
+      if (reason instanceof Shutdown) {
+        job.state = 'waiting';
+        this.log.info({ job: id, state: 'waiting' }, 'job stopped for shutdown, kept for the next start');
+      } else if (error instanceof EnhanceError && error.kind === 'cancelled') {
+        await this.settle(job, { state: 'cancelled', reason: error.message });
+      } else {
+        if (!(error instanceof EnhanceError)) this.log.error({ job: id, err: error }, 'job failed unexpectedly');
+        await this.settle(job, { state: 'failed', reason: reasonOf(error) });
+      }
+    } finally {
+      this.active = null;
+      resolveDone();
+    }
+  }
+
+  private async enhanceOrReuse(job: Job, input: Buffer, signal: AbortSignal): Promise<EnhanceResult> {
+    const { options } = job.request;
+    const entry = findModel(await readManifest(this.models), options.model);
+    const signature = signatureOf(input, options, entry.sha256);
+    const cached = this.options.cacheMaxBytes === 0 ? null : await this.cache.get(signature);
+    if (cached) {
+      this.log.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
+      return { ...cached, cached: true, ms: { ...cached.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 } };
+    }
+    const result = await enhance(
+      { input, name: job.request.name, options },
+      {
+        modelsDir: this.models,
+        maxPixels: this.options.maxPixels,
+        signal,
+        logger: this.log,
+        onProgress: (progress) => {
+          if (this.active) this.active.etaMs = progress.etaMs;
+          this.emit('progress', job, progress);
+        },
+      },
+    );
+    await this.throughput.learn(options.model, result.device, job.width * job.height, result.ms.infer);
+    // Kept until delivery even with the cache off: a crash after this point resumes from here.
+    await this.cache.put(result);
+    return { ...result, cached: false };
+  }
+
+  /** Renders the preview, comparison and PDF, then delivers; runs while the next job is on the accelerator. */
+  private async finish(job: Job, input: Buffer, result: EnhanceResult): Promise<void> {
+    try {
+      const t = performance.now();
+      const before = await decodeBefore(input);
+      const [preview, compare] = await Promise.all([
+        makePreview(result.png),
+        makeComparison(input, result.png, result.output, result.options.model, before),
+      ]);
+      Object.assign(result, { preview, compare });
+      if (job.request.report) {
+        result.pdf = await makeReport({ job: { ...job, name: job.request.name }, result, input, before });
+      }
+      result.ms.render = performance.now() - t;
+      await this.settle(job, { state: 'completed', result });
+      await this.cache.evict(result.signature);
+    } catch (error) {
+      this.log.error({ job: job.id, err: error }, 'finishing failed');
+      await this.settle(job, { state: 'failed', reason: reasonOf(error) });
+    }
+  }
+
+  /** Delivers an outcome, then forgets the spooled job and announces the end. */
+  private async settle(job: Job, outcome: Outcome): Promise<void> {
+    job.state = outcome.state;
+    if (outcome.state !== 'completed') job.reason = outcome.reason;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.deliver(job, outcome);
+        break;
+      } catch (error) {
+        this.log.warn({ job: job.id, attempt, err: reasonOf(error) }, 'delivery failed');
+        if (attempt >= 3) break;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+    await this.spool.remove(job.id);
+    if (this.options.cacheMaxBytes === 0 && outcome.state === 'completed') await this.cache.evict();
+    const fields = { job: job.id, state: job.state, name: job.request.name };
+    if (outcome.state === 'completed') {
+      const r = outcome.result;
+      const rssMB = Math.round(process.memoryUsage.rss() / 1e6);
+      this.log.info({ ...fields, cached: r.cached, ms: roundAll(r.ms), tiles: r.tiles, device: r.device, rssMB }, 'job completed');
+      this.emit('completed', job, r);
+    } else {
+      this.log.info({ ...fields, reason: outcome.reason }, `job ${outcome.state}`);
+      this.emit(outcome.state, job, outcome.reason);
+    }
+    this.forgetOldJobs();
+  }
+
+  private forgetOldJobs(): void {
+    const finished = [...this.jobs.values()].filter((j) => j.state !== 'waiting' && j.state !== 'active');
+    for (const job of finished.slice(0, Math.max(0, finished.length - REMEMBER_FINISHED))) this.jobs.delete(job.id);
+  }
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+function roundAll(ms: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(ms).flatMap(([k, v]) => (typeof v === 'number' ? [[k, Math.round(v)]] : [])));
+}

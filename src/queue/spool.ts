@@ -1,0 +1,102 @@
+/**
+ * The durable spool: every job that is not finished has a folder `<data>/jobs/<id>/` holding `job.json` and the
+ * input bytes. The folder is written under a temporary name and renamed, so after a crash a job is either
+ * wholly there or not at all, and whatever is there runs again at the next start.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from '../types.js';
+
+/** Short ids that sort by creation time: 9 base-36 digits of milliseconds, then 6 random hex digits. */
+export function newJobId(now = Date.now()): string {
+  return now.toString(36).padStart(9, '0') + randomBytes(3).toString('hex');
+}
+
+export const JOB_ID = /^[0-9a-z]{9}[0-9a-f]{6}$/;
+
+export class Spool {
+  readonly dir: string;
+
+  constructor(dataDir: string) {
+    this.dir = path.join(dataDir, 'jobs');
+  }
+
+  private folder(id: string): string {
+    if (!JOB_ID.test(id)) throw new Error(`not a job id: ${id}`);
+    return path.join(this.dir, id);
+  }
+
+  /** Stores a job and its input; resolves once both are on disk. */
+  async write(job: Job, input: Uint8Array): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true });
+    const temp = path.join(this.dir, `.${job.id}.${randomBytes(4).toString('hex')}.tmp`);
+    await fs.mkdir(temp);
+    try {
+      await writeSynced(path.join(temp, 'input'), input);
+      await writeSynced(path.join(temp, 'job.json'), JSON.stringify(job));
+      await fs.rename(temp, this.folder(job.id));
+    } catch (error) {
+      await fs.rm(temp, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  readInput(id: string): Promise<Buffer> {
+    return fs.readFile(path.join(this.folder(id), 'input'));
+  }
+
+  async remove(id: string): Promise<void> {
+    await fs.rm(this.folder(id), { recursive: true, force: true });
+  }
+
+  /** Every job left by an earlier run, oldest first. Leftover temporary folders are cleared. */
+  async recover(): Promise<Job[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const jobs: Job[] = [];
+    for (const name of names) {
+      if (name.endsWith('.tmp')) {
+        await fs.rm(path.join(this.dir, name), { recursive: true, force: true });
+        continue;
+      }
+      if (!JOB_ID.test(name)) continue;
+      try {
+        const job = JSON.parse(await fs.readFile(path.join(this.dir, name, 'job.json'), 'utf8')) as Job;
+        jobs.push({ ...job, state: 'waiting' });
+      } catch {
+        // A folder without a readable job.json was never announced as queued (the rename comes last).
+        await fs.rm(path.join(this.dir, name), { recursive: true, force: true });
+      }
+    }
+    return jobs.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+}
+
+/** Writes a file and flushes it to disk, so a power cut after the rename cannot leave it empty. */
+export async function writeSynced(file: string, data: Uint8Array | string, flag = 'w'): Promise<void> {
+  const handle = await fs.open(file, flag);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `file` whole or not at all: a hidden temporary name beside it, then a rename. */
+export async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    // 'wx' never follows a link planted under the temporary name.
+    await writeSynced(temp, data, 'wx');
+    await fs.rename(temp, file);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
+}

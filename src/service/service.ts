@@ -1,0 +1,75 @@
+/**
+ * The running service: models checked (and prepared when missing), the queue recovered from the spool, the
+ * adapters started, then the queue set going. `stop()` undoes it in the order that loses nothing.
+ */
+import fs from 'node:fs';
+import type { Config } from '../config.js';
+import { EnhanceError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { findModel, readManifest } from '../models/manifest.js';
+import { isPrepared, prepareModels } from '../models/prepare.js';
+import { modelsDir } from '../paths.js';
+import { JobQueue } from '../queue/job-queue.js';
+import type { Adapter } from './adapter.js';
+
+export interface Service {
+  queue: JobQueue;
+  adapters: readonly Adapter[];
+  /** Stops taking work, lets the running job finish (or keeps it for the next start), delivers, closes. */
+  stop(): Promise<void>;
+}
+
+/** Makes sure every model the config or a preset names is prepared; converts them once if not. */
+export async function ensureModels(config: Config, log: Logger, dir = modelsDir()): Promise<void> {
+  const manifest = await readManifest(dir);
+  const wanted = new Set([config.model, ...Object.values(config.hotfolder.presets).map((p) => p.model ?? config.model)]);
+  const entries = [...wanted].map((name) => {
+    try {
+      return findModel(manifest, name);
+    } catch (error) {
+      throw new EnhanceError(`config: ${(error as Error).message}`, 'options');
+    }
+  });
+  const missing = [];
+  for (const entry of entries) if (!(await isPrepared(dir, entry))) missing.push(entry.name);
+  if (missing.length === 0) return;
+  log.info({ models: missing }, 'preparing models (once; `enhancer models` does the same)');
+  await prepareModels({ dir, say: (line) => log.info(line) });
+}
+
+export async function startService(config: Config, adapters: Adapter[], log: Logger): Promise<Service> {
+  await ensureModels(config, log);
+  fs.mkdirSync(config.data, { recursive: true });
+  const byName = new Map(adapters.map((a) => [a.name, a]));
+  const queue = new JobQueue({
+    dataDir: config.data,
+    defaults: { model: config.model, device: config.device, tile: config.tile },
+    maxPixels: config.limits.maxPixels,
+    maxFileBytes: config.limits.maxFileBytes,
+    cacheMaxBytes: config.cache.maxBytes,
+    limitFor: (request) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
+    deliver: async (job, outcome) => {
+      const adapter = byName.get(job.request.replyTo?.adapter ?? '');
+      if (adapter) await adapter.deliver(job, outcome);
+      else log.warn({ job: job.id, adapter: job.request.replyTo?.adapter }, 'no adapter to deliver to (is it turned off?); answer dropped');
+    },
+    logger: log,
+  });
+  const recovered = await queue.recover();
+  for (const adapter of adapters) await adapter.start(queue);
+  queue.run();
+  log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    queue,
+    adapters,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info('stopping: no new work taken');
+        for (const adapter of adapters) await adapter.stop();
+        await queue.close(config.shutdownGraceMs);
+        log.info('stopped');
+      })()),
+  };
+}
