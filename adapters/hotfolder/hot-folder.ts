@@ -61,7 +61,10 @@ interface Candidate {
   mtimeMs: number;
   /** When size and time were last seen to change. */
   since: number;
-  seq: number;
+  /** When it arrived: creation time where the file system keeps it, else the first modification time seen. */
+  arrived: number;
+  /** When it was first found settled but held back for an earlier arrival. */
+  heldSince?: number;
 }
 
 export class HotFolder implements Adapter {
@@ -71,7 +74,6 @@ export class HotFolder implements Adapter {
   private watcher?: FSWatcher;
   private ticker?: NodeJS.Timeout;
   private readonly candidates = new Map<string, Candidate>();
-  private seq = 0;
   private ticking = false;
   private queue?: JobQueue;
   /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
@@ -157,29 +159,39 @@ export class HotFolder implements Adapter {
     const seen = this.candidates.get(file);
     const size = stats?.size ?? -1;
     const mtimeMs = stats?.mtimeMs ?? -1;
-    if (!seen) this.candidates.set(file, { size, mtimeMs, since: Date.now(), seq: this.seq++ });
+    const arrived = stats?.birthtimeMs || stats?.mtimeMs || Date.now();
+    if (!seen) this.candidates.set(file, { size, mtimeMs, since: Date.now(), arrived });
     else if (seen.size !== size || seen.mtimeMs !== mtimeMs) Object.assign(seen, { size, mtimeMs, since: Date.now() });
   }
 
-  /** Checks every file not yet taken; those that held still long enough are taken, oldest first. */
+  /**
+   * Checks every file not yet taken and takes, in arrival order, those that held still long enough. A settled
+   * file waits for an earlier arrival that is still settling, but not for longer than `settleMs`, so one slow
+   * upload cannot hold up the rest.
+   */
   private async tick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
     try {
       const now = Date.now();
       const ready: Array<[string, Candidate]> = [];
+      let firstUnsettled: [string, Candidate] | undefined;
       for (const [file, seen] of this.candidates) {
         const stats = await fs.lstat(file).catch(() => null);
         if (!stats) {
           this.candidates.delete(file);
-        } else if (stats.size !== seen.size || stats.mtimeMs !== seen.mtimeMs) {
-          Object.assign(seen, { size: stats.size, mtimeMs: stats.mtimeMs, since: now });
-        } else if (now - seen.since >= this.options.settleMs) {
-          ready.push([file, seen]);
+          continue;
         }
+        if (stats.size !== seen.size || stats.mtimeMs !== seen.mtimeMs) {
+          Object.assign(seen, { size: stats.size, mtimeMs: stats.mtimeMs, since: now });
+        }
+        if (now - seen.since >= this.options.settleMs) ready.push([file, seen]);
+        else if (!firstUnsettled || byArrival([file, seen], firstUnsettled) < 0) firstUnsettled = [file, seen];
       }
-      ready.sort(([, a], [, b]) => a.mtimeMs - b.mtimeMs || a.seq - b.seq);
-      for (const [file] of ready) {
+      ready.sort(byArrival);
+      for (const [file, seen] of ready) {
+        const later = firstUnsettled && byArrival([file, seen], firstUnsettled) > 0;
+        if (later && now - (seen.heldSince ??= now) < this.options.settleMs) continue;
         this.candidates.delete(file);
         await this.take(file);
       }
@@ -308,6 +320,14 @@ export class HotFolder implements Adapter {
       this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason }, 'moved to failed/');
     });
   }
+}
+
+/**
+ * Arrival order: creation time, then name. Files copied in one go often share a timestamp (the clock ticks in
+ * milliseconds or coarser), and copies go in name order.
+ */
+function byArrival([a, x]: [string, Candidate], [b, y]: [string, Candidate]): number {
+  return x.arrived - y.arrived || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** Removes our hidden temporary files (`.<name>.<hex>.tmp`) that a crash mid-write left behind. */

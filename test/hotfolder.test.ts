@@ -1,0 +1,191 @@
+/**
+ * The hot folder end to end: the real service in a child process, real models, files on disk.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { scenePng, tempDir } from './helpers.js';
+import { listing, ServiceProcess, withConfig } from './service.js';
+
+let dir: string;
+let service: ServiceProcess | undefined;
+const inbox = (...p: string[]) => path.join(dir, 'inbox', ...p);
+const outbox = (...p: string[]) => path.join(dir, 'outbox', ...p);
+
+beforeEach(() => {
+  dir = tempDir('enhancer-hotfolder-');
+  fs.mkdirSync(inbox(), { recursive: true });
+});
+afterEach(async () => {
+  await service?.stop('SIGKILL');
+  service = undefined;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function start(config: object = {}, env: Record<string, string> = {}): ServiceProcess {
+  service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { settleMs: 300, ...config } }), ...env });
+  return service;
+}
+
+async function truncatedJpeg(): Promise<Buffer> {
+  const jpeg = await sharp(await scenePng(64, 64, 9)).jpeg().toBuffer();
+  return jpeg.subarray(0, jpeg.length >> 1);
+}
+
+describe('hot folder', () => {
+  it('turns three images and two bad files dropped at once into three full results and two reasons, and keeps going', async () => {
+    const good = { 'one.png': await scenePng(24, 20, 1), 'two.png': await scenePng(20, 24, 2), 'three.jpg': await sharp(await scenePng(28, 28, 3)).jpeg().toBuffer() };
+    const bad = { 'empty.jpg': Buffer.alloc(0), 'cut.jpg': await truncatedJpeg() };
+    const s = start();
+    await s.started();
+    for (const [name, bytes] of Object.entries({ ...good, ...bad })) fs.writeFileSync(inbox(name), bytes);
+    await s.until(() => listing(inbox('done')).length === 3 && listing(inbox('failed')).length === 4, 'three done and two failed');
+
+    expect(listing(outbox())).toEqual(
+      ['one', 'three', 'two'].flatMap((stem) => [`${stem}.compare.jpg`, `${stem}.pdf`, `${stem}.png`, `${stem}.preview.jpg`]).sort(),
+    );
+    for (const [name, bytes] of Object.entries(good)) {
+      const stem = path.parse(name).name;
+      const input = await sharp(bytes).metadata();
+      const png = await sharp(outbox(`${stem}.png`)).metadata();
+      expect([png.format, png.width, png.height]).toEqual(['png', input.width! * 4, input.height! * 4]);
+      const preview = await sharp(outbox(`${stem}.preview.jpg`)).metadata();
+      expect([preview.format, Math.max(preview.width!, preview.height!) <= 512]).toEqual(['jpeg', true]);
+      const compare = await sharp(outbox(`${stem}.compare.jpg`)).metadata();
+      expect(compare.width!).toBeGreaterThan(2 * Math.max(png.width!, 300));
+      expect(fs.readFileSync(outbox(`${stem}.pdf`)).subarray(0, 5).toString()).toBe('%PDF-');
+      // The original moved, byte for byte.
+      expect(fs.readFileSync(inbox('done', name)).equals(bytes)).toBe(true);
+    }
+    for (const [name, bytes] of Object.entries(bad)) {
+      expect(fs.readFileSync(inbox('failed', name)).equals(bytes)).toBe(true);
+    }
+    expect(fs.readFileSync(inbox('failed', 'empty.jpg.error.txt'), 'utf8')).toBe('the file is empty (0 bytes)\n');
+    const cut = fs.readFileSync(inbox('failed', 'cut.jpg.error.txt'), 'utf8');
+    expect(cut).toMatch(/^the image data is damaged or truncated/);
+    expect(cut.trim().split('\n')).toHaveLength(1);
+    expect(listing(inbox())).toEqual(['done', 'failed', 'fast', 'raw']);
+
+    // Still running: the next file is taken, and a same-named drop never overwrites the first result.
+    fs.writeFileSync(inbox('one.png'), await scenePng(16, 16, 4));
+    await s.until(() => listing(inbox('done')).length === 4, 'the fourth file');
+    expect(listing(outbox()).filter((n) => n.startsWith('one-1.'))).toHaveLength(4);
+    expect(listing(inbox('done'))).toContain('one-1.png');
+    expect(s.running).toBe(true);
+  });
+
+  it('finishes a job whose service was killed mid-inference, once, after a restart', async () => {
+    const photo = await scenePng(96, 96, 5);
+    let s = start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    await s.started();
+    fs.writeFileSync(inbox('photo.png'), photo);
+    await s.count('job started', 1);
+    await s.until((logs) => logs.some((l) => l.msg === 'model loaded'), 'the model to load');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await s.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
+    expect(listing(outbox())).toEqual([]);
+    expect(listing(inbox())).toEqual(['done', 'failed', 'fast', 'raw']);
+
+    s = start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    await s.started();
+    expect(s.lines('service started')[0].recovered).toBe(1);
+    await s.count('job completed', 1, 120_000);
+    await s.until(() => listing(inbox('done')).length === 1, 'the original to move');
+    expect(listing(outbox())).toEqual(['photo.compare.jpg', 'photo.pdf', 'photo.png', 'photo.preview.jpg']);
+    expect(fs.readdirSync(outbox()).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(fs.readFileSync(inbox('done', 'photo.png')).equals(photo)).toBe(true);
+    expect(await sharp(outbox('photo.png')).metadata()).toMatchObject({ width: 384, height: 384 });
+    expect(fs.readdirSync(path.join(dir, 'data', 'jobs'))).toEqual([]);
+  });
+
+  it('takes a file written slowly only once it is complete, and only once', async () => {
+    const bytes = await scenePng(48, 48, 6);
+    const s = start({ settleMs: 1000 });
+    await s.started();
+    const fd = fs.openSync(inbox('slow.png'), 'w');
+    const chunks = 6;
+    const step = Math.ceil(bytes.length / chunks);
+    for (let i = 0; i < chunks; i++) {
+      fs.writeSync(fd, bytes.subarray(i * step, (i + 1) * step));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    fs.closeSync(fd);
+    const finished = Date.now();
+    await s.count('job completed', 1);
+    const taken = s.lines('taken from the inbox');
+    expect(taken).toHaveLength(1);
+    expect(Number(taken[0].time)).toBeGreaterThanOrEqual(finished - 500);
+    await s.until(() => listing(inbox('done')).length === 1, 'the original to move');
+    expect(listing(inbox('failed'))).toEqual([]);
+    expect(fs.readFileSync(inbox('done', 'slow.png')).equals(bytes)).toBe(true);
+    expect(listing(outbox()).filter((n) => n.endsWith('.png'))).toEqual(['slow.png']);
+  });
+
+  it('processes fifty files dropped at once exactly once each, in arrival order, in bounded memory', async () => {
+    const s = start({ pdf: false });
+    await s.started();
+    // Arrival order differs from name order: 7 steps round a ring of 50.
+    const names = Array.from({ length: 50 }, (_, i) => `n${String((i * 7) % 50).padStart(2, '0')}.png`);
+    const images = await Promise.all(names.map((_, i) => scenePng(16, 16, 100 + i)));
+    for (const [i, name] of names.entries()) {
+      fs.writeFileSync(inbox(name), images[i]);
+      // A copy tool's pace; file times here tick in milliseconds or coarser.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await s.count('job completed', 50, 150_000);
+    const completed = s.lines('job completed');
+    expect(completed.map((l) => l.name)).toEqual(names);
+    expect(completed.every((l) => l.cached === false)).toBe(true);
+    await s.until(() => listing(inbox('done')).length === 50, 'fifty originals to move');
+    expect(listing(outbox()).filter((n) => n.endsWith('.png'))).toEqual([...names].sort());
+    expect(listing(inbox('failed'))).toEqual([]);
+    const peak = Math.max(...completed.map((l) => Number(l.rssMB)));
+    expect(peak).toBeLessThan(700);
+  });
+
+  it('answers the same file dropped twice from the cache', async () => {
+    const bytes = await scenePng(40, 40, 7);
+    const s = start({ pdf: false });
+    await s.started();
+    fs.writeFileSync(inbox('first.png'), bytes);
+    await s.count('job completed', 1);
+    fs.writeFileSync(inbox('again.png'), bytes);
+    await s.count('job completed', 2);
+    const [first, second] = s.lines('job completed');
+    expect([first.cached, second.cached]).toEqual([false, true]);
+    expect(s.lines('model loaded')).toHaveLength(1);
+    await s.until(() => listing(inbox('done')).length === 2, 'both originals to move');
+    expect(fs.readFileSync(outbox('again.png')).equals(fs.readFileSync(outbox('first.png')))).toBe(true);
+  });
+
+  it('runs inbox/<preset>/ with its options and leaves other folders and hidden or partial files alone', async () => {
+    const s = start({ pdf: false }, { ENHANCER_MODEL: 'x4plus' });
+    await s.started();
+    fs.mkdirSync(inbox('mine'));
+    fs.writeFileSync(inbox('mine', 'keep.png'), await scenePng(16, 16, 8));
+    fs.writeFileSync(inbox('.hidden.png'), await scenePng(16, 16, 8));
+    fs.writeFileSync(inbox('download.png.part'), await scenePng(16, 16, 8));
+    fs.writeFileSync(inbox('fast', 'quick.png'), await scenePng(16, 16, 9));
+    await s.count('job completed', 1);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(s.lines('job started')).toHaveLength(1);
+    expect(s.lines('model loaded')[0].model).toBe('x4fast');
+    expect(listing(inbox('mine'))).toEqual(['keep.png']);
+    expect(fs.existsSync(inbox('.hidden.png')) && fs.existsSync(inbox('download.png.part'))).toBe(true);
+    expect(s.logs.some((l) => l.level === 40 && /inbox\/mine\/ is not a preset folder/.test(l.msg))).toBe(true);
+  });
+
+  it('stops cleanly on SIGTERM and refuses a bad config value with one line', async () => {
+    const s = start();
+    await s.started();
+    expect(await s.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(s.lines('stopped')).toHaveLength(1);
+
+    const bad = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { settleMs: 'soon' } }) });
+    expect((await bad.exited).code).toBe(2);
+    expect(bad.stderr.filter(Boolean)).toEqual([
+      `error: config: hotfolder.settleMs must be a whole number from 50 to 600000 (got "soon" from ${path.relative(dir, path.join(dir, 'enhancer.json'))})`,
+    ]);
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * The service as a person runs it: `node bin/enhancer.js serve` in a child process, with its own inbox, outbox
+ * and data folders, its log lines read back as JSON.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MALLOC_ENV } from '../src/malloc.js';
+import { projectRoot } from '../src/paths.js';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  job?: string;
+  state?: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export class ServiceProcess {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly child: ChildProcess;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly dir: string, env: Record<string, string> = {}) {
+    // The malloc settings up front, so the launcher does not re-exec and a kill reaches the service itself.
+    this.child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        ...MALLOC_ENV,
+        ENHANCER_INBOX: path.join(dir, 'inbox'),
+        ENHANCER_OUTBOX: path.join(dir, 'outbox'),
+        ENHANCER_DATA: path.join(dir, 'data'),
+        ENHANCER_MODEL: 'x4fast',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let rest = '';
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.stderr.push(line);
+        }
+      }
+      for (const wake of this.waiters) wake();
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Log lines with this message. */
+  lines(msg: string): LogLine[] {
+    return this.logs.filter((l) => l.msg === msg);
+  }
+
+  /** Resolves once `test` holds for the log so far; fails after `timeoutMs` or if the service exits. */
+  async until(test: (logs: LogLine[]) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!test(this.logs)) {
+      if (!this.running) throw new Error(`service exited while waiting for ${what}; stderr: ${this.stderr.join(' | ')}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines: ${JSON.stringify(this.logs.slice(-5))}`);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(wake, 200);
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  /** Waits for `n` log lines with message `msg`. */
+  count(msg: string, n: number, timeoutMs?: number): Promise<void> {
+    return this.until((logs) => logs.filter((l) => l.msg === msg).length >= n, `${n} x "${msg}"`, timeoutMs);
+  }
+
+  started(): Promise<void> {
+    return this.count('service started', 1);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Writes a config file and returns the environment that points the service at it. */
+export function withConfig(dir: string, config: object): Record<string, string> {
+  const file = path.join(dir, 'enhancer.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  return { ENHANCER_CONFIG: file };
+}
+
+/** Files in a folder, sorted, without hidden ones. */
+export function listing(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+  } catch {
+    return [];
+  }
+}
