@@ -159,7 +159,7 @@ describe('hot folder', () => {
     expect(fs.readFileSync(outbox('again.png')).equals(fs.readFileSync(outbox('first.png')))).toBe(true);
   });
 
-  it('runs inbox/<preset>/ with its options and leaves other folders and hidden or partial files alone', async () => {
+  it('runs inbox/<preset>/ with its options, refuses links, and leaves other folders and hidden or partial files alone', async () => {
     const s = start({ pdf: false }, { ENHANCER_MODEL: 'x4plus' });
     await s.started();
     fs.mkdirSync(inbox('mine'));
@@ -167,7 +167,14 @@ describe('hot folder', () => {
     fs.writeFileSync(inbox('.hidden.png'), await scenePng(16, 16, 8));
     fs.writeFileSync(inbox('download.png.part'), await scenePng(16, 16, 8));
     fs.writeFileSync(inbox('fast', 'quick.png'), await scenePng(16, 16, 9));
+    const outside = path.join(dir, 'outside.png');
+    fs.writeFileSync(outside, await scenePng(16, 16, 10));
+    fs.symlinkSync(outside, inbox('link.png'));
     await s.count('job completed', 1);
+    await s.until(() => fs.existsSync(inbox('failed', 'link.png.error.txt')), 'the link to be refused');
+    expect(fs.readFileSync(inbox('failed', 'link.png.error.txt'), 'utf8')).toBe('symbolic links are not taken: put the image file itself in the inbox\n');
+    expect(fs.lstatSync(inbox('failed', 'link.png')).isSymbolicLink()).toBe(true);
+    expect(fs.existsSync(outside)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 800));
     expect(s.lines('job started')).toHaveLength(1);
     expect(s.lines('model loaded')[0].model).toBe('x4fast');

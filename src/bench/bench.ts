@@ -15,6 +15,7 @@ import { ModelProto } from '../models/onnx-schema.js';
 import { modelsDir, projectRoot } from '../paths.js';
 import type { StageTimes } from '../types.js';
 import { scenePng } from './scene.js';
+import type { ServiceBenchRun } from './service-bench.js';
 
 /** One enhancement measured. */
 export interface BenchRun {
@@ -75,13 +76,13 @@ export async function benchOne(model: string, size: number): Promise<BenchRun> {
 
 const LAUNCHER = path.join(projectRoot, 'bin', 'enhancer.js');
 
-function runChild(model: string, size: number): BenchRun {
-  const child = spawnSync(process.execPath, [LAUNCHER, 'bench', '--one', model, '--size', String(size)], {
+function runChild<T>(flag: '--one' | '--service-one', model: string, size: number): T {
+  const child = spawnSync(process.execPath, [LAUNCHER, 'bench', flag, model, '--size', String(size)], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
   if (child.status !== 0) throw new Error(`bench of ${model} failed: ${child.stderr.trim()}`);
-  return JSON.parse(child.stdout) as BenchRun;
+  return JSON.parse(child.stdout) as T;
 }
 
 const pad = (s: string | number, n: number) => String(s).padStart(n);
@@ -91,9 +92,10 @@ export async function bench(runs: Array<{ model: string; size: number }>, json: 
   const threads = os.availableParallelism();
   const limit = await matmulLimit(threads);
   const single = threads > 1 ? await matmulLimit(1) : limit;
-  const results = runs.map(({ model, size }) => runChild(model, size));
+  const results = runs.map(({ model, size }) => runChild<BenchRun>('--one', model, size));
+  const service = runChild<ServiceBenchRun>('--service-one', runs[0].model, runs[0].size);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads, limitGflops: limit, results })}\n`);
+    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads, limitGflops: limit, results, service })}\n`);
     return;
   }
   const out: string[] = [];
@@ -115,5 +117,14 @@ export async function bench(runs: Array<{ model: string; size: number }>, json: 
   out.push('');
   out.push('GFLOP/s counts useful work (input pixels x FLOPs per pixel) over the total time after the model is loaded;');
   out.push('"of limit" is that against the matmul limit above. Peak MB is the child process\'s maximum resident memory.');
+  out.push('');
+  const m = service.ms;
+  const share = (v: number) => `${((v / m.wall) * 100).toFixed(1)}%`;
+  out.push(`service run: one ${service.model} ${service.size}x${service.size} job through the queue with preview, comparison and PDF (${service.device}, peak ${service.peakMB.toFixed(0)} MB)`);
+  out.push(
+    `  submit ${m.submit.toFixed(0)} · wait ${m.wait.toFixed(0)} · load ${m.load.toFixed(0)} · decode ${m.decode.toFixed(0)} · infer ${m.infer.toFixed(0)} · ` +
+      `encode ${m.encode.toFixed(0)} · render ${m.render.toFixed(0)} · deliver ${m.deliver.toFixed(0)} · wall ${m.wall.toFixed(0)} ms`,
+  );
+  out.push(`  inference is ${share(m.infer)} of the job's wall time (model load ${share(m.load)}, everything else ${share(m.wall - m.infer - m.load)})`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

