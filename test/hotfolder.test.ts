@@ -183,6 +183,31 @@ describe('hot folder', () => {
     expect(s.logs.some((l) => l.level === 40 && /inbox\/mine\/ is not a preset folder/.test(l.msg))).toBe(true);
   });
 
+  it('on SIGTERM lets the running job finish and deliver, then exits 0', async () => {
+    const s = start({ pdf: false }, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    await s.started();
+    fs.writeFileSync(inbox('busy.png'), await scenePng(64, 64, 12));
+    await s.count('model loaded', 1);
+    expect(await s.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(s.lines('job completed')).toHaveLength(1);
+    expect(listing(outbox())).toEqual(['busy.compare.jpg', 'busy.png', 'busy.preview.jpg']);
+    expect(listing(inbox('done'))).toEqual(['busy.png']);
+  });
+
+  it('queues a file that an earlier run had taken but not yet queued', async () => {
+    // As a crash right after the move into .working/ leaves it.
+    const bytes = await scenePng(20, 20, 13);
+    fs.mkdirSync(inbox('.working', 'fast'), { recursive: true });
+    fs.writeFileSync(inbox('.working', 'fast', '0mwu00000abcdef-left.png'), bytes);
+    const s = start({ pdf: false }, { ENHANCER_MODEL: 'x4plus' });
+    await s.count('job completed', 1);
+    expect(s.lines('model loaded')[0].model).toBe('x4fast');
+    await s.until(() => listing(inbox('done')).length === 1, 'the original to move');
+    expect(fs.readFileSync(inbox('done', 'left.png')).equals(bytes)).toBe(true);
+    expect(listing(outbox())).toEqual(['left.compare.jpg', 'left.png', 'left.preview.jpg']);
+    expect(fs.readdirSync(inbox('.working', 'fast'))).toEqual([]);
+  });
+
   it('stops cleanly on SIGTERM and refuses a bad config value with one line', async () => {
     const s = start();
     await s.started();

@@ -6,7 +6,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EnhanceError } from '../src/errors.js';
-import { JobQueue, type Outcome } from '../src/queue/job-queue.js';
+import { JobQueue } from '../src/queue/job-queue.js';
+import type { Outcome } from '../src/queue/queue.js';
 import type { EnhanceRequest, Job } from '../src/types.js';
 import { scenePng, tempDir } from './helpers.js';
 

@@ -14,7 +14,7 @@ import type { Stats } from 'node:fs';
 import type { Preset } from '../../src/config.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
-import type { JobQueue, Outcome } from '../../src/queue/job-queue.js';
+import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import { JOB_ID, newJobId, writeAtomic } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
@@ -75,7 +75,7 @@ export class HotFolder implements Adapter {
   private ticker?: NodeJS.Timeout;
   private readonly candidates = new Map<string, Candidate>();
   private ticking = false;
-  private queue?: JobQueue;
+  private queue?: EnhanceQueue;
   /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
   private serial: Promise<unknown> = Promise.resolve();
   private readonly warned = new Set<string>();
@@ -92,7 +92,7 @@ export class HotFolder implements Adapter {
     return path.join(this.options.inbox, 'failed');
   }
 
-  async start(queue: JobQueue): Promise<void> {
+  async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
     const { inbox, outbox, stateDir } = this.options;
     const working = path.join(inbox, WORKING);

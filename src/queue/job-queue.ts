@@ -21,27 +21,11 @@ import { findModel, readManifest } from '../models/manifest.js';
 import { normalizeOptions } from '../options.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
-import type { EnhanceOptions, EnhanceProgress, EnhanceRequest, EnhanceResult, Job } from '../types.js';
+import type { EnhanceOptions, EnhanceRequest, EnhanceResult, Job } from '../types.js';
 import { ResultCache } from './cache.js';
+import type { EnhanceQueue, Outcome, QueueEvents } from './queue.js';
 import { newJobId, Spool } from './spool.js';
 import { Throughput } from './throughput.js';
-
-/** How a job ended, as handed to `deliver`. */
-export type Outcome =
-  | { state: 'completed'; result: EnhanceResult }
-  | { state: 'failed'; reason: string }
-  | { state: 'cancelled'; reason: string };
-
-/** Events, each with the job as it is now. */
-export interface JobQueueEvents {
-  /** Accepted and on disk; `position` 1 means next in line, `etaMs` until it is done. */
-  queued: [job: Job, info: { position: number; etaMs: number }];
-  started: [job: Job];
-  progress: [job: Job, progress: EnhanceProgress];
-  completed: [job: Job, result: EnhanceResult];
-  failed: [job: Job, reason: string];
-  cancelled: [job: Job, reason: string];
-}
 
 export interface JobQueueOptions {
   /** Spool, cache and state live here. */
@@ -71,7 +55,8 @@ const REMEMBER_FINISHED = 200;
 /** Jobs whose finishing may queue up behind the accelerator before it waits: bounds memory. */
 const MAX_FINISHING = 2;
 
-export class JobQueue extends EventEmitter<JobQueueEvents> {
+/** The in-process queue: the embedded default behind `EnhanceQueue`. */
+export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue {
   private readonly spool: Spool;
   private readonly cache: ResultCache;
   private readonly throughput: Throughput;
@@ -120,11 +105,7 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     for (const waiting of this.line) this.worker.push({ id: waiting });
   }
 
-  /**
-   * Checks and queues a request. Resolves once it is on disk, after the `queued` event; rejects with an
-   * `EnhanceError` naming what is wrong (bad image, too large, unknown model, over the person's limit).
-   * With `id` of a job already known, that job is returned: submitting is idempotent.
-   */
+  /** See `EnhanceQueue.submit`; here "stored" means in the spool on disk. */
   async submit(request: EnhanceRequest, id?: string): Promise<Job> {
     if (id !== undefined && this.jobs.has(id)) return this.jobs.get(id)!;
     if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
@@ -164,23 +145,20 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     return job;
   }
 
-  /** The job with `id`, while it is known (waiting, active, or among the recently finished). */
   get(id: string): Job | undefined {
     return this.jobs.get(id);
   }
 
-  /** Jobs waiting or active, in the order they run; only `owner`'s when given. */
   pending(owner?: string): Job[] {
     const list = [...(this.active ? [this.active.job] : []), ...this.line.map((id) => this.jobs.get(id)!)];
     return owner === undefined ? list : list.filter((j) => j.request.owner === owner);
   }
 
-  /** 1 for the job on the accelerator or next in line, and so on; 0 when not pending. */
   positionOf(id: string): number {
     return this.pending().findIndex((j) => j.id === id) + 1;
   }
 
-  /** Estimated milliseconds until `id` is done: what is left of the active job and everything ahead of it. */
+  /** What is left of the active job plus the learned estimate of every job up to and including `id`. */
   etaOf(id: string): number {
     let eta = 0;
     for (const job of this.pending()) {
@@ -190,7 +168,7 @@ export class JobQueue extends EventEmitter<JobQueueEvents> {
     return 0;
   }
 
-  /** Cancels a waiting or running job; only its owner may. */
+  /** See `EnhanceQueue.cancel`; a running job stops between two tiles. */
   async cancel(id: string, owner: string): Promise<Job> {
     const job = this.jobs.get(id);
     if (!job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');

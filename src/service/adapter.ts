@@ -3,7 +3,7 @@
  * platform's events into `EnhanceRequest`s for the queue, tells people how their jobs are doing from the queue's
  * events, and delivers the answer when the queue hands it one.
  */
-import type { JobQueue, Outcome } from '../queue/job-queue.js';
+import type { EnhanceQueue, Outcome } from '../queue/queue.js';
 import type { Job } from '../types.js';
 
 export interface Adapter {
@@ -14,8 +14,8 @@ export interface Adapter {
    * it already runs the machine.
    */
   readonly trusted?: boolean;
-  /** Starts taking requests. Jobs recovered from the spool are already in `queue` (see `JobQueue.get`). */
-  start(queue: JobQueue): Promise<void>;
+  /** Starts taking requests. Jobs recovered from the spool are already in `queue` (see `EnhanceQueue.get`). */
+  start(queue: EnhanceQueue): Promise<void>;
   /**
    * Hands a finished job's answer (results, or the one-line reason it failed or was cancelled) to its person.
    * Called again after a crash when it did not resolve, so it must be idempotent.
