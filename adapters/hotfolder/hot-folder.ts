@@ -80,7 +80,10 @@ export class HotFolder implements Adapter {
   private serial: Promise<unknown> = Promise.resolve();
   private readonly warned = new Set<string>();
 
-  constructor(private readonly options: HotFolderOptions) {
+  private readonly options: HotFolderOptions;
+
+  constructor(options: HotFolderOptions) {
+    this.options = { ...options };
     this.log = options.logger.child({ adapter: 'hotfolder' });
   }
 
@@ -94,11 +97,16 @@ export class HotFolder implements Adapter {
 
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
-    const { inbox, outbox, stateDir } = this.options;
+    // The configured folders may be links (to a share, say); they are followed once, here.
+    for (const key of ['inbox', 'outbox', 'stateDir'] as const) {
+      await fs.mkdir(this.options[key], { recursive: true });
+      this.options[key] = await fs.realpath(this.options[key]);
+    }
+    const { inbox, outbox } = this.options;
     const working = path.join(inbox, WORKING);
-    for (const dir of [inbox, outbox, stateDir, this.done, this.failed, working, ...Object.keys(this.options.presets).map((p) => path.join(inbox, p))]) {
+    for (const dir of [this.done, this.failed, working, ...Object.keys(this.options.presets).map((p) => path.join(inbox, p))]) {
       await fs.mkdir(dir, { recursive: true });
-      // A link here could send results anywhere on the machine.
+      // A link put inside the inbox could send originals anywhere on the machine.
       if ((await fs.lstat(dir)).isSymbolicLink()) throw new Error(`${dir} is a symbolic link: the hot folder only writes into real folders`);
     }
     await this.resumeWorking();
