@@ -52,6 +52,8 @@ class Shutdown extends Error {}
 
 /** Finished jobs remembered for `get` and status questions. */
 const REMEMBER_FINISHED = 200;
+/** At most one progress line in the log this often. */
+const PROGRESS_LOG_MS = 10_000;
 /** Jobs whose finishing may queue up behind the accelerator before it waits: bounds memory. */
 const MAX_FINISHING = 2;
 
@@ -258,6 +260,7 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
       this.log.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
       return { ...cached, cached: true, ms: { ...cached.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 } };
     }
+    let lastLogged = performance.now();
     const result = await enhance(
       { input, name: job.request.name, options },
       {
@@ -267,6 +270,11 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
         logger: this.log,
         onProgress: (progress) => {
           if (this.active) this.active.etaMs = progress.etaMs;
+          // A line now and then for people watching the log of a long job; every tile would be noise.
+          if (performance.now() - lastLogged > PROGRESS_LOG_MS && progress.tilesDone < progress.tilesTotal) {
+            lastLogged = performance.now();
+            this.log.info({ job: job.id, tiles: `${progress.tilesDone}/${progress.tilesTotal}`, etaS: Math.round(progress.etaMs / 1000) }, 'job progress');
+          }
           this.emit('progress', job, progress);
         },
       },
