@@ -33,7 +33,7 @@ export interface BenchRun {
 }
 
 /** GFLOP/s of an n x n float32 matrix product through onnxruntime, best of `repeat`. */
-export async function matmulLimit(threads: number, n = 2048, repeat = 8): Promise<number> {
+export async function matmulLimit(threads: number, n = 2048, repeat = 24): Promise<number> {
   const info = (name: string) => ({
     name,
     type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
