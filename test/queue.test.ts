@@ -129,13 +129,22 @@ describe('JobQueue', () => {
       'you already have 2 images in the queue (the limit is 2): wait for one to finish or cancel one',
     );
     await q.submit(await request('d.png', 4, { owner: 'telegram:8' }));
+    // Two at once from one person: both checked before either is written, so only one gets the last slot.
+    const e = await request('e.png', 5, { owner: 'telegram:8' });
+    const f = await request('f.png', 6, { owner: 'telegram:8' });
+    const both = await Promise.allSettled([q.submit(e), q.submit(f)]);
+    expect(both.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    await q.cancel((both[0] as PromiseFulfilledResult<Job>).value.id, 'telegram:8');
     await expect(q.cancel(a.id, 'telegram:8')).rejects.toThrow('only the person who sent an image can cancel it');
     await q.cancel(a.id, 'telegram:7');
-    expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([['a.png', 'cancelled']]);
+    expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([
+      ['e.png', 'cancelled'],
+      ['a.png', 'cancelled'],
+    ]);
     // The slot is free again.
     await q.submit(await request('c.png', 3));
     q.run();
-    await settled(q, 4);
+    await settled(q, 5);
     expect(events.filter((e) => e.startsWith('started'))).toEqual(['started b.png', 'started d.png', 'started c.png']);
   });
 

@@ -36,7 +36,7 @@ export interface JobQueueOptions {
   maxPixels?: number;
   maxFileBytes?: number;
   /** Jobs an owner may have waiting or active; Infinity for none. */
-  limitFor?: (request: Job['request']) => number;
+  limitFor?: (request: EnhanceRequest) => number;
   /** Result cache size in bytes (0: no reuse). */
   cacheMaxBytes?: number;
   /**
@@ -73,6 +73,8 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
   private active: { job: Job; controller: AbortController; done: Promise<void>; etaMs: number } | null = null;
   private finishing: Promise<void> = Promise.resolve();
   private finishingCount = 0;
+  /** Submits per owner still being checked and written. */
+  private readonly submitting = new Map<string, number>();
 
   constructor(private readonly options: JobQueueOptions) {
     super();
@@ -111,6 +113,25 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
   async submit(request: EnhanceRequest, id?: string): Promise<Job> {
     if (id !== undefined && this.jobs.has(id)) return this.jobs.get(id)!;
     if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    const owner = request.owner ?? 'local';
+    // Counted before the first await, so two quick submits cannot both slip under the limit.
+    const limit = this.options.limitFor?.(request) ?? Infinity;
+    const mine = this.pending(owner).length + (this.submitting.get(owner) ?? 0);
+    if (mine >= limit) {
+      throw new EnhanceError(
+        `you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
+        'limit',
+      );
+    }
+    this.submitting.set(owner, (this.submitting.get(owner) ?? 0) + 1);
+    try {
+      return await this.accept(request, owner, id);
+    } finally {
+      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+    }
+  }
+
+  private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
     const maxBytes = this.options.maxFileBytes ?? Infinity;
     if (request.input.length > maxBytes) {
       throw new EnhanceError(`the file is ${mb(request.input.length)}, over the limit of ${mb(maxBytes)}`, 'input');
@@ -121,21 +142,13 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
     const { input: _bytes, ...rest } = request;
     const job: Job = {
       id: id ?? newJobId(),
-      request: { ...rest, owner: request.owner ?? 'local', options },
+      request: { ...rest, owner, options },
       state: 'waiting',
       createdAt: Date.now(),
       width: header.width,
       height: header.height,
       bytes: request.input.length,
     };
-    const limit = this.options.limitFor?.(job.request) ?? Infinity;
-    const mine = [...this.jobs.values()].filter((j) => j.request.owner === job.request.owner && (j.state === 'waiting' || j.state === 'active'));
-    if (mine.length >= limit) {
-      throw new EnhanceError(
-        `you already have ${mine.length} image${mine.length > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
-        'limit',
-      );
-    }
     await this.spool.write(job, request.input);
     this.jobs.set(job.id, job);
     this.line.push(job.id);
