@@ -549,6 +549,22 @@ describe('convertToOnnx against a JS reference', () => {
     expect(maxDiff(actual, clamp01(conv(prelu(ya, [...slopes].reverse()), c)))).toBeGreaterThan(1e-3);
   });
 
+  it('PReLU that cannot fold into its convolutions: a slope of 1, and an output read twice', async () => {
+    const rand = prng(17);
+    const x = randomInput(3);
+    const b = new NcnnBuilder().input('data');
+    const a = b.conv('conv_a', 'data', 'a', randomConv(rand, 3, 3, { wRange: 0.1, bias: [0, 0.1] }));
+    const slopes = b.prelu('prelu', 'a', 'p', [1, -0.3, 1.4]);
+    b.layer('Split', 'split', ['p'], ['p0', 'p1']);
+    const c = b.conv('conv_b', 'p0', 'c', randomConv(rand, 3, 3, { wRange: 0.1, bias: [0.5, 0.05] }));
+    b.layer('BinaryOp', 'sum', ['c', 'p1'], ['out']);
+    const ya = conv(x, a);
+    const y = prelu(ya, slopes);
+    await convertAndCompare(b, x, add(conv(y, c), y));
+    // Each channel has negative values, so each slope counts.
+    for (let ch = 0; ch < 3; ch++) expect(Math.min(...ya.data.subarray(ch * H * W, (ch + 1) * H * W))).toBeLessThan(0);
+  });
+
   it.each([
     [0.2, 1],
     [-0.5, 0.75],

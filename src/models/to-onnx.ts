@@ -81,6 +81,8 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
   const node = (op_type: string, name: string, input: string[], output: string[], attribute: Attribute[] = []) =>
     nodes.push({ op_type, name, input, output, attribute });
 
+  const folds = planPReluFolds(net);
+
   for (const layer of net.layers) {
     const ins = layer.type === 'Input' ? [] : layer.inputs.map(resolve);
     const inScale = ins.length > 0 ? blobScale.get(ins[0])! : 1;
@@ -98,29 +100,10 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
         flopsPerPixel += convolution(layer, ins[0], out) * inScale * inScale;
         produce(blob, out, inScale);
         break;
-      case 'PReLU': {
-        const slope = layer.weight!;
-        const c = slope.length;
-        // PReLU(x) = (1 - slope) * Relu(x) + slope * x, the per-channel scales as BatchNormalization. onnxruntime
-        // keeps all of these in its blocked (NCHWc) layout between the convolutions; its PRelu kernel, or a
-        // Min/Mul form, forces a layout round trip per layer that cost x4fast a third of its run time.
-        const bn = (suffix: string, scale: Float32Array, input: string, output: string) => {
-          const named = (what: string, values: Float32Array) => constant(`${layer.name}_${suffix}_${what}`, [c], values);
-          node('BatchNormalization', `${layer.name}_${suffix}`, [
-            input,
-            named('scale', scale),
-            named('bias', new Float32Array(c)),
-            named('mean', new Float32Array(c)),
-            named('var', new Float32Array(c).fill(1)),
-          ], [output], [float('epsilon', 0)]);
-        };
-        node('Relu', `${layer.name}_relu`, [ins[0]], [`${out}_relu`]);
-        bn('pos', slope.map((v) => 1 - v), `${out}_relu`, `${out}_pos`);
-        bn('lin', Float32Array.from(slope), ins[0], `${out}_lin`);
-        node('Add', layer.name, [`${out}_pos`, `${out}_lin`], [out]);
+      case 'PReLU':
+        prelu(layer, ins[0], out);
         produce(blob, out, inScale);
         break;
-      }
       case 'Concat':
         if (param(layer, 0, 0) !== 0) throw new Error(`${layer.name}: only channel concat is supported`);
         node('Concat', layer.name, ins, [out], [int('axis', 1)]);
@@ -203,12 +186,18 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
     if (kw !== k || dilation !== 1 || stride !== 1 || pad < 0 || param(layer, 7, 1) !== 1) {
       throw new Error(`${layer.name}: only square, undilated, unstrided, ungrouped convolutions are supported`);
     }
-    const weights = layer.weight!;
-    const inCh = weights.length / (outCh * k * k);
-    if (!Number.isInteger(inCh)) throw new Error(`${layer.name}: weight count ${weights.length} does not fit ${outCh}x?x${k}x${k}`);
+    const inCh = layer.weight!.length / (outCh * k * k);
+    if (!Number.isInteger(inCh)) throw new Error(`${layer.name}: weight count ${layer.weight!.length} does not fit ${outCh}x?x${k}x${k}`);
+    const outScale = folds.outScale.get(layer.name);
+    const inSign = folds.inSign.get(layer.name);
+    const weights = Float32Array.from(layer.weight!, (v, i) => {
+      const o = Math.floor(i / (inCh * k * k));
+      const c = Math.floor(i / (k * k)) % inCh;
+      return v * (outScale?.[o] ?? 1) * (inSign?.[c] ?? 1);
+    });
     const w = constant(`${layer.name}_w`, [outCh, inCh, k, k], weights);
     const convIn = [input, w];
-    if (layer.bias) convIn.push(constant(`${layer.name}_b`, [outCh], layer.bias));
+    if (layer.bias) convIn.push(constant(`${layer.name}_b`, [outCh], layer.bias.map((v, o) => v * (outScale?.[o] ?? 1))));
     const activation = param(layer, 9, 0);
     const convOut = activation === 0 ? output : `${output}_preact`;
     node('Conv', layer.name, convIn, [convOut], [
@@ -229,6 +218,35 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
     return 2 * outCh * inCh * k * k;
   }
 
+  /**
+   * PReLU(x) = (1 - slope) * Relu(x) + slope * x, with the per-channel scales as BatchNormalization: onnxruntime
+   * keeps Relu, BatchNormalization and Add in its blocked (NCHWc) layout between convolutions, where its PRelu
+   * kernel or a Min/Mul form forced a layout round trip per layer (a third of x4fast's run time).
+   *
+   * Between two convolutions one of the two scales folds away (see `planPReluFolds`): the convolution before
+   * writes x' = |1 - slope| * x, this layer computes Relu(x') + slope / (1 - slope) * x', which is
+   * sign(1 - slope) * PReLU(x), and the convolution after takes that sign into its weights. One pass over the
+   * activations fewer per layer.
+   */
+  function prelu(layer: NcnnLayer, input: string, output: string): void {
+    const slope = layer.weight!;
+    const c = slope.length;
+    const bn = (suffix: string, scale: Float32Array, from: string, to: string) => {
+      const named = (what: string, values: Float32Array) => constant(`${layer.name}_${suffix}_${what}`, [c], values);
+      const inputs = [from, named('scale', scale), named('bias', new Float32Array(c)), named('mean', new Float32Array(c))];
+      node('BatchNormalization', `${layer.name}_${suffix}`, [...inputs, named('var', new Float32Array(c).fill(1))], [to], [float('epsilon', 0)]);
+    };
+    node('Relu', `${layer.name}_relu`, [input], [`${output}_relu`]);
+    if (folds.prelus.has(layer.name)) {
+      bn('lin', slope.map((v) => v / (1 - v)), input, `${output}_lin`);
+      node('Add', layer.name, [`${output}_relu`, `${output}_lin`], [output]);
+      return;
+    }
+    bn('pos', slope.map((v) => 1 - v), `${output}_relu`, `${output}_pos`);
+    bn('lin', Float32Array.from(slope), input, `${output}_lin`);
+    node('Add', layer.name, [`${output}_pos`, `${output}_lin`], [output]);
+  }
+
   function eltwise(layer: NcnnLayer, inputs: string[], output: string): void {
     if (param(layer, 0, 1) !== 1) throw new Error(`${layer.name}: only Eltwise sum (0=1) is supported`);
     const coeffs = layer.params.get(-23301) ?? inputs.map(() => 1);
@@ -240,4 +258,35 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
     });
     node(terms.length === 2 ? 'Add' : 'Sum', layer.name, terms, [output]);
   }
+}
+
+/** PReLU layers whose scales fold into the convolutions around them (see `prelu` in `convertToOnnx`). */
+interface PReluFolds {
+  prelus: Set<string>;
+  /** Per output channel factor for a convolution's weights and bias. */
+  outScale: Map<string, Float32Array>;
+  /** Per input channel sign for a convolution's weights. */
+  inSign: Map<string, Float32Array>;
+}
+
+/**
+ * A PReLU folds when it reads a convolution without fused activation that nothing else reads, only one
+ * convolution reads it, and no slope is within 1e-3 of 1 (where |1 - slope| would lose the signal).
+ */
+function planPReluFolds(net: NcnnNet): PReluFolds {
+  const folds: PReluFolds = { prelus: new Set(), outScale: new Map(), inSign: new Map() };
+  const readers = (blob: string) => net.layers.filter((l) => l.inputs.includes(blob));
+  for (const layer of net.layers) {
+    if (layer.type !== 'PReLU') continue;
+    const slope = layer.weight!;
+    const before = net.layers.find((l) => l.outputs.includes(layer.inputs[0]));
+    const after = readers(layer.outputs[0]);
+    const plainConv = (l?: NcnnLayer) => l?.type === 'Convolution' && param(l, 9, 0) === 0;
+    if (!plainConv(before) || readers(layer.inputs[0]).length !== 1 || after.length !== 1 || after[0].type !== 'Convolution') continue;
+    if (slope.some((v) => Math.abs(1 - v) <= 1e-3) || folds.outScale.has(before!.name) || folds.inSign.has(after[0].name)) continue;
+    folds.prelus.add(layer.name);
+    folds.outScale.set(before!.name, slope.map((v) => Math.abs(1 - v)));
+    folds.inSign.set(after[0].name, slope.map((v) => Math.sign(1 - v)));
+  }
+  return folds;
 }
