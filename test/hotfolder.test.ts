@@ -194,17 +194,20 @@ describe('hot folder', () => {
     expect(listing(inbox('done'))).toEqual(['busy.png']);
   });
 
-  it('queues a file that an earlier run had taken but not yet queued', async () => {
+  it('takes files that were there before it started, and one an earlier run had taken but not yet queued', async () => {
     // As a crash right after the move into .working/ leaves it.
     const bytes = await scenePng(20, 20, 13);
     fs.mkdirSync(inbox('.working', 'fast'), { recursive: true });
     fs.writeFileSync(inbox('.working', 'fast', '0mwu00000abcdef-left.png'), bytes);
+    fs.mkdirSync(inbox('fast'));
+    fs.writeFileSync(inbox('fast', 'waiting.png'), await scenePng(20, 20, 14));
     const s = start({ pdf: false }, { ENHANCER_MODEL: 'x4plus' });
-    await s.count('job completed', 1);
-    expect(s.lines('model loaded')[0].model).toBe('x4fast');
-    await s.until(() => listing(inbox('done')).length === 1, 'the original to move');
+    await s.count('job completed', 2);
+    expect(s.lines('job completed').map((l) => l.name)).toEqual(['left.png', 'waiting.png']);
+    expect(s.lines('model loaded').map((l) => l.model)).toEqual(['x4fast', 'x4fast']);
+    await s.until(() => listing(inbox('done')).length === 2, 'the originals to move');
     expect(fs.readFileSync(inbox('done', 'left.png')).equals(bytes)).toBe(true);
-    expect(listing(outbox())).toEqual(['left.compare.jpg', 'left.png', 'left.preview.jpg']);
+    expect(listing(outbox())).toEqual(['left.compare.jpg', 'left.png', 'left.preview.jpg', 'waiting.compare.jpg', 'waiting.png', 'waiting.preview.jpg']);
     expect(fs.readdirSync(inbox('.working', 'fast'))).toEqual([]);
   });
 

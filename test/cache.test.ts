@@ -1,0 +1,73 @@
+/**
+ * The result cache and the learned speeds, as files in the data folder.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ResultCache } from '../src/queue/cache.js';
+import { Throughput } from '../src/queue/throughput.js';
+import type { EnhanceResult } from '../src/types.js';
+import { tempDir } from './helpers.js';
+
+let dir: string;
+beforeEach(() => (dir = tempDir('enhancer-cache-')));
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const result = (signature: string, bytes: number): EnhanceResult => ({
+  png: Buffer.alloc(bytes, 7),
+  preview: Buffer.alloc(10),
+  input: { width: 2, height: 2, channels: 3, bits: 8, format: 'png' },
+  output: { width: 8, height: 8, channels: 3, bits: 8 },
+  options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto' },
+  modelSha256: 'f'.repeat(64),
+  device: 'cpu',
+  tile: 0,
+  tiles: 1,
+  signature,
+  ms: { load: 1, decode: 1, infer: 1, encode: 1, total: 3 },
+});
+const sig = (c: string) => c.repeat(64);
+
+describe('ResultCache', () => {
+  it('gives back what it stored, without the per-job pictures', async () => {
+    const cache = new ResultCache(dir, 1e6);
+    await cache.put(result(sig('a'), 100));
+    const hit = await cache.get(sig('a'));
+    expect(hit?.png.equals(Buffer.alloc(100, 7))).toBe(true);
+    expect(hit).toMatchObject({ signature: sig('a'), output: { width: 8 } });
+    expect(hit?.preview).toBeUndefined();
+    expect(await cache.get(sig('b'))).toBeNull();
+  });
+
+  it('drops the least recently used entries once over its size, never the one just made', async () => {
+    // Each entry is 1000 bytes of PNG and a few hundred of JSON: two fit.
+    const cache = new ResultCache(dir, 3000);
+    for (const [i, c] of ['a', 'b', 'c'].entries()) {
+      await cache.put(result(sig(c), 1000));
+      const t = new Date(Date.now() - (10 - i) * 1000);
+      fs.utimesSync(path.join(dir, 'cache', sig(c)), t, t);
+    }
+    await cache.get(sig('a')); // a is now the most recently used
+    await cache.put(result(sig('d'), 1000));
+    await cache.evict(sig('d'));
+    expect(fs.readdirSync(path.join(dir, 'cache')).sort()).toEqual([sig('a'), sig('d')]);
+    await new ResultCache(dir, 0).evict(sig('d'));
+    expect(fs.readdirSync(path.join(dir, 'cache'))).toEqual([sig('d')]);
+  });
+});
+
+describe('Throughput', () => {
+  it('learns milliseconds per megapixel per model and device, and keeps them for the next start', async () => {
+    const first = new Throughput(dir);
+    const guess = first.estimate('x4fast', 1e6);
+    await first.learn('x4fast', 'cpu', 250_000, 2000);
+    expect(first.estimate('x4fast', 1e6)).toBe(8000);
+    await first.learn('x4fast', 'cpu', 250_000, 3000);
+    // A moving average: 8000 + 0.3 * (12000 - 8000).
+    expect(first.estimate('x4fast', 1e6)).toBeCloseTo(9200);
+    expect(new Throughput(dir).estimate('x4fast', 1e6)).not.toBe(guess);
+    const again = new Throughput(dir);
+    await again.learn('x4plus', 'cpu', 1e6, 100_000);
+    expect(again.estimate('x4fast', 5e5)).toBeCloseTo(4600);
+  });
+});
