@@ -154,7 +154,7 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
     this.line.push(job.id);
     const position = this.positionOf(job.id);
     const etaMs = this.etaOf(job.id);
-    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner: job.request.owner, position }, 'job queued');
+    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner: job.request.owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
     this.emit('queued', job, { position, etaMs });
     if (this.running) this.worker.push({ id: job.id });
     return job;
