@@ -74,7 +74,8 @@ export class HotFolder implements Adapter {
   private watcher?: FSWatcher;
   private ticker?: NodeJS.Timeout;
   private readonly candidates = new Map<string, Candidate>();
-  private ticking = false;
+  /** The check under way, so that stopping waits for a file being taken to be queued. */
+  private ticking: Promise<void> | null = null;
   private queue?: EnhanceQueue;
   /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -107,7 +108,9 @@ export class HotFolder implements Adapter {
     for (const dir of [this.done, this.failed, working, ...Object.keys(this.options.presets).map((p) => path.join(inbox, p))]) {
       await fs.mkdir(dir, { recursive: true });
       // A link put inside the inbox could send originals anywhere on the machine.
-      if ((await fs.lstat(dir)).isSymbolicLink()) throw new Error(`${dir} is a symbolic link: the hot folder only writes into real folders`);
+      if ((await fs.lstat(dir)).isSymbolicLink()) {
+        throw new EnhanceError(`${dir} is a symbolic link: the hot folder only writes into real folders`, 'options');
+      }
     }
     await this.resumeWorking();
     await clearTemporaries([outbox, this.done, this.failed]);
@@ -123,12 +126,15 @@ export class HotFolder implements Adapter {
     this.watcher.on('error', (error) => this.log.error({ err: error }, 'watching the inbox failed'));
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
     const every = Math.max(25, Math.min(250, this.options.settleMs / 4));
-    this.ticker = setInterval(() => void this.tick(), every);
+    this.ticker = setInterval(() => {
+      this.ticking ??= this.tick().finally(() => (this.ticking = null));
+    }, every);
     this.log.info({ inbox, outbox, presets: Object.keys(this.options.presets) }, 'watching the inbox');
   }
 
   async stop(): Promise<void> {
     clearInterval(this.ticker);
+    await this.ticking;
     await this.watcher?.close();
     await this.serial;
   }
@@ -178,8 +184,6 @@ export class HotFolder implements Adapter {
    * upload cannot hold up the rest.
    */
   private async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
     try {
       const now = Date.now();
       const ready: Array<[string, Candidate]> = [];
@@ -205,8 +209,6 @@ export class HotFolder implements Adapter {
       }
     } catch (error) {
       this.log.error({ err: error }, 'checking the inbox failed');
-    } finally {
-      this.ticking = false;
     }
   }
 
