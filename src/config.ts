@@ -206,14 +206,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // Paths from the environment are the user's own, relative to where they started the service.
   const base = (key: string) => (at(key).from.startsWith('$') ? process.cwd() : root);
 
-  const tile = at('tile');
   return {
     inbox: folder('inbox', at('inbox'), base('inbox')),
     outbox: folder('outbox', at('outbox'), base('outbox')),
     data: folder('data', at('data'), base('data')),
     model: option('model', 'model', at('model')),
     device: option('device', 'device', at('device')),
-    tile: option('tile', 'tile', tile),
+    tile: option('tile', 'tile', at('tile')),
     logLevel: oneOf('logLevel', at('logLevel'), LOG_LEVELS),
     limits: {
       maxPixels: wholeNumber('limits.maxPixels', at('limits.maxPixels'), 1, 268_000_000),

@@ -13,9 +13,11 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
 import type { Preset } from '../../src/config.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import { JOB_ID, newJobId, writeAtomic } from '../../src/queue/spool.js';
+import { TEMP_NAME, writeAtomic } from '../../src/files.js';
+import { JOB_ID, newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
@@ -264,9 +266,7 @@ export class HotFolder implements Adapter {
       const stats = await fs.lstat(working);
       if (stats.isSymbolicLink()) throw new EnhanceError('symbolic links are not taken: put the image file itself in the inbox', 'input');
       if (!stats.isFile()) throw new EnhanceError('not a regular file', 'input');
-      if (stats.size > this.options.maxFileBytes) {
-        throw new EnhanceError(`the file is ${(stats.size / 1e6).toFixed(1)} MB, over the limit of ${(this.options.maxFileBytes / 1e6).toFixed(1)} MB`, 'input');
-      }
+      checkFileSize(stats.size, this.options.maxFileBytes);
       const { report, ...options } = this.options.presets[preset] ?? {};
       const replyTo: HotFolderReply = { adapter: 'hotfolder', working: path.relative(this.options.inbox, working), name, preset };
       await this.queue!.submit(
@@ -286,9 +286,13 @@ export class HotFolder implements Adapter {
     else await this.moveToFailed(job.id, working, reply.name, outcome.reason);
   }
 
+  private reservation(id: string): string {
+    return path.join(this.options.stateDir, `${id}.json`);
+  }
+
   /** A reservation: names picked for a job, kept until its original has moved, so a retry reuses them. */
   private async reserve(id: string, pick: () => Promise<string>): Promise<string> {
-    const file = path.join(this.options.stateDir, `${id}.json`);
+    const file = this.reservation(id);
     try {
       return (JSON.parse(await fs.readFile(file, 'utf8')) as { stem: string }).stem;
     } catch {
@@ -314,7 +318,7 @@ export class HotFolder implements Adapter {
       const { name: base, ext } = path.parse(name);
       const kept = await freeStem(this.done, base, [ext]);
       await fs.rename(working, inside(this.done, kept + ext));
-      await fs.rm(path.join(this.options.stateDir, `${id}.json`), { force: true });
+      await fs.rm(this.reservation(id), { force: true });
       this.log.info({ job: id, outputs: written, original: `done/${kept}${ext}` }, 'results written');
     });
   }
@@ -326,7 +330,7 @@ export class HotFolder implements Adapter {
       const stem = await this.reserve(id, () => freeStem(this.failed, base, [ext, `${ext}.error.txt`]));
       await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${reason}\n`);
       await fs.rename(working, inside(this.failed, stem + ext));
-      await fs.rm(path.join(this.options.stateDir, `${id}.json`), { force: true });
+      await fs.rm(this.reservation(id), { force: true });
       this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason }, 'moved to failed/');
     });
   }
@@ -340,11 +344,11 @@ function byArrival([a, x]: [string, Candidate], [b, y]: [string, Candidate]): nu
   return x.arrived - y.arrived || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-/** Removes our hidden temporary files (`.<name>.<hex>.tmp`) that a crash mid-write left behind. */
+/** Removes the hidden temporary files that a crash in the middle of `writeAtomic` left behind. */
 async function clearTemporaries(dirs: string[]): Promise<void> {
   for (const dir of dirs) {
     for (const entry of await fs.readdir(dir)) {
-      if (/^\..+\.[0-9a-f]{8}\.tmp$/.test(entry)) await fs.rm(path.join(dir, entry), { force: true });
+      if (TEMP_NAME.test(entry)) await fs.rm(path.join(dir, entry), { force: true });
     }
   }
 }

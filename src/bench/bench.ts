@@ -28,8 +28,6 @@ export interface BenchRun {
   /** Useful work: input pixels x the model's FLOPs per pixel (overlap recomputation not counted). */
   gflop: number;
   peakMB: number;
-  /** The matmul limit measured just before the run (by the parent), since this machine's speed drifts over minutes. */
-  limitGflops: number;
 }
 
 /** GFLOP/s of an n x n float32 matrix product through onnxruntime, best of `repeat`. */
@@ -73,7 +71,6 @@ export async function benchOne(model: string, size: number): Promise<BenchRun> {
     ms: result.ms,
     gflop: (size * size * entry.flopsPerPixel) / 1e9,
     peakMB: process.resourceUsage().maxRSS / 1024,
-    limitGflops: 0,
   };
 }
 
@@ -101,7 +98,7 @@ export async function bench(runs: Array<{ model: string; size: number }>, json: 
   const results: BenchRun[] = [];
   for (const { model, size } of runs) {
     seen.push(await matmulLimit(threads));
-    results.push({ ...runChild<BenchRun>('--one', model, size), limitGflops: seen.at(-1)! });
+    results.push(runChild<BenchRun>('--one', model, size));
   }
   const service = runChild<ServiceBenchRun>('--service-one', runs[0].model, runs[0].size);
   seen.push(await matmulLimit(threads));

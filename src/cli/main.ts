@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
+import { writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
@@ -142,13 +143,9 @@ async function enhanceCommand(args: string[]): Promise<number> {
     bar.clear();
   }
 
-  // Written under a temporary name and renamed, so no one ever sees half a file.
-  const temp = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.tmp`);
   try {
-    await fs.writeFile(temp, result.png);
-    await fs.rename(temp, output);
+    await writeAtomic(output, result.png);
   } catch (error) {
-    await fs.rm(temp, { force: true });
     throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
   }
 

@@ -33,6 +33,12 @@ function decodeReason(message: string): string {
 }
 
 const megapixels = (pixels: number) => `${(pixels / 1e6).toFixed(1)} MP`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** Refuses a file over `maxBytes`; callers check this before reading a large file into memory. */
+export function checkFileSize(bytes: number, maxBytes: number): void {
+  if (bytes > maxBytes) throw new EnhanceError(`the file is ${mb(bytes)}, over the limit of ${mb(maxBytes)}`, 'input');
+}
 
 /** What the header says, checked: a supported still image within the pixel limit. */
 export interface ImageHeader {

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { EnhanceResult } from '../types.js';
-import { writeAtomic } from './spool.js';
+import { writeAtomic } from '../files.js';
 
 type Stored = Omit<EnhanceResult, 'png' | 'preview' | 'compare' | 'pdf' | 'cached'>;
 

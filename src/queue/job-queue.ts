@@ -14,7 +14,7 @@ import BetterQueue from 'better-queue';
 import { enhance, signatureOf } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { decodeBefore, makeComparison } from '../imaging/compare.js';
-import { probeImage } from '../imaging/input.js';
+import { checkFileSize, probeImage } from '../imaging/input.js';
 import { makePreview } from '../imaging/preview.js';
 import { silentLogger, type Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
@@ -37,7 +37,7 @@ export interface JobQueueOptions {
   maxFileBytes?: number;
   /** Jobs an owner may have waiting or active; Infinity for none. */
   limitFor?: (request: EnhanceRequest) => number;
-  /** Result cache size in bytes (0: no reuse). */
+  /** Result cache size in bytes; 0 keeps a result only until its job is delivered. */
   cacheMaxBytes?: number;
   /**
    * Hands a finished job's answer to its person. Called again after a restart when it did not resolve, so
@@ -132,10 +132,7 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
   }
 
   private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
-    const maxBytes = this.options.maxFileBytes ?? Infinity;
-    if (request.input.length > maxBytes) {
-      throw new EnhanceError(`the file is ${mb(request.input.length)}, over the limit of ${mb(maxBytes)}`, 'input');
-    }
+    checkFileSize(request.input.length, this.options.maxFileBytes ?? Infinity);
     const options = normalizeOptions({ ...this.options.defaults, ...request.options });
     findModel(await readManifest(this.models), options.model);
     const header = await probeImage(request.input, this.options.maxPixels ?? Infinity);
@@ -268,7 +265,8 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
     const { options } = job.request;
     const entry = findModel(await readManifest(this.models), options.model);
     const signature = signatureOf(input, options, entry.sha256);
-    const cached = this.options.cacheMaxBytes === 0 ? null : await this.cache.get(signature);
+    // With the cache off an entry still lives until its job is delivered, so a crash resumes from it.
+    const cached = await this.cache.get(signature);
     if (cached) {
       this.log.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
       return { ...cached, cached: true, ms: { ...cached.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 } };
@@ -293,7 +291,6 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
       },
     );
     await this.throughput.learn(options.model, result.device, job.width * job.height, result.ms.infer);
-    // Kept until delivery even with the cache off: a crash after this point resumes from here.
     await this.cache.put(result);
     return { ...result, cached: false };
   }
@@ -313,7 +310,8 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
       }
       result.ms.render = performance.now() - t;
       await this.settle(job, { state: 'completed', result });
-      await this.cache.evict(result.signature);
+      // Delivered: with the cache off its entry goes too.
+      await this.cache.evict(this.cache.maxBytes > 0 ? result.signature : undefined);
     } catch (error) {
       this.log.error({ job: job.id, err: error }, 'finishing failed');
       await this.settle(job, { state: 'failed', reason: reasonOf(error) });
@@ -335,7 +333,6 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
       }
     }
     await this.spool.remove(job.id);
-    if (this.options.cacheMaxBytes === 0 && outcome.state === 'completed') await this.cache.evict();
     const fields = { job: job.id, state: job.state, name: job.request.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;
@@ -354,8 +351,6 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
     for (const job of finished.slice(0, Math.max(0, finished.length - REMEMBER_FINISHED))) this.jobs.delete(job.id);
   }
 }
-
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 function roundAll(ms: object): Record<string, number> {
   return Object.fromEntries(Object.entries(ms).flatMap(([k, v]) => (typeof v === 'number' ? [[k, Math.round(v)]] : [])));

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { tempNameFor, writeSynced } from '../files.js';
 import type { Job } from '../types.js';
 
 /** Short ids that sort by creation time: 9 base-36 digits of milliseconds, then 6 random hex digits. */
@@ -30,7 +31,7 @@ export class Spool {
   /** Stores a job and its input; resolves once both are on disk. */
   async write(job: Job, input: Uint8Array): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
-    const temp = path.join(this.dir, `.${job.id}.${randomBytes(4).toString('hex')}.tmp`);
+    const temp = tempNameFor(this.folder(job.id));
     await fs.mkdir(temp);
     try {
       await writeSynced(path.join(temp, 'input'), input);
@@ -74,29 +75,5 @@ export class Spool {
       }
     }
     return jobs.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
-  }
-}
-
-/** Writes a file and flushes it to disk, so a power cut after the rename cannot leave it empty. */
-export async function writeSynced(file: string, data: Uint8Array | string, flag = 'w'): Promise<void> {
-  const handle = await fs.open(file, flag);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes `file` whole or not at all: a hidden temporary name beside it, then a rename. */
-export async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    // 'wx' never follows a link planted under the temporary name.
-    await writeSynced(temp, data, 'wx');
-    await fs.rename(temp, file);
-  } catch (error) {
-    await fs.rm(temp, { force: true });
-    throw error;
   }
 }

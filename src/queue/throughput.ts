@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Device } from '../types.js';
-import { writeAtomic } from './spool.js';
+import { writeAtomic } from '../files.js';
 
 /** First guesses, measured on the 2-core CPU machines (README "Speed"); replaced by what this machine does. */
 const GUESS_MS_PER_MP: Record<string, number> = { x4plus: 250_000, x4fast: 22_000 };
