@@ -6,6 +6,7 @@
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { parseParam, readBin, type NcnnNet } from '../src/models/ncnn.js';
+import { ModelProto } from '../src/models/onnx-schema.js';
 import { convertToOnnx } from '../src/models/to-onnx.js';
 
 const H = 5;
@@ -386,6 +387,10 @@ function expectMatches(actual: Tensor, expected: Tensor): void {
 }
 
 /** Converts the builder's net, runs it on `x` and checks it against `expected` (before clamping). */
+/** The converted graph's operators, in order. */
+const opTypes = (onnx: Uint8Array): string[] =>
+  (ModelProto.toObject(ModelProto.decode(onnx)) as { graph: { node: Array<{ op_type: string }> } }).graph.node.map((n) => n.op_type);
+
 async function convertAndCompare(b: NcnnBuilder, x: Tensor, expected: Tensor) {
   const converted = convertToOnnx(b.net(), 'test');
   const actual = await runOnnx(converted.onnx, x);
@@ -532,35 +537,38 @@ describe('convertToOnnx against a JS reference', () => {
     expect(maxDiff(actual, clamp01(conv(conv(x, { ...a, act: leaky(0.2) }), c)))).toBeGreaterThan(1e-3);
   });
 
-  it('PReLU with per-channel slopes, negative and above 1', async () => {
+  it('PReLU with per-channel slopes, negative, 1 and above 1, folded into the convolutions around it', async () => {
     const rand = prng(16);
     const x = randomInput(3);
     const b = new NcnnBuilder().input('data');
     const a = b.conv('conv_a', 'data', 'a', randomConv(rand, 3, 4, { wRange: 0.3, bias: [0, 0.2] }));
-    const slopes = b.prelu('prelu', 'a', 'p', [-0.6, 0, 0.25, 1.7]);
+    const slopes = b.prelu('prelu', 'a', 'p', [-0.6, 1, 0.25, 1.7]);
     const c = b.conv('conv_b', 'p', 'out', randomConv(rand, 4, 3, { wRange: 0.15, bias: [0.5, 0.05] }));
     const ya = conv(x, a);
     for (let ch = 0; ch < 4; ch++) {
       // Every channel has negative values, so every slope is exercised.
       expect(Math.min(...ya.data.subarray(ch * H * W, (ch + 1) * H * W))).toBeLessThan(0);
     }
-    const { actual } = await convertAndCompare(b, x, conv(prelu(ya, slopes), c));
+    const { actual, onnx } = await convertAndCompare(b, x, conv(prelu(ya, slopes), c));
     // The slopes are applied per channel, in order.
     expect(maxDiff(actual, clamp01(conv(prelu(ya, [...slopes].reverse()), c)))).toBeGreaterThan(1e-3);
+    // Folded: one scale (BatchNormalization) per PReLU, the other went into the convolutions' weights.
+    expect(opTypes(onnx)).toEqual(['Conv', 'BatchNormalization', 'Relu', 'Add', 'Conv', 'Clip']);
   });
 
-  it('PReLU that cannot fold into its convolutions: a slope of 1, and an output read twice', async () => {
+  it('PReLU that cannot fold into its convolutions: a slope of 0, and an output read twice', async () => {
     const rand = prng(17);
     const x = randomInput(3);
     const b = new NcnnBuilder().input('data');
     const a = b.conv('conv_a', 'data', 'a', randomConv(rand, 3, 3, { wRange: 0.1, bias: [0, 0.1] }));
-    const slopes = b.prelu('prelu', 'a', 'p', [1, -0.3, 1.4]);
+    const slopes = b.prelu('prelu', 'a', 'p', [0, -0.3, 1.4]);
     b.layer('Split', 'split', ['p'], ['p0', 'p1']);
     const c = b.conv('conv_b', 'p0', 'c', randomConv(rand, 3, 3, { wRange: 0.1, bias: [0.5, 0.05] }));
     b.layer('BinaryOp', 'sum', ['c', 'p1'], ['out']);
     const ya = conv(x, a);
     const y = prelu(ya, slopes);
-    await convertAndCompare(b, x, add(conv(y, c), y));
+    const { onnx } = await convertAndCompare(b, x, add(conv(y, c), y));
+    expect(opTypes(onnx).filter((op) => op === 'BatchNormalization')).toHaveLength(2);
     // Each channel has negative values, so each slope counts.
     for (let ch = 0; ch < 3; ch++) expect(Math.min(...ya.data.subarray(ch * H * W, (ch + 1) * H * W))).toBeLessThan(0);
   });

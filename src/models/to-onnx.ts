@@ -219,14 +219,15 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
   }
 
   /**
-   * PReLU(x) = (1 - slope) * Relu(x) + slope * x, with the per-channel scales as BatchNormalization: onnxruntime
+   * PReLU(x) = slope * x + (1 - slope) * Relu(x), with the per-channel scales as BatchNormalization: onnxruntime
    * keeps Relu, BatchNormalization and Add in its blocked (NCHWc) layout between convolutions, where its PRelu
    * kernel or a Min/Mul form forced a layout round trip per layer (a third of x4fast's run time).
    *
-   * Between two convolutions one of the two scales folds away (see `planPReluFolds`): the convolution before
-   * writes x' = |1 - slope| * x, this layer computes Relu(x') + slope / (1 - slope) * x', which is
-   * sign(1 - slope) * PReLU(x), and the convolution after takes that sign into its weights. One pass over the
-   * activations fewer per layer.
+   * Between two convolutions the layer folds into them (see `planPReluFolds`): with sign = +1 for a slope up
+   * to 1, else -1, the convolution before writes x' = sign * slope * x, this layer computes
+   * x' + Relu((1 - slope) / slope * x'), which is sign * PReLU(x), and the convolution after takes the sign
+   * into its weights. onnxruntime runs the scale and Relu as one fused pass and the Add as a second: two
+   * passes over the activations instead of four.
    */
   function prelu(layer: NcnnLayer, input: string, output: string): void {
     const slope = layer.weight!;
@@ -236,12 +237,13 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
       const inputs = [from, named('scale', scale), named('bias', new Float32Array(c)), named('mean', new Float32Array(c))];
       node('BatchNormalization', `${layer.name}_${suffix}`, [...inputs, named('var', new Float32Array(c).fill(1))], [to], [float('epsilon', 0)]);
     };
-    node('Relu', `${layer.name}_relu`, [input], [`${output}_relu`]);
     if (folds.prelus.has(layer.name)) {
-      bn('lin', slope.map((v) => v / (1 - v)), input, `${output}_lin`);
-      node('Add', layer.name, [`${output}_relu`, `${output}_lin`], [output]);
+      bn('ratio', slope.map((v) => (1 - v) / v), input, `${output}_scaled`);
+      node('Relu', `${layer.name}_relu`, [`${output}_scaled`], [`${output}_relu`]);
+      node('Add', layer.name, [input, `${output}_relu`], [output]);
       return;
     }
+    node('Relu', `${layer.name}_relu`, [input], [`${output}_relu`]);
     bn('pos', slope.map((v) => 1 - v), `${output}_relu`, `${output}_pos`);
     bn('lin', Float32Array.from(slope), input, `${output}_lin`);
     node('Add', layer.name, [`${output}_pos`, `${output}_lin`], [output]);
@@ -269,9 +271,15 @@ interface PReluFolds {
   inSign: Map<string, Float32Array>;
 }
 
+/** Smallest slope magnitude that folds: the convolution before scales its output by the slope. */
+const MIN_FOLD_SLOPE = 1e-6;
+
+/** +1 for a slope up to 1, else -1: the sign that makes (1 - slope) * Relu(x) a Relu of a scaled x. */
+const foldSign = (slope: number) => (slope > 1 ? -1 : 1);
+
 /**
  * A PReLU folds when it reads a convolution without fused activation that nothing else reads, only one
- * convolution reads it, and no slope is within 1e-3 of 1 (where |1 - slope| would lose the signal).
+ * convolution reads it, and no slope is within 1e-6 of 0 (where the scaled x' would lose the signal).
  */
 function planPReluFolds(net: NcnnNet): PReluFolds {
   const folds: PReluFolds = { prelus: new Set(), outScale: new Map(), inSign: new Map() };
@@ -283,10 +291,10 @@ function planPReluFolds(net: NcnnNet): PReluFolds {
     const after = readers(layer.outputs[0]);
     const plainConv = (l?: NcnnLayer) => l?.type === 'Convolution' && param(l, 9, 0) === 0;
     if (!plainConv(before) || readers(layer.inputs[0]).length !== 1 || after.length !== 1 || after[0].type !== 'Convolution') continue;
-    if (slope.some((v) => Math.abs(1 - v) <= 1e-3) || folds.outScale.has(before!.name) || folds.inSign.has(after[0].name)) continue;
+    if (slope.some((v) => Math.abs(v) < MIN_FOLD_SLOPE) || folds.outScale.has(before!.name) || folds.inSign.has(after[0].name)) continue;
     folds.prelus.add(layer.name);
-    folds.outScale.set(before!.name, slope.map((v) => Math.abs(1 - v)));
-    folds.inSign.set(after[0].name, slope.map((v) => Math.sign(1 - v)));
+    folds.outScale.set(before!.name, slope.map((v) => foldSign(v) * v));
+    folds.inSign.set(after[0].name, slope.map(foldSign));
   }
   return folds;
 }
