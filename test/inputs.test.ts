@@ -103,6 +103,10 @@ describe('awkward inputs come out right', () => {
     // Real 16-bit data, not 8-bit values spread out: many samples are not multiples of 257.
     const { samples } = await pixels(result.png, 'ushort');
     expect(samples.filter((v) => v % 257 !== 0).length).toBeGreaterThan(samples.length / 2);
+    // The same picture in 8 bits gives the same result to within rounding.
+    const png8 = await sharp(png16).toColourspace('srgb').png().toBuffer();
+    const eight = (await pixels((await run(png8)).png)).samples;
+    expect(psnr(Array.from(samples, (v) => v / 257), eight)).toBeGreaterThan(40);
   });
 
   it('greyscale stays greyscale', async () => {

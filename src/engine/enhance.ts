@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { decodeImage } from '../imaging/input.js';
 import { finishPng, resizeAlpha } from '../imaging/output.js';
+import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
 import { normalizeOptions } from '../options.js';
 import { modelsDir } from '../paths.js';
@@ -90,13 +91,14 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
       const all = windows.done + done;
       context.onProgress?.({ tilesDone: all, tilesTotal: windows.total, etaMs: (elapsed / all) * (windows.total - all) });
     };
-    const run = async (samples: Samples): Promise<Samples> => {
+    const run = async (samples: Samples, colour?: ColourMap): Promise<Samples> => {
       for (;;) {
         try {
           const out = await runTiled(model.session, samples, {
             tile,
             overlap,
             scale: model.entry.scale,
+            colour,
             signal: context.signal,
             onTile: (done, plan) => report(done, plan.count),
           });
@@ -113,7 +115,8 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
     };
 
     const max = image.bits === 16 ? 65535 : 255;
-    const rgb = await run({ width: image.width, height: image.height, channels: 3, max, data: image.rgb });
+    const colour = options.tune === 'gentle' ? gentleColourMap(max) : undefined;
+    const rgb = await run({ width: image.width, height: image.height, channels: 3, max, data: image.rgb }, colour);
     let alpha: Uint8Array | Uint16Array | null = null;
     if (image.alpha && options.alpha === 'model') {
       alpha = (await run({ width: image.width, height: image.height, channels: 1, max, data: image.alpha })).data;

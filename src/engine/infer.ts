@@ -5,6 +5,7 @@
  * float band one window high (the rows that later windows still add to) are alive at a time.
  */
 import ort from 'onnxruntime-node';
+import type { ColourMap } from '../imaging/tune.js';
 import { blendWeights, planTiles, type TilePlan } from './tiler.js';
 
 /** Interleaved samples, 1 or 3 channels; 1-channel images run through the model as grey RGB. */
@@ -24,6 +25,8 @@ export interface InferOptions {
   overlap: number;
   /** The model's scale (4 for RealESRGAN x4). */
   scale: number;
+  /** Applied to 3-channel output while it is quantised (the gentle touch-up's saturation and contrast). */
+  colour?: ColourMap;
   /** Checked before every window. */
   signal?: AbortSignal;
   /** Called after each window with the number done. */
@@ -74,7 +77,7 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
       const ph = winH * S;
       const pplane = pw * ph;
       if (plan.count === 1) {
-        quantizePlanes(pred, pplane, out, channels, max);
+        quantizePlanes(pred, pplane, out, channels, max, options.colour);
         tensor.dispose();
         options.onTile?.(++done, plan);
         break;
@@ -105,15 +108,19 @@ export async function runTiled(session: ort.InferenceSession, image: Samples, op
     const finalRows = next === undefined ? bandH : (next - y0) * S;
     const rowBase = y0 * S * outW * channels;
     const n = finalRows * outW * channels;
-    quantize(band.subarray(0, n), out.subarray(rowBase, rowBase + n), max);
+    quantize(band.subarray(0, n), out.subarray(rowBase, rowBase + n), max, channels === 3 ? options.colour : undefined);
     band.copyWithin(0, n);
     band.fill(0, band.length - n);
   }
   return { width: outW, height: outH, channels, max, data: out };
 }
 
-/** Float samples in [0,1] (a hair outside after blending) to integers 0..max, rounded. */
-function quantize(from: Float32Array, to: Uint8Array | Uint16Array, max: number): void {
+/** Float samples in [0,1] (a hair outside after blending) to integers 0..max, rounded; `colour` maps RGB first. */
+function quantize(from: Float32Array, to: Uint8Array | Uint16Array, max: number, colour?: ColourMap): void {
+  if (colour) {
+    mapColour(from, 1, 3, from.length / 3, colour, to, max);
+    return;
+  }
   if (max === 255) {
     // A clamped view rounds and clamps natively, several times faster than doing it here.
     const clamped = new Uint8ClampedArray(to.buffer, to.byteOffset, to.length);
@@ -127,7 +134,18 @@ function quantize(from: Float32Array, to: Uint8Array | Uint16Array, max: number)
 }
 
 /** Model output planes (CHW) straight to interleaved integer samples; one channel takes the mean of three. */
-function quantizePlanes(pred: Float32Array, plane: number, to: Uint8Array | Uint16Array, channels: 1 | 3, max: number): void {
+function quantizePlanes(
+  pred: Float32Array,
+  plane: number,
+  to: Uint8Array | Uint16Array,
+  channels: 1 | 3,
+  max: number,
+  colour?: ColourMap,
+): void {
+  if (channels === 3 && colour) {
+    mapColour(pred, plane, 1, plane, colour, to, max);
+    return;
+  }
   const target = max === 255 ? new Uint8ClampedArray(to.buffer, to.byteOffset, to.length) : to;
   // Uint8ClampedArray rounds on store; Uint16Array truncates, so add 0.5 there (values are within [0,1]).
   const half = max === 255 ? 0 : 0.5;
@@ -139,5 +157,36 @@ function quantizePlanes(pred: Float32Array, plane: number, to: Uint8Array | Uint
     }
   } else {
     for (let p = 0; p < plane; p++) target[p] = ((pred[p] + pred[plane + p] + pred[2 * plane + p]) / 3) * max + half;
+  }
+}
+
+/**
+ * `pixels` RGB pixels through `colour` into interleaved integer samples, rounded and clamped to 0..max. Pixel p
+ * reads from[p * step], from[p * step + gap] and from[p * step + 2 * gap]: planes (gap = plane size, step 1)
+ * or interleaved samples (gap 1, step 3).
+ */
+function mapColour(from: Float32Array, gap: number, step: number, pixels: number, m: ColourMap, to: Uint8Array | Uint16Array, max: number): void {
+  const [r0, g0, b0, o0, r1, g1, b1, o1, r2, g2, b2, o2] = Array.from(m, (v) => v * max);
+  if (max === 255) {
+    // Uint8ClampedArray rounds and clamps on store; a loop without branches runs twice as fast.
+    const clamped = new Uint8ClampedArray(to.buffer, to.byteOffset, to.length);
+    for (let p = 0, i = 0, o = 0; p < pixels; p++, i += step) {
+      const r = from[i];
+      const g = from[i + gap];
+      const b = from[i + 2 * gap];
+      clamped[o++] = r0 * r + g0 * g + b0 * b + o0;
+      clamped[o++] = r1 * r + g1 * g + b1 * b + o1;
+      clamped[o++] = r2 * r + g2 * g + b2 * b + o2;
+    }
+    return;
+  }
+  const put = (o: number, v: number) => (to[o] = v < 0 ? 0 : v >= max ? max : v + 0.5);
+  for (let p = 0, i = 0, o = 0; p < pixels; p++, i += step, o += 3) {
+    const r = from[i];
+    const g = from[i + gap];
+    const b = from[i + 2 * gap];
+    put(o, r0 * r + g0 * g + b0 * b + o0);
+    put(o + 1, r1 * r + g1 * g + b1 * b + o1);
+    put(o + 2, r2 * r + g2 * g + b2 * b + o2);
   }
 }

@@ -4,7 +4,7 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import type { Tune } from '../types.js';
-import { adjustColour, sharpenGently } from './tune.js';
+import { sharpenGently } from './tune.js';
 
 export interface ModelOutput {
   width: number;
@@ -18,6 +18,7 @@ export interface ModelOutput {
 }
 
 export interface FinishOptions {
+  /** `gentle` sharpens here; its colour step is applied earlier, while the model's output is quantised. */
   tune: Tune;
   /** Final size; smaller than the model's output for scale 2 and 3. */
   width: number;
@@ -35,13 +36,12 @@ async function toSamples(pipeline: Sharp, bits: 8 | 16): Promise<Uint8Array | Ui
   return bits === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data);
 }
 
-/** Produces the final PNG from the model's output (whose samples the touch-up may change in place). */
+/** Produces the final PNG from the model's output. */
 export async function finishPng(image: ModelOutput, options: FinishOptions): Promise<{ png: Buffer; channels: number }> {
   const { width, height, bits, alpha, grey } = image;
   const gentle = options.tune === 'gentle';
   const colour = grey ? 1 : 3;
   const channels = (colour + (alpha ? 1 : 0)) as 1 | 2 | 3 | 4;
-  if (gentle) adjustColour(image.rgb, bits === 16 ? 65535 : 255);
   let pipeline: Sharp;
   if (channels === 3) {
     // The common case runs as one pipeline: sharpening, resize and encode.
