@@ -584,8 +584,12 @@ describe('convertToOnnx against a JS reference', () => {
     b.layer('Split', 'split', ['data'], ['d0', 'd1']);
     const a = b.conv('conv_a', 'd0', 'a', randomConv(rand, 3, 3, { wRange: 0.05, bias: [0, 0.1] }));
     b.layer('Eltwise', 'elt', ['a', 'd1'], ['out'], ['0=1', `-23301=2,${ca.toExponential(6)},${cb.toExponential(6)}`]);
-    const { actual } = await convertAndCompare(b, x, eltwise(conv(x, a), x, ca, cb));
+    const { actual, onnx } = await convertAndCompare(b, x, eltwise(conv(x, a), x, ca, cb));
     if (ca !== cb) expect(maxDiff(actual, clamp01(eltwise(conv(x, a), x, cb, ca)))).toBeGreaterThan(1e-3);
+    // Weights are per-channel scales (BatchNormalization), which onnxruntime keeps in its NCHWc layout; a Mul
+    // by a constant is not.
+    expect(opTypes(onnx)).not.toContain('Mul');
+    expect(opTypes(onnx).filter((op) => op === 'BatchNormalization')).toHaveLength([ca, cb].filter((c) => c !== 1).length);
   });
 
   it('Eltwise sum without coefficients adds', async () => {
