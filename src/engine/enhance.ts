@@ -37,6 +37,12 @@ export const DEFAULT_OVERLAP = 16;
 const BYTES_PER_WINDOW_PIXEL: Record<string, number> = { x4plus: 15_500, x4fast: 3_800 };
 /** Memory for a window's activations plus the blending band; with the process itself this stays under 1.5 GB. */
 const WINDOW_BUDGET = 1.05e9;
+/**
+ * Window after window, the heap fragments: freed activations do not quite fit the next window's, and the
+ * process peaked at 1.6-1.7 times one window's activations (x4plus, 9 and 25 windows; 1.57 GB at 1024x1024
+ * before this was counted). Tiled runs budget for that; a single window has nothing before it.
+ */
+const SEVERAL_WINDOWS = 1.7;
 /** The blending band: float32 RGB at 4x for one window height across the image (4 * 4 * 3 * 4 bytes). */
 const BAND_BYTES_PER_WINDOW_ROW_PIXEL = 192;
 
@@ -48,9 +54,9 @@ export function autoTile(model: string, device: Device, width: number, height: n
   if (device === 'cuda') return 192;
   const perPixel = BYTES_PER_WINDOW_PIXEL[model] ?? 15_500;
   const budget = Math.min(WINDOW_BUDGET, os.freemem() * 0.5);
-  const cost = (side: number) => perPixel * side * side + BAND_BYTES_PER_WINDOW_ROW_PIXEL * side * width;
-  if (cost(Math.max(width, height)) <= budget) return 0;
-  let side = Math.floor(Math.sqrt(budget / perPixel));
+  if (perPixel * width * height <= budget) return 0;
+  const cost = (side: number) => SEVERAL_WINDOWS * perPixel * side * side + BAND_BYTES_PER_WINDOW_ROW_PIXEL * side * width;
+  let side = Math.floor(Math.sqrt(budget / (SEVERAL_WINDOWS * perPixel)));
   while (side > 64 && cost(side) > budget) side -= 8;
   return Math.max(32, side - 2 * overlap);
 }
