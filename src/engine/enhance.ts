@@ -38,10 +38,10 @@ const BYTES_PER_WINDOW_PIXEL: Record<string, number> = { x4plus: 15_500, x4fast:
 /** Memory for a window's activations plus the blending band; with the process itself this stays under 1.5 GB. */
 const WINDOW_BUDGET = 1.05e9;
 /**
- * Window after window, the heap fragments (freed activations do not quite fit the next window's, and the
- * copies of earlier outputs sit between them until the JS heap collects them): x4plus peaked at about twice
- * one window's measured activations (13 kB a pixel), 1.57 GB at 1024x1024 before this was counted. Tiled runs
- * budget for it; with the 15.5 kB estimate above that is this factor. A single window has nothing before it.
+ * Window after window, the heap fragments (freed activations do not quite fit the next window's; collecting
+ * the JS heap after every window did not change that): x4plus peaked at about twice one window's measured
+ * activations (13 kB a pixel), 1.57 GB at 1024x1024 before this was counted. Tiled runs budget for it; with
+ * the 15.5 kB estimate above that is this factor. A single window has nothing before it.
  */
 const SEVERAL_WINDOWS = 1.7;
 /** The blending band: float32 RGB at 4x for one window height across the image (4 * 4 * 3 * 4 bytes). */
