@@ -11,7 +11,8 @@
  */
 import { EventEmitter } from 'node:events';
 import BetterQueue from 'better-queue';
-import { enhance, signatureOf } from '../engine/enhance.js';
+import { signatureOf } from '../engine/enhance.js';
+import { EngineThread } from '../engine/engine-thread.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { decodeBefore, makeComparison } from '../imaging/compare.js';
 import { checkFileSize, probeImage } from '../imaging/input.js';
@@ -73,6 +74,8 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
   private active: { job: Job; controller: AbortController; done: Promise<void>; etaMs: number } | null = null;
   private finishing: Promise<void> = Promise.resolve();
   private finishingCount = 0;
+  /** Runs the model off the event loop (see engine-thread.ts). */
+  private readonly engine = new EngineThread();
   /** Submits per owner still being checked and written. */
   private readonly submitting = new Map<string, number>();
 
@@ -215,6 +218,7 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
     }
     await this.finishing;
     await new Promise<void>((resolve) => this.worker.destroy(() => resolve()));
+    await this.engine.close();
   }
 
   private unline(id: string): void {
@@ -272,7 +276,7 @@ export class JobQueue extends EventEmitter<QueueEvents> implements EnhanceQueue 
       return { ...cached, cached: true, ms: { ...cached.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 } };
     }
     let lastLogged = performance.now();
-    const result = await enhance(
+    const result = await this.engine.enhance(
       { input, name: job.request.name, options },
       {
         modelsDir: this.models,
