@@ -203,4 +203,22 @@ describe('JobQueue', () => {
     expect(delay.max / 1e6).toBeLessThan(result!.ms.infer / 2);
     expect(ticks).toBeGreaterThan(result!.ms.infer / 20 / 2);
   });
+
+  it('loads a model once for a run of jobs on it, and again after a job on the other model', async () => {
+    const q = queue();
+    await q.submit(await request('a.png', 1, { options: { model: 'x4plus' } }));
+    await q.submit(await request('b.png', 2, { options: { model: 'x4plus' } }));
+    await q.submit(await request('c.png', 3));
+    q.run();
+    await settled(q, 3);
+    const load = (name: string) => {
+      const { outcome } = delivered.find((d) => d.job.request.name === name)!;
+      return outcome.state === 'completed' ? outcome.result.ms.load : NaN;
+    };
+    // Loading x4plus (checking and optimising its 67 MB) takes hundreds of milliseconds, even a second time;
+    // reusing the loaded session only reads the manifest. The switch to x4fast loads that one.
+    expect(load('a.png')).toBeGreaterThan(100);
+    expect(load('b.png')).toBeLessThan(load('a.png') / 10);
+    expect(load('c.png')).toBeGreaterThan(load('b.png'));
+  });
 });

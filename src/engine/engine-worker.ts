@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { pino } from 'pino';
 import { EnhanceError } from '../errors.js';
 import { enhance } from './enhance.js';
+import { ModelPool } from './session.js';
 import type { ToWorker, FromWorker } from './engine-thread.js';
 
 const port = parentPort!;
@@ -14,6 +15,8 @@ const post = (message: FromWorker) => port.postMessage(message);
 // The worker's log lines go to the main thread, which writes them with its own logger.
 const logger = pino({ level: 'debug', base: undefined }, { write: (line: string) => post({ type: 'log', line }) });
 let controller: AbortController | null = null;
+// Consecutive jobs on one model reuse its session.
+const models = new ModelPool();
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'abort') {
@@ -23,6 +26,7 @@ port.on('message', (message: ToWorker) => {
   controller = new AbortController();
   enhance(message.request, {
     ...message.context,
+    models,
     signal: controller.signal,
     logger,
     onProgress: (progress) => post({ type: 'progress', progress }),

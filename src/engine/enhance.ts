@@ -12,7 +12,7 @@ import { normalizeOptions } from '../options.js';
 import { modelsDir } from '../paths.js';
 import type { Device, EnhanceOptions, EnhanceProgress, EnhanceRequest, EnhanceResult } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
-import { loadModel } from './session.js';
+import { loadModel, type ModelPool } from './session.js';
 
 export interface EnhanceContext {
   /** Folder with the prepared models and manifest.json (default: models/ or ENHANCER_MODELS). */
@@ -22,6 +22,8 @@ export interface EnhanceContext {
   /** Overlap added around each window, in input pixels (default 16). */
   overlap?: number;
   onProgress?: (progress: EnhanceProgress) => void;
+  /** Keeps models loaded between calls (the service's engine thread); without it each call loads its own. */
+  models?: ModelPool;
   /** Stops the run between two tiles; `enhance` then rejects with the signal's reason. */
   signal?: AbortSignal;
   logger?: Logger;
@@ -84,7 +86,8 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const tDecoded = performance.now();
 
   const tLoad = performance.now();
-  const model = await loadModel(context.modelsDir ?? modelsDir(), options.model, options.device);
+  const dir = context.modelsDir ?? modelsDir();
+  const model = await (context.models ? context.models.acquire(dir, options.model, options.device) : loadModel(dir, options.model, options.device));
   const loadMs = performance.now() - tLoad;
   log.info({ model: options.model, device: model.device, fallback: model.fallback, ms: Math.round(loadMs) }, 'model loaded');
   try {
