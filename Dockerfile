@@ -19,7 +19,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-co
 WORKDIR /app
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=536870912 \
-    MALLOC_TRIM_THRESHOLD_=4294967296
+    MALLOC_TRIM_THRESHOLD_=4294967296 \
+    MALLOC_ARENA_MAX=1
 COPY --from=build /app /app
 RUN mkdir -p inbox outbox data
 VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
