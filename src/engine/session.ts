@@ -80,7 +80,10 @@ function cpuOptions(): ort.InferenceSession.SessionOptions {
 
 /** Loads `name` from `dir` for `device`, verifying the file against the manifest first. */
 export async function loadModel(dir: string, name: string, device: DeviceChoice): Promise<LoadedModel> {
-  const entry = findModel(await readManifest(dir), name);
+  return loadEntry(dir, findModel(await readManifest(dir), name), device);
+}
+
+async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice): Promise<LoadedModel> {
   const file = await verifyFile(dir, entry);
   let fallback: string | undefined;
   if (device !== 'cpu') {
@@ -127,7 +130,7 @@ export class ModelPool {
     const key = JSON.stringify([path.resolve(dir), name, entry.sha256, device]);
     if (this.held?.key !== key) {
       await this.drop();
-      this.held = { key, model: await loadModel(dir, name, device) };
+      this.held = { key, model: await loadEntry(dir, entry, device) };
     }
     return {
       ...this.held.model,

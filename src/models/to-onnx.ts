@@ -223,17 +223,6 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
   }
 
   /**
-   * PReLU(x) = slope * x + (1 - slope) * Relu(x), with the per-channel scales as BatchNormalization: onnxruntime
-   * keeps Relu, BatchNormalization and Add in its blocked (NCHWc) layout between convolutions, where its PRelu
-   * kernel or a Min/Mul form forced a layout round trip per layer (a third of x4fast's run time).
-   *
-   * Between two convolutions the layer folds into them (see `planPReluFolds`): with sign = +1 for a slope up
-   * to 1, else -1, the convolution before writes x' = sign * slope * x, this layer computes
-   * x' + Relu((1 - slope) / slope * x'), which is sign * PReLU(x), and the convolution after takes the sign
-   * into its weights. onnxruntime runs the scale and Relu as one fused pass and the Add as a second: two
-   * passes over the activations instead of four.
-   */
-  /**
    * Multiplies each channel by its factor, as a BatchNormalization (mean 0, variance 1, no bias): onnxruntime
    * runs that in its blocked NCHWc layout, as a 1x1 depthwise convolution, or folds it into the convolution
    * before. A Mul by a constant instead sent x4plus's activations back to plain NCHW after its first block,
@@ -246,18 +235,28 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
     node('BatchNormalization', name, [...inputs, named('var', new Float32Array(c).fill(1))], [output], [float('epsilon', 0)]);
   }
 
+  /**
+   * PReLU(x) = slope * x + (1 - slope) * Relu(x), with the per-channel scales as BatchNormalization: onnxruntime
+   * keeps Relu, BatchNormalization and Add in its blocked (NCHWc) layout between convolutions, where its PRelu
+   * kernel or a Min/Mul form forced a layout round trip per layer (a third of x4fast's run time).
+   *
+   * Between two convolutions the layer folds into them (see `planPReluFolds`): with sign = +1 for a slope up
+   * to 1, else -1, the convolution before writes x' = sign * slope * x, this layer computes
+   * x' + Relu((1 - slope) / slope * x'), which is sign * PReLU(x), and the convolution after takes the sign
+   * into its weights. onnxruntime runs the scale and Relu as one fused pass and the Add as a second: two
+   * passes over the activations instead of four.
+   */
   function prelu(layer: NcnnLayer, input: string, output: string): void {
     const slope = layer.weight!;
-    const bn = (suffix: string, scale: Float32Array, from: string, to: string) => scaleChannels(`${layer.name}_${suffix}`, from, scale, to);
     if (folds.prelus.has(layer.name)) {
-      bn('ratio', slope.map((v) => (1 - v) / v), input, `${output}_scaled`);
+      scaleChannels(`${layer.name}_ratio`, input, slope.map((v) => (1 - v) / v), `${output}_scaled`);
       node('Relu', `${layer.name}_relu`, [`${output}_scaled`], [`${output}_relu`]);
       node('Add', layer.name, [input, `${output}_relu`], [output]);
       return;
     }
     node('Relu', `${layer.name}_relu`, [input], [`${output}_relu`]);
-    bn('pos', slope.map((v) => 1 - v), `${output}_relu`, `${output}_pos`);
-    bn('lin', Float32Array.from(slope), input, `${output}_lin`);
+    scaleChannels(`${layer.name}_pos`, `${output}_relu`, slope.map((v) => 1 - v), `${output}_pos`);
+    scaleChannels(`${layer.name}_lin`, input, Float32Array.from(slope), `${output}_lin`);
     node('Add', layer.name, [`${output}_pos`, `${output}_lin`], [output]);
   }
 

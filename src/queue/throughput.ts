@@ -33,7 +33,7 @@ export class Throughput {
     return (rate * pixels) / 1e6;
   }
 
-  /** Records a finished job's time (load and inference). */
+  /** Records a finished job's inference time. */
   async learn(model: string, device: Device, pixels: number, ms: number): Promise<void> {
     if (pixels <= 0) return;
     this.device = device;
