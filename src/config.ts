@@ -37,6 +37,7 @@ export interface Config {
   };
   /** On SIGINT/SIGTERM, how long the running job may take to finish before it is stopped and kept for next start. */
   shutdownGraceMs: number;
+  delivery: { retryForMs: number; firstRetryMs: number; maxRetryMs: number };
   hotfolder: {
     enabled: boolean;
     /** Write the PDF summary too. */
@@ -72,6 +73,7 @@ export const DEFAULT_CONFIG: Config = {
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
+  delivery: { retryForMs: 604_800_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 },
   hotfolder: {
     enabled: true,
     pdf: true,
@@ -221,6 +223,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     },
     cache: { maxBytes: wholeNumber('cache.maxBytes', at('cache.maxBytes'), 0, Number.MAX_SAFE_INTEGER) },
     shutdownGraceMs: wholeNumber('shutdownGraceMs', at('shutdownGraceMs'), 0, 3_600_000),
+    delivery: {
+      retryForMs: wholeNumber('delivery.retryForMs', at('delivery.retryForMs'), 0, 365 * 86_400_000),
+      firstRetryMs: wholeNumber('delivery.firstRetryMs', at('delivery.firstRetryMs'), 10, 86_400_000),
+      maxRetryMs: wholeNumber('delivery.maxRetryMs', at('delivery.maxRetryMs'), 10, 86_400_000),
+    },
     hotfolder: {
       enabled: flag('hotfolder.enabled', at('hotfolder.enabled')),
       pdf: flag('hotfolder.pdf', at('hotfolder.pdf')),

@@ -40,6 +40,11 @@ export interface EnhanceRequest {
   replyTo?: ReplyTo;
   /** Also make the PDF summary. */
   report?: boolean;
+  /**
+   * Before the whole image, run its most detailed region through the same pipeline and announce it (the queue's
+   * `preview` event), so a person sees the quality within seconds. The chat doors ask for it; default off.
+   */
+  earlyPreview?: boolean;
 }
 
 /**
@@ -69,14 +74,20 @@ export interface StageTimes {
   total: number;
   /** In the queue: time waiting before the job started. */
   wait?: number;
+  /** In the queue: the early preview (its model run included), before the whole image. */
+  preview?: number;
   /** In the queue: making the preview, comparison and PDF. */
   render?: number;
 }
 
-/** What one enhancement produced. */
+/**
+ * The files a job is made of: the enhanced PNG, the thumbnail, the before/after, the PDF summary, and the early
+ * preview's picture (a PNG of the region, made before the rest).
+ */
+export type OutputKind = 'png' | 'preview' | 'compare' | 'pdf' | 'early';
+
+/** What one enhancement produced. Only facts and sizes: the bytes stay in the result store (see `outputs`). */
 export interface EnhanceResult {
-  /** The enhanced image, lossless PNG. */
-  png: Buffer;
   input: ImageSize & { format: string };
   output: ImageSize;
   options: EnhanceOptions;
@@ -90,14 +101,38 @@ export interface EnhanceResult {
   /** Hash of the input bytes, the normalised options and the model checksum: equal signature, equal result. */
   signature: string;
   ms: StageTimes;
-  /** Thumbnail JPEG, longest side at most 512 px (added by the queue). */
-  preview?: Buffer;
-  /** Before/after JPEG (added by the queue). */
-  compare?: Buffer;
-  /** The PDF summary, when the request asked for it. */
-  pdf?: Buffer;
+  /**
+   * The files the queue made for the job and their sizes in bytes; read one with `EnhanceQueue.readOutput`.
+   * Absent on a result straight from the engine (the CLI), which has only its PNG.
+   */
+  outputs?: Partial<Record<OutputKind, number>>;
   /** The result came from the cache: an earlier job had the same signature. */
   cached?: boolean;
+}
+
+/** What the engine hands back: the result and the lossless PNG it describes. */
+export type EnhancedImage = EnhanceResult & { png: Buffer };
+
+/** A region of an image, in pixels. */
+export interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The early preview of a job: its most detailed region, through the same pipeline with the same options, at
+ * output scale. Its picture is the job's `early` output (PNG); `signature` is the final result's.
+ */
+export interface EarlyPreview {
+  signature: string;
+  /** Where it lies in the final result, in output pixels. */
+  region: Region;
+  /** Size of the PNG in bytes. */
+  bytes: number;
+  /** Milliseconds it took, model load included. */
+  ms: number;
 }
 
 /** Reported after every tile. */

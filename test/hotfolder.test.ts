@@ -96,6 +96,8 @@ describe('hot folder', () => {
     expect(fs.readdirSync(outbox()).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(fs.readFileSync(inbox('done', 'photo.png')).equals(photo)).toBe(true);
     expect(await sharp(outbox('photo.png')).metadata()).toMatchObject({ width: 384, height: 384 });
+    // Delivered: the spool keeps nothing.
+    await s.count('job delivered', 1);
     expect(fs.readdirSync(path.join(dir, 'data', 'jobs'))).toEqual([]);
   });
 

@@ -1,49 +1,82 @@
 /**
- * The job queue in process, with the real engine and models: events, order, limits, cancel, shutdown.
+ * The queue and its worker, driven by a scripted engine: order, fairness, cancel, shutdown, deliveries that fail
+ * for a while. Each step waits for an event, never for time, so these hold on any machine, GPU or slow CPU.
+ * (queue-engine.test.ts runs the same queue on the real models.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EnhanceError } from '../src/errors.js';
-import { JobQueue } from '../src/queue/job-queue.js';
-import type { Outcome } from '../src/queue/queue.js';
+import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { LocalQueue } from '../src/queue/local-queue.js';
+import { PermanentDeliveryError, type Outcome, type QueueEvents } from '../src/queue/queue.js';
+import { Worker, type Processor } from '../src/queue/worker.js';
 import type { EnhanceRequest, Job } from '../src/types.js';
 import { scenePng, tempDir } from './helpers.js';
+import { ScriptedEngine } from './scripted-engine.js';
 
 let dir: string;
-let queues: JobQueue[] = [];
-let delivered: Array<{ job: Job; outcome: Outcome }>;
-let events: string[];
+let open: Array<{ queue: LocalQueue; worker: Worker }>;
 
 beforeEach(() => {
   dir = tempDir('enhancer-queue-');
-  queues = [];
-  delivered = [];
-  events = [];
+  open = [];
 });
 afterEach(async () => {
-  for (const q of queues) await q.close(0);
+  for (const { queue, worker } of open) {
+    await worker.close(0);
+    await queue.close();
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function queue(limit = Infinity): JobQueue {
-  const q = new JobQueue({
+interface Setup {
+  engine?: ScriptedEngine;
+  /** Wraps the real processor (to hold a job at some step). */
+  wrap?: (processor: Processor) => Processor;
+  deliver?: (job: Job, outcome: Outcome) => Promise<void>;
+  limit?: number;
+  retry?: { firstRetryMs: number; maxRetryMs: number; retryForMs: number };
+}
+
+/** A queue and worker on the scripted engine; `log` collects "event name" lines of every job. */
+function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit = Infinity, retry }: Setup = {}) {
+  const delivered: Array<{ job: Job; outcome: Outcome }> = [];
+  const queue = new LocalQueue({
     dataDir: dir,
     defaults: { model: 'x4fast' },
     maxPixels: 1_000_000,
     maxFileBytes: 5_000_000,
     limitFor: () => limit,
-    deliver: async (job, outcome) => {
-      delivered.push({ job, outcome });
-    },
+    retry,
+    deliver:
+      deliver ??
+      (async (job, outcome) => {
+        delivered.push({ job, outcome });
+      }),
   });
-  for (const name of ['queued', 'started', 'completed', 'failed', 'cancelled'] as const) {
-    q.on(name, (job: Job) => events.push(`${name} ${job.request.name}`));
+  const worker = new Worker(queue, wrap(enhanceProcessor({ engine })));
+  const log: string[] = [];
+  const events = queue.events();
+  for (const name of ['queued', 'started', 'preview', 'completed', 'failed', 'cancelled', 'delivered'] as const) {
+    events.on(name, (job: Job) => log.push(`${name} ${job.request.name}`));
   }
-  queues.push(q);
-  return q;
+  open.push({ queue, worker });
+  return { queue, worker, engine, delivered, log, events };
+}
+
+/** Resolves with the arguments of the next `event` that `test` accepts. */
+function next<E extends keyof QueueEvents>(queue: LocalQueue, event: E, test: (...args: QueueEvents[E]) => boolean = () => true) {
+  return new Promise<QueueEvents[E]>((resolve) => {
+    const events = queue.events();
+    const on = (...args: QueueEvents[E]) => {
+      if (!test(...args)) return;
+      events.off(event, on);
+      resolve(args);
+    };
+    events.on(event, on);
+  });
 }
 
 const request = async (name: string, seed: number, extra: Partial<EnhanceRequest> = {}): Promise<EnhanceRequest> => ({
@@ -53,172 +86,285 @@ const request = async (name: string, seed: number, extra: Partial<EnhanceRequest
   ...extra,
 });
 
-const settled = (q: JobQueue, n: number) =>
-  new Promise<void>((resolve) => {
-    const check = () => delivered.length >= n && resolve();
-    check();
-    for (const name of ['completed', 'failed', 'cancelled'] as const) q.on(name, check);
-  });
-
-describe('JobQueue', () => {
-  it('spools before announcing, reports position and ETA, runs in order and delivers every output', async () => {
-    const q = queue();
+describe('LocalQueue and Worker', () => {
+  it('spools before announcing, reports position and ETA, and delivers outputs by reference', async () => {
+    const { queue, worker, engine, delivered } = setup();
     const spooled: boolean[] = [];
     const positions: number[] = [];
-    q.on('queued', (job, info) => {
+    queue.events().on('queued', (job, info) => {
       spooled.push(fs.existsSync(path.join(dir, 'jobs', job.id, 'input')));
       positions.push(info.position);
-      expect(info.etaMs).toBeGreaterThan(0);
     });
-    const a = await q.submit(await request('a.png', 1, { report: true }));
-    const b = await q.submit(await request('b.png', 2));
-    expect([a.state, b.state]).toEqual(['waiting', 'waiting']);
-    expect(q.etaOf(b.id)).toBeGreaterThan(q.etaOf(a.id));
-    q.run();
-    await settled(q, 2);
+    const a = await queue.submit(await request('a.png', 1, { report: true }));
+    const b = await queue.submit(await request('b.png', 2));
     expect(spooled).toEqual([true, true]);
     expect(positions).toEqual([1, 2]);
-    // Finishing a overlaps b on the accelerator, so only the order within each kind is fixed.
-    expect(events.indexOf('started a.png')).toBeLessThan(events.indexOf('started b.png'));
-    expect(events.indexOf('completed a.png')).toBeLessThan(events.indexOf('completed b.png'));
-    const [first, second] = delivered;
-    expect(first.outcome.state).toBe('completed');
-    if (first.outcome.state !== 'completed' || second.outcome.state !== 'completed') throw new Error('not completed');
-    const r = first.outcome.result;
-    expect(await sharp(r.png).metadata()).toMatchObject({ width: 128, height: 96 });
-    expect(await sharp(r.preview!).metadata()).toMatchObject({ format: 'jpeg', width: 128, height: 96 });
-    expect((await sharp(r.compare!).metadata()).format).toBe('jpeg');
-    expect(r.pdf!.subarray(0, 5).toString()).toBe('%PDF-');
-    expect(second.outcome.result.pdf).toBeUndefined();
-    expect(r.ms.wait).toBeGreaterThanOrEqual(0);
-    expect(r.ms.render).toBeGreaterThan(0);
-    expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([]);
+    expect((await queue.getJobs()).map((j) => [j.request.name, j.position])).toEqual([
+      ['a.png', 1],
+      ['b.png', 2],
+    ]);
+    const completed = next(queue, 'completed', (job) => job.id === a.id);
+    const deliveredA = next(queue, 'delivered', (job) => job.id === a.id);
+    worker.run();
+    (await engine.next()).finish();
+    const [, result] = await completed;
+    // Events carry sizes, never bytes: a 4x PNG can be hundreds of megabytes.
+    expect(Object.keys(result.outputs!).sort()).toEqual(['compare', 'pdf', 'png', 'preview']);
+    expect(JSON.stringify(result).length).toBeLessThan(3000);
+    await deliveredA;
+    expect(delivered.map((d) => d.job.request.name)).toEqual(['a.png']);
+    // Delivered: the spool entry and the stored outputs are gone.
+    expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([b.id]);
+    expect(fs.readdirSync(path.join(dir, 'results'))).not.toContain(a.id);
+    await expect(queue.readOutput(a.id, 'png')).rejects.toThrow(`job ${a.id} has no stored png`);
+    expect(await queue.getJob(a.id)).toMatchObject({ state: 'completed', position: 0, etaMs: 0 });
+    expect(await queue.getJob(b.id)).toMatchObject({ state: 'active', position: 1 });
+    (await engine.next()).finish();
+    await next(queue, 'delivered', (job) => job.id === b.id);
   });
 
-  it('never runs two inferences at once: progress of one job ends before the next begins', async () => {
-    const q = queue();
-    const progress: string[] = [];
-    q.on('progress', (job, p) => progress.push(`${job.request.name}:${p.tilesDone}/${p.tilesTotal}`));
-    for (const [i, name] of ['a.png', 'b.png', 'c.png'].entries()) await q.submit(await request(name, i, { options: { tile: 16 } }));
-    q.run();
-    await settled(q, 3);
-    const owners = progress.map((p) => p.split(':')[0]);
-    expect(owners.filter((o, i) => o !== owners[i - 1])).toEqual(['a.png', 'b.png', 'c.png']);
-    expect(progress.filter((p) => p.startsWith('a.png'))).toEqual(['a.png:1/4', 'a.png:2/4', 'a.png:3/4', 'a.png:4/4']);
+  it('lets an adapter read each output while it delivers, and hear only its own jobs', async () => {
+    const seen: Record<string, { width?: number; format?: string; bytes: number }> = {};
+    const { queue, worker, engine } = setup({
+      deliver: async (job, outcome) => {
+        if (outcome.state !== 'completed') return;
+        for (const kind of ['png', 'preview', 'compare'] as const) {
+          const bytes = await queue.readOutput(job.id, kind);
+          const meta = await sharp(bytes).metadata();
+          seen[kind] = { width: meta.width, format: meta.format, bytes: bytes.length };
+          expect(bytes.length).toBe(outcome.result.outputs![kind]);
+        }
+      },
+    });
+    const mine: string[] = [];
+    const other: string[] = [];
+    queue.events('telegram').on('started', (job) => mine.push(job.request.name));
+    queue.events('discord').on('started', (job) => other.push(job.request.name));
+    engine.auto = true;
+    await queue.submit(await request('t.png', 1, { replyTo: { adapter: 'telegram', chat: 1 } }));
+    await queue.submit(await request('d.png', 2, { replyTo: { adapter: 'discord', channel: 2 } }));
+    const done = next(queue, 'delivered', (job) => job.request.name === 'd.png');
+    worker.run();
+    await done;
+    expect([mine, other]).toEqual([['t.png'], ['d.png']]);
+    expect(seen.png).toMatchObject({ width: 128, format: 'png' });
+    expect(seen.preview).toMatchObject({ width: 128, format: 'jpeg' });
+    expect(seen.compare?.format).toBe('jpeg');
+  });
+
+  it('takes turns between people: A submits five, then B one, and B runs second', async () => {
+    const { queue, worker, engine, log } = setup();
+    for (let i = 1; i <= 5; i++) await queue.submit(await request(`a${i}.png`, i, { owner: 'A' }));
+    await queue.submit(await request('b1.png', 9, { owner: 'B' }));
+    expect((await queue.getJobs()).map((j) => j.request.name)).toEqual(['a1.png', 'b1.png', 'a2.png', 'a3.png', 'a4.png', 'a5.png']);
+    engine.auto = true;
+    const all = next(queue, 'delivered', (job) => job.request.name === 'a5.png');
+    worker.run();
+    await all;
+    expect(log.filter((l) => l.startsWith('started'))).toEqual(['a1', 'b1', 'a2', 'a3', 'a4', 'a5'].map((n) => `started ${n}.png`));
+  });
+
+  it('takes turns also when B arrives while A is running, and keeps one person\'s own order', async () => {
+    const { queue, worker, engine, log } = setup();
+    for (let i = 1; i <= 3; i++) await queue.submit(await request(`a${i}.png`, i, { owner: 'A' }));
+    worker.run();
+    const first = await engine.next();
+    expect(first.name).toBe('a1.png');
+    await queue.submit(await request('b1.png', 8, { owner: 'B' }));
+    await queue.submit(await request('b2.png', 9, { owner: 'B' }));
+    expect((await queue.getJobs()).map((j) => j.request.name)).toEqual(['a1.png', 'b1.png', 'a2.png', 'b2.png', 'a3.png']);
+    const all = next(queue, 'delivered', (job) => job.request.name === 'a3.png');
+    engine.auto = true;
+    first.finish();
+    await all;
+    expect(log.filter((l) => l.startsWith('started'))).toEqual(['a1', 'b1', 'a2', 'b2', 'a3'].map((n) => `started ${n}.png`));
+  });
+
+  it('never runs two inferences at once, but finishes one job while the next is on the accelerator', async () => {
+    // a's finishing is held at its first stored picture until b is on the accelerator.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const wrap = (processor: Processor): Processor => (job, input, ctx) =>
+      processor(job, input, {
+        ...ctx,
+        writeOutput: async (kind, bytes) => {
+          if (job.request.name === 'a.png' && kind === 'preview') await held;
+          return ctx.writeOutput(kind, bytes);
+        },
+      });
+    const { queue, worker, engine, log } = setup({ wrap });
+    for (const [i, name] of ['a.png', 'b.png', 'c.png'].entries()) await queue.submit(await request(name, i, { report: true }));
+    worker.run();
+    const a = await engine.next();
+    a.finish(3);
+    const b = await engine.next();
+    // a's model run has ended and b's began while a's thumbnail, comparison and PDF are still to be made.
+    expect(engine.running).toBe(1);
+    expect(log).not.toContain('completed a.png');
+    release();
+    b.finish(2);
+    (await engine.next()).finish();
+    await next(queue, 'delivered', (job) => job.request.name === 'c.png');
+    expect(engine.maxRunning).toBe(1);
+    expect(log.filter((l) => l.startsWith('completed'))).toEqual(['completed a.png', 'completed b.png', 'completed c.png']);
   });
 
   it('refuses bad requests at submit with one line, and spools nothing', async () => {
-    const q = queue();
+    const { queue } = setup();
     const reason = (p: Promise<unknown>) => p.then(() => 'accepted', (e: Error) => `${e instanceof EnhanceError}: ${e.message}`);
-    expect(await reason(q.submit({ input: new Uint8Array(0), name: 'x.png' }))).toBe('true: the file is empty (0 bytes)');
-    expect(await reason(q.submit({ input: Buffer.from('hello'), name: 'x.png' }))).toMatch(/^true: not an image in a supported format/);
-    expect(await reason(q.submit({ ...(await request('x.png', 1)), options: { model: 'x9' } }))).toBe(
+    expect(await reason(queue.submit({ input: new Uint8Array(0), name: 'x.png' }))).toBe('true: the file is empty (0 bytes)');
+    expect(await reason(queue.submit({ input: Buffer.from('hello'), name: 'x.png' }))).toMatch(/^true: not an image in a supported format/);
+    expect(await reason(queue.submit({ ...(await request('x.png', 1)), options: { model: 'x9' } }))).toBe(
       'true: unknown model "x9": allowed models are x4plus, x4fast',
     );
-    expect(await reason(q.submit({ input: await scenePng(1200, 900, 1), name: 'big.png' }))).toBe(
+    expect(await reason(queue.submit({ input: await scenePng(1200, 900, 1), name: 'big.png' }))).toBe(
       'true: the image is 1200x900 (1.1 MP), over the limit of 1.0 MP',
     );
-    expect(await reason(q.submit({ input: Buffer.alloc(6_000_000), name: 'huge.png' }))).toBe('true: the file is 6.0 MB, over the limit of 5.0 MB');
+    expect(await reason(queue.submit({ input: Buffer.alloc(6_000_000), name: 'huge.png' }))).toBe('true: the file is 6.0 MB, over the limit of 5.0 MB');
     expect(fs.existsSync(path.join(dir, 'jobs')) ? fs.readdirSync(path.join(dir, 'jobs')) : []).toEqual([]);
   });
 
-  it('limits queued jobs per person and lets only the owner cancel', async () => {
-    const q = queue(2);
-    const a = await q.submit(await request('a.png', 1));
-    await q.submit(await request('b.png', 2));
-    await expect(q.submit(await request('c.png', 3))).rejects.toThrow(
+  it('limits queued jobs per person and lets only the owner cancel, waiting or running', async () => {
+    const { queue, worker, engine, delivered } = setup({ limit: 2 });
+    const a = await queue.submit(await request('a.png', 1));
+    const b = await queue.submit(await request('b.png', 2));
+    await expect(queue.submit(await request('c.png', 3))).rejects.toThrow(
       'you already have 2 images in the queue (the limit is 2): wait for one to finish or cancel one',
     );
-    await q.submit(await request('d.png', 4, { owner: 'telegram:8' }));
     // Two at once from one person: both checked before either is written, so only one gets the last slot.
-    const e = await request('e.png', 5, { owner: 'telegram:8' });
-    const f = await request('f.png', 6, { owner: 'telegram:8' });
-    const both = await Promise.allSettled([q.submit(e), q.submit(f)]);
+    await queue.submit(await request('d.png', 4, { owner: 'telegram:8' }));
+    const both = await Promise.allSettled([queue.submit(await request('e.png', 5, { owner: 'telegram:8' })), queue.submit(await request('f.png', 6, { owner: 'telegram:8' }))]);
     expect(both.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
-    await q.cancel((both[0] as PromiseFulfilledResult<Job>).value.id, 'telegram:8');
-    await expect(q.cancel(a.id, 'telegram:8')).rejects.toThrow('only the person who sent an image can cancel it');
-    await q.cancel(a.id, 'telegram:7');
+    await expect(queue.cancel(b.id, 'telegram:8')).rejects.toThrow('only the person who sent an image can cancel it');
+    await queue.cancel(b.id, 'telegram:7');
+    worker.run();
+    const running = await engine.next();
+    expect(running.name).toBe('a.png');
+    // A running job stops between two tiles.
+    const gone = next(queue, 'delivered', (job) => job.id === a.id);
+    await queue.cancel(a.id, 'telegram:7');
+    await gone;
     expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([
-      ['e.png', 'cancelled'],
+      ['b.png', 'cancelled'],
       ['a.png', 'cancelled'],
     ]);
-    // The slot is free again.
-    await q.submit(await request('c.png', 3));
-    q.run();
-    await settled(q, 5);
-    expect(events.filter((e) => e.startsWith('started'))).toEqual(['started b.png', 'started d.png', 'started c.png']);
+    expect(delivered[1].outcome).toMatchObject({ reason: 'cancelled by its owner' });
+    // The slots are free again, and the next job runs.
+    await queue.submit(await request('c.png', 3));
+    await expect(queue.cancel(a.id, 'telegram:7')).rejects.toThrow(`no job ${a.id} is waiting or running`);
+    expect((await engine.next()).name).toBe('d.png');
   });
 
-  it('cancels a running job between tiles and goes on with the next', async () => {
-    const q = queue();
-    const slow = await q.submit(await request('slow.png', 1, { options: { model: 'x4plus', tile: 16 } }));
-    await q.submit(await request('next.png', 2));
-    q.on('progress', (job, p) => {
-      if (job.id === slow.id && p.tilesDone === 1) void q.cancel(slow.id, 'telegram:7');
-    });
-    q.run();
-    await settled(q, 2);
-    expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([
-      ['slow.png', 'cancelled'],
-      ['next.png', 'completed'],
-    ]);
-    expect(delivered[0].outcome).toMatchObject({ reason: 'cancelled by its owner' });
-  });
-
-  it('on close keeps the running job in the spool, and a new queue runs it to the end', async () => {
-    const q = queue();
-    const job = await q.submit(await request('kept.png', 1, { options: { model: 'x4plus', tile: 16 } }));
-    const started = new Promise<void>((resolve) => q.on('progress', () => resolve()));
-    q.run();
-    await started;
-    await q.close(0);
-    expect(delivered).toEqual([]);
-    await expect(q.submit(await request('late.png', 2))).rejects.toThrow('the service is shutting down: send it again in a minute');
+  it('on close puts the running job back in the spool, and a new queue runs it to the end', async () => {
+    const first = setup();
+    const job = await first.queue.submit(await request('kept.png', 1));
+    first.worker.run();
+    await first.engine.next();
+    await first.worker.close(0);
+    await first.queue.close();
+    expect(first.delivered).toEqual([]);
+    await expect(first.queue.submit(await request('late.png', 2))).rejects.toThrow('the service is shutting down: send it again in a minute');
     expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([job.id]);
 
-    const again = queue();
-    expect((await again.recover()).map((j) => j.id)).toEqual([job.id]);
-    again.run();
-    await settled(again, 1);
-    expect(delivered.map((d) => [d.job.id, d.outcome.state])).toEqual([[job.id, 'completed']]);
+    const again = setup();
+    again.engine.auto = true;
+    expect((await again.queue.recover()).map((j) => j.id)).toEqual([job.id]);
+    const done = next(again.queue, 'delivered');
+    again.worker.run();
+    await done;
+    expect(again.delivered.map((d) => [d.job.id, d.outcome.state])).toEqual([[job.id, 'completed']]);
   });
 
-  it('keeps the event loop free while the model runs, so timers, chats and progress go on', async () => {
-    const q = queue();
-    // One 160x160 x4fast window: about 0.4 s of inference in one synchronous onnxruntime call.
-    await q.submit({ input: await scenePng(160, 160, 5), name: 'big.png', owner: 'local', options: { tile: 0 } });
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 20);
-    delay.enable();
-    q.run();
-    await settled(q, 1);
-    delay.disable();
-    clearInterval(timer);
-    expect(delivered[0].outcome.state).toBe('completed');
-    const result = delivered[0].outcome.state === 'completed' ? delivered[0].outcome.result : null;
-    expect(result?.ms.infer).toBeGreaterThan(150);
-    // In-process the loop stood still for the whole inference; on the engine thread it only waits for
-    // this thread's own work (decoding, rendering), never for the model.
-    expect(delay.max / 1e6).toBeLessThan(result!.ms.infer / 2);
-    expect(ticks).toBeGreaterThan(result!.ms.infer / 20 / 2);
-  });
-
-  it('loads a model once for a run of jobs on it, and again after a job on the other model', async () => {
-    const q = queue();
-    await q.submit(await request('a.png', 1, { options: { model: 'x4plus' } }));
-    await q.submit(await request('b.png', 2, { options: { model: 'x4plus' } }));
-    await q.submit(await request('c.png', 3));
-    q.run();
-    await settled(q, 3);
-    const load = (name: string) => {
-      const { outcome } = delivered.find((d) => d.job.request.name === name)!;
-      return outcome.state === 'completed' ? outcome.result.ms.load : NaN;
+  it('delivers exactly once a job whose delivery fails for a while, across a restart, without running it again', async () => {
+    const retry = { firstRetryMs: 5, maxRetryMs: 40, retryForMs: 60_000 };
+    let tries = 0;
+    const received: Array<{ id: string; width?: number }> = [];
+    const flaky = (queue: () => LocalQueue, failures: number) => async (job: Job, outcome: Outcome) => {
+      tries++;
+      if (tries <= failures) throw new Error(`chat API unreachable (try ${tries})`);
+      if (outcome.state !== 'completed') throw new Error(`not completed: ${outcome.state}`);
+      received.push({ id: job.id, width: (await sharp(await queue().readOutput(job.id, 'png')).metadata()).width });
     };
-    // Loading x4plus (checking and optimising its 67 MB) takes hundreds of milliseconds, even a second time;
-    // reusing the loaded session only reads the manifest. The switch to x4fast loads that one.
-    expect(load('a.png')).toBeGreaterThan(100);
-    expect(load('b.png')).toBeLessThan(load('a.png') / 10);
-    expect(load('c.png')).toBeGreaterThan(load('b.png'));
+    const first: ReturnType<typeof setup> = setup({ retry, deliver: flaky(() => first.queue, 100) });
+    first.engine.auto = true;
+    const job = await first.queue.submit(await request('flaky.png', 1));
+    const third = next(first.queue, 'undelivered', (_job, info) => info.attempt === 3);
+    first.worker.run();
+    const [, info] = await third;
+    expect(info).toEqual({ reason: 'internal error: chat API unreachable (try 3)', attempt: 3, retryInMs: 20 });
+    await first.worker.close(0);
+    await first.queue.close();
+    // Still there: the job, how it ended, its failed attempts and its PNG.
+    expect(fs.readdirSync(path.join(dir, 'jobs', job.id)).sort()).toEqual(['delivery.json', 'input', 'job.json', 'outcome.json']);
+    expect(fs.existsSync(path.join(dir, 'results', job.id, 'png'))).toBe(true);
+
+    tries = 0;
+    const second: ReturnType<typeof setup> = setup({ retry, deliver: flaky(() => second.queue, 1) });
+    const recovered = await second.queue.recover();
+    expect(recovered.map((j) => [j.id, j.state])).toEqual([[job.id, 'completed']]);
+    const failedAgain = next(second.queue, 'undelivered');
+    const delivered = next(second.queue, 'delivered');
+    second.queue.startDeliveries();
+    second.worker.run();
+    // The attempts go on counting across the restart.
+    expect((await failedAgain)[1]).toMatchObject({ attempt: 4, retryInMs: 40 });
+    await delivered;
+    expect(received).toEqual([{ id: job.id, width: 128 }]);
+    expect(first.engine.calls.length + second.engine.calls.length).toBe(1);
+    expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'results'))).toEqual([]);
+  });
+
+  it('closes a job at once on a permanent delivery failure, and after its retry time otherwise', async () => {
+    // Retries after 20, 40 and 80 ms; the next, 160 ms later, would come after the 200 ms allowed.
+    const retry = { firstRetryMs: 20, maxRetryMs: 1000, retryForMs: 200 };
+    const { queue, worker, engine } = setup({
+      retry,
+      deliver: async (job) => {
+        if (job.request.name === 'blocked.png') throw new PermanentDeliveryError('the bot was blocked by the user');
+        throw new Error('timeout');
+      },
+    });
+    engine.auto = true;
+    const closed: Array<[string, number]> = [];
+    queue.events().on('undelivered', (job, info) => info.retryInMs === null && closed.push([job.request.name, info.attempt]));
+    await queue.submit(await request('blocked.png', 1));
+    await queue.submit(await request('down.png', 2));
+    const both = new Promise<void>((resolve) => queue.events().on('undelivered', () => closed.length === 2 && resolve()));
+    worker.run();
+    await both;
+    expect(closed[0]).toEqual(['blocked.png', 1]);
+    expect(closed[1]).toEqual(['down.png', 4]);
+    expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([]);
+  });
+
+  it('announces the early preview before the whole image, with the same signature and options', async () => {
+    const { queue, worker, engine } = setup();
+    const events: string[] = [];
+    queue.events().on('preview', () => events.push('preview')).on('progress', () => events.push('progress')).on('completed', () => events.push('completed'));
+    await queue.submit({ input: await scenePng(320, 320, 3), name: 'photo.png', owner: 'telegram:7', earlyPreview: true, options: { scale: 2 } });
+    await queue.submit({ input: await scenePng(40, 40, 4), name: 'tiny.png', owner: 'telegram:7', earlyPreview: true });
+    const preview = next(queue, 'preview');
+    const completed = next(queue, 'completed');
+    worker.run();
+    const crop = await engine.next();
+    expect(crop.region).toBeDefined();
+    crop.finish();
+    const [job, p] = await preview;
+    const picture = await queue.readOutput(job.id, 'early');
+    expect(await sharp(picture).metadata()).toMatchObject({ width: p.region.width, height: p.region.height });
+    // Its run, with 16 pixels of context on each side, covers at most 8% of the image: sqrt(0.08 * 320 * 320) - 32.
+    expect(crop.region).toMatchObject({ width: 58, height: 58 });
+    expect(p.region).toMatchObject({ left: crop.region!.left * 2, top: crop.region!.top * 2, width: 116, height: 116 });
+    const whole = await engine.next();
+    expect(whole.region).toBeUndefined();
+    whole.finish(2);
+    const [, result] = await completed;
+    expect(result.signature).toBe(p.signature);
+    expect(events).toEqual(['preview', 'progress', 'progress', 'completed']);
+    // Too small to need one: straight to the whole image.
+    const tiny = await engine.next();
+    expect([tiny.name, tiny.region]).toEqual(['tiny.png', undefined]);
+    tiny.finish();
   });
 });

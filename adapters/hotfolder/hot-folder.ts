@@ -3,9 +3,10 @@
  * outbox, and the original moves to `inbox/done/` (or `inbox/failed/` with `<name>.error.txt` saying why).
  *
  * A file is taken once its size and modification time have held still for `settleMs`; files that settle
- * together are taken oldest first. Taking a file moves it into `inbox/.working/<preset>/<job id>-<name>`
- * before it is queued, so a restart can neither lose it nor take it twice: on start, a file there whose job
- * the queue does not know is queued again under the same id.
+ * together are taken oldest first. Taking a file moves it to `inbox/.working/<preset>/<job id>` (its name goes
+ * first into `<job id>.name` beside it) before it is queued, so a restart can neither lose it nor take it
+ * twice: on start, a file there whose job the queue does not know is queued again under the same id. The id
+ * alone is the working name because a name near the 255-byte limit has no room for a prefix.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import { TEMP_NAME, writeAtomic } from '../../src/files.js';
 import { JOB_ID, newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
-import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
+import { exists, fitStem, freeStem, inside, isIgnoredName, safeStem } from './names.js';
 
 export interface HotFolderOptions {
   inbox: string;
@@ -53,6 +54,9 @@ const OUTPUTS = [
   ['.compare.jpg', 'compare'],
   ['.pdf', 'pdf'],
 ] as const;
+const OUTPUT_SUFFIXES = OUTPUTS.map(([suffix]) => suffix);
+/** Beside a working file, the name it came with. */
+const NAME_FILE = '.name';
 
 const WORKING = '.working';
 /** The `.working/` folder of files from the inbox itself (a preset name cannot start with `_`). */
@@ -214,21 +218,32 @@ export class HotFolder implements Adapter {
     }
   }
 
-  /** Moves a settled file out of the way into `.working/` and queues it. */
+  /** Moves a settled file out of the way into `.working/` and queues it; whatever goes wrong, it gets an answer. */
   private async take(file: string): Promise<void> {
     const rel = path.relative(this.options.inbox, file).split(path.sep);
     const preset = rel.length === 2 ? rel[0] : '';
     const name = rel[rel.length - 1];
     const id = newJobId();
-    const working = path.join(this.options.inbox, WORKING, preset || ROOT, `${id}-${name}`);
-    await fs.mkdir(path.dirname(working), { recursive: true });
+    const working = path.join(this.options.inbox, WORKING, preset || ROOT, id);
     try {
+      await fs.mkdir(path.dirname(working), { recursive: true });
+      // The name first: a crash between the two steps leaves a name file without a file, which start-up clears.
+      await writeAtomic(working + NAME_FILE, name);
       await fs.rename(file, working);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // Taken away again before it settled.
-      throw error;
+      await fs.rm(working + NAME_FILE, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        this.log.warn({ file: rel.join('/') }, 'the file went away before it could be taken; nothing to answer');
+        return;
+      }
+      this.log.error({ file: rel.join('/'), err: reasonOf(error) }, 'could not move the file into .working/');
+      await this.moveToFailed(id, file, name, `the file could not be taken (${code ?? reasonOf(error)})`).catch((again: unknown) =>
+        this.log.error({ file: rel.join('/'), err: reasonOf(again) }, 'could not move the file to failed/ either; it stays where it is'),
+      );
+      return;
     }
-    this.log.info({ file: path.relative(this.options.inbox, file), job: id }, 'taken from the inbox');
+    this.log.info({ file: rel.join('/'), job: id }, 'taken from the inbox');
     await this.submit(working, id, preset, name);
   }
 
@@ -238,12 +253,24 @@ export class HotFolder implements Adapter {
     for (const folder of await fs.readdir(root)) {
       const preset = folder === ROOT ? '' : folder;
       if (preset && !Object.hasOwn(this.options.presets, preset)) continue;
-      for (const entry of (await fs.readdir(path.join(root, folder))).sort()) {
+      const entries = await fs.readdir(path.join(root, folder));
+      for (const entry of entries.sort()) {
         const id = entry.slice(0, 15);
-        if (!JOB_ID.test(id) || entry[15] !== '-') continue;
-        if (this.queue!.get(id)) continue;
+        if (!JOB_ID.test(id)) continue;
+        const file = path.join(root, folder, entry);
+        let name: string;
+        if (entry === id) {
+          name = await fs.readFile(file + NAME_FILE, 'utf8').catch(() => id);
+        } else if (entry === id + NAME_FILE) {
+          // A name whose file never arrived: the move did not happen.
+          if (!entries.includes(id)) await fs.rm(file, { force: true });
+          continue;
+        } else if (entry[15] === '-') {
+          name = entry.slice(16); // As versions before the name file left it.
+        } else continue;
+        if (await this.queue!.getJob(id)) continue;
         this.log.info({ job: id }, 'queueing again a file taken before the last stop');
-        await this.submit(path.join(root, folder, entry), id, preset, entry.slice(16));
+        await this.submit(file, id, preset, name);
       }
     }
     // Reservations whose job no longer has a file in .working/ were delivered.
@@ -256,7 +283,7 @@ export class HotFolder implements Adapter {
   private async findWorking(id: string): Promise<boolean> {
     const root = path.join(this.options.inbox, WORKING);
     for (const folder of await fs.readdir(root)) {
-      if ((await fs.readdir(path.join(root, folder))).some((e) => e.startsWith(`${id}-`))) return true;
+      if ((await fs.readdir(path.join(root, folder))).some((e) => e === id || e.startsWith(`${id}-`))) return true;
     }
     return false;
   }
@@ -286,6 +313,11 @@ export class HotFolder implements Adapter {
     else await this.moveToFailed(job.id, working, reply.name, outcome.reason);
   }
 
+  /** The original has gone to done/ or failed/: its name file goes too. */
+  private async clearWorking(working: string): Promise<void> {
+    await fs.rm(working + NAME_FILE, { force: true });
+  }
+
   private reservation(id: string): string {
     return path.join(this.options.stateDir, `${id}.json`);
   }
@@ -307,17 +339,18 @@ export class HotFolder implements Adapter {
       // Gone from .working/: this job was delivered before a restart.
       if (!(await exists(working))) return;
       const { outbox } = this.options;
-      const stem = await this.reserve(id, () => freeStem(outbox, safeStem(name), OUTPUTS.map(([suffix]) => suffix)));
+      const stem = await this.reserve(id, () => freeStem(outbox, fitStem(safeStem(name), OUTPUT_SUFFIXES), OUTPUT_SUFFIXES));
       const written: string[] = [];
-      for (const [suffix, key] of OUTPUTS) {
-        const bytes = outcome.result[key];
-        if (!bytes) continue;
-        await writeAtomic(inside(outbox, stem + suffix), bytes);
+      for (const [suffix, kind] of OUTPUTS) {
+        if (outcome.result.outputs?.[kind] === undefined) continue;
+        // Read one output at a time from the result store: a large PNG is never held twice.
+        await writeAtomic(inside(outbox, stem + suffix), await this.queue!.readOutput(id, kind));
         written.push(stem + suffix);
       }
-      const { name: base, ext } = path.parse(name);
-      const kept = await freeStem(this.done, base, [ext]);
+      const { base, ext } = splitName(name);
+      const kept = await freeStem(this.done, fitStem(base, [ext]), [ext]);
       await fs.rename(working, inside(this.done, kept + ext));
+      await this.clearWorking(working);
       await fs.rm(this.reservation(id), { force: true });
       this.log.info({ job: id, outputs: written, original: `done/${kept}${ext}` }, 'results written');
     });
@@ -326,10 +359,12 @@ export class HotFolder implements Adapter {
   private moveToFailed(id: string, working: string, name: string, reason: string): Promise<void> {
     return this.lock(async () => {
       if (!(await exists(working))) return;
-      const { name: base, ext } = path.parse(name);
-      const stem = await this.reserve(id, () => freeStem(this.failed, base, [ext, `${ext}.error.txt`]));
+      const { base, ext } = splitName(name);
+      const suffixes = [ext, `${ext}.error.txt`];
+      const stem = await this.reserve(id, () => freeStem(this.failed, fitStem(base, suffixes), suffixes));
       await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${reason}\n`);
       await fs.rename(working, inside(this.failed, stem + ext));
+      await this.clearWorking(working);
       await fs.rm(this.reservation(id), { force: true });
       this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason }, 'moved to failed/');
     });
@@ -342,6 +377,12 @@ export class HotFolder implements Adapter {
  */
 function byArrival([a, x]: [string, Candidate], [b, y]: [string, Candidate]): number {
   return x.arrived - y.arrived || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** A file name's stem and extension; an extension too long to be one (over 16 bytes) stays in the stem. */
+function splitName(name: string): { base: string; ext: string } {
+  const { name: base, ext } = path.parse(name);
+  return Buffer.byteLength(ext) > 16 ? { base: name, ext: '' } : { base, ext };
 }
 
 /** Removes the hidden temporary files that a crash in the middle of `writeAtomic` left behind. */

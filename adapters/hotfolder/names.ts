@@ -20,6 +20,31 @@ export function safeStem(name: string): string {
   return clean || 'image';
 }
 
+/** The longest file name (one path part) that common file systems take, in bytes. */
+const NAME_MAX = 255;
+/** Room kept for the `-N` that `freeStem` may add. */
+const COUNTER_ROOM = 6;
+
+/**
+ * `stem` cut (on a character boundary) so that it, a `-N` counter and the longest of `suffixes` fit in one file
+ * name: a 250-byte name gets its `.error.txt` beside it instead of ENAMETOOLONG.
+ *
+ * @example
+ * fitStem('x'.repeat(250), ['.png', '.png.error.txt']).length; // 235
+ */
+export function fitStem(stem: string, suffixes: readonly string[]): string {
+  const room = NAME_MAX - COUNTER_ROOM - Math.max(0, ...suffixes.map((s) => Buffer.byteLength(s)));
+  if (Buffer.byteLength(stem) <= room) return stem;
+  let out = '';
+  let bytes = 0;
+  for (const ch of stem) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > room) break;
+    out += ch;
+  }
+  return out || 'image';
+}
+
 /** Whether anything (a file, folder or link, even a broken one) has this name. */
 export async function exists(file: string): Promise<boolean> {
   try {

@@ -12,7 +12,7 @@ import { bench, benchOne } from '../bench/bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
 import { prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
-import type { EnhanceResult } from '../types.js';
+import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { formatDuration, progressBar } from './progress.js';
 
 export const USAGE = `usage:
@@ -78,6 +78,7 @@ async function benchCommand(args: string[]): Promise<number> {
     size: { type: 'string' },
     one: { type: 'string' },
     'service-one': { type: 'string' },
+    'early-preview': { type: 'boolean' },
     repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -91,7 +92,8 @@ async function benchCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (values['service-one']) {
-    process.stdout.write(`${JSON.stringify(await benchServiceOne(values['service-one'] as string, size))}\n`);
+    const early = Boolean(values['early-preview']);
+    process.stdout.write(`${JSON.stringify(await benchServiceOne(values['service-one'] as string, size, early))}\n`);
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
@@ -125,7 +127,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
   }
 
   const bar = progressBar(process.stderr);
-  let result: EnhanceResult;
+  let result: EnhancedImage;
   try {
     result = await enhance(
       {

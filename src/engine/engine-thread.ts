@@ -12,19 +12,19 @@ import { Worker } from 'node:worker_threads';
 import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { projectRoot } from '../paths.js';
-import type { EnhanceProgress, EnhanceRequest, EnhanceResult } from '../types.js';
-import type { EnhanceContext } from './enhance.js';
+import type { EnhancedImage, EnhanceProgress, EnhanceRequest } from '../types.js';
+import type { Engine, EnhanceContext } from './enhance.js';
 
 /** Messages to the worker. */
 export type ToWorker =
-  | { type: 'run'; request: EnhanceRequest; context: Pick<EnhanceContext, 'modelsDir' | 'maxPixels' | 'overlap'> }
+  | { type: 'run'; request: EnhanceRequest; context: Pick<EnhanceContext, 'modelsDir' | 'maxPixels' | 'overlap' | 'region'> }
   | { type: 'abort'; reason: string; kind: EnhanceError['kind'] };
 
 /** Messages from the worker. */
 export type FromWorker =
   | { type: 'progress'; progress: EnhanceProgress }
   | { type: 'log'; line: string }
-  | { type: 'done'; result: EnhanceResult }
+  | { type: 'done'; result: EnhancedImage }
   | { type: 'failed'; message: string; kind?: EnhanceError['kind'] };
 
 /** The compiled worker: vitest runs the sources, but a worker thread needs plain JavaScript. */
@@ -33,19 +33,19 @@ const WORKER_FILE = path.join(projectRoot, 'dist', 'src', 'engine', 'engine-work
 const LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error'> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
 
 /** Runs one enhancement at a time on a worker thread that lives as long as this object. */
-export class EngineThread {
+export class EngineThread implements Engine {
   private worker: Worker | null = null;
   private busy = false;
 
   /** `enhance` with the same request, context and result, run on the worker thread. */
-  async enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhanceResult> {
+  async enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
     if (this.busy) throw new Error('EngineThread runs one enhancement at a time');
     context.signal?.throwIfAborted();
     this.busy = true;
     const worker = this.start();
     worker.ref();
     try {
-      return await new Promise<EnhanceResult>((resolve, reject) => {
+      return await new Promise<EnhancedImage>((resolve, reject) => {
         const onAbort = () => {
           const reason = context.signal?.reason;
           worker.postMessage({
@@ -73,8 +73,8 @@ export class EngineThread {
         worker.on('error', onError);
         worker.on('exit', onExit);
         context.signal?.addEventListener('abort', onAbort, { once: true });
-        const { modelsDir, maxPixels, overlap } = context;
-        worker.postMessage({ type: 'run', request, context: { modelsDir, maxPixels, overlap } } satisfies ToWorker);
+        const { modelsDir, maxPixels, overlap, region } = context;
+        worker.postMessage({ type: 'run', request, context: { modelsDir, maxPixels, overlap, region } } satisfies ToWorker);
       });
     } finally {
       this.busy = false;

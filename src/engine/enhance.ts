@@ -1,5 +1,5 @@
 /**
- * `enhance`: the one call that turns an `EnhanceRequest` into an `EnhanceResult`. Decode, load the model,
+ * `enhance`: the one call that turns an `EnhanceRequest` into an `EnhanceResult` and its PNG. Decode, load the model,
  * tiled inference, finish and encode; progress after every window.
  */
 import { createHash } from 'node:crypto';
@@ -10,7 +10,8 @@ import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
 import { normalizeOptions } from '../options.js';
 import { modelsDir } from '../paths.js';
-import type { Device, EnhanceOptions, EnhanceProgress, EnhanceRequest, EnhanceResult } from '../types.js';
+import type { DecodedImage } from '../imaging/input.js';
+import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
 import { loadModel, type ModelPool } from './session.js';
 
@@ -24,9 +25,25 @@ export interface EnhanceContext {
   onProgress?: (progress: EnhanceProgress) => void;
   /** Keeps models loaded between calls (the service's engine thread); without it each call loads its own. */
   models?: ModelPool;
+  /**
+   * Runs only this region of the input, in input pixels, as one window with `overlap` pixels of real context on
+   * every side that has any (as a tile of the whole run has), and returns that region of the result: the early
+   * preview.
+   */
+  region?: Region;
   /** Stops the run between two tiles; `enhance` then rejects with the signal's reason. */
   signal?: AbortSignal;
   logger?: Logger;
+}
+
+/**
+ * What the queue's worker runs: `enhance` itself, or `EngineThread` (the same call on a worker thread), or in
+ * tests a scripted stand-in whose timing the test controls.
+ */
+export interface Engine {
+  enhance(request: EnhanceRequest, context?: EnhanceContext): Promise<EnhancedImage>;
+  /** Lets go of threads and models. */
+  close?(): Promise<void>;
 }
 
 export const DEFAULT_MAX_PIXELS = 16_000_000;
@@ -75,14 +92,16 @@ export function signatureOf(input: Uint8Array, options: EnhanceOptions, modelSha
 const isOutOfMemory = (error: unknown) => /alloc|out of memory|bad_alloc|OOM/i.test(String((error as Error)?.message));
 
 /** Enhances one image. Throws `EnhanceError` with a one-line reason for anything wrong with the request. */
-export async function enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhanceResult> {
+export async function enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
   const log = context.logger ?? silentLogger;
   const options = normalizeOptions(request.options);
   const overlap = context.overlap ?? DEFAULT_OVERLAP;
 
   context.signal?.throwIfAborted();
   const t0 = performance.now();
-  const image = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS);
+  const whole = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS);
+  const window = context.region ? contextWindow(context.region, whole, overlap) : undefined;
+  const image = window ? cropImage(whole, window) : whole;
   const tDecoded = performance.now();
 
   const tLoad = performance.now();
@@ -92,7 +111,8 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   log.info({ model: options.model, device: model.device, fallback: model.fallback, ms: Math.round(loadMs) }, 'model loaded');
   try {
     const tInfer = performance.now();
-    let tile = options.tile === 'auto' ? autoTile(options.model, model.device, image.width, image.height, overlap) : options.tile;
+    // A region runs as one window, as its tile would in the whole run.
+    let tile = window ? 0 : options.tile === 'auto' ? autoTile(options.model, model.device, image.width, image.height, overlap) : options.tile;
     const passes = image.alpha && options.alpha === 'model' ? 2 : 1;
     const windows = { done: 0, total: 0 };
     const report = (done: number, perPass: number) => {
@@ -137,18 +157,19 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
     }
     const outWidth = Math.round((image.width * options.scale * model.entry.scale) / 4);
     const outHeight = Math.round((image.height * options.scale * model.entry.scale) / 4);
+    const extract = window && context.region ? scaleRegion(offsetRegion(context.region, window), options.scale) : undefined;
     const { png, channels } = await finishPng(
       { width: rgb.width, height: rgb.height, bits: image.bits, rgb: rgb.data, alpha, grey: image.grey },
-      { tune: options.tune, width: outWidth, height: outHeight },
+      { tune: options.tune, width: outWidth, height: outHeight, extract },
     );
     const tDone = performance.now();
 
     const inputChannels = (image.grey ? 1 : 3) + (image.alpha ? 1 : 0);
     const tiles = windows.done;
-    const result: EnhanceResult = {
+    const result: EnhancedImage = {
       png,
-      input: { width: image.width, height: image.height, channels: inputChannels, bits: image.bits, format: image.format },
-      output: { width: outWidth, height: outHeight, channels, bits: image.bits },
+      input: { width: whole.width, height: whole.height, channels: inputChannels, bits: image.bits, format: image.format },
+      output: { width: extract?.width ?? outWidth, height: extract?.height ?? outHeight, channels, bits: image.bits },
       options,
       modelSha256: model.entry.sha256,
       device: model.device,
@@ -170,3 +191,40 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   }
 }
 
+
+/** The window a region runs in: the region with `overlap` pixels of context wherever the image has them. */
+function contextWindow(region: Region, image: { width: number; height: number }, overlap: number): Region {
+  const { left, top, width, height } = region;
+  if (left < 0 || top < 0 || width < 1 || height < 1 || left + width > image.width || top + height > image.height) {
+    throw new Error(`region ${JSON.stringify(region)} does not fit a ${image.width}x${image.height} image`);
+  }
+  const x0 = Math.max(0, left - overlap);
+  const y0 = Math.max(0, top - overlap);
+  const x1 = Math.min(image.width, left + width + overlap);
+  const y1 = Math.min(image.height, top + height + overlap);
+  return { left: x0, top: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+/** `region` relative to `window`'s corner. */
+const offsetRegion = (region: Region, window: Region): Region => ({ ...region, left: region.left - window.left, top: region.top - window.top });
+
+/**
+ * An input-pixel region in output pixels at `scale`. Exact: every output scale is a whole number of pixels per
+ * input pixel, so a window's resized grid lines up with the whole image's.
+ */
+export function scaleRegion(region: Region, scale: number): Region {
+  return { left: region.left * scale, top: region.top * scale, width: region.width * scale, height: region.height * scale };
+}
+
+/** One window of a decoded image. */
+function cropImage(image: DecodedImage, window: Region): DecodedImage {
+  const cut = <T extends Uint8Array | Uint16Array>(samples: T, channels: number): T => {
+    const out = new (samples.constructor as new (n: number) => T)(window.width * window.height * channels);
+    for (let y = 0; y < window.height; y++) {
+      const from = ((window.top + y) * image.width + window.left) * channels;
+      out.set(samples.subarray(from, from + window.width * channels), y * window.width * channels);
+    }
+    return out;
+  };
+  return { ...image, width: window.width, height: window.height, rgb: cut(image.rgb, 3), alpha: image.alpha && cut(image.alpha, 1) };
+}

@@ -6,6 +6,7 @@
  * until the difference vanished, so a pair of crops of the most detailed region is shown at 1:1 instead.
  */
 import sharp from 'sharp';
+import type { Region } from '../types.js';
 import { FLATTEN_BACKGROUND } from './preview.js';
 
 /** Results whose longest side is at most this are compared whole. */
@@ -18,13 +19,6 @@ const MIN_PANEL = 384;
 const GAP = 8;
 const LABEL_HEIGHT = 32;
 
-/** A region of the output image, in output pixels. */
-export interface Region {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
 
 /** An original, decoded once for the comparison and the report. */
 export interface Before {

@@ -3,7 +3,7 @@
  * restored, downscale to the asked scale, same bit depth as the input. No metadata is copied.
  */
 import sharp, { type Sharp } from 'sharp';
-import type { Tune } from '../types.js';
+import type { Region, Tune } from '../types.js';
 import { sharpenGently } from './tune.js';
 
 export interface ModelOutput {
@@ -23,6 +23,8 @@ export interface FinishOptions {
   /** Final size; smaller than the model's output for scale 2 and 3. */
   width: number;
   height: number;
+  /** Keep only this part of the final size (the early preview's region, cut after sharpening and resizing). */
+  extract?: Region;
 }
 
 /** zlib level 3: 2-3x faster than the default 6 on photos, for files about 3% larger. */
@@ -60,6 +62,7 @@ export async function finishPng(image: ModelOutput, options: FinishOptions): Pro
   if (options.width !== width || options.height !== height) {
     pipeline = pipeline.resize(options.width, options.height, { kernel: 'lanczos3', fit: 'fill' });
   }
+  if (options.extract) pipeline = pipeline.extract(options.extract);
   if (bits === 16) pipeline = pipeline.toColourspace(grey ? 'grey16' : 'rgb16');
   else if (grey) pipeline = pipeline.toColourspace('b-w');
   const png = await pipeline.png({ compressionLevel: PNG_LEVEL }).toBuffer();

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { EnhanceResult } from '../types.js';
+import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { writeAtomic } from '../files.js';
 
-type Stored = Omit<EnhanceResult, 'png' | 'preview' | 'compare' | 'pdf' | 'cached'>;
+type Stored = Omit<EnhanceResult, 'outputs' | 'cached'>;
 
 export class ResultCache {
   readonly dir: string;
@@ -27,7 +27,7 @@ export class ResultCache {
   }
 
   /** The stored result for `signature`, or null. A hit counts as a use for eviction. */
-  async get(signature: string): Promise<EnhanceResult | null> {
+  async get(signature: string): Promise<EnhancedImage | null> {
     const folder = this.folder(signature);
     try {
       const [meta, png] = await Promise.all([fs.readFile(path.join(folder, 'result.json'), 'utf8'), fs.readFile(path.join(folder, 'result.png'))]);
@@ -39,10 +39,10 @@ export class ResultCache {
     }
   }
 
-  async put(result: EnhanceResult): Promise<void> {
+  async put(result: EnhancedImage): Promise<void> {
     const folder = this.folder(result.signature);
     await fs.mkdir(folder, { recursive: true });
-    const { png, preview: _p, compare: _c, pdf: _d, cached: _k, ...meta } = result;
+    const { png, outputs: _o, cached: _k, ...meta } = result;
     // PNG first: an entry counts only once its result.json is there.
     await writeAtomic(path.join(folder, 'result.png'), png);
     await writeAtomic(path.join(folder, 'result.json'), JSON.stringify(meta));

@@ -1,12 +1,11 @@
 /**
- * What front doors see of the queue. `JobQueue` is the in-process implementation (the embedded default); a
- * Redis-backed one (BullMQ, one worker per GPU on many machines) implements the same interface, so adapters do
- * not change.
+ * The queue side, as front doors see it (learned from BullMQ: the queue and the worker are separate types).
+ * `LocalQueue` is the in-process implementation, the embedded default; a Redis-backed one implements the same
+ * interface, so adapters do not change. Every read is async, since a queue on Redis cannot answer otherwise.
  */
-import type { EventEmitter } from 'node:events';
-import type { EnhanceProgress, EnhanceRequest, EnhanceResult, Job } from '../types.js';
+import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';
 
-/** How a job ended, as handed to the adapter that delivers it. */
+/** How a job ended, as handed to the adapter that delivers it. Results travel by reference, never as bytes. */
 export type Outcome =
   | { state: 'completed'; result: EnhanceResult }
   | { state: 'failed'; reason: string }
@@ -14,31 +13,76 @@ export type Outcome =
 
 /** Events, each with the job as it is now. */
 export interface QueueEvents {
-  /** Accepted and on disk; `position` 1 means next in line (or running), `etaMs` is until it is done. */
+  /** Accepted and stored; `position` 1 means next in line (or running), `etaMs` is until it is done. */
   queued: [job: Job, info: { position: number; etaMs: number }];
   started: [job: Job];
-  /** After every tile: tiles done of total and the ETA from the speed measured so far. */
+  /** The early preview is ready (when the request asked for one): read it with `readOutput(id, 'early')`. */
+  preview: [job: Job, preview: EarlyPreview];
+  /** After every tile: tiles done of total and the ETA. Adapters throttle these for their platform. */
   progress: [job: Job, progress: EnhanceProgress];
+  /** Finished; its outputs wait in the result store until its adapter has delivered them. */
   completed: [job: Job, result: EnhanceResult];
   failed: [job: Job, reason: string];
   cancelled: [job: Job, reason: string];
+  /** Its adapter's `deliver` resolved: the job and its stored outputs are gone from the queue. */
+  delivered: [job: Job];
+  /**
+   * A delivery failed. `retryInMs` says when it is tried again; null means never: the failure was permanent or
+   * the job ran out of retry time, and it was closed with `reason` in the log.
+   */
+  undelivered: [job: Job, info: { reason: string; attempt: number; retryInMs: number | null }];
 }
 
-export interface EnhanceQueue extends EventEmitter<QueueEvents> {
+/** The listening half of an event emitter: adapters hear events, they never emit them. */
+export interface QueueListener {
+  on<E extends keyof QueueEvents>(event: E, listener: (...args: QueueEvents[E]) => void): this;
+  once<E extends keyof QueueEvents>(event: E, listener: (...args: QueueEvents[E]) => void): this;
+  off<E extends keyof QueueEvents>(event: E, listener: (...args: QueueEvents[E]) => void): this;
+}
+
+/** A job as a status question sees it: where it stands in the line and when it should be done. */
+export interface JobStatus extends Job {
+  /** 1 for the running job or the next in line, and so on; 0 once it has ended. */
+  position: number;
+  /** Estimated milliseconds until it is done; 0 once it has ended. */
+  etaMs: number;
+}
+
+/**
+ * The queue as a front door uses it.
+ *
+ * @example
+ * const events = queue.events('telegram');
+ * events.on('progress', (job, p) => editMessage(job, `${p.tilesDone}/${p.tilesTotal}`));
+ * const job = await queue.submit({ input, name: 'cat.jpg', owner: 'telegram:42', replyTo: { adapter: 'telegram', chat: 42 } });
+ * const png = await queue.readOutput(job.id, 'png'); // in the adapter's deliver(), once completed
+ */
+export interface EnhanceQueue {
   /**
    * Checks and queues a request; resolves once it is stored, after the `queued` event. Rejects with an
    * `EnhanceError` whose message is the one-line reason to show (bad image, too large, unknown model, the
    * person's limit). Submitting with the `id` of a known job returns that job.
    */
   submit(request: EnhanceRequest, id?: string): Promise<Job>;
-  /** Cancels a waiting or running job; only its owner (`request.owner`) may. */
+  /** Cancels a waiting or running job; only its owner (`request.owner`) may. A running job stops between tiles. */
   cancel(id: string, owner: string): Promise<Job>;
-  /** The job with `id` while it is known (waiting, active, or recently finished). */
-  get(id: string): Job | undefined;
-  /** Jobs waiting or active in the order they run; only `owner`'s when given. */
-  pending(owner?: string): Job[];
-  /** 1 for the running job or the next in line, and so on; 0 when not pending. */
-  positionOf(id: string): number;
-  /** Estimated milliseconds until `id` is done. */
-  etaOf(id: string): number;
+  /** The job with `id` while it is known (waiting, active, or not yet delivered, or recently finished). */
+  getJob(id: string): Promise<JobStatus | undefined>;
+  /** Jobs waiting or active, in the order they run; only `owner`'s when given. */
+  getJobs(owner?: string): Promise<JobStatus[]>;
+  /** One stored output of a job, until the job is delivered. */
+  readOutput(id: string, kind: OutputKind): Promise<Buffer>;
+  /** Events of the jobs whose `replyTo.adapter` is `adapter`; of every job when left out. */
+  events(adapter?: string): QueueListener;
+}
+
+/**
+ * Thrown by an adapter's `deliver` when trying again cannot help (the chat is gone, the bot was blocked): the job
+ * is closed at once, with this reason in the log, instead of being retried for days.
+ */
+export class PermanentDeliveryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermanentDeliveryError';
+  }
 }

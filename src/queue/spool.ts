@@ -1,12 +1,15 @@
 /**
- * The durable spool: every job that is not finished has a folder `<data>/jobs/<id>/` holding `job.json` and the
- * input bytes. The folder is written under a temporary name and renamed, so after a crash a job is either
- * wholly there or not at all, and whatever is there runs again at the next start.
+ * The durable spool: every job that is not yet delivered has a folder `<data>/jobs/<id>/` holding `job.json`
+ * and the input bytes. The folder is written under a temporary name and renamed, so after a crash a job is
+ * either wholly there or not at all. Once a job has ended, `outcome.json` says how (its outputs wait in the
+ * result store) and `delivery.json` counts the failed deliveries: at the next start a job with an outcome is
+ * delivered again, one without runs again.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { tempNameFor, writeSynced } from '../files.js';
+import { tempNameFor, writeAtomic, writeSynced } from '../files.js';
+import type { Outcome } from './queue.js';
 import type { Job } from '../types.js';
 
 /** Short ids that sort by creation time: 9 base-36 digits of milliseconds, then 6 random hex digits. */
@@ -15,6 +18,21 @@ export function newJobId(now = Date.now()): string {
 }
 
 export const JOB_ID = /^[0-9a-z]{9}[0-9a-f]{6}$/;
+
+/** Failed deliveries of an ended job so far. */
+export interface DeliveryState {
+  attempts: number;
+  /** When the first attempt failed (ms since the epoch): retries stop some days after it. */
+  firstFailedAt?: number;
+  lastReason?: string;
+}
+
+/** A job found in the spool at start: it runs again, or (with an outcome) is delivered again. */
+export interface SpooledJob {
+  job: Job;
+  outcome?: Outcome;
+  delivery: DeliveryState;
+}
 
 export class Spool {
   readonly dir: string;
@@ -47,19 +65,28 @@ export class Spool {
     return fs.readFile(path.join(this.folder(id), 'input'));
   }
 
+  /** Records how a job ended; from now on a restart delivers it instead of running it. */
+  async saveOutcome(id: string, outcome: Outcome): Promise<void> {
+    await writeAtomic(path.join(this.folder(id), 'outcome.json'), JSON.stringify(outcome));
+  }
+
+  async saveDelivery(id: string, delivery: DeliveryState): Promise<void> {
+    await writeAtomic(path.join(this.folder(id), 'delivery.json'), JSON.stringify(delivery));
+  }
+
   async remove(id: string): Promise<void> {
     await fs.rm(this.folder(id), { recursive: true, force: true });
   }
 
   /** Every job left by an earlier run, oldest first. Leftover temporary folders are cleared. */
-  async recover(): Promise<Job[]> {
+  async recover(): Promise<SpooledJob[]> {
     let names: string[];
     try {
       names = await fs.readdir(this.dir);
     } catch {
       return [];
     }
-    const jobs: Job[] = [];
+    const jobs: SpooledJob[] = [];
     for (const name of names) {
       if (name.endsWith('.tmp')) {
         await fs.rm(path.join(this.dir, name), { recursive: true, force: true });
@@ -68,12 +95,23 @@ export class Spool {
       if (!JOB_ID.test(name)) continue;
       try {
         const job = JSON.parse(await fs.readFile(path.join(this.dir, name, 'job.json'), 'utf8')) as Job;
-        jobs.push({ ...job, state: 'waiting' });
+        const outcome = await readJson<Outcome>(path.join(this.dir, name, 'outcome.json'));
+        const delivery = (await readJson<DeliveryState>(path.join(this.dir, name, 'delivery.json'))) ?? { attempts: 0 };
+        jobs.push({ job: { ...job, state: outcome?.state ?? 'waiting', reason: outcome && 'reason' in outcome ? outcome.reason : undefined }, outcome, delivery });
       } catch {
         // A folder without a readable job.json was never announced as queued (the rename comes last).
         await fs.rm(path.join(this.dir, name), { recursive: true, force: true });
       }
     }
-    return jobs.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    return jobs.sort((a, b) => a.job.createdAt - b.job.createdAt || a.job.id.localeCompare(b.job.id));
+  }
+}
+
+/** A small state file, or undefined when it is missing (never written: they are written whole or not at all). */
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
   }
 }

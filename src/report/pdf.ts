@@ -5,7 +5,7 @@
 import PDFDocument from 'pdfkit';
 import sharp, { type Sharp } from 'sharp';
 import { afterCrop, beforeCrop, decodeBefore, detailRegion, type Before } from '../imaging/compare.js';
-import type { EnhanceResult, Job } from '../types.js';
+import type { EnhancedImage, Job } from '../types.js';
 
 const MARGIN = 40;
 const PAGE = { width: 595.28, height: 841.89 };
@@ -15,7 +15,8 @@ const DPI_SCALE = 2;
 
 export interface ReportInput {
   job: Pick<Job, 'id' | 'createdAt'> & { name: string };
-  result: EnhanceResult;
+  /** The result with its PNG. */
+  result: EnhancedImage;
   /** The original bytes. */
   input: Uint8Array;
   /** Already decoded original, when the caller has one. */

@@ -14,11 +14,16 @@ export interface Adapter {
    * it already runs the machine.
    */
   readonly trusted?: boolean;
-  /** Starts taking requests. Jobs recovered from the spool are already in `queue` (see `EnhanceQueue.get`). */
+  /**
+   * Starts taking requests. Jobs recovered from the spool are already in `queue` (see `EnhanceQueue.getJob`);
+   * `queue.events(this.name)` tells it how its own jobs are doing.
+   */
   start(queue: EnhanceQueue): Promise<void>;
   /**
-   * Hands a finished job's answer (results, or the one-line reason it failed or was cancelled) to its person.
-   * Called again after a crash when it did not resolve, so it must be idempotent.
+   * Hands an ended job's answer to its person: the outputs of a completed job (read each with
+   * `queue.readOutput(job.id, kind)`; `outcome.result.outputs` lists them), or the one-line reason it failed or
+   * was cancelled. Until it resolves it is called again with growing delays, also after a restart, so it must be
+   * idempotent. Throw a `PermanentDeliveryError` when trying again cannot help (the chat is gone).
    */
   deliver(job: Job, outcome: Outcome): Promise<void>;
   /** Stops taking requests; deliveries may still be asked for until the queue has closed. */

@@ -1,19 +1,26 @@
 /**
  * The running service: models checked (and prepared when missing), the queue recovered from the spool, the
- * adapters started, then the queue set going. `stop()` undoes it in the order that loses nothing.
+ * adapters started, undelivered answers sent again, then the worker set going. `stop()` undoes it in the order
+ * that loses nothing.
  */
 import fs from 'node:fs';
 import type { Config } from '../config.js';
+import { EngineThread } from '../engine/engine-thread.js';
 import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { isPrepared, prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
-import { JobQueue } from '../queue/job-queue.js';
+import { ResultCache } from '../queue/cache.js';
+import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { LocalQueue } from '../queue/local-queue.js';
+import { Throughput } from '../queue/throughput.js';
+import { Worker } from '../queue/worker.js';
 import type { Adapter } from './adapter.js';
 
 export interface Service {
-  queue: JobQueue;
+  queue: LocalQueue;
+  worker: Worker;
   adapters: readonly Adapter[];
   /** Stops taking work, lets the running job finish (or keeps it for the next start), delivers, closes. */
   stop(): Promise<void>;
@@ -41,34 +48,45 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
   await ensureModels(config, log);
   fs.mkdirSync(config.data, { recursive: true });
   const byName = new Map(adapters.map((a) => [a.name, a]));
-  const queue = new JobQueue({
+  const speeds = new Throughput(config.data);
+  const queue = new LocalQueue({
     dataDir: config.data,
     defaults: { model: config.model, device: config.device, tile: config.tile },
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
-    cacheMaxBytes: config.cache.maxBytes,
+    speeds,
+    retry: config.delivery,
     limitFor: (request) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
     deliver: async (job, outcome) => {
-      const adapter = byName.get(job.request.replyTo?.adapter ?? '');
-      if (adapter) await adapter.deliver(job, outcome);
-      else log.warn({ job: job.id, adapter: job.request.replyTo?.adapter }, 'no adapter to deliver to (is it turned off?); answer dropped');
+      const name = job.request.replyTo?.adapter ?? '';
+      const adapter = byName.get(name);
+      // Kept and tried again: the door may be turned back on.
+      if (!adapter) throw new Error(`the ${name || 'unnamed'} front door is not running (turned off in the config?)`);
+      await adapter.deliver(job, outcome);
     },
     logger: log,
   });
+  const engine = new EngineThread();
+  const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
+  const worker = new Worker(queue, processor, { logger: log });
   const recovered = await queue.recover();
   for (const adapter of adapters) await adapter.start(queue);
-  queue.run();
+  queue.startDeliveries();
+  worker.run();
   log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
 
   let stopping: Promise<void> | undefined;
   return {
     queue,
+    worker,
     adapters,
     stop: () =>
       (stopping ??= (async () => {
         log.info('stopping: no new work taken');
         for (const adapter of adapters) await adapter.stop();
-        await queue.close(config.shutdownGraceMs);
+        await worker.close(config.shutdownGraceMs);
+        await queue.close();
+        await engine.close();
         log.info('stopped');
       })()),
   };

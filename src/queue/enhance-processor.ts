@@ -1,0 +1,122 @@
+/**
+ * The processor a worker runs for every job: the result cache, the early preview, the engine, learned speeds,
+ * then the thumbnail, the before/after picture and the PDF, each stored in the result store. The engine is
+ * passed in (the service's `EngineThread`, a GPU worker's own, or a test's scripted stand-in), so the same
+ * processor runs in process or inside a worker on another machine.
+ */
+import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
+import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
+import { makePreview } from '../imaging/preview.js';
+import { findModel, readManifest } from '../models/manifest.js';
+import { modelsDir as defaultModelsDir } from '../paths.js';
+import { makeReport } from '../report/pdf.js';
+import type { EnhancedImage, EnhanceResult, Job, OutputKind, Region } from '../types.js';
+import type { ResultCache } from './cache.js';
+import type { Throughput } from './throughput.js';
+import type { ProcessContext, Processor } from './worker.js';
+
+export interface EnhanceProcessorOptions {
+  engine: Engine;
+  /** Results by signature; none (or `maxBytes` 0) keeps nothing. */
+  cache?: ResultCache;
+  /** Learned speeds: taught here, read by the queue for ETAs. */
+  speeds?: Throughput;
+  modelsDir?: string;
+  maxPixels?: number;
+}
+
+/** The longest side of the early preview's region, in input pixels: 768 output pixels at 4x, a chat photo. */
+export const PREVIEW_SIDE = 192;
+/**
+ * The early preview's model run (its region and the context around it) covers at most this share of the image,
+ * so it adds at most about that much to the job on a CPU, where the model's time grows with the pixels.
+ */
+export const PREVIEW_SHARE = 0.08;
+/** Below this side the region says too little to be worth a preview: the whole job is quick anyway. */
+const PREVIEW_MIN_SIDE = 32;
+
+/**
+ * The region an early preview shows, in input pixels, or null when the image is too small to need one: the
+ * most detailed square of up to `PREVIEW_SIDE`, whose run with its context stays within `PREVIEW_SHARE`.
+ */
+export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region | null {
+  const { width, height } = before;
+  const side = Math.min(PREVIEW_SIDE, width, height, Math.floor(Math.sqrt(PREVIEW_SHARE * width * height)) - 2 * overlap);
+  if (side < PREVIEW_MIN_SIDE) return null;
+  return detailRegion(before, width, height, side);
+}
+
+/**
+ * The processor for `Worker`.
+ *
+ * @example
+ * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineThread(), cache, speeds }));
+ * worker.run();
+ */
+export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
+  const models = deps.modelsDir ?? defaultModelsDir();
+  return async (job, input, ctx) => {
+    const { options } = job.request;
+    const wait = Date.now() - job.createdAt;
+    const entry = findModel(await readManifest(models), options.model);
+    const signature = signatureOf(input, options, entry.sha256);
+    const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
+    let image = await cache?.get(signature);
+    const cached = Boolean(image);
+    let before: Before | undefined;
+    let previewMs: number | undefined;
+    if (image) {
+      ctx.logger.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
+      image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
+    } else {
+      const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
+      if (job.request.earlyPreview) {
+        before = await decodeBefore(input);
+        previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
+      }
+      image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress: (p) => ctx.progress(p) });
+      await deps.speeds?.learn(options.model, image.device, job.width * job.height, image.ms.infer);
+      if (cache) {
+        await cache.put(image);
+        await cache.evict(signature);
+      }
+    }
+    ctx.acceleratorDone();
+    return finish(job, input, { ...image, cached, ms: { ...image.ms, wait, preview: previewMs } }, before, ctx);
+  };
+}
+
+/** Runs and announces the early preview; resolves to the milliseconds it took, or undefined when skipped. */
+async function earlyPreview(
+  engine: Engine,
+  job: Job,
+  input: Buffer,
+  before: Before,
+  context: { modelsDir: string; maxPixels?: number; signal: AbortSignal; logger: ProcessContext['logger'] },
+  ctx: ProcessContext,
+): Promise<number | undefined> {
+  const region = previewRegion(before);
+  if (!region) return undefined;
+  const t = performance.now();
+  const { options } = job.request;
+  const crop = await engine.enhance({ input, name: job.request.name, options }, { ...context, region });
+  const ms = performance.now() - t;
+  await ctx.preview({ signature: crop.signature, region: scaleRegion(region, options.scale), ms }, crop.png);
+  return ms;
+}
+
+/** Stores the PNG, then makes and stores the thumbnail, the comparison and (when asked) the PDF. */
+async function finish(job: Job, input: Buffer, image: EnhancedImage, before: Before | undefined, ctx: ProcessContext): Promise<EnhanceResult> {
+  const t = performance.now();
+  const { png, ...result } = image;
+  const outputs: Partial<Record<OutputKind, number>> = { png: await ctx.writeOutput('png', png) };
+  const original = before ?? (await decodeBefore(input));
+  const [preview, compare] = await Promise.all([makePreview(png), makeComparison(input, png, image.output, image.options.model, original)]);
+  outputs.preview = await ctx.writeOutput('preview', preview);
+  outputs.compare = await ctx.writeOutput('compare', compare);
+  if (job.request.report) {
+    const pdf = await makeReport({ job: { ...job, name: job.request.name }, result: image, input, before: original });
+    outputs.pdf = await ctx.writeOutput('pdf', pdf);
+  }
+  return { ...result, outputs, ms: { ...result.ms, render: performance.now() - t } };
+}

@@ -1,0 +1,371 @@
+/**
+ * `LocalQueue`: the in-process queue, the embedded default behind `EnhanceQueue`, and the `JobSource` its
+ * `Worker` takes jobs from.
+ *
+ * A job's life: `submit` checks the request (size, options, image header, the person's limit), writes it to the
+ * spool, and only then announces it `queued`. better-queue (concurrency 1) is the waiting line, ordered by fair
+ * turns between people (fair.ts). The worker runs the processor; the job's end is stored in the spool before it
+ * is announced, and the job leaves the spool only once its adapter has delivered it (deliveries.ts). A crash at
+ * any point therefore means the job runs again, or is delivered again, at the next start.
+ */
+import { EventEmitter } from 'node:events';
+import BetterQueue from 'better-queue';
+import { EnhanceError } from '../errors.js';
+import { checkFileSize, probeImage } from '../imaging/input.js';
+import { silentLogger, type Logger } from '../log.js';
+import { findModel, readManifest } from '../models/manifest.js';
+import { normalizeOptions } from '../options.js';
+import { modelsDir as defaultModelsDir } from '../paths.js';
+import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.js';
+import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
+import { FairTurns } from './fair.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueEvents, QueueListener } from './queue.js';
+import { ResultStore } from './results.js';
+import { newJobId, Spool, type SpooledJob } from './spool.js';
+import type { Throughput } from './throughput.js';
+import type { JobLease, JobSource } from './worker.js';
+
+export interface LocalQueueOptions {
+  /** Spool and result store live here. */
+  dataDir: string;
+  modelsDir?: string;
+  /** Options every request starts from (the service's configured model, device, tile). */
+  defaults?: Partial<EnhanceOptions>;
+  maxPixels?: number;
+  maxFileBytes?: number;
+  /** Jobs an owner may have waiting or active; Infinity for none. */
+  limitFor?: (request: EnhanceRequest) => number;
+  /** Learned speeds, for ETAs (shared with the processor, which teaches them). */
+  speeds?: Pick<Throughput, 'estimate'>;
+  /**
+   * Hands an ended job's answer to its person; resolves once they have it. Tried again on failure (see
+   * `retry`), also after a restart, so it must be idempotent.
+   */
+  deliver: (job: Job, outcome: Outcome) => Promise<void>;
+  retry?: RetryPolicy;
+  logger?: Logger;
+}
+
+/** Ended jobs remembered for status questions. */
+const REMEMBER_ENDED = 200;
+
+interface Entry {
+  job: Job;
+  turn: number;
+  /** Submission order, for ties between equal turns. */
+  seq: number;
+  /** While active: cancels the run. */
+  controller?: AbortController;
+  /** While active: the latest ETA the run reported. */
+  etaMs?: number;
+  /** While active: resolves once the job has ended or was put back. */
+  ended?: Promise<void>;
+  /** Delivered or closed: only remembered for status questions. */
+  settled?: boolean;
+}
+
+export class LocalQueue implements EnhanceQueue, JobSource {
+  readonly spool: Spool;
+  readonly results: ResultStore;
+  private readonly log: Logger;
+  private readonly models: string;
+  private readonly entries = new Map<string, Entry>();
+  private readonly turns = new FairTurns();
+  private seq = 0;
+  private readonly line: BetterQueue<{ id: string }>;
+  private take: ((lease: JobLease) => Promise<void>) | null = null;
+  private readonly deliveries: Deliveries;
+  /** Ended jobs found in the spool at start, delivered once `startDeliveries` is called. */
+  private recovered: SpooledJob[] = [];
+  private closing = false;
+  /** Submits per owner still being checked and written. */
+  private readonly submitting = new Map<string, number>();
+  private readonly emitter = new EventEmitter();
+  private readonly byAdapter = new Map<string, EventEmitter>();
+
+  constructor(private readonly options: LocalQueueOptions) {
+    this.spool = new Spool(options.dataDir);
+    this.results = new ResultStore(options.dataDir);
+    this.log = options.logger ?? silentLogger;
+    this.models = options.modelsDir ?? defaultModelsDir();
+    this.line = new BetterQueue<{ id: string }>(
+      (task: { id: string }, done: (error?: unknown) => void) => {
+        this.hand(task.id).then(() => done(), done);
+      },
+      {
+        concurrent: 1,
+        id: 'id',
+        maxRetries: 0,
+        afterProcessDelay: 0,
+        // Higher runs first, ties in push order: turn 1 before turn 2, and within a turn, first come first.
+        priority: (task: { id: string }, cb: (error: unknown, priority: number) => void) => cb(null, -(this.entries.get(task.id)?.turn ?? 0)),
+      },
+    );
+    // Nothing is handed out until a worker asks (`process`).
+    this.line.pause();
+    this.deliveries = new Deliveries({
+      spool: this.spool,
+      policy: options.retry ?? DEFAULT_RETRY,
+      deliver: options.deliver,
+      onFailed: (job, info) => this.emitFor(job, 'undelivered', job, info),
+      onSettled: (job, reason) => this.forget(job, reason),
+      logger: this.log,
+    });
+  }
+
+  /**
+   * Loads what an earlier run left: unfinished jobs go back in line (they run once a worker is attached), ended
+   * ones wait for `startDeliveries`. Call before the adapters start, so they can see their jobs.
+   */
+  async recover(): Promise<Job[]> {
+    const spooled = await this.spool.recover();
+    for (const item of spooled) {
+      const { job } = item;
+      if (item.outcome) {
+        this.entries.set(job.id, { job, turn: 0, seq: this.seq++ });
+        this.recovered.push(item);
+        this.log.info({ job: job.id, state: job.state, name: job.request.name }, 'ended job recovered from the spool; delivering it again');
+        continue;
+      }
+      this.enter(job);
+      this.log.info({ job: job.id, state: 'waiting', name: job.request.name, owner: job.request.owner }, 'job recovered from the spool');
+    }
+    await this.results.prune((id) => this.entries.has(id));
+    return spooled.map((s) => s.job);
+  }
+
+  /** Delivers the ended jobs found by `recover`; call once the adapters have started. */
+  startDeliveries(): void {
+    for (const { job, outcome, delivery } of this.recovered.splice(0)) void this.deliveries.start(job, outcome!, delivery);
+  }
+
+  /** Jobs ended but not yet delivered, waiting for a retry. */
+  get undelivered(): number {
+    return this.deliveries.pending;
+  }
+
+  // ---- the queue side (EnhanceQueue) ----
+
+  async submit(request: EnhanceRequest, id?: string): Promise<Job> {
+    if (id !== undefined && this.entries.has(id)) return this.entries.get(id)!.job;
+    if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    const owner = request.owner ?? 'local';
+    // Counted before the first await, so two quick submits cannot both slip under the limit.
+    const limit = this.options.limitFor?.(request) ?? Infinity;
+    const mine = this.pending(owner).length + (this.submitting.get(owner) ?? 0);
+    if (mine >= limit) {
+      throw new EnhanceError(
+        `you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
+        'limit',
+      );
+    }
+    this.submitting.set(owner, (this.submitting.get(owner) ?? 0) + 1);
+    try {
+      return await this.accept(request, owner, id);
+    } finally {
+      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+    }
+  }
+
+  private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
+    checkFileSize(request.input.length, this.options.maxFileBytes ?? Infinity);
+    const options = normalizeOptions({ ...this.options.defaults, ...request.options });
+    findModel(await readManifest(this.models), options.model);
+    const header = await probeImage(request.input, this.options.maxPixels ?? Infinity);
+    const { input: _bytes, ...rest } = request;
+    const job: Job = {
+      id: id ?? newJobId(),
+      request: { ...rest, owner, options },
+      state: 'waiting',
+      createdAt: Date.now(),
+      width: header.width,
+      height: header.height,
+      bytes: request.input.length,
+    };
+    await this.spool.write(job, request.input);
+    this.enter(job);
+    const { position, etaMs } = this.status(job.id)!;
+    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+    this.emitFor(job, 'queued', job, { position, etaMs });
+    return job;
+  }
+
+  /** Puts a stored, waiting job in line. */
+  private enter(job: Job): void {
+    this.entries.set(job.id, { job, turn: this.turns.next(job.request.owner ?? 'local'), seq: this.seq++ });
+    this.line.push({ id: job.id });
+  }
+
+  async cancel(id: string, owner: string): Promise<Job> {
+    const entry = this.entries.get(id);
+    const job = entry?.job;
+    if (!entry || !job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');
+    if (job.request.owner !== owner) throw new EnhanceError('only the person who sent an image can cancel it', 'options');
+    const reason = 'cancelled by its owner';
+    if (job.state === 'active') {
+      entry.controller?.abort(new EnhanceError(reason, 'cancelled'));
+      await entry.ended;
+      return job;
+    }
+    this.line.cancel(id);
+    await this.end(job, { state: 'cancelled', reason });
+    return job;
+  }
+
+  async getJob(id: string): Promise<JobStatus | undefined> {
+    return this.status(id);
+  }
+
+  async getJobs(owner?: string): Promise<JobStatus[]> {
+    return this.pending(owner).map((job) => this.status(job.id)!);
+  }
+
+  readOutput(id: string, kind: OutputKind): Promise<Buffer> {
+    return this.results.read(id, kind);
+  }
+
+  events(adapter?: string): QueueListener {
+    let emitter = this.emitter;
+    if (adapter !== undefined) {
+      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter());
+      emitter = this.byAdapter.get(adapter)!;
+    }
+    // Only the listening half: front doors hear events, they never make them.
+    const listener: QueueListener = {
+      on: (event, fn) => (emitter.on(event, fn as never), listener),
+      once: (event, fn) => (emitter.once(event, fn as never), listener),
+      off: (event, fn) => (emitter.off(event, fn as never), listener),
+    };
+    return listener;
+  }
+
+  private emitFor<E extends keyof QueueEvents>(job: Job, event: E, ...args: QueueEvents[E]): void {
+    this.emitter.emit(event, ...args);
+    this.byAdapter.get(job.request.replyTo?.adapter ?? '')?.emit(event, ...args);
+  }
+
+  /** Waiting and active jobs in the order they run: active first, then by turn. */
+  private pending(owner?: string): Job[] {
+    const live = [...this.entries.values()].filter((e) => e.job.state === 'waiting' || e.job.state === 'active');
+    live.sort((a, b) => rank(a) - rank(b) || a.turn - b.turn || a.seq - b.seq);
+    const jobs = live.map((e) => e.job);
+    return owner === undefined ? jobs : jobs.filter((j) => j.request.owner === owner);
+  }
+
+  private status(id: string): JobStatus | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    let etaMs = 0;
+    let position = 0;
+    const pending = this.pending();
+    for (const [i, job] of pending.entries()) {
+      const e = this.entries.get(job.id)!;
+      etaMs += e.etaMs ?? this.options.speeds?.estimate(job.request.options.model, job.width * job.height) ?? 0;
+      if (job.id === id) {
+        position = i + 1;
+        break;
+      }
+    }
+    return { ...entry.job, position, etaMs: position === 0 ? 0 : etaMs };
+  }
+
+  // ---- the worker side (JobSource) ----
+
+  process(take: (lease: JobLease) => Promise<void>): void {
+    this.take = take;
+    this.line.resume();
+  }
+
+  pause(): void {
+    this.line.pause();
+  }
+
+  /** Hands the job `id` to the worker; resolves once the accelerator is free for the next. */
+  private async hand(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry || entry.job.state !== 'waiting' || !this.take) return;
+    const { job } = entry;
+    job.state = 'active';
+    this.turns.started(entry.turn);
+    entry.controller = new AbortController();
+    let ended!: () => void;
+    entry.ended = new Promise((resolve) => (ended = resolve));
+    this.log.info({ job: id, state: 'active', name: job.request.name }, 'job started');
+    this.emitFor(job, 'started', job);
+    const lease: JobLease = {
+      job,
+      signal: entry.controller.signal,
+      input: () => this.spool.readInput(id),
+      progress: (progress) => {
+        entry.etaMs = progress.etaMs;
+        this.emitFor(job, 'progress', job, progress);
+      },
+      preview: (preview) => {
+        this.log.info({ job: id, ms: Math.round(preview.ms), region: preview.region }, 'early preview ready');
+        this.emitFor(job, 'preview', job, preview);
+      },
+      writeOutput: (kind, bytes) => this.results.write(id, kind, bytes),
+      end: async (outcome) => {
+        await this.end(job, outcome);
+        ended();
+      },
+      putBack: async () => {
+        // Stays in the spool, out of this run's line: it runs again at the next start.
+        job.state = 'waiting';
+        entry.etaMs = undefined;
+        await this.results.remove(id);
+        this.entries.delete(id);
+        ended();
+      },
+    };
+    await this.take(lease);
+  }
+
+  /** Stores how a job ended, announces it, and hands it to delivery. */
+  private async end(job: Job, outcome: Outcome): Promise<void> {
+    job.state = outcome.state;
+    if (outcome.state !== 'completed') job.reason = outcome.reason;
+    await this.spool.saveOutcome(job.id, outcome);
+    const entry = this.entries.get(job.id);
+    if (entry) entry.etaMs = undefined;
+    const fields = { job: job.id, state: job.state, name: job.request.name };
+    if (outcome.state === 'completed') {
+      const r = outcome.result;
+      const rssMB = Math.round(process.memoryUsage.rss() / 1e6);
+      this.log.info({ ...fields, cached: r.cached, ms: roundAll(r.ms), tiles: r.tiles, device: r.device, rssMB }, 'job completed');
+      this.emitFor(job, 'completed', job, r);
+    } else {
+      this.log.info({ ...fields, reason: outcome.reason }, `job ${outcome.state}`);
+      this.emitFor(job, outcome.state, job, outcome.reason);
+    }
+    void this.deliveries.start(job, outcome);
+  }
+
+  /** Delivered, or closed undelivered: the job leaves the spool and the result store. */
+  private async forget(job: Job, reason?: string): Promise<void> {
+    await this.spool.remove(job.id);
+    await this.results.remove(job.id);
+    const entry = this.entries.get(job.id);
+    if (entry) entry.settled = true;
+    if (reason === undefined) {
+      this.log.info({ job: job.id, name: job.request.name }, 'job delivered');
+      this.emitFor(job, 'delivered', job);
+    }
+    const settled = [...this.entries.values()].filter((e) => e.settled);
+    for (const e of settled.slice(0, Math.max(0, settled.length - REMEMBER_ENDED))) this.entries.delete(e.job.id);
+  }
+
+  /** Takes no more jobs and stops retrying deliveries (what is left stays in the spool). Close the worker first. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.line.pause();
+    await this.deliveries.close();
+    await new Promise<void>((resolve) => this.line.destroy(() => resolve()));
+  }
+}
+
+const rank = (e: Entry) => (e.job.state === 'active' ? 0 : 1);
+
+function roundAll(ms: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(ms).flatMap(([k, v]) => (typeof v === 'number' ? [[k, Math.round(v)]] : [])));
+}
