@@ -11,7 +11,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import type { Preset } from '../../src/config.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -20,6 +19,7 @@ import { TEMP_NAME, writeAtomic } from '../../src/files.js';
 import { JOB_ID, newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
+import type { Preset } from './config.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
 
 export interface HotFolderOptions {
