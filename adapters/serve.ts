@@ -9,20 +9,26 @@ import { reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { startService } from '../src/service/service.js';
+import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
 
+/** Every adapter's config section: `enhancer serve` reads and checks them all. */
+export const SECTIONS = [hotfolderSection] as const;
+export type ServeConfig = Config<typeof SECTIONS>;
+
 /** The adapters the config turns on. */
-export function createAdapters(config: Config, logger: Logger): Adapter[] {
+export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const adapters: Adapter[] = [];
-  if (config.hotfolder.enabled) {
+  const hotfolder = config.sections.hotfolder;
+  if (hotfolder.enabled) {
     adapters.push(
       new HotFolder({
-        inbox: config.inbox,
-        outbox: config.outbox,
+        inbox: hotfolder.inbox,
+        outbox: hotfolder.outbox,
         stateDir: path.join(config.data, 'hotfolder'),
-        presets: config.hotfolder.presets,
-        pdf: config.hotfolder.pdf,
-        settleMs: config.hotfolder.settleMs,
+        presets: hotfolder.presets,
+        pdf: hotfolder.pdf,
+        settleMs: hotfolder.settleMs,
         maxFileBytes: config.limits.maxFileBytes,
         logger,
       }),
@@ -31,11 +37,17 @@ export function createAdapters(config: Config, logger: Logger): Adapter[] {
   return adapters;
 }
 
+/** The models the enabled adapters' presets name, to be prepared before start. */
+export function presetModels(config: ServeConfig): string[] {
+  const hotfolder = config.sections.hotfolder;
+  return hotfolder.enabled ? Object.values(hotfolder.presets).flatMap((p) => (p.model ? [p.model] : [])) : [];
+}
+
 /** Runs the service until a signal; returns the exit code. */
 export async function serve(): Promise<number> {
-  let config: Config;
+  let config: ServeConfig;
   try {
-    config = loadConfig();
+    config = loadConfig({ sections: SECTIONS });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`error: ${error.message}\n`);
@@ -57,7 +69,7 @@ export async function serve(): Promise<number> {
 
   let service;
   try {
-    service = await startService(config, adapters, log);
+    service = await startService(config, adapters, log, presetModels(config));
   } catch (error) {
     signalled();
     process.stderr.write(`error: ${reasonOf(error)}\n`);

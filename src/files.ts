@@ -9,9 +9,14 @@ import path from 'node:path';
 /** The temporary names `writeAtomic` uses (`.<name>.<8 hex>.tmp`), for clearing what a crash left behind. */
 export const TEMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
 
-/** A hidden temporary name beside `file`. */
+/** Room in a 255-byte file name for the rest of a temporary name: the dot, `.<8 hex>` and `.tmp`. */
+const TEMP_ROOM = 255 - 14;
+
+/** A hidden temporary name beside `file`; a long name is cut (on a character boundary) so it still fits. */
 export function tempNameFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  let base = path.basename(file);
+  while (Buffer.byteLength(base) > TEMP_ROOM) base = [...base].slice(0, -1).join('');
+  return path.join(path.dirname(file), `.${base}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
 /** Writes a file and flushes it to disk, so a power cut after the rename cannot leave it empty. */

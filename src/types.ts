@@ -48,7 +48,7 @@ export interface EnhanceRequest {
 }
 
 /**
- * The adapter that took a request and what it needs to answer it (a chat and message id, a file in the inbox).
+ * The adapter that took a request and what it needs to answer it (a chat and message id, a file's place in a watched folder).
  * Stored as JSON with the job, so only plain data.
  */
 export interface ReplyTo {

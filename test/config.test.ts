@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../src/config.js';
+import { z } from 'zod';
+import { hotfolderSection } from '../adapters/hotfolder/config.js';
+import { ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, wholeNumber, type AnySection } from '../src/config.js';
 import { tempDir } from './helpers.js';
 
 let root: string;
@@ -12,10 +14,10 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const file = (config: object) => fs.writeFileSync(path.join(root, 'config', 'enhancer.json'), JSON.stringify(config));
-const load = (env: NodeJS.ProcessEnv = {}) => loadConfig({ env, root });
-const failure = (env: NodeJS.ProcessEnv = {}) => {
+const load = (env: NodeJS.ProcessEnv = {}) => loadConfig({ env, root, sections: [hotfolderSection] });
+const failure = (env: NodeJS.ProcessEnv = {}, sections: readonly AnySection[] = [hotfolderSection]) => {
   try {
-    load(env);
+    loadConfig({ env, root, sections });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return (error as Error).message;
@@ -23,44 +25,121 @@ const failure = (env: NodeJS.ProcessEnv = {}) => {
   throw new Error('no error');
 };
 
+/** A front door the core has never heard of, as a chat adapter would declare itself. */
+const chatSection = defineSection({
+  key: 'chat',
+  schema: z.strictObject({
+    enabled: flag(),
+    token: z.string().regex(/^\d+:[\w-]{30,}$/, { error: 'must be a bot token such as 123456:ABC…' }),
+    maxPerMinute: wholeNumber(1, 600),
+    downloads: folder(),
+  }),
+  defaults: { enabled: false, token: '', maxPerMinute: 20, downloads: 'data/chat' },
+  env: { CHAT_TOKEN: 'token', CHAT_ENABLED: 'enabled' },
+});
+const GOOD_TOKEN = '123456:abcdefghijklmnopqrstuvwxyz0123456789';
+
 describe('config', () => {
   it('runs on the embedded defaults with inbox/, outbox/ and data/ in the project folder', () => {
     const config = load();
-    expect(config).toMatchObject({ inbox: path.join(root, 'inbox'), outbox: path.join(root, 'outbox'), data: path.join(root, 'data'), model: 'x4plus' });
-    expect(config.hotfolder).toEqual(DEFAULT_CONFIG.hotfolder);
+    expect(config).toMatchObject({ data: path.join(root, 'data'), model: 'x4plus' });
+    expect(config.sections.hotfolder).toEqual({ ...hotfolderSection.defaults, inbox: path.join(root, 'inbox'), outbox: path.join(root, 'outbox') });
+    expect(config.delivery).toEqual({ retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 });
   });
 
   it('takes the file over the defaults and the environment over the file', () => {
-    file({ model: 'x4fast', tile: 128, limits: { queuedPerOwner: 5 }, hotfolder: { pdf: false, presets: { tiny: { model: 'x4fast', scale: 2, report: true } } } });
-    const config = load({ ENHANCER_DEVICE: 'cpu', ENHANCER_TILE: '0', ENHANCER_OUTBOX: 'elsewhere', LOG_LEVEL: 'warn' });
-    expect(config).toMatchObject({ model: 'x4fast', device: 'cpu', tile: 0, logLevel: 'warn', outbox: path.resolve('elsewhere') });
+    file({ model: 'x4fast', tile: 128, limits: { queuedPerOwner: 5 }, hotfolder: { pdf: false, inbox: 'drop', presets: { tiny: { model: 'x4fast', scale: 2, report: true } } } });
+    const config = load({ ENHANCER_DEVICE: 'cpu', ENHANCER_TILE: '0', ENHANCER_OUTBOX: 'elsewhere', ENHANCER_HOTFOLDER: 'off', LOG_LEVEL: 'warn' });
+    expect(config).toMatchObject({ model: 'x4fast', device: 'cpu', tile: 0, logLevel: 'warn' });
     expect(config.limits).toEqual({ ...DEFAULT_CONFIG.limits, queuedPerOwner: 5 });
-    expect(config.hotfolder).toMatchObject({ pdf: false, presets: { tiny: { model: 'x4fast', scale: 2, report: true } } });
+    // The file's object replaces the default presets; relative folders: the file's from the project, a variable's from here.
+    expect(config.sections.hotfolder).toEqual({
+      enabled: false,
+      pdf: false,
+      settleMs: 1500,
+      inbox: path.join(root, 'drop'),
+      outbox: path.resolve('elsewhere'),
+      presets: { tiny: { model: 'x4fast', scale: 2, report: true } },
+    });
   });
 
   it('stops with one line naming the key, what is allowed and where the value came from', () => {
     expect(failure({ ENHANCER_DEVICE: 'gpu' })).toBe('config: device: device must be auto, cpu or cuda (got "gpu") from $ENHANCER_DEVICE');
     expect(failure({ LOG_LEVEL: 'loud' })).toBe('config: logLevel must be one of fatal, error, warn, info, debug, trace, silent (got "loud" from $LOG_LEVEL)');
+    expect(failure({ ENHANCER_HOTFOLDER: 'maybe' })).toBe('config: hotfolder.enabled must be true or false (got "maybe" from $ENHANCER_HOTFOLDER)');
     file({ limits: { queuedPerOwner: 0 } });
     expect(failure()).toMatch(/^config: limits.queuedPerOwner must be a whole number from 1 to 10000 \(got 0 from .*enhancer.json\)$/);
+    file({ hotfolder: { settleMs: 'soon' } });
+    expect(failure()).toMatch(/^config: hotfolder.settleMs must be a whole number from 50 to 600000 \(got "soon" from .*enhancer.json\)$/);
     file({ hotfolder: { watch: true } });
-    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, pdf, settleMs, presets$/);
+    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, inbox, outbox, pdf, settleMs, presets$/);
+    file({ hotfolder: { outbox: '' } });
+    expect(failure()).toMatch(/^config: hotfolder.outbox must be a folder path \(got "" from .*enhancer.json\)$/);
+    file({ hotfolder: 'yes' });
+    expect(failure()).toMatch(/^config: hotfolder must be an object \(got "yes" from .*enhancer.json\)$/);
     file({ hotfolder: { presets: { done: { model: 'x4fast' } } } });
     expect(failure()).toMatch(/^config: hotfolder.presets.done: a preset name is a folder name/);
     file({ hotfolder: { presets: { big: { scale: 8 } } } });
     expect(failure()).toMatch(/^config: hotfolder.presets.big.scale: scale must be 2, 3 or 4 \(got 8\) from /);
+    file({ hotfolder: { presets: { big: { size: 8 } } } });
+    expect(failure()).toMatch(/^config: unknown key hotfolder.presets.big.size \(from .*\); known keys: model, scale, tile, tune, alpha, device, report$/);
     fs.writeFileSync(path.join(root, 'config', 'enhancer.json'), '{ not json');
     expect(failure()).toMatch(/^config: .*enhancer.json is not valid JSON/);
     expect(failure({ ENHANCER_CONFIG: path.join(root, 'missing.json') })).toMatch(/^config: cannot read .*missing.json \(ENOENT\)$/);
   });
+
+  it('names every known top-level key, the sections\' too, for one it does not know', () => {
+    file({ inbox: 'inbox' });
+    expect(failure({}, [hotfolderSection, chatSection])).toMatch(
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, limits, cache, shutdownGraceMs, delivery, hotfolder, chat$/,
+    );
+  });
+
+  it('checks the delivery retries', () => {
+    file({ delivery: { retryForMs: 86_400_000, firstRetryMs: 500, maxRetryMs: 60_000 } });
+    expect(load().delivery).toEqual({ retryForMs: 86_400_000, firstRetryMs: 500, maxRetryMs: 60_000 });
+    file({ delivery: { retryForMs: -1 } });
+    expect(failure()).toMatch(/^config: delivery.retryForMs must be a whole number from 0 to 31536000000 \(got -1 from .*enhancer.json\)$/);
+    file({ delivery: { firstRetryMs: 5000, maxRetryMs: 1000 } });
+    expect(failure()).toMatch(/^config: delivery.firstRetryMs must be at most delivery.maxRetryMs, 1000 \(got 5000 from .*enhancer.json\)$/);
+    file({ delivery: { every: 5 } });
+    expect(failure()).toMatch(/^config: unknown key delivery.every \(from .*\); known keys: retryForMs, firstRetryMs, maxRetryMs$/);
+  });
+
+  it('gives a section declared by an adapter its own keys, variables and errors, and never shows a secret', () => {
+    file({ chat: { maxPerMinute: 5 } });
+    const config = loadConfig({ env: { CHAT_TOKEN: GOOD_TOKEN, CHAT_ENABLED: 'yes' }, root, sections: [chatSection] });
+    expect(config.sections.chat).toEqual({ enabled: true, token: GOOD_TOKEN, maxPerMinute: 5, downloads: path.join(root, 'data', 'chat') });
+
+    const secret = 'hunter2-not-a-token';
+    const fromVariable = failure({ CHAT_TOKEN: secret }, [chatSection]);
+    expect(fromVariable).toBe(`config: chat.token must be a bot token such as 123456:ABC… (got a value of ${secret.length} characters from $CHAT_TOKEN)`);
+    file({ chat: { token: secret } });
+    const fromFile = failure({}, [chatSection]);
+    expect(fromFile).toMatch(/^config: chat.token must be a bot token .* \(got a value of 19 characters from .*enhancer.json\)$/);
+    file({ chat: { token: 12345 } });
+    expect(failure({}, [chatSection])).toMatch(/^config: chat.token must be .* \(got a number from .*enhancer.json\)$/);
+    for (const message of [fromVariable, fromFile]) expect(message).not.toContain(secret);
+
+    // Not even inside a file that is not valid JSON (V8 quotes the text around the mistake).
+    fs.writeFileSync(path.join(root, 'config', 'enhancer.json'), `{ "chat": { "token": ${secret} } }`);
+    expect(failure({}, [chatSection])).not.toContain(secret.slice(0, 6));
+  });
+
+  it('refuses a section whose key or variable is taken, as a programming mistake', () => {
+    const clash = defineSection({ key: 'limits', schema: z.strictObject({ on: flag() }), defaults: { on: true } });
+    expect(() => loadConfig({ env: {}, root, sections: [clash] })).toThrow(/config section limits: the key is taken/);
+    const variable = defineSection({ key: 'other', schema: z.strictObject({ on: flag() }), defaults: { on: true }, env: { LOG_LEVEL: 'on' } });
+    expect(() => loadConfig({ env: {}, root, sections: [variable] })).toThrow(/\$LOG_LEVEL is already taken/);
+  });
 });
 
 describe('config/enhancer.example.json', () => {
-  it('lists exactly the defaults', () => {
+  it('lists exactly the defaults, the core\'s and the hot folder\'s', () => {
     const example = path.resolve(import.meta.dirname, '..', 'config', 'enhancer.example.json');
     const keys = (o: object, prefix = ''): string[] =>
       Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v && !Array.isArray(v) && k !== 'presets' ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`]));
-    expect(keys(JSON.parse(fs.readFileSync(example, 'utf8')))).toEqual(keys(DEFAULT_CONFIG));
-    expect(loadConfig({ env: { ENHANCER_CONFIG: example }, root })).toEqual(load());
+    expect(keys(JSON.parse(fs.readFileSync(example, 'utf8')))).toEqual(keys(configDefaults([hotfolderSection])));
+    expect(loadConfig({ env: { ENHANCER_CONFIG: example }, root, sections: [hotfolderSection] })).toEqual(load());
   });
 });

@@ -101,6 +101,31 @@ describe('hot folder', () => {
     expect(fs.readdirSync(path.join(dir, 'data', 'jobs'))).toEqual([]);
   });
 
+  it('answers files whose names are 250 bytes long, good and bad, without ENAMETOOLONG', async () => {
+    // 250 bytes: 83 three-byte characters and a .png, so cutting must keep whole characters too.
+    const long = `${'é'.repeat(61)}${'x'.repeat(124)}.png`;
+    const bad = `${'b'.repeat(246)}.jpg`;
+    expect([Buffer.byteLength(long), Buffer.byteLength(bad)]).toEqual([250, 250]);
+    const bytes = await scenePng(20, 16, 15);
+    const s = start({ pdf: false });
+    await s.started();
+    fs.writeFileSync(inbox(long), bytes);
+    fs.writeFileSync(inbox(bad), 'not a picture');
+    await s.until(() => listing(inbox('done')).length === 1 && listing(inbox('failed')).length === 2, 'both answers');
+    // The original keeps its name; the results get the longest stem that fits with their suffixes.
+    expect(fs.readFileSync(inbox('done', long)).equals(bytes)).toBe(true);
+    const outputs = listing(outbox());
+    expect(outputs).toHaveLength(3);
+    for (const name of outputs) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+    expect(await sharp(outbox(outputs.find((n) => n.endsWith('.png'))!)).metadata()).toMatchObject({ width: 80, height: 64 });
+    const [original, reason] = listing(inbox('failed'));
+    expect(reason).toBe(`${original}.error.txt`);
+    expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(255);
+    expect(fs.readFileSync(inbox('failed', original), 'utf8')).toBe('not a picture');
+    expect(fs.readFileSync(inbox('failed', reason), 'utf8')).toMatch(/^not an image in a supported format/);
+    expect(s.logs.filter((l) => l.level >= 50)).toEqual([]);
+  });
+
   it('takes a file written slowly only once it is complete, and only once', async () => {
     const bytes = await scenePng(48, 48, 6);
     const s = start({ settleMs: 1500 });

@@ -12,7 +12,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import type { Preset } from '../../src/config.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -21,7 +20,8 @@ import { TEMP_NAME, writeAtomic } from '../../src/files.js';
 import { JOB_ID, newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
-import { exists, fitStem, freeStem, inside, isIgnoredName, safeStem } from './names.js';
+import type { Preset } from './config.js';
+import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
 
 export interface HotFolderOptions {
   inbox: string;
@@ -339,7 +339,7 @@ export class HotFolder implements Adapter {
       // Gone from .working/: this job was delivered before a restart.
       if (!(await exists(working))) return;
       const { outbox } = this.options;
-      const stem = await this.reserve(id, () => freeStem(outbox, fitStem(safeStem(name), OUTPUT_SUFFIXES), OUTPUT_SUFFIXES));
+      const stem = await this.reserve(id, () => freeStem(outbox, safeStem(name), OUTPUT_SUFFIXES));
       const written: string[] = [];
       for (const [suffix, kind] of OUTPUTS) {
         if (outcome.result.outputs?.[kind] === undefined) continue;
@@ -348,7 +348,7 @@ export class HotFolder implements Adapter {
         written.push(stem + suffix);
       }
       const { base, ext } = splitName(name);
-      const kept = await freeStem(this.done, fitStem(base, [ext]), [ext]);
+      const kept = await freeStem(this.done, base, [ext]);
       await fs.rename(working, inside(this.done, kept + ext));
       await this.clearWorking(working);
       await fs.rm(this.reservation(id), { force: true });
@@ -361,7 +361,7 @@ export class HotFolder implements Adapter {
       if (!(await exists(working))) return;
       const { base, ext } = splitName(name);
       const suffixes = [ext, `${ext}.error.txt`];
-      const stem = await this.reserve(id, () => freeStem(this.failed, fitStem(base, suffixes), suffixes));
+      const stem = await this.reserve(id, () => freeStem(this.failed, base, suffixes));
       await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${reason}\n`);
       await fs.rename(working, inside(this.failed, stem + ext));
       await this.clearWorking(working);

@@ -22,18 +22,16 @@ export function safeStem(name: string): string {
 
 /** The longest file name (one path part) that common file systems take, in bytes. */
 const NAME_MAX = 255;
-/** Room kept for the `-N` that `freeStem` may add. */
-const COUNTER_ROOM = 6;
 
 /**
- * `stem` cut (on a character boundary) so that it, a `-N` counter and the longest of `suffixes` fit in one file
- * name: a 250-byte name gets its `.error.txt` beside it instead of ENAMETOOLONG.
+ * `stem` cut (on a character boundary) so that it, `extra` bytes more and the longest of `suffixes` fit in one
+ * file name: a 250-byte name gets its `.error.txt` beside it instead of ENAMETOOLONG.
  *
  * @example
- * fitStem('x'.repeat(250), ['.png', '.png.error.txt']).length; // 235
+ * fitStem('x'.repeat(250), ['.png', '.png.error.txt']).length; // 241
  */
-export function fitStem(stem: string, suffixes: readonly string[]): string {
-  const room = NAME_MAX - COUNTER_ROOM - Math.max(0, ...suffixes.map((s) => Buffer.byteLength(s)));
+export function fitStem(stem: string, suffixes: readonly string[], extra = 0): string {
+  const room = NAME_MAX - extra - Math.max(0, ...suffixes.map((s) => Buffer.byteLength(s)));
   if (Buffer.byteLength(stem) <= room) return stem;
   let out = '';
   let bytes = 0;
@@ -57,11 +55,13 @@ export async function exists(file: string): Promise<boolean> {
 
 /**
  * The first of `stem`, `stem-1`, `stem-2`, … for which none of `dir/<candidate><suffix>` exists, for every
- * suffix. Links count as taken, so a result is never written through one.
+ * suffix; a stem too long for a suffix or counter is cut to fit. Links count as taken, so a result is never
+ * written through one.
  */
 export async function freeStem(dir: string, stem: string, suffixes: readonly string[]): Promise<string> {
   for (let n = 0; ; n++) {
-    const candidate = n === 0 ? stem : `${stem}-${n}`;
+    const counter = n === 0 ? '' : `-${n}`;
+    const candidate = fitStem(stem, suffixes, counter.length) + counter;
     const busy = await Promise.all(suffixes.map((s) => exists(path.join(dir, candidate + s))));
     if (!busy.some(Boolean)) return candidate;
   }

@@ -26,11 +26,10 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Makes sure every model the config or a preset names is prepared; converts them once if not. */
-export async function ensureModels(config: Config, log: Logger, dir = modelsDir()): Promise<void> {
+/** Makes sure every model named is prepared (the config's default, those the adapters ask for); converts them once if not. */
+export async function ensureModels(models: readonly string[], log: Logger, dir = modelsDir()): Promise<void> {
   const manifest = await readManifest(dir);
-  const wanted = new Set([config.model, ...Object.values(config.hotfolder.presets).map((p) => p.model ?? config.model)]);
-  const entries = [...wanted].map((name) => {
+  const entries = [...new Set(models)].map((name) => {
     try {
       return findModel(manifest, name);
     } catch (error) {
@@ -44,8 +43,9 @@ export async function ensureModels(config: Config, log: Logger, dir = modelsDir(
   await prepareModels({ dir, say: (line) => log.info(line) });
 }
 
-export async function startService(config: Config, adapters: Adapter[], log: Logger): Promise<Service> {
-  await ensureModels(config, log);
+/** `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. */
+export async function startService(config: Config, adapters: Adapter[], log: Logger, models: readonly string[] = []): Promise<Service> {
+  await ensureModels([config.model, ...models], log);
   fs.mkdirSync(config.data, { recursive: true });
   const byName = new Map(adapters.map((a) => [a.name, a]));
   const speeds = new Throughput(config.data);

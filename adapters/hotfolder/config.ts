@@ -1,0 +1,65 @@
+/**
+ * The hot folder's config section, `hotfolder` in config/enhancer.json: where the inbox and outbox are, whether
+ * it runs, and the presets (`inbox/<name>/`).
+ */
+import { z } from 'zod';
+import { defineSection, flag, folder, requestOption, wholeNumber, type SectionValue } from '../../src/config.js';
+import type { EnhanceOptions } from '../../src/types.js';
+
+/** Options a preset sets; the rest come from the defaults. `report` writes the PDF summary (or not). */
+export type Preset = Partial<EnhanceOptions> & { report?: boolean };
+
+/** Folders inside the inbox that the hot folder uses itself. */
+export const RESERVED_INBOX_NAMES = ['done', 'failed'];
+
+/** A folder name that is safe everywhere; a leading `_` stays free for the hot folder's own use. */
+const PRESET_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+const presetName = z.string().refine((name) => PRESET_NAME.test(name) && !RESERVED_INBOX_NAMES.includes(name), {
+  error: `a preset name is a folder name of a-z, 0-9, _ and - (up to 32, not ${RESERVED_INBOX_NAMES.join(' or ')})`,
+});
+
+const preset = z.strictObject({
+  model: requestOption('model').optional(),
+  scale: requestOption('scale').optional(),
+  tile: requestOption('tile').optional(),
+  tune: requestOption('tune').optional(),
+  alpha: requestOption('alpha').optional(),
+  device: requestOption('device').optional(),
+  report: flag().optional(),
+});
+
+/**
+ * The `hotfolder` section. `loadConfig({ sections: [hotfolderSection] })` puts it at `config.sections.hotfolder`.
+ *
+ * @example
+ * const { inbox, presets } = loadConfig({ sections: [hotfolderSection] }).sections.hotfolder;
+ */
+export const hotfolderSection = defineSection({
+  key: 'hotfolder',
+  schema: z.strictObject({
+    enabled: flag(),
+    /** Where images are dropped (an absolute path once loaded). */
+    inbox: folder(),
+    /** Where results go. */
+    outbox: folder(),
+    /** Write the PDF summary too (a preset may say otherwise). */
+    pdf: flag(),
+    /** A file is taken once its size and time have not changed for this long. */
+    settleMs: wholeNumber(50, 600_000),
+    /** `inbox/<name>/` runs with these options; the file's object replaces the defaults. */
+    presets: z.record(presetName, preset),
+  }),
+  defaults: {
+    enabled: true,
+    inbox: 'inbox',
+    outbox: 'outbox',
+    pdf: true,
+    settleMs: 1500,
+    presets: { fast: { model: 'x4fast' }, raw: { tune: 'raw' } },
+  },
+  env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox' },
+});
+
+/** The hot folder's checked config. */
+export type HotFolderConfig = SectionValue<typeof hotfolderSection>;
