@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
+import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { startService } from '../src/service/service.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
 
@@ -42,6 +43,16 @@ export async function serve(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.logLevel);
+
+  // One service per data folder, taken before anything reads the spool or watches the inbox.
+  let lock: DataLock;
+  try {
+    lock = await lockDataFolder(config.data);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    process.stderr.write(`error: ${error instanceof DataFolderLocked ? error.message : `cannot lock the data folder ${config.data} (${why})`}\n`);
+    return 1;
+  }
   const adapters = createAdapters(config, log);
   if (adapters.length === 0) log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
 
@@ -62,6 +73,7 @@ export async function serve(): Promise<number> {
     signalled();
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
+    await lock.release();
     return 1;
   }
   const name = await signal;
@@ -71,5 +83,6 @@ export async function serve(): Promise<number> {
   process.once('SIGTERM', force);
   process.once('SIGHUP', force);
   await service.stop();
+  await lock.release();
   return 0;
 }
