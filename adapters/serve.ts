@@ -1,11 +1,11 @@
 /**
- * `enhancer serve` (`npm start`): the composition root. Loads the config, builds the enabled adapters, starts
- * the service and stops it cleanly on SIGINT or SIGTERM. It lives beside the adapters because the core in src/
- * never imports one.
+ * `enhancer serve` (`npm start`): the composition root. Loads the config, takes the data folder, builds the
+ * enabled adapters, starts the service and stops it cleanly on SIGINT, SIGTERM or SIGHUP, or when its launcher
+ * dies. It lives beside the adapters because the core in src/ never imports one.
  */
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
-import { reasonOf } from '../src/errors.js';
+import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
@@ -70,14 +70,16 @@ function stopRequests(): Promise<string> {
 /** Runs the service until a signal; returns the exit code. */
 export async function serve(): Promise<number> {
   let config: Config;
+  let log: Logger;
   try {
     config = loadConfig();
+    log = createLogger(config.logLevel);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`error: ${error.message}\n`);
+    // A bad value in the config or in LOG_FORMAT.
+    if (!(error instanceof ConfigError) && !(error instanceof EnhanceError)) throw error;
+    process.stderr.write(`error: ${(error as Error).message}\n`);
     return 2;
   }
-  const log = createLogger(config.logLevel);
   const asked = stopRequests();
 
   // One service per data folder, taken before anything reads the spool or watches the inbox.
