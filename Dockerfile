@@ -14,8 +14,8 @@ COPY models/manifest.json ./models/manifest.json
 RUN npm ci --no-audit --no-fund && npm run models && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-# A font for the labels of the before/after pictures.
-RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
+# A font for the labels of the before/after pictures; tini as the container's init (below).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=536870912 \
@@ -24,5 +24,12 @@ ENV NODE_ENV=production \
 COPY --from=build /app /app
 RUN mkdir -p inbox outbox data
 VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
-# npm passes SIGTERM on to the service, which finishes or keeps the running job and exits cleanly.
-CMD ["npm", "start"]
+# The service is the container's main process, under tini: no npm in between (npm start used to be here, and
+# SIGTERM reached only npm's shell, never the service), and the malloc settings above mean bin/enhancer.js runs
+# it in-process without a re-exec. node as PID 1 would ignore SIGTERM (the kernel drops signals PID 1 has no
+# handler for until the service installs its own) and reap no zombies; tini passes signals on and reaps.
+# On SIGTERM the service gives the running job shutdownGraceMs (15 s) to finish: docker stop waits only 10 s by
+# default before SIGKILL, so run with --stop-timeout 30 or `docker stop -t 30` (README "Docker").
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "bin/enhancer.js", "serve"]

@@ -1,13 +1,14 @@
 /**
- * `enhancer serve` (`npm start`): the composition root. Loads the config, builds the enabled adapters, starts
- * the service and stops it cleanly on SIGINT or SIGTERM. It lives beside the adapters because the core in src/
- * never imports one.
+ * `enhancer serve` (`npm start`): the composition root. Loads the config, takes the data folder, builds the
+ * enabled adapters, starts the service and stops it cleanly on SIGINT, SIGTERM or SIGHUP, or when its launcher
+ * dies. It lives beside the adapters because the core in src/ never imports one.
  */
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
-import { reasonOf } from '../src/errors.js';
+import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
+import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { startService } from '../src/service/service.js';
 import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
@@ -43,45 +44,80 @@ export function presetModels(config: ServeConfig): string[] {
   return hotfolder.enabled ? Object.values(hotfolder.presets).flatMap((p) => (p.model ? [p.model] : [])) : [];
 }
 
+/**
+ * A repeat of a signal within this long of the first is a copy, not a person asking to stop at once: a terminal's
+ * Ctrl-C reaches `npm start` and its script (they share the foreground process group) and npm passes its copy on
+ * too (npm/cli#5021), so one Ctrl-C arrives twice, 0.4-0.6 ms apart (npm 11, five tries in a pseudo-terminal).
+ * Without the window that Ctrl-C exited at once with 130, the running job stopped and left for the next start.
+ */
+const REPEAT_MS = 1_000;
+
+/**
+ * Resolves with what asked the service to stop: SIGINT, SIGTERM or SIGHUP, or `launcher gone` when the IPC channel
+ * to bin/enhancer.js closes (the launcher died, even by SIGKILL, which it cannot pass on). Caught from the start,
+ * so a request that arrives while models load still stops cleanly; a later signal exits at once.
+ */
+function stopRequests(): Promise<string> {
+  let firstAt: number | undefined;
+  return new Promise((resolve) => {
+    const ask = (reason: string) => {
+      if (firstAt !== undefined) return false;
+      firstAt = Date.now();
+      resolve(reason);
+      return true;
+    };
+    const onSignal = (name: NodeJS.Signals) => {
+      if (ask(name) || Date.now() - firstAt! < REPEAT_MS) return;
+      process.exit(130);
+    };
+    for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(name, onSignal);
+    if (process.send) {
+      process.once('disconnect', () => ask('launcher gone'));
+      // A 'disconnect' listener holds the channel, which would keep this process alive after it has stopped.
+      process.channel?.unref();
+    }
+  });
+}
+
 /** Runs the service until a signal; returns the exit code. */
 export async function serve(): Promise<number> {
   let config: ServeConfig;
+  let log: Logger;
   try {
     config = loadConfig({ sections: SECTIONS });
+    log = createLogger(config.logLevel);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`error: ${error.message}\n`);
+    // A bad value in the config or in LOG_FORMAT.
+    if (!(error instanceof ConfigError) && !(error instanceof EnhanceError)) throw error;
+    process.stderr.write(`error: ${(error as Error).message}\n`);
     return 2;
   }
-  const log = createLogger(config.logLevel);
+  const asked = stopRequests();
+
+  // One service per data folder, taken before anything reads the spool or watches the inbox.
+  let lock: DataLock;
+  try {
+    lock = await lockDataFolder(config.data);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    process.stderr.write(`error: ${error instanceof DataFolderLocked ? error.message : `cannot lock the data folder ${config.data} (${why})`}\n`);
+    return 1;
+  }
   const adapters = createAdapters(config, log);
   if (adapters.length === 0) log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
-
-  // Signals are caught from the start, so one that arrives while models load still stops cleanly.
-  let signalled: () => void = () => {};
-  const signal = new Promise<string>((resolve) => {
-    const on = (name: string) => () => resolve(name);
-    process.once('SIGINT', on('SIGINT'));
-    process.once('SIGTERM', on('SIGTERM'));
-    process.once('SIGHUP', on('SIGHUP'));
-    signalled = () => resolve('start-up failed');
-  });
 
   let service;
   try {
     service = await startService(config, adapters, log, presetModels(config));
   } catch (error) {
-    signalled();
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
+    await lock.release();
     return 1;
   }
-  const name = await signal;
-  log.info({ signal: name }, 'shutting down (a second signal stops at once)');
-  const force = () => process.exit(130);
-  process.once('SIGINT', force);
-  process.once('SIGTERM', force);
-  process.once('SIGHUP', force);
+  const reason = await asked;
+  log.info({ reason }, 'shutting down (a second signal stops at once)');
   await service.stop();
+  await lock.release();
   return 0;
 }

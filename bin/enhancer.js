@@ -2,6 +2,9 @@
 // Launcher for the `enhancer` CLI (src/cli) and the service (`enhancer serve`, adapters/serve.ts). It re-runs
 // node once with the malloc settings of src/malloc.ts, which glibc only reads at start-up and which make the
 // first inference as fast as later ones; signals are passed on, so stopping the launcher stops the service.
+// A SIGKILL cannot be passed on: the IPC channel to the child closes when the launcher dies, however it dies,
+// and the service stops on that as on SIGTERM (adapters/serve.ts). Without it a killed launcher left the
+// service running with init as its parent.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { MALLOC_ENV, mallocTuned } from '../dist/src/malloc.js';
@@ -9,7 +12,7 @@ import { MALLOC_ENV, mallocTuned } from '../dist/src/malloc.js';
 const args = process.argv.slice(2);
 if (!mallocTuned()) {
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], {
-    stdio: 'inherit',
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...MALLOC_ENV },
     // Its own process group: a Ctrl-C reaches it once, through the line below, not twice.
     detached: true,

@@ -1,6 +1,6 @@
 /**
- * The service as a person runs it: `node bin/enhancer.js serve` in a child process, with its own inbox, outbox
- * and data folders, its log lines read back as JSON.
+ * The service as a person runs it: `node bin/enhancer.js serve` (or `npm start`) in a child process, with its own
+ * inbox, outbox and data folders, its log lines read back as JSON.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,20 +17,33 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/**
+ * How the service is started: `direct` runs bin/enhancer.js with the malloc settings up front, so the launcher
+ * does not re-exec and a kill reaches the service itself; `launcher` runs it without them, so the launcher
+ * re-execs and the service is its child; `npm` runs `npm start` in the project folder (npm, then the launcher,
+ * then the service).
+ */
+export type Launch = 'direct' | 'launcher' | 'npm';
+
 export class ServiceProcess {
   readonly logs: LogLine[] = [];
   readonly stderr: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once every process holding its stderr has exited (the launcher's and npm's children too). */
+  readonly closed: Promise<void>;
   private readonly child: ChildProcess;
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly dir: string, env: Record<string, string> = {}) {
-    // The malloc settings up front, so the launcher does not re-exec and a kill reaches the service itself.
-    this.child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve'], {
-      cwd: dir,
+  constructor(readonly dir: string, env: Record<string, string> = {}, launch: Launch = 'direct') {
+    const inherited = { ...process.env };
+    // LOG_FORMAT left to its default, which must be JSON lines on a pipe; the malloc settings only for `direct`.
+    for (const key of ['LOG_FORMAT', ...Object.keys(MALLOC_ENV)]) delete inherited[key];
+    const [command, args]: [string, string[]] = launch === 'npm' ? ['npm', ['start']] : [process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve']];
+    this.child = spawn(command, args, {
+      cwd: launch === 'npm' ? projectRoot : dir,
       env: {
-        ...process.env,
-        ...MALLOC_ENV,
+        ...inherited,
+        ...(launch === 'direct' ? MALLOC_ENV : {}),
         ENHANCER_INBOX: path.join(dir, 'inbox'),
         ENHANCER_OUTBOX: path.join(dir, 'outbox'),
         ENHANCER_DATA: path.join(dir, 'data'),
@@ -54,6 +67,7 @@ export class ServiceProcess {
       for (const wake of this.waiters) wake();
     });
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    this.closed = new Promise((resolve) => this.child.stderr!.on('close', () => resolve()));
   }
 
   get pid(): number {
