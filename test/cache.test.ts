@@ -6,16 +6,17 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ResultCache } from '../src/queue/cache.js';
 import { Throughput } from '../src/queue/throughput.js';
-import type { EnhanceResult } from '../src/types.js';
+import type { EnhancedImage } from '../src/types.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;
 beforeEach(() => (dir = tempDir('enhancer-cache-')));
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const result = (signature: string, bytes: number): EnhanceResult => ({
+const result = (signature: string, bytes: number): EnhancedImage => ({
   png: Buffer.alloc(bytes, 7),
-  preview: Buffer.alloc(10),
+  outputs: { png: bytes, preview: 10 },
+  cached: false,
   input: { width: 2, height: 2, channels: 3, bits: 8, format: 'png' },
   output: { width: 8, height: 8, channels: 3, bits: 8 },
   options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto' },
@@ -29,13 +30,14 @@ const result = (signature: string, bytes: number): EnhanceResult => ({
 const sig = (c: string) => c.repeat(64);
 
 describe('ResultCache', () => {
-  it('gives back what it stored, without the per-job pictures', async () => {
+  it('gives back what it stored, without what belonged to the job that made it', async () => {
     const cache = new ResultCache(dir, 1e6);
     await cache.put(result(sig('a'), 100));
     const hit = await cache.get(sig('a'));
     expect(hit?.png.equals(Buffer.alloc(100, 7))).toBe(true);
     expect(hit).toMatchObject({ signature: sig('a'), output: { width: 8 } });
-    expect(hit?.preview).toBeUndefined();
+    expect(hit?.outputs).toBeUndefined();
+    expect(hit?.cached).toBeUndefined();
     expect(await cache.get(sig('b'))).toBeNull();
   });
 

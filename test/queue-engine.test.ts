@@ -119,7 +119,8 @@ describe('LocalQueue and Worker on the real models', () => {
     const timer = setInterval(() => ticks++, 20);
     delay.enable();
     // One 160x160 x4fast window: about 0.4 s of inference in one synchronous onnxruntime call.
-    const [result] = await run({ input: await scenePng(160, 160, 5), name: 'big.png', options: { tile: 0 } });
+    // On the CPU, where onnxruntime's run is one synchronous call (on a GPU it may take only milliseconds).
+    const [result] = await run({ input: await scenePng(160, 160, 5), name: 'big.png', options: { tile: 0, device: 'cpu' } });
     delay.disable();
     clearInterval(timer);
     // In-process the loop stood still for the whole inference; on the engine thread it only waits for this
