@@ -353,9 +353,9 @@ describe('LocalQueue and Worker', () => {
     const [job, p] = await preview;
     const picture = await queue.readOutput(job.id, 'early');
     expect(await sharp(picture).metadata()).toMatchObject({ width: p.region.width, height: p.region.height });
-    // Its run, with 16 pixels of context on each side, covers at most 8% of the image: sqrt(0.08 * 320 * 320) - 32.
-    expect(crop.region).toMatchObject({ width: 58, height: 58 });
-    expect(p.region).toMatchObject({ left: crop.region!.left * 2, top: crop.region!.top * 2, width: 116, height: 116 });
+    // Its run, with 16 pixels of context on each side, covers at most 6% of the image: sqrt(0.06 * 320 * 320) - 32.
+    expect(crop.region).toMatchObject({ width: 46, height: 46 });
+    expect(p.region).toMatchObject({ left: crop.region!.left * 2, top: crop.region!.top * 2, width: 92, height: 92 });
     const whole = await engine.next();
     expect(whole.region).toBeUndefined();
     whole.finish(2);
