@@ -46,6 +46,8 @@ export interface LocalQueueOptions {
   logger?: Logger;
 }
 
+/** Listeners per emitter before Node warns of a leak: each door and the service add a few per event. */
+const LISTENERS = 50;
 /** Ended jobs remembered for status questions. */
 const REMEMBER_ENDED = 200;
 
@@ -80,7 +82,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   private closing = false;
   /** Submits per owner still being checked and written. */
   private readonly submitting = new Map<string, number>();
-  private readonly emitter = new EventEmitter();
+  private readonly emitter = new EventEmitter().setMaxListeners(LISTENERS);
   private readonly byAdapter = new Map<string, EventEmitter>();
 
   constructor(private readonly options: LocalQueueOptions) {
@@ -227,7 +229,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   events(adapter?: string): QueueListener {
     let emitter = this.emitter;
     if (adapter !== undefined) {
-      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter());
+      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter().setMaxListeners(LISTENERS));
       emitter = this.byAdapter.get(adapter)!;
     }
     // Only the listening half: front doors hear events, they never make them.
