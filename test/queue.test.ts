@@ -338,6 +338,24 @@ describe('LocalQueue and Worker', () => {
     expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([]);
   });
 
+  it('does not let a delivery that hangs hold up stopping: the job is kept for the next start', async () => {
+    let attempted!: () => void;
+    const hanging = new Promise<void>((resolve) => (attempted = resolve));
+    const { queue, worker, engine } = setup({
+      deliver: () => {
+        attempted();
+        return new Promise(() => {});
+      },
+    });
+    engine.auto = true;
+    const job = await queue.submit(await request('stuck.png', 1));
+    worker.run();
+    await hanging;
+    await worker.close(0);
+    await queue.close(20);
+    expect(fs.readdirSync(path.join(dir, 'jobs', job.id))).toContain('outcome.json');
+  });
+
   it('announces the early preview before the whole image, with the same signature and options', async () => {
     const { queue, worker, engine } = setup();
     const events: string[] = [];

@@ -61,12 +61,22 @@ export class Deliveries {
     return attempt;
   }
 
-  /** Stops retrying (what is left stays in the spool for the next start) and waits for attempts under way. */
-  async close(): Promise<void> {
+  /**
+   * Stops retrying (what is left stays in the spool for the next start) and waits for attempts under way, at
+   * most `graceMs`: a chat API that hangs must not hold the service up; its job is delivered again at the next
+   * start (deliveries are idempotent).
+   */
+  async close(graceMs = Infinity): Promise<void> {
     this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    await Promise.all([...this.running]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      if (Number.isFinite(graceMs)) timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([Promise.all([...this.running]), late]);
+    clearTimeout(timer);
+    if (this.running.size > 0) this.options.logger.warn({ deliveries: this.running.size }, 'stopped waiting for deliveries under way; they are tried again at the next start');
   }
 
   private async attempt(job: Job, outcome: Outcome, state: DeliveryState): Promise<void> {

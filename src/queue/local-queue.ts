@@ -357,11 +357,14 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     for (const e of settled.slice(0, Math.max(0, settled.length - REMEMBER_ENDED))) this.entries.delete(e.job.id);
   }
 
-  /** Takes no more jobs and stops retrying deliveries (what is left stays in the spool). Close the worker first. */
-  async close(): Promise<void> {
+  /**
+   * Takes no more jobs and stops retrying deliveries (what is left stays in the spool), waiting at most `graceMs`
+   * for those under way. Close the worker first.
+   */
+  async close(graceMs?: number): Promise<void> {
     this.closing = true;
     this.line.pause();
-    await this.deliveries.close();
+    await this.deliveries.close(graceMs);
     await new Promise<void>((resolve) => this.line.destroy(() => resolve()));
   }
 }

@@ -85,7 +85,7 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
         log.info('stopping: no new work taken');
         for (const adapter of adapters) await adapter.stop();
         await worker.close(config.shutdownGraceMs);
-        await queue.close();
+        await queue.close(config.shutdownGraceMs);
         await engine.close();
         log.info('stopped');
       })()),
