@@ -26,7 +26,7 @@ beforeEach(() => {
 afterEach(async () => {
   for (const { queue, worker } of open) {
     await worker.close(0);
-    await queue.close();
+    await queue.close(100);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
