@@ -126,6 +126,40 @@ describe('hot folder', () => {
     expect(s.logs.filter((l) => l.level >= 50)).toEqual([]);
   });
 
+  it('keeps a finished job whose results cannot be written, across a restart, and writes them once when it can', async () => {
+    const begin = () => (service = new ServiceProcess(dir, withConfig(dir, { delivery: { firstRetryMs: 100, maxRetryMs: 400 }, hotfolder: { settleMs: 300 } })));
+    const bytes = await scenePng(24, 24, 16);
+    // A folder that is a file is refused at start with one plain line.
+    fs.writeFileSync(outbox(), 'in the way');
+    let s = begin();
+    expect((await s.exited).code).toBe(1);
+    expect(s.stderr.filter(Boolean)).toEqual([`error: the hot folder's outbox ${outbox()} is a file, not a folder`]);
+    fs.rmSync(outbox());
+
+    s = begin();
+    await s.started();
+    // The outbox becomes a file while the service runs: every delivery fails (ENOTDIR).
+    fs.rmSync(outbox(), { recursive: true });
+    fs.writeFileSync(outbox(), 'in the way');
+    fs.writeFileSync(inbox('late.png'), bytes);
+    await s.count('delivery failed; trying again later', 2);
+    expect(await s.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(s.lines('job completed')).toHaveLength(1);
+    expect(listing(inbox('done'))).toEqual([]);
+
+    fs.rmSync(outbox());
+    fs.mkdirSync(outbox());
+    s = begin();
+    await s.count('job delivered', 1);
+    // Delivered from what was kept: the model did not run again.
+    expect(s.lines('job started')).toEqual([]);
+    expect(s.lines('ended job recovered from the spool; delivering it again')).toHaveLength(1);
+    expect(listing(outbox())).toEqual(['late.compare.jpg', 'late.pdf', 'late.png', 'late.preview.jpg']);
+    expect(await sharp(outbox('late.png')).metadata()).toMatchObject({ width: 96, height: 96 });
+    expect(fs.readFileSync(inbox('done', 'late.png')).equals(bytes)).toBe(true);
+    expect(fs.readdirSync(path.join(dir, 'data', 'jobs'))).toEqual([]);
+  });
+
   it('takes a file written slowly only once it is complete, and only once', async () => {
     const bytes = await scenePng(48, 48, 6);
     const s = start({ settleMs: 1500 });

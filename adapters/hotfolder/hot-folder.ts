@@ -106,8 +106,13 @@ export class HotFolder implements Adapter {
     this.queue = queue;
     // The configured folders may be links (to a share, say); they are followed once, here.
     for (const key of ['inbox', 'outbox', 'stateDir'] as const) {
-      await fs.mkdir(this.options[key], { recursive: true });
-      this.options[key] = await fs.realpath(this.options[key]);
+      const dir = this.options[key];
+      await fs.mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+        // Said plainly: "internal error: EEXIST … mkdir" was all a person saw when the outbox was a file.
+        if (error.code === 'EEXIST') throw new EnhanceError(`the hot folder's ${key} ${dir} is a file, not a folder`, 'options');
+        throw error;
+      });
+      this.options[key] = await fs.realpath(dir);
     }
     const { inbox, outbox } = this.options;
     const working = path.join(inbox, WORKING);
