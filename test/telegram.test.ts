@@ -107,4 +107,55 @@ describe('telegram bot', () => {
     expect(api.stored(ALICE.id, status).reply_markup).toBeUndefined();
     expect(api.of('sendMediaGroup')).toEqual([]);
   });
+
+  it('answers an image sent as a file, with the PDF the caption asks for', async () => {
+    await started();
+    const doc = api.sendDocument(ALICE, await scenePng(24, 20, 2), 'tiny.png', 'image/png', { caption: 'pdf' });
+    const status = await statusOf(doc);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Done/.test(c.params.text), 'done');
+    const answers = answersTo(doc);
+    // Too small for an early preview (under about 300x300).
+    expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendDocument', 'sendPhoto', 'sendDocument']);
+    const png = answers[1].file('document');
+    expect(png.filename).toBe('tiny-4x.png');
+    expect(await decoded(png)).toMatchObject({ format: 'png', width: 96, height: 80 });
+    const pdf = answers[3].file('document');
+    expect([pdf.filename, pdf.bytes.subarray(0, 5).toString()]).toEqual(['tiny.pdf', '%PDF-']);
+  });
+
+  it('makes each image of an album a job of its own, and says which image each answer is for', async () => {
+    await started();
+    const album = [];
+    for (let i = 0; i < 3; i++) {
+      album.push(api.sendDocument(ALICE, await scenePng(20 + i * 4, 20, 10 + i), `a${i + 1}.png`, 'image/png', { media_group_id: 'g1', ...(i === 0 ? { caption: '2x' } : {}) }));
+    }
+    for (const [i, message] of album.entries()) {
+      const status = await statusOf(message);
+      await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /Done/.test(c.params.text), `album image ${i + 1} done`);
+      const document = answersTo(message).find((c) => c.method === 'sendDocument')!;
+      expect(document.params.caption).toMatch(new RegExp(`^Album image ${i + 1}: `));
+      // The album's caption (on its first image) sets the options of every image.
+      expect(await decoded(document.file('document'))).toMatchObject({ width: (20 + i * 4) * 2, height: 40 });
+      expect(edits(ALICE.id, status).at(-1)).toMatch(new RegExp(`^Album image ${i + 1}: Done`));
+    }
+    expect(api.of('sendDocument')).toHaveLength(3);
+  });
+
+  it('enhances an earlier image when /enhance fast 2x replies to it', async () => {
+    await started({ ENHANCER_MODEL: 'x4plus' });
+    const earlier = api.message(ALICE, { document: { file_id: api.addFile(await scenePng(24, 24, 3), 'png'), file_unique_id: 'x', file_name: 'old.png', mime_type: 'image/png' } });
+    const command = api.sendText(ALICE, '/enhance fast 2x', { reply_to_message: earlier });
+    const status = await statusOf(earlier);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Done/.test(c.params.text), 'done');
+    const document = answersTo(earlier).find((c) => c.method === 'sendDocument')!;
+    expect(document.params.caption).toMatch(/^48x48 PNG, 2x of 24x24 \(x4fast\)\./);
+    expect(await decoded(document.file('document'))).toMatchObject({ width: 48, height: 48 });
+    expect(edits(ALICE.id, status).at(-1)).toMatch(/^Done .*\(2x, x4fast\)/);
+
+    // /enhance with nothing to enhance says how to use it.
+    const alone = api.sendText(ALICE, '/enhance');
+    const hint = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === alone.message_id, 'the hint');
+    expect(hint.params.text).toMatch(/^Reply \/enhance to a message with an image/);
+    expect(command.message_id).toBeGreaterThan(earlier.message_id);
+  });
 });
