@@ -14,6 +14,7 @@ import { ServiceProcess } from './service.js';
 const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
 const ALICE: FakeUser = { id: 111, first_name: 'Alice', username: 'alice' };
 const BOB: FakeUser = { id: 222, first_name: 'Bob' };
+const CAROL: FakeUser = { id: 333, first_name: 'Carol' };
 
 let dir: string;
 let api: FakeBotApi;
@@ -157,5 +158,106 @@ describe('telegram bot', () => {
     const hint = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === alone.message_id, 'the hint');
     expect(hint.params.text).toMatch(/^Reply \/enhance to a message with an image/);
     expect(command.message_id).toBeGreaterThan(earlier.message_id);
+  });
+});
+
+/** The first text the bot sent in reply to `message`, once it has settled (its last edit, if any). */
+async function answerText(message: { message_id: number; chat: { id: number } }, settled: RegExp): Promise<string> {
+  const status = await statusOf(message);
+  await api.waitFor(
+    (c) => (c.method === 'editMessageText' && c.params.message_id === status && settled.test(c.params.text)) || (c.method === 'sendMessage' && c.params.reply_parameters?.message_id === message.message_id && settled.test(c.params.text)),
+    `an answer matching ${settled}`,
+  );
+  return api.stored(message.chat.id, status).text as string;
+}
+
+/** A PNG of noise: RealESRGAN's output of it compresses far worse than a photo's. */
+async function noisePng(width: number, height: number, seed: number): Promise<Buffer> {
+  const samples = Buffer.alloc(width * height * 3);
+  let x = seed;
+  for (let i = 0; i < samples.length; i++) samples[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+  return sharp(samples, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+describe('telegram bot: bad input and limits', () => {
+  it('answers each bad input with a one-line reason, and keeps going', async () => {
+    const { withConfig } = await import('./service.js');
+    await started({ ...withConfig(dir, { limits: { maxPixels: 100_000, queuedPerOwner: 1 } }), TELEGRAM_MAX_DOWNLOAD_BYTES: '200000' });
+    // Alice's one allowed job; her second photo, handled right after it in her chat, finds it still in the queue.
+    const busy = api.sendPhoto(ALICE, await jpeg(300, 300, 4), { width: 300, height: 300 });
+    await api.waitFor((c) => c.method === 'editMessageText' && /^Queued/.test(c.params.text), 'the first job queued');
+
+    const text = api.sendDocument(BOB, Buffer.from('hello'), 'notes.txt', 'text/plain');
+    const garbage = api.sendDocument(BOB, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
+    const cut = await jpeg(64, 64, 5);
+    const corrupt = api.sendDocument(CAROL, cut.subarray(0, cut.length >> 1), 'cut.jpg', 'image/jpeg');
+    const huge = api.sendDocument(BOB, await scenePng(400, 300, 6), 'huge.png', 'image/png');
+    const heavy = api.sendDocument(BOB, await noisePng(300, 300, 7), 'heavy.png', 'image/png');
+    const second = api.sendPhoto(ALICE, await jpeg(32, 32, 8), { width: 32, height: 32 });
+
+    expect(await answerText(text, /not an image/)).toBe('That is not an image (text/plain): send a photo or an image file.');
+    expect(await answerText(garbage, /Not taken/)).toBe('Not taken: not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF).');
+    // Its header is whole, so it is queued and fails when decoded. The core's reason for this one is still
+    // "internal error: VipsJpeg: premature end of JPEG image" (the comparison decodes it before the engine does).
+    expect(await answerText(corrupt, /^Failed/)).toMatch(/^Failed: [^\n]*(damaged or truncated|premature end of JPEG)[^\n]*\.$/);
+    expect(await answerText(huge, /Not taken/)).toBe('Not taken: the image is 400x300 (0.1 MP), over the limit of 0.1 MP.');
+    expect(await answerText(heavy, /Not taken/)).toMatch(/^Not taken: the file is \d+ KB, over the 200 KB download limit\.$/);
+    expect(await answerText(second, /Not taken/)).toBe('Not taken: you already have 1 image in the queue (the limit is 1): wait for one to finish or cancel one.');
+    // Refused from the size Telegram reports, without downloading it.
+    const heavyFile = heavy.document.file_id;
+    expect(api.of('getFile').some((c) => c.params.file_id === heavyFile)).toBe(false);
+
+    // Nothing crashed: the busy job finishes, and the next one runs.
+    await answerText(busy, /^Done/);
+    const next = api.sendPhoto(ALICE, await jpeg(32, 32, 9), { width: 32, height: 32 });
+    await answerText(next, /^Done/);
+    expect(service!.running).toBe(true);
+  });
+
+  it('retries an upload answered 429 after retry_after, and sends it once', async () => {
+    await started();
+    api.failOnce('sendDocument', 429, 'Too Many Requests: retry after 1', 1);
+    const doc = api.sendDocument(ALICE, await scenePng(24, 24, 11), 'x.png', 'image/png');
+    await answerText(doc, /^Done/);
+    const uploads = api.calls.filter((c) => c.method === 'sendDocument');
+    expect(uploads.map((c) => c.status)).toEqual([429, 200]);
+    expect(await decoded(uploads[1].file('document'))).toMatchObject({ width: 96, height: 96 });
+    // auto-retry waited and tried again inside the same delivery: the queue saw no failure.
+    expect(service!.lines('delivery failed; trying again later')).toEqual([]);
+  });
+
+  it('offers the largest scale that fits when the 4x PNG cannot, and enhances at the scale pressed', async () => {
+    // 64x64 estimated from the header: about 118 KB at 4x, 66 KB at 3x, 29 KB at 2x.
+    await started({ TELEGRAM_MAX_UPLOAD_BYTES: '40000' });
+    const doc = api.sendDocument(ALICE, await scenePng(64, 64, 12), 'big.png', 'image/png', { caption: 'raw' });
+    const offer = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === doc.message_id, 'the offer');
+    expect(offer.params.text).toBe('The 4x PNG of this 64x64 image would be about 118 KB, over the 40 KB upload limit. The largest scale that fits is 2x:');
+    const buttons = offer.params.reply_markup.inline_keyboard.flat();
+    expect(buttons).toEqual([{ text: '2x', callback_data: 'go:2:r' }]);
+    expect(api.of('getFile')).toHaveLength(1);
+    expect(service!.lines('job queued')).toEqual([]);
+
+    const offerId = await statusOf(doc);
+    api.press(ALICE, api.stored(ALICE.id, offerId), 'go:2:r');
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === offerId && /^Done/.test(c.params.text), 'done at 2x');
+    const document = api.of('sendDocument')[0];
+    expect(await decoded(document.file('document'))).toMatchObject({ width: 128, height: 128 });
+    expect(edits(ALICE.id, offerId).at(-1)).toMatch(/\(2x, x4fast, raw\)\.$/);
+    expect(api.of('answerCallbackQuery')).toHaveLength(1);
+  });
+
+  it('sends the most faithful file that fits when the result is still over the upload limit, and says what and why', async () => {
+    // Noise passes the estimate from the header (about 118 KB for 64x64 at 4x) but its PNG is about 155 KB.
+    await started({ TELEGRAM_MAX_UPLOAD_BYTES: '130000' });
+    const doc = api.sendDocument(ALICE, await noisePng(64, 64, 13), 'noise.png', 'image/png');
+    const done = await answerText(doc, /^Done/);
+    const document = api.of('sendDocument')[0];
+    const file = document.file('document');
+    expect(file.bytes.length).toBeLessThanOrEqual(130_000);
+    const meta = await decoded(file);
+    expect(file.filename).toBe(`noise-4x.${meta.format}`);
+    expect(document.params.caption).toMatch(new RegExp(`^${meta.width}x${meta.height} ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent (as lossless WebP|at \\d+x\\d+)`));
+    expect(document.params.caption).toMatch(/over the 0\.1 MB upload limit/);
+    expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
   });
 });

@@ -220,6 +220,11 @@ export class TelegramBot implements Adapter {
       else status = (await this.bot.api.sendMessage(chat, text, { reply_parameters: replyParams(message.message_id), reply_markup: buttons })).message_id;
     };
     if (source.notImage) return say(`${prefix}That is not an image (${source.notImage}): send a photo or an image file.`);
+    // The queue checks this too; asking first saves downloading an image that cannot be taken.
+    const mine = (await this.queue!.getJobs(owner)).length;
+    if (mine >= this.options.queuedPerOwner) {
+      return say(`${prefix}Not taken: you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${this.options.queuedPerOwner}): wait for one to finish or cancel one.`);
+    }
     let input: Buffer;
     let header;
     try {

@@ -12,9 +12,9 @@ export function duration(ms: number): string {
   return min < 90 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
-/** `1.2 MB`. */
+/** `1.2 MB`, or `840 KB` under a megabyte (a lowered limit would read `0.0 MB`). */
 export function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
+  return bytes < 1e6 ? `${Math.round(bytes / 1e3)} KB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 /** A bar of ten cells. */
