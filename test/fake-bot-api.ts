@@ -23,8 +23,10 @@ export interface ApiCall {
   files: Upload[];
   /** The file a parameter names (`document`, `photo`): what `attach://<id>` pointed at. */
   file(field: string): Upload;
-  /** What the server answered. */
+  /** What the server answered; 0 when it dropped the connection instead. */
   status: number;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface FakeUser {
@@ -107,6 +109,11 @@ export class FakeBotApi {
   /** Answers the next call of `method` with an error, once. */
   failOnce(method: string, status: number, description: string, retryAfter?: number): void {
     this.failures.push({ method, status, description, retryAfter });
+  }
+
+  /** Closes the connection of the next call of `method` without an answer, once (a network error for the client). */
+  dropOnce(method: string): void {
+    this.failures.push({ method, status: 0, description: '' });
   }
 
   /** Stores a file as Telegram would and returns its file_id. */
@@ -205,6 +212,7 @@ export class FakeBotApi {
       params,
       files,
       status: 200,
+      at: Date.now(),
       file: (field) => {
         const found = byId.get(String(params[field]).replace(/^attach:\/\//, ''));
         if (!found) throw new Error(`${method} has no uploaded ${field}`);
@@ -217,6 +225,7 @@ export class FakeBotApi {
       call.status = f.status;
       this.calls.push(call);
       this.wake();
+      if (f.status === 0) return void req.socket.destroy();
       return send(f.status, { ok: false, error_code: f.status, description: f.description, ...(f.retryAfter !== undefined ? { parameters: { retry_after: f.retryAfter } } : {}) });
     }
     if (method === 'getUpdates') return this.getUpdates(params, req, (value) => send(200, { ok: true, result: value }));

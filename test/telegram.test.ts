@@ -261,3 +261,147 @@ describe('telegram bot: bad input and limits', () => {
     expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
   });
 });
+
+const GROUP = { id: -100777, type: 'supergroup' as const, title: 'Friends' };
+
+/** A job long enough to press buttons on: x4plus on 320x320 in 32-pixel tiles is about a hundred model runs. */
+const SLOW = { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' };
+
+describe('telegram bot: commands, buttons and access', () => {
+  it('answers /start and /help with how to use it, /status with progress and /cancel by cancelling', async () => {
+    await started(SLOW);
+    const start = api.sendText(ALICE, '/start');
+    const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === ALICE.id, '/start');
+    expect(help.params.text).toMatch(/^Send me an image and I send it back enhanced/);
+    expect(help.params.text).toContain('send it as a file');
+    expect(help.params.text).toContain('Limits: 20.0 MB per image received, 16.0 MP, 50.0 MB per file I send back');
+    api.sendText(ALICE, '/help');
+    await api.waitFor((c) => c.method === 'sendMessage' && c.params.text === help.params.text && c !== help, '/help');
+    api.sendText(ALICE, '/status');
+    await api.waitFor((c) => c.method === 'sendMessage' && c.params.text === 'You have no jobs waiting or running.', '/status with nothing');
+
+    const photo = api.sendPhoto(ALICE, await jpeg(320, 320, 20), { width: 320, height: 320 });
+    const status = await statusOf(photo);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Enhancing/.test(c.params.text), 'progress');
+    api.sendText(ALICE, '/status');
+    const line = await api.waitFor((c) => c.method === 'sendMessage' && /^photo-\d+\.jpg: /.test(c.params.text), '/status with a job');
+    expect(line.params.text).toMatch(/^photo-\d+\.jpg: Enhancing [▓░]{10} \d+\/\d+ tiles, about \d+ (s|min) left\.$/);
+    api.sendText(ALICE, '/cancel');
+    await api.waitFor((c) => c.method === 'sendMessage' && c.params.text === 'Cancelled 1 job.', '/cancel');
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the status says cancelled');
+    expect(api.of('sendDocument')).toEqual([]);
+    expect(start.message_id).toBeLessThan(photo.message_id);
+  });
+
+  it('cancels a running job from its Cancel button, only for its owner, with progress edits throttled per chat', async () => {
+    await started({ ...SLOW, TELEGRAM_PROGRESS_EDIT_MS: '1000' });
+    const photo = api.sendPhoto(ALICE, await jpeg(320, 320, 21), { width: 320, height: 320 });
+    const status = await statusOf(photo);
+    // Three progress edits, to see their pace.
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && / 3\/\d+ tiles|[4-9]\/\d+ tiles/.test(c.params.text) && api.of('editMessageText').filter((e) => /^Enhancing/.test(e.params.text)).length >= 3, 'three progress edits');
+    const message = api.stored(ALICE.id, status);
+    expect(message.reply_markup.inline_keyboard[0][0]).toMatchObject({ text: 'Cancel', callback_data: expect.stringMatching(/^cancel:/) });
+    api.press(BOB, message, message.reply_markup.inline_keyboard[0][0].callback_data);
+    const refused = await api.waitFor((c) => c.method === 'answerCallbackQuery', "Bob's press");
+    expect(refused.params.text).toBe('only the person who sent an image can cancel it');
+    api.press(ALICE, message, message.reply_markup.inline_keyboard[0][0].callback_data);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'cancelled');
+    await api.waitFor((c) => c.method === 'answerCallbackQuery' && c.params.text === 'Cancelling…', "Alice's press answered");
+    expect(api.of('answerCallbackQuery').map((c) => c.params.text)).toEqual(['only the person who sent an image can cancel it', 'Cancelling…']);
+    expect(api.of('sendDocument')).toEqual([]);
+
+    // Progress edits at most one a second in this chat (each counted from the edit before it).
+    const times = api.of('editMessageText').filter((c) => /^(Starting|Enhancing)/.test(c.params.text)).map((c) => c.at);
+    for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(950);
+  });
+
+  it('refuses people off the allowlist politely, and lets in listed users and chats', async () => {
+    await started({ TELEGRAM_ALLOWED_USERS: '111', TELEGRAM_ALLOWED_CHATS: String(GROUP.id) });
+    const bobs = api.sendPhoto(BOB, await jpeg(32, 32, 22), { width: 32, height: 32 });
+    const refusal = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === bobs.message_id, 'the refusal');
+    expect(refusal.params.text).toBe('Sorry, this bot is private. Its owner can let you in by adding your user id 222 to the allowlist.');
+    const alices = api.sendPhoto(ALICE, await jpeg(32, 32, 23), { width: 32, height: 32 });
+    await answerText(alices, /^Done/);
+    api.sendText(BOB, '/help', {}, GROUP);
+    await api.waitFor((c) => c.method === 'sendMessage' && Number(c.params.chat_id) === GROUP.id && /^Send me an image/.test(c.params.text), 'help in the allowed group');
+    expect(api.of('getFile')).toHaveLength(1);
+  });
+
+  it('in a group answers only commands, mentions and replies to it', async () => {
+    await started();
+    const plain = api.sendPhoto(BOB, await jpeg(32, 32, 24), { width: 32, height: 32 }, { caption: 'look at this' }, GROUP);
+    api.sendText(BOB, 'hello everyone', {}, GROUP);
+    api.sendText(BOB, '/help@other_bot', {}, GROUP);
+    const mention = '@enhancer_test_bot';
+    const mentioned = api.sendPhoto(BOB, await jpeg(32, 32, 25), { width: 32, height: 32 }, { caption: `${mention} 2x`, caption_entities: [{ type: 'mention', offset: 0, length: mention.length }] }, GROUP);
+    const done = await answerText(mentioned, /^Done/);
+    expect(done).toMatch(/\(2x, x4fast\)/);
+    const botMessage = api.stored(GROUP.id, await statusOf(mentioned));
+    const reply = api.sendPhoto(BOB, await jpeg(24, 24, 26), { width: 24, height: 24 }, { reply_to_message: botMessage }, GROUP);
+    await answerText(reply, /^Done/);
+    const command = api.sendPhoto(BOB, await jpeg(24, 24, 27), { width: 24, height: 24 }, { caption: '/enhance 3x' }, GROUP);
+    expect(await answerText(command, /^Done/)).toMatch(/\(3x, x4fast\)/);
+    api.sendText(BOB, '/help', {}, GROUP);
+    await api.waitFor((c) => c.method === 'sendMessage' && /^Send me an image/.test(c.params.text), '/help');
+    // Handled in order in the group's chat: the first three were seen before these and left alone.
+    expect(answersTo(plain)).toEqual([]);
+    expect(api.of('sendMessage').filter((c) => /^Send me an image/.test(c.params.text))).toHaveLength(1);
+    expect(api.of('sendDocument')).toHaveLength(3);
+  });
+});
+
+describe('telegram bot: reliability', () => {
+  it('answers a job accepted before a restart in its chat, on the same status message', async () => {
+    let s = await started(SLOW);
+    const photo = api.sendPhoto(ALICE, await jpeg(96, 96, 30), { width: 96, height: 96 });
+    const status = await statusOf(photo);
+    await s.count('model loaded', 1);
+    await s.stop('SIGKILL');
+    expect(api.of('sendDocument')).toEqual([]);
+
+    s = await started(SLOW);
+    expect(s.lines('service started')[0].recovered).toBe(1);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Done/.test(c.params.text), 'done after the restart', 120_000);
+    const answers = answersTo(photo);
+    expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendDocument', 'sendPhoto']);
+    expect(await decoded(answers[1].file('document'))).toMatchObject({ width: 384, height: 384 });
+    expect(edits(ALICE.id, status).some((t) => t.startsWith('Back after a restart. Queued'))).toBe(true);
+    // Nothing is left in the adapter's notes once delivered and restarted.
+    await s.count('job delivered', 1);
+  });
+
+  it('gives up at once on a chat that blocked the bot, retries a dropped connection, and never writes the token anywhere', async () => {
+    const s = await started();
+    // Network error on the first upload: the queue retries the delivery (grammY's error carries the URL, with the token).
+    api.dropOnce('sendDocument');
+    api.failOnce('getFile', 400, 'Bad Request: wrong file_id');
+    const first = api.sendPhoto(ALICE, await jpeg(24, 24, 31), { width: 24, height: 24 });
+    expect(await answerText(first, /download/)).toBe('The image could not be downloaded from Telegram; please send it again.');
+    const again = api.sendPhoto(ALICE, await jpeg(24, 24, 32), { width: 24, height: 24 });
+    await answerText(again, /^Done/);
+    expect(s.lines('delivery failed; trying again later')).toHaveLength(1);
+    expect(api.calls.filter((c) => c.method === 'sendDocument').map((c) => c.status)).toEqual([0, 200]);
+
+    // Bob blocked the bot after sending: a permanent failure, logged once, not retried.
+    api.failOnce('sendDocument', 403, 'Forbidden: bot was blocked by the user');
+    const bobs = api.sendPhoto(BOB, await jpeg(24, 24, 33), { width: 24, height: 24 });
+    await statusOf(bobs);
+    await s.until((logs) => logs.some((l) => /delivery given up \(permanent failure\)/.test(l.msg)), 'the permanent failure');
+    const given = s.logs.filter((l) => /delivery given up/.test(l.msg));
+    expect(given).toHaveLength(1);
+    expect(given[0].reason).toBe('telegram: sendDocument: 403 Forbidden: bot was blocked by the user');
+    await s.stop('SIGTERM');
+
+    // Everything the service logged and wrote: not the token, nor its URL-encoded form.
+    const written = [...s.logs.map((l) => JSON.stringify(l)), ...s.stderr];
+    const walk = (folder: string): string[] =>
+      fs.readdirSync(folder, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(folder, e.name)) : [fs.readFileSync(path.join(folder, e.name)).toString('latin1')]));
+    written.push(...walk(dir));
+    expect(written.length).toBeGreaterThan(10);
+    for (const form of [TOKEN, encodeURIComponent(TOKEN), TOKEN.split(':')[1]]) {
+      expect(written.filter((text) => text.includes(form))).toEqual([]);
+    }
+    // The dropped upload's reason was logged with grammY's URL in it, the token taken out.
+    expect(s.lines('delivery failed; trying again later')[0].reason).toMatch(/\/bot\[token\]\/sendDocument failed, reason: socket hang up/);
+  });
+});

@@ -119,9 +119,10 @@ export class TelegramBot implements Adapter {
     const server = serverLimits(config);
     this.limits = { download: Math.min(server.download, options.maxFileBytes), upload: server.upload };
     this.bot = new Bot(config.token, { client: { apiRoot: config.apiRoot } });
-    // 429 (retry_after) and 5xx are retried here; a wait over a minute fails the call instead, and the queue's
-    // own delivery retries take over, so a long flood wait never blocks a handler for long.
-    this.bot.api.config.use(autoRetry({ maxDelaySeconds: 60, maxRetryAttempts: 5 }));
+    // 429 (retry_after) and 5xx are retried here. A wait over a minute fails the call instead, and so does a
+    // network error (auto-retry would retry those without end, in memory, up to an hour apart): a delivery is then
+    // retried by the queue, which keeps it across restarts, and getUpdates by the runner.
+    this.bot.api.config.use(autoRetry({ maxDelaySeconds: 60, maxRetryAttempts: 5, rethrowHttpErrors: true }));
     this.bot.catch((error) => {
       this.log.error({ update: error.ctx.update.update_id, err: safeReason(error.error, this.token) }, 'handling a Telegram update failed');
     });
