@@ -19,11 +19,12 @@ export const SERVER_LIMITS = {
 /** A list of Telegram ids: a JSON array of numbers, or a variable's `123, -100456`. */
 function idList() {
   const error = 'must be a list of Telegram ids (whole numbers), e.g. [12345, -1001234567890] or "12345,-1001234567890"';
-  return z.preprocess(
-    (value: number[] | string) =>
-      typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean).map((v) => (/^-?\d+$/.test(v) ? Number(v) : v)) : value,
-    z.array(z.number({ error }).int({ error }), { error }),
-  );
+  return z.preprocess((value: number[] | string) => {
+    if (typeof value !== 'string') return value;
+    const parts = value.split(/[\s,]+/).filter(Boolean);
+    // A word that is not an id leaves the string as it is, so the error names the whole list.
+    return parts.every((p) => /^-?\d+$/.test(p)) ? parts.map(Number) : value;
+  }, z.array(z.number({ error }).int({ error }), { error }));
 }
 
 /** An http(s) address without a trailing slash (grammY refuses one). */

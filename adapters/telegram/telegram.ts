@@ -13,6 +13,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
+import sharp from 'sharp';
 import { Bot, GrammyError, InlineKeyboard, InputFile, type Context } from 'grammy';
 import type { InlineKeyboardMarkup, Message, ReplyParameters } from 'grammy/types';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
@@ -344,9 +345,11 @@ export class TelegramBot implements Adapter {
       );
       this.previews.set(job.id, sending);
     });
+    // Closed for good: deliver() is not asked again, so its note of what was sent can go.
     const forget = (job: Job) => {
       this.progress.delete(job.id);
       this.previews.delete(job.id);
+      void fs.rm(this.noteFile(job.id), { force: true });
     };
     events.on('delivered', forget);
     events.on('undelivered', (job, info) => {
@@ -451,7 +454,7 @@ export class TelegramBot implements Adapter {
 
   /** Runs `step` unless the note for `job` says it was done (a delivery tried again, maybe after a restart). */
   private async once(job: string, step: Step, send: () => Promise<void>): Promise<void> {
-    const file = path.join(this.options.stateDir, `${job}.json`);
+    const file = this.noteFile(job);
     const read = async () => {
       try {
         return (JSON.parse(await fs.readFile(file, 'utf8')) as { sent: Step[] }).sent;
@@ -462,6 +465,10 @@ export class TelegramBot implements Adapter {
     if ((await read()).includes(step)) return;
     await send();
     await writeAtomic(file, JSON.stringify({ sent: [...(await read()), step] }));
+  }
+
+  private noteFile(job: string): string {
+    return path.join(this.options.stateDir, `${job}.json`);
   }
 
   /** A blocked bot or a chat that is gone cannot be helped by trying again; anything else can. Token-free either way. */
@@ -479,7 +486,6 @@ export class TelegramBot implements Adapter {
 
 /** Whether a picture is within Telegram's photo sides (width + height at most 10000). */
 async function fitsPhoto(bytes: Buffer): Promise<boolean> {
-  const { default: sharp } = await import('sharp');
   const meta = await sharp(bytes).metadata();
   return (meta.width ?? 0) + (meta.height ?? 0) <= PHOTO_MAX_SIDES;
 }
