@@ -404,4 +404,13 @@ describe('telegram bot: reliability', () => {
     // The dropped upload's reason was logged with grammY's URL in it, the token taken out.
     expect(s.lines('delivery failed; trying again later')[0].reason).toMatch(/\/bot\[token\]\/sendDocument failed, reason: socket hang up/);
   });
+
+  it('stops start-up with one line, without the token, when the server refuses it', async () => {
+    const s = start({ TELEGRAM_BOT_TOKEN: '987654321:AAwrong-token' });
+    expect((await s.exited).code).toBe(1);
+    expect(s.stderr.filter(Boolean)).toEqual([
+      'error: telegram: the Bot API server refused the bot (getMe: 401 Unauthorized); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT',
+    ]);
+    expect(JSON.stringify(s.logs)).not.toContain('wrong-token');
+  });
 });

@@ -141,7 +141,8 @@ export class TelegramBot implements Adapter {
     try {
       await this.bot.init();
     } catch (error) {
-      throw new Error(`telegram: the Bot API server refused the bot (${safeReason(error, this.token)}); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT`);
+      // An EnhanceError: `enhancer serve` shows its message as the one line it exits with.
+      throw new EnhanceError(`telegram: the Bot API server refused the bot (${safeReason(error, this.token)}); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT`, 'options');
     }
     this.listen(queue);
     await this.resume(queue);
