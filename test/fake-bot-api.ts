@@ -27,6 +27,8 @@ export interface ApiCall {
   status: number;
   /** When it arrived (ms since the epoch). */
   at: number;
+  /** What the server answered with, when it succeeded (a sent message has its `message_id`). */
+  result?: any;
 }
 
 export interface FakeUser {
@@ -244,6 +246,7 @@ export class FakeBotApi {
       this.wake();
       return send(404, { ok: false, error_code: 404, description: 'Not Found' });
     }
+    call.result = result;
     this.calls.push(call);
     this.wake();
     send(200, { ok: true, result });

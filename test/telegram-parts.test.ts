@@ -2,7 +2,7 @@
  * The Telegram adapter's small parts on their own: caption options, who is addressed and allowed, the throttled
  * status editor, token redaction and the config section.
  */
-import { GrammyError, HttpError } from 'grammy';
+import { Api, GrammyError, HttpError, InputFile, InputMediaBuilder } from 'grammy';
 import type { Message, UserFromGetMe } from 'grammy/types';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isAddressed, isAllowed } from '../adapters/telegram/access.js';
@@ -11,6 +11,7 @@ import { serverLimits, telegramSection } from '../adapters/telegram/config.js';
 import { redact, safeReason } from '../adapters/telegram/secret.js';
 import { StatusEditor, type StatusEdit } from '../adapters/telegram/status-editor.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { FakeBotApi } from './fake-bot-api.js';
 import { tempDir } from './helpers.js';
 
 describe('caption options', () => {
@@ -127,5 +128,26 @@ describe('telegram config', () => {
     expect(() => load({ TELEGRAM_API_ROOT: 'api.telegram.org' })).toThrow(ConfigError);
     expect(() => load({ TELEGRAM_API_ROOT: 'api.telegram.org' })).toThrow(/telegram\.apiRoot must be an http:\/\/ or https:\/\/ address.*TELEGRAM_API_ROOT/);
     expect(() => load({ TELEGRAM_ALLOWED_USERS: 'alice' })).toThrow(/telegram\.allowedUsers must be a list of Telegram ids/);
+  });
+});
+
+describe('the fake Bot API server', () => {
+  it('takes multipart uploads from the real grammY client, media groups included, and records them', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    try {
+      const api = new Api('1:t', { apiRoot: fake.root });
+      const sent = await api.sendMediaGroup(5, [
+        InputMediaBuilder.document(new InputFile(Buffer.from('first'), 'a.png'), { caption: 'one' }),
+        InputMediaBuilder.document(new InputFile(Buffer.from('second'), 'b.pdf')),
+      ]);
+      expect(sent.map((m) => m.caption)).toEqual(['one', undefined]);
+      const [call] = fake.of('sendMediaGroup');
+      expect(call.files.map((f) => [f.filename, f.bytes.toString()])).toEqual([['a.png', 'first'], ['b.pdf', 'second']]);
+      await api.deleteMessage(5, sent[0].message_id);
+      await expect(api.sendMessage(5, 'x', { reply_parameters: { message_id: 1 } })).resolves.toMatchObject({ text: 'x', chat: { id: 5 } });
+      await expect(new Api('1:wrong', { apiRoot: fake.root }).getMe()).rejects.toThrow(/401/);
+    } finally {
+      await fake.close();
+    }
   });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BOT, FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
+import { FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
 import { scenePng, tempDir } from './helpers.js';
 import { ServiceProcess } from './service.js';
 
@@ -58,15 +58,9 @@ function answersTo(message: { message_id: number }, methods = ['sendMessage', 's
 }
 
 /** The status message the bot put under `message` (its first text reply). */
-async function statusOf(message: { message_id: number; chat: { id: number } }): Promise<number> {
-  await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === message.message_id, 'the status message');
-  const index = api.calls.findIndex((c) => c.method === 'sendMessage' && c.status === 200 && c.params.reply_parameters?.message_id === message.message_id);
-  // Message ids are handed out in call order by the fake: find the message the bot got back.
-  for (let id = 1000; id < 1000 + api.calls.length + 50; id++) {
-    const stored = api.stored(message.chat.id, id);
-    if (stored?.from?.id === BOT.id && stored.reply_to_message?.message_id === message.message_id && !stored.document && !stored.photo) return id;
-  }
-  throw new Error(`no status message found (call ${index})`);
+async function statusOf(message: { message_id: number }): Promise<number> {
+  const reply = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === message.message_id, 'the status message');
+  return reply.result.message_id as number;
 }
 
 /** Edits of one message's text, in order. */
@@ -412,5 +406,19 @@ describe('telegram bot: reliability', () => {
       'error: telegram: the Bot API server refused the bot (getMe: 401 Unauthorized); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT',
     ]);
     expect(JSON.stringify(s.logs)).not.toContain('wrong-token');
+  });
+
+  it('keeps running when polling is refused with 409 (another process polls the token), and polls again', async () => {
+    const s = await started();
+    api.failOnce('getUpdates', 409, 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running');
+    // The update ends the long poll under way; the next one is refused.
+    const first = api.sendPhoto(ALICE, await jpeg(24, 24, 39), { width: 24, height: 24 });
+    await s.count('Telegram polling stopped; starting it again later', 1);
+    await answerText(first, /^Done/);
+    expect(s.lines('Telegram polling stopped; starting it again later')[0]).toMatchObject({ level: 50, retryInS: 5, err: expect.stringMatching(/^getUpdates: 409 Conflict/) });
+    const photo = api.sendPhoto(ALICE, await jpeg(24, 24, 40), { width: 24, height: 24 });
+    await answerText(photo, /^Done/);
+    expect(s.running).toBe(true);
+    expect(s.stderr.filter(Boolean)).toEqual([]);
   });
 });

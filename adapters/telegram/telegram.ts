@@ -99,6 +99,10 @@ interface AlbumState {
 }
 const ALBUM_MEMORY_MS = 10 * 60_000;
 
+/** Pauses before polling again after the runner stopped on an error it does not retry (401, 409). */
+const POLL_PAUSE_MS = 5_000;
+const MAX_POLL_PAUSE_MS = 5 * 60_000;
+
 export class TelegramBot implements Adapter {
   readonly name = 'telegram';
   private readonly bot: Bot;
@@ -108,6 +112,8 @@ export class TelegramBot implements Adapter {
   private readonly editor: StatusEditor;
   private queue?: EnhanceQueue;
   private runner?: RunnerHandle;
+  private repoll?: NodeJS.Timeout;
+  private stopping = false;
   private readonly progress = new Map<string, EnhanceProgress>();
   /** Early previews being sent: deliver() waits for its job's, so the preview always comes first. */
   private readonly previews = new Map<string, Promise<void>>();
@@ -146,15 +152,33 @@ export class TelegramBot implements Adapter {
     }
     this.listen(queue);
     await this.resume(queue);
-    this.runner = run(this.bot, {
-      runner: { silent: true, fetch: { timeout: this.options.config.pollTimeoutS, allowed_updates: ['message', 'callback_query'] } },
-    });
+    this.poll();
     this.log.info({ bot: this.bot.botInfo.username, limits: this.limits }, 'Telegram bot polling');
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.repoll);
     if (this.runner?.isRunning()) await this.runner.stop();
     this.editor.stop();
+  }
+
+  /**
+   * Starts long polling. The runner retries failed getUpdates calls itself, but stops for good on 401 (token
+   * revoked) and 409 (another process polls this token), rejecting its task: unobserved, that would crash the
+   * service with grammY's error printed, URL and token included. Polling starts again after a growing pause
+   * (5 s doubling to 5 min), so deliveries go on meanwhile and a second instance that goes away is no harm.
+   */
+  private poll(pauseMs = POLL_PAUSE_MS): void {
+    const runner = run(this.bot, {
+      runner: { silent: true, fetch: { timeout: this.options.config.pollTimeoutS, allowed_updates: ['message', 'callback_query'] } },
+    });
+    this.runner = runner;
+    runner.task()?.catch((error: unknown) => {
+      if (this.stopping) return;
+      this.log.error({ err: safeReason(error, this.token), retryInS: pauseMs / 1000 }, 'Telegram polling stopped; starting it again later');
+      this.repoll = setTimeout(() => this.poll(Math.min(pauseMs * 2, MAX_POLL_PAUSE_MS)), pauseMs);
+    });
   }
 
   // ---- Updates ----
