@@ -6,32 +6,33 @@
  *
  * Updates of different chats are handled at once, each chat's in order (grammY runner + sequentialize); 429s and
  * server errors are retried by auto-retry. Everything a job needs to be answered (chat, image message, status
- * message) is in its `replyTo`, stored with it, so a restart loses nothing. What deliver() has already sent is
- * noted in `<data>/telegram/<job>.json`, so a delivery tried again never sends a file twice.
+ * message) is in its `replyTo`, stored with it, so a restart loses nothing. The answer itself is answer.ts; what
+ * of it was sent is noted (notes.ts), so a delivery tried again never sends a file twice.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
-import sharp from 'sharp';
 import { Bot, GrammyError, InlineKeyboard, InputFile, type Context } from 'grammy';
-import type { InlineKeyboardMarkup, Message, ReplyParameters } from 'grammy/types';
+import type { InlineKeyboardMarkup, Message } from 'grammy/types';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
-import { writeAtomic } from '../../src/files.js';
-import { fitToLimit, largestFittingScale, estimatePngBytes } from '../../src/imaging/fit.js';
+import { estimatePngBytes, largestFittingScale } from '../../src/imaging/fit.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
-import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
+import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import { JOB_ID } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { EnhanceProgress, Job } from '../../src/types.js';
 import { isAddressed, isAllowed } from './access.js';
+import { deliverAnswer } from './answer.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import { serverLimits, type TelegramConfig } from './config.js';
 import { downloadFile } from './download.js';
-import { safeError, safeReason } from './secret.js';
+import { SentNotes } from './notes.js';
+import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
+import { safeReason } from './secret.js';
 import { StatusEditor } from './status-editor.js';
-import { doneText, helpText, label, megabytes, progressText, queuedText } from './text.js';
+import { helpText, label, megabytes, progressText, queuedText } from './text.js';
+
+export type { TelegramReply } from './reply.js';
 
 export interface TelegramOptions {
   config: TelegramConfig;
@@ -43,53 +44,6 @@ export interface TelegramOptions {
   queuedPerOwner: number;
   logger: Logger;
 }
-
-/** What a Telegram job carries in `request.replyTo`: plain data, stored with the job. */
-export type TelegramReply = {
-  adapter: 'telegram';
-  chat: number;
-  /** The image message, which every answer replies to. */
-  message: number;
-  /** The status message: queued, progress, done. */
-  status: number;
-  /** The image's place in its album, from 1; absent for a single image. */
-  album?: number;
-};
-
-/** The steps of an answer, noted as they are sent. */
-type Step = 'early' | 'png' | 'compare' | 'pdf';
-
-/** Telegram's limits for a photo (sendPhoto): 10 MB, width + height at most 10000. */
-const PHOTO_MAX_BYTES = 10_000_000;
-const PHOTO_MAX_SIDES = 10_000;
-
-/** The image in a message: the largest photo size, or a document. */
-interface ImageSource {
-  fileId: string;
-  fileSize?: number;
-  name: string;
-  /** A document's declared type, when it says it is not an image. */
-  notImage?: string;
-}
-
-function imageOf(message: Message | undefined): ImageSource | null {
-  if (!message) return null;
-  if (message.photo?.length) {
-    // Telegram lists the sizes smallest first.
-    const largest = message.photo[message.photo.length - 1];
-    return { fileId: largest.file_id, fileSize: largest.file_size, name: `photo-${message.message_id}.jpg` };
-  }
-  const doc = message.document;
-  if (doc) {
-    const mime = doc.mime_type ?? '';
-    const notImage = mime && !mime.startsWith('image/') && mime !== 'application/octet-stream' ? mime : undefined;
-    return { fileId: doc.file_id, fileSize: doc.file_size, name: doc.file_name || `file-${message.message_id}`, notImage };
-  }
-  return null;
-}
-
-const replyParams = (message: number): ReplyParameters => ({ message_id: message, allow_sending_without_reply: true });
-const cancelButton = (job: string) => new InlineKeyboard().text('Cancel', `cancel:${job}`);
 
 /** Album ids seen lately: how many images each had so far and the options its caption set. */
 interface AlbumState {
@@ -118,12 +72,14 @@ export class TelegramBot implements Adapter {
   /** Early previews being sent: deliver() waits for its job's, so the preview always comes first. */
   private readonly previews = new Map<string, Promise<void>>();
   private readonly albums = new Map<string, AlbumState>();
+  private readonly notes: SentNotes;
 
   constructor(private readonly options: TelegramOptions) {
     const { config } = options;
     this.token = config.token;
     this.log = options.logger.child({ adapter: 'telegram' });
     const server = serverLimits(config);
+    this.notes = new SentNotes(options.stateDir);
     this.limits = { download: Math.min(server.download, options.maxFileBytes), upload: server.upload };
     this.bot = new Bot(config.token, { client: { apiRoot: config.apiRoot } });
     // 429 (retry_after) and 5xx are retried here. A wait over a minute fails the call instead, and so does a
@@ -143,7 +99,7 @@ export class TelegramBot implements Adapter {
 
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
-    await fs.mkdir(this.options.stateDir, { recursive: true });
+    await this.notes.open();
     try {
       await this.bot.init();
     } catch (error) {
@@ -374,7 +330,7 @@ export class TelegramBot implements Adapter {
     const forget = (job: Job) => {
       this.progress.delete(job.id);
       this.previews.delete(job.id);
-      void fs.rm(this.noteFile(job.id), { force: true });
+      void this.notes.forget(job.id);
     };
     events.on('delivered', forget);
     events.on('undelivered', (job, info) => {
@@ -384,10 +340,7 @@ export class TelegramBot implements Adapter {
 
   /** Jobs waiting since before a restart: their status messages say so, and the notes of delivered jobs go. */
   private async resume(queue: EnhanceQueue): Promise<void> {
-    for (const entry of await fs.readdir(this.options.stateDir)) {
-      const id = entry.replace(/\.json$/, '');
-      if (JOB_ID.test(id) && !(await queue.getJob(id))) await fs.rm(path.join(this.options.stateDir, entry), { force: true });
-    }
+    await this.notes.prune(async (id) => (await queue.getJob(id)) !== undefined);
     for (const job of await queue.getJobs()) {
       const r = job.request.replyTo as unknown as TelegramReply | undefined;
       if (r?.adapter !== this.name || job.state !== 'waiting') continue;
@@ -397,7 +350,7 @@ export class TelegramBot implements Adapter {
 
   private async sendEarly(job: Job): Promise<void> {
     const r = job.request.replyTo as unknown as TelegramReply;
-    await this.once(job.id, 'early', async () => {
+    await this.notes.once(job.id, 'early', async () => {
       const png = await this.queue!.readOutput(job.id, 'early');
       await this.bot.api.sendPhoto(r.chat, new InputFile(png, 'preview.png'), {
         caption: `${label(r.album)}Early preview: a detail at full quality. The whole image follows.`,
@@ -409,62 +362,9 @@ export class TelegramBot implements Adapter {
   // ---- Delivery ----
 
   async deliver(job: Job, outcome: Outcome): Promise<void> {
-    const r = job.request.replyTo as unknown as TelegramReply;
+    // The early preview comes first, also when the job was quick.
     await this.previews.get(job.id);
-    const prefix = label(r.album);
-    try {
-      if (outcome.state !== 'completed') {
-        const text = outcome.state === 'cancelled' ? `${prefix}Cancelled.` : `${prefix}Failed: ${outcome.reason}.`;
-        await this.finalStatus(r, text);
-        return;
-      }
-      const { result } = outcome;
-      const outputs = result.outputs ?? {};
-      let note = '';
-      await this.once(job.id, 'png', async () => {
-        const png = await this.queue!.readOutput(job.id, 'png');
-        const fitted = await fitToLimit(png, this.limits.upload);
-        const stem = path.parse(job.request.name).name || 'image';
-        if (!fitted) {
-          note = ` The result (${megabytes(png.length)}) does not fit the ${megabytes(this.limits.upload)} upload limit, even at a quarter of its size.`;
-          return;
-        }
-        if (fitted.note) note = ` ${fitted.note[0].toUpperCase()}${fitted.note.slice(1)}.`;
-        const name = `${stem}-${result.options.scale}x.${fitted.format}`;
-        await this.bot.api.sendDocument(r.chat, new InputFile(fitted.bytes, name), {
-          caption: `${prefix}${fitted.width}x${fitted.height} ${fitted.format.toUpperCase()}, ${result.options.scale}x of ${result.input.width}x${result.input.height} (${result.options.model}).${note}`,
-          reply_parameters: replyParams(r.message),
-          disable_content_type_detection: true,
-        });
-      });
-      if (outputs.compare !== undefined) {
-        await this.once(job.id, 'compare', async () => {
-          const compare = await this.queue!.readOutput(job.id, 'compare');
-          const caption = `${prefix}Before and after.`;
-          const file = new InputFile(compare, 'compare.jpg');
-          if (compare.length <= PHOTO_MAX_BYTES && (await fitsPhoto(compare))) {
-            await this.bot.api.sendPhoto(r.chat, file, { caption, reply_parameters: replyParams(r.message) });
-          } else await this.bot.api.sendDocument(r.chat, file, { caption, reply_parameters: replyParams(r.message) });
-        });
-      }
-      if (outputs.pdf !== undefined) {
-        await this.once(job.id, 'pdf', async () => {
-          const pdf = await this.queue!.readOutput(job.id, 'pdf');
-          await this.bot.api.sendDocument(r.chat, new InputFile(pdf, `${path.parse(job.request.name).name || 'image'}.pdf`), {
-            caption: `${prefix}Summary.`,
-            reply_parameters: replyParams(r.message),
-          });
-        });
-      }
-      await this.finalStatus(r, `${doneText(result, prefix)}${note}`);
-    } catch (error) {
-      throw this.deliveryError(error);
-    }
-  }
-
-  /** The status message's last word; a status message deleted meanwhile is not a failed delivery. */
-  private async finalStatus(r: TelegramReply, text: string): Promise<void> {
-    await this.editor.final({ chat: r.chat, message: r.status, text });
+    await deliverAnswer({ api: this.bot.api, queue: this.queue!, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload }, job, outcome, this.token);
   }
 
   /** Edits a status message; "not modified" and "not found" (deleted by the person) are not failures. */
@@ -476,41 +376,4 @@ export class TelegramBot implements Adapter {
       throw error;
     }
   }
-
-  /** Runs `step` unless the note for `job` says it was done (a delivery tried again, maybe after a restart). */
-  private async once(job: string, step: Step, send: () => Promise<void>): Promise<void> {
-    const file = this.noteFile(job);
-    const read = async () => {
-      try {
-        return (JSON.parse(await fs.readFile(file, 'utf8')) as { sent: Step[] }).sent;
-      } catch {
-        return [];
-      }
-    };
-    if ((await read()).includes(step)) return;
-    await send();
-    await writeAtomic(file, JSON.stringify({ sent: [...(await read()), step] }));
-  }
-
-  private noteFile(job: string): string {
-    return path.join(this.options.stateDir, `${job}.json`);
-  }
-
-  /** A blocked bot or a chat that is gone cannot be helped by trying again; anything else can. Token-free either way. */
-  private deliveryError(error: unknown): Error {
-    if (error instanceof PermanentDeliveryError) return error;
-    if (error instanceof GrammyError) {
-      const permanent =
-        error.error_code === 403 ||
-        (error.error_code === 400 && /chat not found|user not found|deactivated|kicked|not enough rights|have no rights|bot was blocked/i.test(error.description));
-      if (permanent) return new PermanentDeliveryError(`telegram: ${safeReason(error, this.token)}`);
-    }
-    return safeError(error, this.token);
-  }
-}
-
-/** Whether a picture is within Telegram's photo sides (width + height at most 10000). */
-async function fitsPhoto(bytes: Buffer): Promise<boolean> {
-  const meta = await sharp(bytes).metadata();
-  return (meta.width ?? 0) + (meta.height ?? 0) <= PHOTO_MAX_SIDES;
 }
