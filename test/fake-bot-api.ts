@@ -57,7 +57,7 @@ export class FakeBotApi {
   private readonly updates: any[] = [];
   private nextUpdate = 1;
   private nextMessage = 1000;
-  private readonly files = new Map<string, { path: string; bytes: Buffer }>();
+  private readonly files = new Map<string, { path: string; bytes: Buffer; size?: number }>();
   /** Every message in every chat, by `chat:id`, for replies and callback queries. */
   private readonly messages = new Map<string, any>();
   private readonly failures: Failure[] = [];
@@ -122,6 +122,16 @@ export class FakeBotApi {
   addFile(bytes: Buffer, ext = 'jpg'): string {
     const id = `file${this.files.size + 1}`;
     this.files.set(id, { path: `files/${id}.${ext}`, bytes });
+    return id;
+  }
+
+  /**
+   * A file as a self-hosted server run with `--local` gives it: `getFile` answers with `localPath`, an absolute
+   * path on its disk, and `file_size` as given (a real server may leave it out).
+   */
+  addLocalFile(localPath: string, fileSize?: number): string {
+    const id = `file${this.files.size + 1}`;
+    this.files.set(id, { path: localPath, bytes: Buffer.alloc(0), size: fileSize });
     return id;
   }
 
@@ -308,7 +318,8 @@ export class FakeBotApi {
       case 'getFile': {
         const file = this.files.get(params.file_id);
         if (!file) throw new Error('Bad Request: invalid file_id');
-        return { file_id: params.file_id, file_unique_id: `u${params.file_id}`, file_size: file.bytes.length, file_path: file.path };
+        const size = file.path.startsWith('/') ? file.size : file.bytes.length;
+        return { file_id: params.file_id, file_unique_id: `u${params.file_id}`, ...(size !== undefined ? { file_size: size } : {}), file_path: file.path };
       }
       case 'sendMessage':
         return this.sent(params.chat_id, { text: params.text }, params);

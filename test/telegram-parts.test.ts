@@ -2,15 +2,19 @@
  * The Telegram adapter's small parts on their own: caption options, who is addressed and allowed, the throttled
  * status editor, token redaction and the config section.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Api, GrammyError, HttpError, InputFile, InputMediaBuilder } from 'grammy';
 import type { Message, UserFromGetMe } from 'grammy/types';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isAddressed, isAllowed } from '../adapters/telegram/access.js';
 import { packOptions, parseCaption, unpackOptions } from '../adapters/telegram/caption.js';
 import { serverLimits, telegramSection } from '../adapters/telegram/config.js';
+import { downloadFile } from '../adapters/telegram/download.js';
 import { redact, safeReason } from '../adapters/telegram/secret.js';
 import { StatusEditor, type StatusEdit } from '../adapters/telegram/status-editor.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { EnhanceError } from '../src/errors.js';
 import { FakeBotApi } from './fake-bot-api.js';
 import { tempDir } from './helpers.js';
 
@@ -148,6 +152,31 @@ describe('the fake Bot API server', () => {
       await expect(new Api('1:wrong', { apiRoot: fake.root }).getMe()).rejects.toThrow(/401/);
     } finally {
       await fake.close();
+    }
+  });
+});
+
+describe('downloading a file', () => {
+  it('fetches it from the file path, from a local server\'s disk, and stops at the limit', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    const folder = tempDir('enhancer-telegram-download-');
+    try {
+      const api = new Api('1:t', { apiRoot: fake.root });
+      const options = { api, token: '1:t', apiRoot: fake.root, maxBytes: 1000 };
+      const bytes = Buffer.from('a'.repeat(900));
+      expect((await downloadFile(fake.addFile(bytes, 'png'), options)).equals(bytes)).toBe(true);
+      expect(fake.paths).toContain('/file/bot1:t/files/file1.png');
+      await expect(downloadFile(fake.addFile(Buffer.alloc(1001), 'png'), options)).rejects.toThrow(/^the file is 0\.0 MB, over the limit/);
+
+      const local = path.join(folder, 'photo.jpg');
+      fs.writeFileSync(local, bytes);
+      expect((await downloadFile(fake.addLocalFile(local), options)).equals(bytes)).toBe(true);
+      fs.writeFileSync(local, Buffer.alloc(5000));
+      // The server left the size out: the file's own size is checked before it is read.
+      await expect(downloadFile(fake.addLocalFile(local), options)).rejects.toBeInstanceOf(EnhanceError);
+    } finally {
+      await fake.close();
+      fs.rmSync(folder, { recursive: true, force: true });
     }
   });
 });
