@@ -134,6 +134,10 @@ describe('telegram bot', () => {
       expect(edits(ALICE.id, status).at(-1)).toMatch(new RegExp(`^Album image ${i + 1}: Done`));
     }
     expect(api.of('sendDocument')).toHaveLength(3);
+
+    // Asked again later, an album image is a single image: no album label, not a fourth album image.
+    api.sendText(ALICE, '/enhance 3x', { reply_to_message: album[1] });
+    await api.waitFor((c) => c.method === 'sendDocument' && c.params.reply_parameters?.message_id === album[1].message_id && /^72x60 PNG, 3x/.test(c.params.caption), 'the album image again');
   });
 
   it('enhances an earlier image when /enhance fast 2x replies to it', async () => {

@@ -169,7 +169,12 @@ export class TelegramBot implements Adapter {
       }
       await this.take(ctx, target!, parseCaption(ctx.match));
     });
-    bot.on(['message:photo', 'message:document'], (ctx) => this.take(ctx, ctx.msg, parseCaption(ctx.msg.caption)));
+    bot.on(['message:photo', 'message:document'], (ctx) => {
+      const caption = parseCaption(ctx.msg.caption);
+      const album = this.albumPlace(ctx.msg, caption);
+      // Images after an album's first take the options of its caption (Telegram puts it on the first).
+      return this.take(ctx, ctx.msg, album?.caption ?? caption, undefined, album?.index);
+    });
     bot.callbackQuery(/^cancel:(.+)$/, (ctx) => this.cancelOne(ctx, ctx.match[1]));
     bot.callbackQuery(/^go:([234]):([a-z]*)$/, async (ctx) => {
       const offer = ctx.callbackQuery.message;
@@ -189,14 +194,13 @@ export class TelegramBot implements Adapter {
 
   /**
    * Turns the image in `message` into a job: download, check from the header (pixels, upload limit), then the
-   * status message and the job. Every refusal is one line in the chat. `status` reuses a message (an offer).
+   * status message and the job. Every refusal is one line in the chat. `status` reuses a message (an offer);
+   * `albumIndex` is the image's place in the album it came in.
    */
-  private async take(ctx: Context, message: Message, caption: CaptionOptions, status?: number): Promise<void> {
+  private async take(ctx: Context, message: Message, asked: CaptionOptions, status?: number, albumIndex?: number): Promise<void> {
     const source = imageOf(message)!;
     const chat = message.chat.id;
     const owner = `telegram:${ctx.from?.id ?? chat}`;
-    const albumIndex = this.albumIndex(message, caption);
-    const asked = this.albums.get(message.media_group_id ?? '')?.caption ?? caption;
     const prefix = label(albumIndex);
     const say = async (text: string, buttons?: InlineKeyboard) => {
       if (status) await this.editStatus(chat, status, text, buttons);
@@ -224,13 +228,10 @@ export class TelegramBot implements Adapter {
       return say(`${prefix}Not taken: ${error.message}.`);
     }
     const scale = asked.options.scale ?? 4;
-    const fitting = largestFittingScale(header.width, header.height, this.limits.upload, {
-      channels: header.meta.channels,
-      bits: header.meta.depth === 'ushort' ? 16 : 8,
-      scales: ([4, 3, 2] as const).filter((s) => s <= scale),
-    });
+    const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
+    const fitting = largestFittingScale(header.width, header.height, this.limits.upload, { ...samples, scales: ([4, 3, 2] as const).filter((s) => s <= scale) });
     if (fitting !== scale) {
-      const bytes = estimatePngBytes(header.width, header.height, scale, header.meta.channels);
+      const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
       const why = `${prefix}The ${scale}x PNG of this ${header.width}x${header.height} image would be about ${megabytes(bytes)}, over the ${megabytes(this.limits.upload)} upload limit.`;
       if (fitting === null) return say(`${why} Even 2x would not fit: send a smaller image.`);
       const buttons = new InlineKeyboard();
@@ -247,8 +248,11 @@ export class TelegramBot implements Adapter {
     }
   }
 
-  /** The image's place in its album (1, 2, …), remembering the album's caption for the images after the first. */
-  private albumIndex(message: Message, caption: CaptionOptions): number | undefined {
+  /**
+   * A newly arrived album image's place in it (1, 2, … in arrival order: one chat's updates are handled in order)
+   * and the album's caption so far; undefined for an image on its own.
+   */
+  private albumPlace(message: Message, caption: CaptionOptions): { index: number; caption?: CaptionOptions } | undefined {
     const group = message.media_group_id;
     if (!group) return undefined;
     const now = Date.now();
@@ -257,7 +261,7 @@ export class TelegramBot implements Adapter {
     album.count += 1;
     if (message.caption) album.caption = caption;
     this.albums.set(group, album);
-    return album.count;
+    return { index: album.count, caption: album.caption };
   }
 
   private async status(ctx: Context): Promise<void> {
