@@ -12,9 +12,11 @@ import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/
 import { startService } from '../src/service/service.js';
 import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
+import { telegramSection } from './telegram/config.js';
+import { TelegramBot } from './telegram/telegram.js';
 
 /** Every adapter's config section: `enhancer serve` reads and checks them all. */
-export const SECTIONS = [hotfolderSection] as const;
+export const SECTIONS = [hotfolderSection, telegramSection] as const;
 export type ServeConfig = Config<typeof SECTIONS>;
 
 /** The adapters the config turns on. */
@@ -34,6 +36,11 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
         logger,
       }),
     );
+  }
+  const telegram = config.sections.telegram;
+  if (telegram.enabled && telegram.token) {
+    const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
+    adapters.push(new TelegramBot({ config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger }));
   }
   return adapters;
 }

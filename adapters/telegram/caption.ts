@@ -1,0 +1,55 @@
+/**
+ * The options a person writes in a caption or after `/enhance`: `fast` (the quick model), `2x` / `3x` / `4x`,
+ * `raw` (the model's output without the gentle touch-up) and `pdf` (the PDF summary too). Other words are left
+ * alone, so an ordinary caption does no harm.
+ */
+import type { EnhanceOptions } from '../../src/types.js';
+
+/** What a caption asks for. */
+export interface CaptionOptions {
+  options: Partial<EnhanceOptions>;
+  report: boolean;
+}
+
+/** The model `fast` asks for, and the default's name for `best`. */
+export const FAST_MODEL = 'x4fast';
+export const BEST_MODEL = 'x4plus';
+
+/**
+ * Reads the option words in `text` (any case, anywhere; a leading `/enhance` or `/enhance@bot` is skipped).
+ *
+ * @example
+ * parseCaption('/enhance fast 2x'); // { options: { model: 'x4fast', scale: 2 }, report: false }
+ * parseCaption('holiday, 3x pdf');  // { options: { scale: 3 }, report: true }
+ */
+export function parseCaption(text: string | undefined): CaptionOptions {
+  const result: CaptionOptions = { options: {}, report: false };
+  for (const word of (text ?? '').toLowerCase().split(/[^a-z0-9@/]+/)) {
+    if (word === 'fast') result.options.model = FAST_MODEL;
+    else if (word === 'best') result.options.model = BEST_MODEL;
+    else if (/^[234]x$/.test(word) || /^x[234]$/.test(word)) result.options.scale = Number(word.replace('x', '')) as 2 | 3 | 4;
+    else if (word === 'raw') result.options.tune = 'raw';
+    else if (word === 'pdf') result.report = true;
+  }
+  return result;
+}
+
+/**
+ * The options as short text for a button's data (Telegram allows 64 bytes): `f` fast, `b` best, `r` raw, `p` pdf.
+ *
+ * @example
+ * packOptions({ options: { model: 'x4fast', tune: 'raw' }, report: true }); // 'frp'
+ */
+export function packOptions(caption: CaptionOptions): string {
+  const { model, tune } = caption.options;
+  return `${model === FAST_MODEL ? 'f' : model === BEST_MODEL ? 'b' : ''}${tune === 'raw' ? 'r' : ''}${caption.report ? 'p' : ''}`;
+}
+
+/** The inverse of `packOptions`, with the scale a button chose. */
+export function unpackOptions(packed: string, scale: 2 | 3 | 4): CaptionOptions {
+  const options: Partial<EnhanceOptions> = { scale };
+  if (packed.includes('f')) options.model = FAST_MODEL;
+  if (packed.includes('b')) options.model = BEST_MODEL;
+  if (packed.includes('r')) options.tune = 'raw';
+  return { options, report: packed.includes('p') };
+}

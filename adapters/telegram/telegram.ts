@@ -1,0 +1,383 @@
+/**
+ * The Telegram front door: a grammY bot on long polling. A photo or image file (or `/enhance` replying to one)
+ * becomes a job; its status message is a reply to the image, edited as the job moves (throttled per chat); the
+ * early preview follows as a photo, then the enhanced PNG as a document (never a compressed photo), the
+ * before/after as a photo, and the PDF when asked.
+ *
+ * Updates of different chats are handled at once, each chat's in order (grammY runner + sequentialize); 429s and
+ * server errors are retried by auto-retry. Everything a job needs to be answered (chat, image message, status
+ * message) is in its `replyTo`, stored with it, so a restart loses nothing. The answer itself is answer.ts; what
+ * of it was sent is noted (notes.ts), so a delivery tried again never sends a file twice.
+ */
+import { autoRetry } from '@grammyjs/auto-retry';
+import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
+import { Bot, GrammyError, InlineKeyboard, InputFile, type Context } from 'grammy';
+import type { InlineKeyboardMarkup, Message } from 'grammy/types';
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { estimatePngBytes, largestFittingScale } from '../../src/imaging/fit.js';
+import { probeImage } from '../../src/imaging/input.js';
+import type { Logger } from '../../src/log.js';
+import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
+import { JOB_ID } from '../../src/queue/spool.js';
+import type { Adapter } from '../../src/service/adapter.js';
+import type { EnhanceProgress, Job } from '../../src/types.js';
+import { isAddressed, isAllowed } from './access.js';
+import { deliverAnswer } from './answer.js';
+import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
+import { serverLimits, type TelegramConfig } from './config.js';
+import { downloadFile } from './download.js';
+import { SentNotes } from './notes.js';
+import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
+import { safeReason } from './secret.js';
+import { StatusEditor } from './status-editor.js';
+import { helpText, label, megabytes, progressText, queuedText } from './text.js';
+
+export type { TelegramReply } from './reply.js';
+
+export interface TelegramOptions {
+  config: TelegramConfig;
+  /** Where the adapter notes what it has sent, e.g. `<data>/telegram`. */
+  stateDir: string;
+  /** The service's limits: pixels, file size (downloads stop at the smaller of this and the server's) and jobs per person. */
+  maxPixels: number;
+  maxFileBytes: number;
+  queuedPerOwner: number;
+  logger: Logger;
+}
+
+/** Album ids seen lately: how many images each had so far and the options its caption set. */
+interface AlbumState {
+  count: number;
+  caption?: CaptionOptions;
+  at: number;
+}
+const ALBUM_MEMORY_MS = 10 * 60_000;
+
+/** Pauses before polling again after the runner stopped on an error it does not retry (401, 409). */
+const POLL_PAUSE_MS = 5_000;
+const MAX_POLL_PAUSE_MS = 5 * 60_000;
+
+export class TelegramBot implements Adapter {
+  readonly name = 'telegram';
+  private readonly bot: Bot;
+  private readonly log: Logger;
+  private readonly token: string;
+  private readonly limits: { download: number; upload: number };
+  private readonly editor: StatusEditor;
+  private queue?: EnhanceQueue;
+  private runner?: RunnerHandle;
+  private repoll?: NodeJS.Timeout;
+  private stopping = false;
+  private readonly progress = new Map<string, EnhanceProgress>();
+  /** Early previews being sent: deliver() waits for its job's, so the preview always comes first. */
+  private readonly previews = new Map<string, Promise<void>>();
+  private readonly albums = new Map<string, AlbumState>();
+  private readonly notes: SentNotes;
+
+  constructor(private readonly options: TelegramOptions) {
+    const { config } = options;
+    this.token = config.token;
+    this.log = options.logger.child({ adapter: 'telegram' });
+    const server = serverLimits(config);
+    this.notes = new SentNotes(options.stateDir);
+    this.limits = { download: Math.min(server.download, options.maxFileBytes), upload: server.upload };
+    this.bot = new Bot(config.token, { client: { apiRoot: config.apiRoot } });
+    // 429 (retry_after) and 5xx are retried here. A wait over a minute fails the call instead, and so does a
+    // network error (auto-retry would retry those without end, in memory, up to an hour apart): a delivery is then
+    // retried by the queue, which keeps it across restarts, and getUpdates by the runner.
+    this.bot.api.config.use(autoRetry({ maxDelaySeconds: 60, maxRetryAttempts: 5, rethrowHttpErrors: true }));
+    this.bot.catch((error) => {
+      this.log.error({ update: error.ctx.update.update_id, err: safeReason(error.error, this.token) }, 'handling a Telegram update failed');
+    });
+    this.editor = new StatusEditor(
+      (edit) => this.editStatus(edit.chat, edit.message, edit.text, edit.buttons),
+      config.progressEditMs,
+      (error) => this.log.warn({ err: safeReason(error, this.token) }, 'editing a status message failed'),
+    );
+    this.install();
+  }
+
+  async start(queue: EnhanceQueue): Promise<void> {
+    this.queue = queue;
+    await this.notes.open();
+    try {
+      await this.bot.init();
+    } catch (error) {
+      // An EnhanceError: `enhancer serve` shows its message as the one line it exits with.
+      throw new EnhanceError(`telegram: the Bot API server refused the bot (${safeReason(error, this.token)}); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT`, 'options');
+    }
+    this.listen(queue);
+    await this.resume(queue);
+    this.poll();
+    this.log.info({ bot: this.bot.botInfo.username, limits: this.limits }, 'Telegram bot polling');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.repoll);
+    if (this.runner?.isRunning()) await this.runner.stop();
+    this.editor.stop();
+  }
+
+  /**
+   * Starts long polling. The runner retries failed getUpdates calls itself, but stops for good on 401 (token
+   * revoked) and 409 (another process polls this token), rejecting its task: unobserved, that would crash the
+   * service with grammY's error printed, URL and token included. Polling starts again after a growing pause
+   * (5 s doubling to 5 min), so deliveries go on meanwhile and a second instance that goes away is no harm.
+   */
+  private poll(pauseMs = POLL_PAUSE_MS): void {
+    const runner = run(this.bot, {
+      runner: { silent: true, fetch: { timeout: this.options.config.pollTimeoutS, allowed_updates: ['message', 'callback_query'] } },
+    });
+    this.runner = runner;
+    runner.task()?.catch((error: unknown) => {
+      if (this.stopping) return;
+      this.log.error({ err: safeReason(error, this.token), retryInS: pauseMs / 1000 }, 'Telegram polling stopped; starting it again later');
+      this.repoll = setTimeout(() => this.poll(Math.min(pauseMs * 2, MAX_POLL_PAUSE_MS)), pauseMs);
+    });
+  }
+
+  // ---- Updates ----
+
+  private install(): void {
+    const bot = this.bot;
+    bot.use(sequentialize((ctx: Context) => ctx.chat?.id.toString()));
+    // Groups: only what is meant for the bot. Callback queries come from its own buttons.
+    bot.on('message', async (ctx, next) => {
+      if (isAddressed(ctx.msg, ctx.me)) await next();
+    });
+    bot.use(async (ctx, next) => {
+      const { allowedUsers: users, allowedChats: chats } = this.options.config;
+      if (isAllowed({ users, chats }, ctx.from?.id, ctx.chat?.id)) return next();
+      const refusal = `Sorry, this bot is private. Its owner can let you in by adding your user id ${ctx.from?.id ?? '?'} to the allowlist.`;
+      this.log.info({ user: ctx.from?.id, chat: ctx.chat?.id }, 'refused: not on the allowlist');
+      if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: refusal });
+      else if (ctx.msg) await ctx.reply(refusal, { reply_parameters: replyParams(ctx.msg.message_id) });
+    });
+    bot.command(['start', 'help'], (ctx) =>
+      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner })),
+    );
+    bot.command('status', (ctx) => this.status(ctx));
+    bot.command('cancel', (ctx) => this.cancelAll(ctx));
+    bot.command('enhance', async (ctx) => {
+      const target = imageOf(ctx.msg) ? ctx.msg : ctx.msg.reply_to_message;
+      if (!imageOf(target)) {
+        await ctx.reply('Reply /enhance to a message with an image (or send an image with options in its caption).', {
+          reply_parameters: replyParams(ctx.msg.message_id),
+        });
+        return;
+      }
+      await this.take(ctx, target!, parseCaption(ctx.match));
+    });
+    bot.on(['message:photo', 'message:document'], (ctx) => {
+      const caption = parseCaption(ctx.msg.caption);
+      const album = this.albumPlace(ctx.msg, caption);
+      // Images after an album's first take the options of its caption (Telegram puts it on the first).
+      return this.take(ctx, ctx.msg, album?.caption ?? caption, undefined, album?.index);
+    });
+    bot.callbackQuery(/^cancel:(.+)$/, (ctx) => this.cancelOne(ctx, ctx.match[1]));
+    bot.callbackQuery(/^go:([234]):([a-z]*)$/, async (ctx) => {
+      const offer = ctx.callbackQuery.message;
+      const image = offer && 'reply_to_message' in offer ? offer.reply_to_message : undefined;
+      if (!offer || !imageOf(image)) {
+        await ctx.answerCallbackQuery({ text: 'The image this was for is gone: please send it again.' });
+        return;
+      }
+      await ctx.answerCallbackQuery();
+      const scale = Number(ctx.match[1]) as 2 | 3 | 4;
+      await this.take(ctx, image!, unpackOptions(ctx.match[2], scale), offer.message_id);
+    });
+    bot.on('message', async (ctx) => {
+      if (ctx.chat.type === 'private') await ctx.reply('Send me a photo or an image file to enhance; /help says more.');
+    });
+  }
+
+  /**
+   * Turns the image in `message` into a job: download, check from the header (pixels, upload limit), then the
+   * status message and the job. Every refusal is one line in the chat. `status` reuses a message (an offer);
+   * `albumIndex` is the image's place in the album it came in.
+   */
+  private async take(ctx: Context, message: Message, asked: CaptionOptions, status?: number, albumIndex?: number): Promise<void> {
+    const source = imageOf(message)!;
+    const chat = message.chat.id;
+    const owner = `telegram:${ctx.from?.id ?? chat}`;
+    const prefix = label(albumIndex);
+    const say = async (text: string, buttons?: InlineKeyboard) => {
+      if (status) await this.editStatus(chat, status, text, buttons);
+      else status = (await this.bot.api.sendMessage(chat, text, { reply_parameters: replyParams(message.message_id), reply_markup: buttons })).message_id;
+    };
+    if (source.notImage) return say(`${prefix}That is not an image (${source.notImage}): send a photo or an image file.`);
+    // The queue checks this too; asking first saves downloading an image that cannot be taken.
+    const mine = (await this.queue!.getJobs(owner)).length;
+    if (mine >= this.options.queuedPerOwner) {
+      return say(`${prefix}Not taken: you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${this.options.queuedPerOwner}): wait for one to finish or cancel one.`);
+    }
+    let input: Buffer;
+    let header;
+    try {
+      if (source.fileSize !== undefined && source.fileSize > this.limits.download) {
+        throw new EnhanceError(`the file is ${megabytes(source.fileSize)}, over the ${megabytes(this.limits.download)} download limit`, 'input');
+      }
+      input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot: this.options.config.apiRoot, maxBytes: this.limits.download });
+      header = await probeImage(input, this.options.maxPixels);
+    } catch (error) {
+      if (!(error instanceof EnhanceError)) {
+        this.log.warn({ chat, err: safeReason(error, this.token) }, 'downloading an image failed');
+        return say(`${prefix}The image could not be downloaded from Telegram; please send it again.`);
+      }
+      return say(`${prefix}Not taken: ${error.message}.`);
+    }
+    const scale = asked.options.scale ?? 4;
+    const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
+    const fitting = largestFittingScale(header.width, header.height, this.limits.upload, { ...samples, scales: ([4, 3, 2] as const).filter((s) => s <= scale) });
+    if (fitting !== scale) {
+      const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
+      const why = `${prefix}The ${scale}x PNG of this ${header.width}x${header.height} image would be about ${megabytes(bytes)}, over the ${megabytes(this.limits.upload)} upload limit.`;
+      if (fitting === null) return say(`${why} Even 2x would not fit: send a smaller image.`);
+      const buttons = new InlineKeyboard();
+      for (const s of ([4, 3, 2] as const).filter((s) => s <= fitting)) buttons.text(`${s}x`, `go:${s}:${packOptions(asked)}`);
+      return say(`${why} The largest scale that fits is ${fitting}x:`, buttons);
+    }
+    await say(`${prefix}Received ${source.name}, queueing…`);
+    const replyTo: TelegramReply = { adapter: 'telegram', chat, message: message.message_id, status: status!, ...(albumIndex ? { album: albumIndex } : {}) };
+    try {
+      await this.queue!.submit({ input, name: source.name, owner, replyTo, options: asked.options, report: asked.report, earlyPreview: true });
+    } catch (error) {
+      if (!(error instanceof EnhanceError)) this.log.error({ chat, err: safeReason(error, this.token) }, 'queueing an image failed');
+      await this.editStatus(chat, status!, `${prefix}Not taken: ${reasonOf(error)}.`);
+    }
+  }
+
+  /**
+   * A newly arrived album image's place in it (1, 2, … in arrival order: one chat's updates are handled in order)
+   * and the album's caption so far; undefined for an image on its own.
+   */
+  private albumPlace(message: Message, caption: CaptionOptions): { index: number; caption?: CaptionOptions } | undefined {
+    const group = message.media_group_id;
+    if (!group) return undefined;
+    const now = Date.now();
+    for (const [id, album] of this.albums) if (now - album.at > ALBUM_MEMORY_MS) this.albums.delete(id);
+    const album = this.albums.get(group) ?? { count: 0, at: now };
+    album.count += 1;
+    if (message.caption) album.caption = caption;
+    this.albums.set(group, album);
+    return { index: album.count, caption: album.caption };
+  }
+
+  private async status(ctx: Context): Promise<void> {
+    const jobs = await this.queue!.getJobs(`telegram:${ctx.from?.id}`);
+    if (jobs.length === 0) {
+      await ctx.reply('You have no jobs waiting or running.');
+      return;
+    }
+    const lines = jobs.map((job) => {
+      const progress = this.progress.get(job.id);
+      const where = job.state === 'active' ? (progress ? progressText(progress) : 'Starting…') : queuedText(job.position, job.etaMs);
+      return `${job.request.name}: ${where}`;
+    });
+    await ctx.reply(lines.join('\n'));
+  }
+
+  private async cancelAll(ctx: Context): Promise<void> {
+    const owner = `telegram:${ctx.from?.id}`;
+    const jobs = await this.queue!.getJobs(owner);
+    let cancelled = 0;
+    for (const job of jobs) {
+      try {
+        await this.queue!.cancel(job.id, owner);
+        cancelled += 1;
+      } catch {
+        // It ended meanwhile.
+      }
+    }
+    await ctx.reply(cancelled === 0 ? 'You have no jobs waiting or running.' : `Cancelled ${cancelled} job${cancelled === 1 ? '' : 's'}.`);
+  }
+
+  private async cancelOne(ctx: Context, id: string): Promise<void> {
+    if (!JOB_ID.test(id) || !(await this.queue!.getJob(id))) {
+      await ctx.answerCallbackQuery({ text: 'That job has already ended.' });
+      return;
+    }
+    try {
+      await this.queue!.cancel(id, `telegram:${ctx.from?.id}`);
+      await ctx.answerCallbackQuery({ text: 'Cancelling…' });
+    } catch (error) {
+      await ctx.answerCallbackQuery({ text: reasonOf(error) });
+    }
+  }
+
+  // ---- Queue events ----
+
+  private listen(queue: EnhanceQueue): void {
+    const events = queue.events(this.name);
+    const reply = (job: Job) => job.request.replyTo as unknown as TelegramReply;
+    events.on('queued', (job, info) => {
+      const r = reply(job);
+      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(info.position, info.etaMs, label(r.album)), buttons: cancelButton(job.id) });
+    });
+    events.on('started', (job) => {
+      const r = reply(job);
+      this.editor.update({ chat: r.chat, message: r.status, text: `${label(r.album)}Starting…`, buttons: cancelButton(job.id) });
+    });
+    events.on('progress', (job, progress) => {
+      const r = reply(job);
+      this.progress.set(job.id, progress);
+      this.editor.update({ chat: r.chat, message: r.status, text: progressText(progress, label(r.album)), buttons: cancelButton(job.id) });
+    });
+    events.on('preview', (job) => {
+      const sending = this.sendEarly(job).catch((error: unknown) =>
+        this.log.warn({ job: job.id, err: safeReason(error, this.token) }, 'sending the early preview failed'),
+      );
+      this.previews.set(job.id, sending);
+    });
+    // Closed for good: deliver() is not asked again, so its note of what was sent can go.
+    const forget = (job: Job) => {
+      this.progress.delete(job.id);
+      this.previews.delete(job.id);
+      void this.notes.forget(job.id);
+    };
+    events.on('delivered', forget);
+    events.on('undelivered', (job, info) => {
+      if (info.retryInMs === null) forget(job);
+    });
+  }
+
+  /** Jobs waiting since before a restart: their status messages say so, and the notes of delivered jobs go. */
+  private async resume(queue: EnhanceQueue): Promise<void> {
+    await this.notes.prune(async (id) => (await queue.getJob(id)) !== undefined);
+    for (const job of await queue.getJobs()) {
+      const r = job.request.replyTo as unknown as TelegramReply | undefined;
+      if (r?.adapter !== this.name || job.state !== 'waiting') continue;
+      this.editor.update({ chat: r.chat, message: r.status, text: queuedText(job.position, job.etaMs, `${label(r.album)}Back after a restart. `), buttons: cancelButton(job.id) });
+    }
+  }
+
+  private async sendEarly(job: Job): Promise<void> {
+    const r = job.request.replyTo as unknown as TelegramReply;
+    await this.notes.once(job.id, 'early', async () => {
+      const png = await this.queue!.readOutput(job.id, 'early');
+      await this.bot.api.sendPhoto(r.chat, new InputFile(png, 'preview.png'), {
+        caption: `${label(r.album)}Early preview: a detail at full quality. The whole image follows.`,
+        reply_parameters: replyParams(r.message),
+      });
+    });
+  }
+
+  // ---- Delivery ----
+
+  async deliver(job: Job, outcome: Outcome): Promise<void> {
+    // The early preview comes first, also when the job was quick.
+    await this.previews.get(job.id);
+    await deliverAnswer({ api: this.bot.api, queue: this.queue!, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload }, job, outcome, this.token);
+  }
+
+  /** Edits a status message; "not modified" and "not found" (deleted by the person) are not failures. */
+  private async editStatus(chat: number, message: number, text: string, buttons?: InlineKeyboardMarkup): Promise<void> {
+    try {
+      await this.bot.api.editMessageText(chat, message, text, buttons ? { reply_markup: buttons } : {});
+    } catch (error) {
+      if (error instanceof GrammyError && error.error_code === 400 && /not modified|message to edit not found/i.test(error.description)) return;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The Telegram adapter's small parts on their own: caption options, who is addressed and allowed, the throttled
+ * status editor, token redaction and the config section.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Api, GrammyError, HttpError, InputFile, InputMediaBuilder } from 'grammy';
+import type { Message, UserFromGetMe } from 'grammy/types';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isAddressed, isAllowed } from '../adapters/telegram/access.js';
+import { packOptions, parseCaption, unpackOptions } from '../adapters/telegram/caption.js';
+import { serverLimits, telegramSection } from '../adapters/telegram/config.js';
+import { downloadFile } from '../adapters/telegram/download.js';
+import { redact, safeReason } from '../adapters/telegram/secret.js';
+import { StatusEditor, type StatusEdit } from '../adapters/telegram/status-editor.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { EnhanceError } from '../src/errors.js';
+import { FakeBotApi } from './fake-bot-api.js';
+import { tempDir } from './helpers.js';
+
+describe('caption options', () => {
+  it('reads fast, 2x/3x/4x, raw and pdf anywhere, and ignores other words', () => {
+    expect(parseCaption('/enhance fast 2x')).toEqual({ options: { model: 'x4fast', scale: 2 }, report: false });
+    expect(parseCaption('Holiday! 3X, RAW and a PDF please')).toEqual({ options: { scale: 3, tune: 'raw' }, report: true });
+    expect(parseCaption('/enhance@enhancer_bot best x4')).toEqual({ options: { model: 'x4plus', scale: 4 }, report: false });
+    expect(parseCaption('a 12x zoom, breakfast')).toEqual({ options: {}, report: false });
+    expect(parseCaption(undefined)).toEqual({ options: {}, report: false });
+  });
+
+  it('packs into a button and back', () => {
+    const caption = parseCaption('fast raw pdf');
+    expect(packOptions(caption)).toBe('frp');
+    expect(unpackOptions('frp', 2)).toEqual({ options: { model: 'x4fast', tune: 'raw', scale: 2 }, report: true });
+    expect(unpackOptions('', 3)).toEqual({ options: { scale: 3 }, report: false });
+  });
+});
+
+describe('who the bot listens to', () => {
+  const me = { id: 9, is_bot: true, first_name: 'E', username: 'enh_bot' } as UserFromGetMe;
+  const group = { id: -5, type: 'supergroup', title: 'G' };
+  const msg = (fields: Partial<Message> & Record<string, unknown>): Message => ({ message_id: 1, date: 0, chat: group, ...fields }) as Message;
+
+  it('in a group: commands (its own or for all), mentions and replies to it; not other talk', () => {
+    expect(isAddressed(msg({ text: '/help', entities: [{ type: 'bot_command', offset: 0, length: 5 }] }), me)).toBe(true);
+    expect(isAddressed(msg({ text: '/help@enh_bot', entities: [{ type: 'bot_command', offset: 0, length: 13 }] }), me)).toBe(true);
+    expect(isAddressed(msg({ text: '/help@other_bot', entities: [{ type: 'bot_command', offset: 0, length: 15 }] }), me)).toBe(false);
+    expect(isAddressed(msg({ caption: 'hey @ENH_bot', caption_entities: [{ type: 'mention', offset: 4, length: 8 }] }), me)).toBe(true);
+    expect(isAddressed(msg({ caption: '/enhance 2x' }), me)).toBe(true);
+    expect(isAddressed(msg({ caption: '/enhance@other_bot' }), me)).toBe(false);
+    expect(isAddressed(msg({ reply_to_message: msg({ from: { ...me } }) as Message['reply_to_message'] }), me)).toBe(true);
+    expect(isAddressed(msg({ caption: 'nice photo' }), me)).toBe(false);
+    expect(isAddressed(msg({ chat: { id: 3, type: 'private', first_name: 'A' }, text: 'anything' }), me)).toBe(true);
+  });
+
+  it('lets everyone in without lists, else listed users and anyone in a listed chat', () => {
+    expect(isAllowed({ users: [], chats: [] }, 1, 1)).toBe(true);
+    expect(isAllowed({ users: [42], chats: [] }, 42, 42)).toBe(true);
+    expect(isAllowed({ users: [42], chats: [-100] }, 7, -100)).toBe(true);
+    expect(isAllowed({ users: [42], chats: [-100] }, 7, 7)).toBe(false);
+  });
+});
+
+describe('status editor', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('sends the first edit at once, then at most one per interval per chat with only the latest text', async () => {
+    vi.useFakeTimers();
+    const sent: Array<StatusEdit & { at: number }> = [];
+    const editor = new StatusEditor(async (edit) => void sent.push({ ...edit, at: Date.now() }), 3000, () => {});
+    const start = Date.now();
+    editor.now({ chat: 1, message: 10, text: 'queued' });
+    editor.update({ chat: 1, message: 10, text: 'tile 1' });
+    editor.update({ chat: 1, message: 10, text: 'tile 2' });
+    editor.update({ chat: 2, message: 20, text: 'other chat' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sent.map((e) => e.text)).toEqual(['queued', 'other chat']);
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(sent).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sent.map((e) => [e.text, e.at - start])).toEqual([['queued', 0], ['other chat', 0], ['tile 2', 3000]]);
+
+    editor.update({ chat: 1, message: 10, text: 'tile 3' });
+    await editor.final({ chat: 1, message: 10, text: 'done' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    // The pending progress was dropped: the last word stays the last.
+    expect(sent.map((e) => e.text).slice(3)).toEqual(['done']);
+    editor.stop();
+  });
+
+  it('passes a failed final edit to the caller and a failed throttled one to onError', async () => {
+    const errors: unknown[] = [];
+    const editor = new StatusEditor(async () => Promise.reject(new Error('no')), 0, (error) => errors.push(error));
+    await expect(editor.final({ chat: 1, message: 1, text: 'x' })).rejects.toThrow('no');
+    editor.update({ chat: 1, message: 1, text: 'y' });
+    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    editor.stop();
+  });
+});
+
+describe('token redaction', () => {
+  const token = '123:AA-bb_cc';
+
+  it('takes the token out of grammY errors and anything else', () => {
+    const network = new HttpError("Network request for 'sendPhoto' failed!", new Error(`request to http://h/bot${token}/sendPhoto failed, reason: socket hang up`));
+    expect(safeReason(network, token)).toBe("Network request for 'sendPhoto' failed! (request to http://h/bot[token]/sendPhoto failed, reason: socket hang up)");
+    const api = new GrammyError("Call to 'sendMessage' failed!", { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' }, 'sendMessage', {});
+    expect(safeReason(api, token)).toBe('sendMessage: 403 Forbidden: bot was blocked by the user');
+    expect(redact(`x ${encodeURIComponent(token)} y ${token}`, token)).toBe('x [token] y [token]');
+    expect(safeReason('plain', token)).toBe('plain');
+  });
+});
+
+describe('telegram config', () => {
+  const root = tempDir('enhancer-telegram-config-');
+  const load = (env: NodeJS.ProcessEnv) => loadConfig({ env, root, sections: [telegramSection] }).sections.telegram;
+
+  it('is off without a token and reads its variables', () => {
+    expect(load({}).token).toBe('');
+    const config = load({
+      TELEGRAM_BOT_TOKEN: '1:x',
+      TELEGRAM_API_ROOT: 'http://127.0.0.1:8081/',
+      TELEGRAM_ALLOWED_USERS: '12, 34',
+      TELEGRAM_ALLOWED_CHATS: '-1001234567890',
+      TELEGRAM_MAX_UPLOAD_BYTES: '1000000',
+    });
+    expect(config).toMatchObject({ token: '1:x', apiRoot: 'http://127.0.0.1:8081', allowedUsers: [12, 34], allowedChats: [-1001234567890] });
+    expect(serverLimits(config)).toEqual({ download: 20_000_000, upload: 1_000_000 });
+    expect(serverLimits({ ...config, localServer: true, maxUploadBytes: 0 })).toEqual({ download: 2_000_000_000, upload: 2_000_000_000 });
+  });
+
+  it('refuses a bad value with one line that names the variable', () => {
+    expect(() => load({ TELEGRAM_API_ROOT: 'api.telegram.org' })).toThrow(ConfigError);
+    expect(() => load({ TELEGRAM_API_ROOT: 'api.telegram.org' })).toThrow(/telegram\.apiRoot must be an http:\/\/ or https:\/\/ address.*TELEGRAM_API_ROOT/);
+    expect(() => load({ TELEGRAM_ALLOWED_USERS: 'alice' })).toThrow(/telegram\.allowedUsers must be a list of Telegram ids/);
+  });
+});
+
+describe('the fake Bot API server', () => {
+  it('takes multipart uploads from the real grammY client, media groups included, and records them', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    try {
+      const api = new Api('1:t', { apiRoot: fake.root });
+      const sent = await api.sendMediaGroup(5, [
+        InputMediaBuilder.document(new InputFile(Buffer.from('first'), 'a.png'), { caption: 'one' }),
+        InputMediaBuilder.document(new InputFile(Buffer.from('second'), 'b.pdf')),
+      ]);
+      expect(sent.map((m) => m.caption)).toEqual(['one', undefined]);
+      const [call] = fake.of('sendMediaGroup');
+      expect(call.files.map((f) => [f.filename, f.bytes.toString()])).toEqual([['a.png', 'first'], ['b.pdf', 'second']]);
+      await api.deleteMessage(5, sent[0].message_id);
+      await expect(api.sendMessage(5, 'x', { reply_parameters: { message_id: 1 } })).resolves.toMatchObject({ text: 'x', chat: { id: 5 } });
+      await expect(new Api('1:wrong', { apiRoot: fake.root }).getMe()).rejects.toThrow(/401/);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+describe('downloading a file', () => {
+  it('fetches it from the file path, from a local server\'s disk, and stops at the limit', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    const folder = tempDir('enhancer-telegram-download-');
+    try {
+      const api = new Api('1:t', { apiRoot: fake.root });
+      const options = { api, token: '1:t', apiRoot: fake.root, maxBytes: 1000 };
+      const bytes = Buffer.from('a'.repeat(900));
+      expect((await downloadFile(fake.addFile(bytes, 'png'), options)).equals(bytes)).toBe(true);
+      expect(fake.paths).toContain('/file/bot1:t/files/file1.png');
+      await expect(downloadFile(fake.addFile(Buffer.alloc(1001), 'png'), options)).rejects.toThrow(/^the file is 0\.0 MB, over the limit/);
+
+      const local = path.join(folder, 'photo.jpg');
+      fs.writeFileSync(local, bytes);
+      expect((await downloadFile(fake.addLocalFile(local), options)).equals(bytes)).toBe(true);
+      fs.writeFileSync(local, Buffer.alloc(5000));
+      // The server left the size out: the file's own size is checked before it is read.
+      await expect(downloadFile(fake.addLocalFile(local), options)).rejects.toBeInstanceOf(EnhanceError);
+    } finally {
+      await fake.close();
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
