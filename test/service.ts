@@ -37,7 +37,9 @@ export class ServiceProcess {
   constructor(readonly dir: string, env: Record<string, string> = {}, launch: Launch = 'direct') {
     const inherited = { ...process.env };
     // LOG_FORMAT left to its default, which must be JSON lines on a pipe; the malloc settings only for `direct`.
-    for (const key of ['LOG_FORMAT', ...Object.keys(MALLOC_ENV)]) delete inherited[key];
+    // A developer's own bot tokens and settings stay out: a test turns on only the doors it means to.
+    const own = Object.keys(inherited).filter((key) => /^(TELEGRAM|DISCORD|ENHANCER)_/.test(key));
+    for (const key of ['LOG_FORMAT', ...Object.keys(MALLOC_ENV), ...own]) delete inherited[key];
     const [command, args]: [string, string[]] = launch === 'npm' ? ['npm', ['start']] : [process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve']];
     this.child = spawn(command, args, {
       cwd: launch === 'npm' ? projectRoot : dir,
