@@ -113,6 +113,14 @@ describe('LocalQueue and Worker on the real models', () => {
     });
   }
 
+  it('fails a damaged image that asked for an early preview with the plain one-line reason', async () => {
+    const jpeg = await sharp(await scenePng(400, 400, 9)).jpeg().toBuffer();
+    await queue.submit({ input: jpeg.subarray(0, jpeg.length >> 1), name: 'cut.jpg', owner: 'local', earlyPreview: true });
+    const failed = new Promise<string>((resolve) => queue.events().once('failed', (_job, reason) => resolve(reason)));
+    worker.run();
+    expect(await failed).toMatch(/^the image data is damaged or truncated/);
+  });
+
   it('keeps the event loop free while the model runs, so timers, chats and progress go on', async () => {
     const delay = monitorEventLoopDelay({ resolution: 10 });
     let ticks = 0;
