@@ -10,11 +10,13 @@ import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { startService } from '../src/service/service.js';
+import { discordSection } from './discord/config.js';
+import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
 
 /** Every adapter's config section: `enhancer serve` reads and checks them all. */
-export const SECTIONS = [hotfolderSection] as const;
+export const SECTIONS = [hotfolderSection, discordSection] as const;
 export type ServeConfig = Config<typeof SECTIONS>;
 
 /** The adapters the config turns on. */
@@ -34,6 +36,10 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
         logger,
       }),
     );
+  }
+  const discord = config.sections.discord;
+  if (discord.token) {
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes: config.limits.maxFileBytes, maxPixels: config.limits.maxPixels, logger }));
   }
   return adapters;
 }
