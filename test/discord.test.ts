@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeDiscord, user, type Call } from './fake-discord.js';
+import { FakeDiscord, snowflake, user, type Call } from './fake-discord.js';
 import { scenePng, tempDir } from './helpers.js';
 import { ServiceProcess, withConfig } from './service.js';
 
@@ -32,9 +32,9 @@ afterEach(async () => {
 });
 
 /** The service with the bot pointed at the fake; edits unthrottled so every progress step shows. */
-async function start(discord: object = {}, env: Record<string, string> = {}): Promise<ServiceProcess> {
+async function start(discord: object = {}, env: Record<string, string> = {}, core: object = {}): Promise<ServiceProcess> {
   service = new ServiceProcess(dir, {
-    ...withConfig(dir, { discord: { progressEveryMs: 0, ...discord } }),
+    ...withConfig(dir, { ...core, discord: { progressEveryMs: 0, ...discord } }),
     ENHANCER_HOTFOLDER: 'false',
     ENHANCER_TILE: '128',
     DISCORD_TOKEN: TOKEN,
@@ -97,4 +97,217 @@ describe('discord', () => {
     expect(extras.files[1].bytes.subarray(0, 5).toString()).toBe('%PDF-');
     await s.count('job delivered', 1);
   });
+
+  it('enhances the image of a message through the Enhance app command, answered in that channel', async () => {
+    await start();
+    const target = fake.message({ author: bob, attachments: [fake.attachment(await scenePng(24, 20, 2), 'from bob.jpg', 'image/jpeg')] });
+    const interaction = fake.interact({ person: alice, data: { id: snowflake(), name: 'Enhance', type: 3, target_id: target.id, resolved: { messages: { [target.id]: target } } } });
+    const callback = await fake.waitFor((c) => c.path.startsWith(`/interactions/${interaction.id}/`), 'the deferral');
+    expect(callback.body).toMatchObject({ type: 5 });
+    expect(callback.body.data?.flags ?? 0).toBe(0);
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    expect(final.body.content).toMatch(/^\*\*from bob\.jpg\*\*: done, 96x80 /);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 96, height: 80 });
+    expect(final.files[0].name).toBe('from_bob.png');
+  });
+
+  it('enhances an image sent in a DM, answering with a reply it edits', async () => {
+    await start();
+    const dm = snowflake();
+    const message = fake.sendMessage({ author: alice, channel: dm, guild: null, attachments: [fake.attachment(await scenePng(24, 20, 3), 'dm.png')] });
+    const status = await fake.waitFor((c) => c.method === 'POST' && c.path === `/channels/${dm}/messages`, 'the status message');
+    expect(status.body.content).toBe('**dm.png**: downloading…');
+    expect(status.body.message_reference).toMatchObject({ message_id: message.id });
+    const final = await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${dm}/messages/`) && isDone(c), 'the result');
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 96, height: 80 });
+    const compare = await fake.waitFor((c) => c.method === 'POST' && c.path === `/channels/${dm}/messages` && c.files.length > 0, 'the comparison');
+    expect(compare.files.map((f) => f.name)).toEqual(['dm.compare.jpg']);
+  });
+
+  it('enhances an image attached to a message that mentions the bot, and ignores one that does not', async () => {
+    await start();
+    fake.sendMessage({ author: bob, attachments: [fake.attachment(await scenePng(24, 20, 4), 'ignored.png')] });
+    const message = fake.sendMessage({ author: alice, content: `<@${fake.bot.id}> please`, mentions: [fake.bot], attachments: [fake.attachment(await scenePng(20, 24, 5), 'mention.png')] });
+    const channel = fake.guild.channel;
+    const final = await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${channel}/messages/`) && isDone(c), 'the result');
+    expect(await meta(final.files[0].bytes)).toMatchObject({ width: 80, height: 96 });
+    const statuses = fake.calls.filter((c) => c.method === 'POST' && c.path === `/channels/${channel}/messages` && c.files.length === 0);
+    expect(statuses.map((c) => c.body.message_reference?.message_id)).toEqual([message.id]);
+    expect(fake.calls.some((c) => JSON.stringify(c.body ?? {}).includes('ignored'))).toBe(false);
+  });
+
+  it('sends the most faithful file that fits when the result is over the upload limit, saying what and why', async () => {
+    await start();
+    // Noise does not compress: 64x64 of it passes the header check (a 4x PNG estimated at 118 kB) but the
+    // real PNG is about 155 kB, over the 140 kB the interaction allows.
+    const limit = 140_000;
+    const image = fake.attachment(await noisePng(64, 64), 'noise.png');
+    const interaction = fake.enhance(alice, image, { raw: true }, { attachmentSizeLimit: limit });
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    const [file] = final.files;
+    expect(file.bytes.length).toBeLessThanOrEqual(limit);
+    const sent = await meta(file.bytes);
+    const [, note] = final.body.content.split('\n');
+    if (sent.format === 'webp') {
+      expect(note).toMatch(/^sent as lossless WebP \([\d.]+ MB, the same pixels\): the PNG is [\d.]+ MB, over the 0\.1 MB upload limit$/);
+      expect(file.name).toBe('noise.webp');
+      expect([sent.width, sent.height]).toEqual([256, 256]);
+    } else {
+      expect(note).toMatch(new RegExp(`^sent at ${sent.width}x${sent.height} \\(\\d+% of 256x256\\)`));
+    }
+  });
+
+  it('gives a one-line reason for each bad input and keeps going', async () => {
+    const s = await start({}, {}, { limits: { maxFileBytes: 100_000, maxPixels: 1_000_000 } });
+    const reasons: Array<[string, Buffer, string, RegExp]> = [
+      ['notes.txt', Buffer.from('not a picture at all'), 'text/plain', /^\*\*notes\.txt\*\*: .*(unsupported|not|format).*/i],
+      ['empty.png', Buffer.alloc(0), 'image/png', /^\*\*empty\.png\*\*: the file is empty \(0 bytes\)$/],
+      ['cut.jpg', await truncatedJpeg(), 'image/jpeg', /^\*\*cut\.jpg\*\*: could not be enhanced: the image data is damaged or truncated/],
+      ['huge.png', await sharp({ create: { width: 1100, height: 1000, channels: 3, background: '#808080' } }).png().toBuffer(), 'image/png', /^\*\*huge\.png\*\*: the image is 1100x1000 .*over the limit/],
+      ['big.png', Buffer.alloc(150_000, 1), 'image/png', /^\*\*big\.png\*\*: the file is .* over the limit of/],
+    ];
+    for (const [name, bytes, type, reason] of reasons) {
+      const interaction = fake.enhance(alice, fake.attachment(bytes, name, type));
+      // A header that reads well but data that does not (cut.jpg) is refused when the job runs, not before.
+      const edit = await fake.waitFor((c) => isEdit(interaction)(c) && !/next in line|position|enhancing|█|░/.test(c.body.content), `the reason for ${name}`);
+      expect(edit.body.content).toMatch(reason);
+      expect(edit.body.content.split('\n')).toHaveLength(1);
+    }
+    // An unknown model (choices are only a hint to Discord's client) is refused by the queue.
+    const forged = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 7), 'forged.png'), { model: 'x9magic' });
+    expect((await fake.waitFor(isEdit(forged), 'the model reason')).body.content).toMatch(/^\*\*forged\.png\*\*: unknown model "x9magic"/);
+    // The Enhance command on a message without an image.
+    const target = fake.message({ author: bob, content: 'just words' });
+    const app = fake.interact({ person: alice, data: { id: snowflake(), name: 'Enhance', type: 3, target_id: target.id, resolved: { messages: { [target.id]: target } } } });
+    expect((await fake.waitFor(isEdit(app), 'the no-image reason')).body.content).toBe('That message has no image attached: Enhance works on a message with an image file.');
+    // A DM without an image.
+    const dm = snowflake();
+    fake.sendMessage({ author: alice, channel: dm, guild: null, content: 'hello' });
+    const hint = await fake.waitFor((c) => c.path === `/channels/${dm}/messages`, 'the DM hint');
+    expect(hint.body.content).toMatch(/^Send an image as an attachment/);
+    // Still running: the next good image is enhanced.
+    const good = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 8), 'good.png'));
+    await fake.waitFor((c) => isEdit(good)(c) && isDone(c), 'the good image');
+    expect(s.running).toBe(true);
+  });
+
+  it('retries an upload answered with 429 and delivers once', async () => {
+    await start();
+    fake.rateLimitOnce((c) => c.method === 'PATCH' && c.files.length > 0);
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 9), 'limited.png'));
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c) && c.status === 200, 'the result after the 429');
+    const uploads = fake.calls.filter((c) => isEdit(interaction)(c) && c.files.length > 0);
+    expect(uploads.map((c) => c.status)).toEqual([429, 200]);
+    expect(uploads[1]).toBe(final);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ width: 96, height: 80 });
+  });
+
+  it('cancels a running job from its Cancel button, for its owner only', async () => {
+    const s = await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 10), 'slow.png'));
+    const running = await fake.waitFor((c) => isEdit(interaction)(c) && /█|░/.test(c.body.content), 'a progress edit');
+    const button = running.body.components[0].components[0];
+    const message = { ...fake.message({ author: fake.bot, content: running.body.content }), components: running.body.components };
+    const press = (person: typeof alice) => fake.interact({ person, type: 3, message, data: { custom_id: button.custom_id, component_type: 2 } });
+    const stranger = press(bob);
+    const refused = await fake.waitFor(isFollowUp(stranger), 'the refusal');
+    expect(refused.body.flags).toBe(64);
+    expect(refused.body.content.split('\n')).toHaveLength(1);
+    const owner = press(alice);
+    expect((await fake.waitFor((c) => c.path.startsWith(`/interactions/${owner.id}/`), 'the press ack')).body.type).toBe(6);
+    const cancelled = await fake.waitFor((c) => isEdit(interaction)(c) && /cancelled/.test(c.body.content), 'the cancelled answer');
+    expect(cancelled.body.content).toMatch(/^\*\*slow\.png\*\*: cancelled/);
+    expect(cancelled.body.components).toEqual([]);
+    await s.count('job delivered', 1);
+  });
+
+  it('moves to an ordinary channel message when the interaction token has run out', async () => {
+    await start({ interactionLifetimeMs: 1 });
+    const channel = fake.guild.channel;
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 11), 'late.png'));
+    await fake.waitFor((c) => c.path.startsWith(`/interactions/${interaction.id}/`), 'the deferral');
+    const final = await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${channel}/messages/`) && isDone(c), 'the result by channel message');
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 96, height: 80 });
+    const posted = fake.calls.filter((c) => c.method === 'POST' && c.path === `/channels/${channel}/messages`);
+    expect(posted[0].body.content).toMatch(/^\*\*late\.png\*\*: /);
+    expect(final.path).toBe(`/channels/${channel}/messages/${posted[0].response.id}`);
+    // No answer went through the expired token.
+    expect(fake.calls.some((c) => isEdit(interaction)(c) && isDone(c))).toBe(false);
+  });
+
+  it('answers a job accepted before a restart after it, once', async () => {
+    let s = await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 12), 'restart.png'));
+    await s.count('job started', 1);
+    await s.until((logs) => logs.some((l) => l.msg === 'model loaded'), 'the model to load');
+    await s.stop('SIGKILL');
+    expect(fake.calls.some((c) => isEdit(interaction)(c) && isDone(c))).toBe(false);
+    s = await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    expect(s.lines('service started')[0].recovered).toBe(1);
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result after the restart', 120_000);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ width: 384, height: 384 });
+    await s.count('job delivered', 1);
+    expect(fake.calls.filter((c) => isEdit(interaction)(c) && isDone(c))).toHaveLength(1);
+  });
+
+  it('closes a job whose channel is gone and whose person closed their DMs, logged once', async () => {
+    const s = await start({ interactionLifetimeMs: 1 });
+    fake.goneChannels.add(fake.guild.channel);
+    fake.closedDms.add(alice.id);
+    fake.enhance(alice, fake.attachment(await scenePng(16, 16, 13), 'nowhere.png'));
+    const given = 'delivery given up (permanent failure): the job is closed undelivered';
+    await s.count(given, 1);
+    expect(s.lines(given)).toHaveLength(1);
+    expect(s.lines(given)[0].reason).toMatch(/^neither the channel nor a DM can be written to: Discord 403 \(50007\)/);
+    // The next job still runs and is answered.
+    fake.goneChannels.clear();
+    fake.closedDms.clear();
+    fake.enhance(alice, fake.attachment(await scenePng(16, 16, 15), 'next.png'));
+    await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${fake.guild.channel}/messages/`) && isDone(c), 'the next result');
+  });
+
+  it('never lets the bot token or an interaction token reach the log or the data folder', async () => {
+    const s = await start({}, { LOG_LEVEL: 'debug' });
+    // A failing upload: discord.js's error holds the request's address, which holds the interaction token.
+    fake.failOnce((c) => c.method === 'PATCH' && c.files.length > 0, 400, { message: 'Invalid Form Body', code: 50035 });
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 14), 'secret.png'));
+    await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c) && c.status === 200, 'the result, tried again');
+    expect(s.lines('delivery failed; trying again later')[0].reason).toBe('internal error: Discord 400 (50035): Invalid Form Body');
+    await s.count('job delivered', 1);
+    await s.stop('SIGTERM');
+    const logged = JSON.stringify(s.logs) + s.stderr.join('\n');
+    expect(logged).not.toContain(TOKEN);
+    expect(logged).not.toContain(interaction.token);
+    for (const file of walk(path.join(dir, 'data'))) {
+      const text = fs.readFileSync(file).toString('latin1');
+      expect(text.includes(TOKEN), file).toBe(false);
+      expect(text.includes(interaction.token), file).toBe(false);
+    }
+  });
 });
+
+/** Every file under `root`. */
+function walk(root: string): string[] {
+  if (!fs.existsSync(root)) return [];
+  return fs.readdirSync(root, { withFileTypes: true }).flatMap((entry) => {
+    const file = path.join(root, entry.name);
+    return entry.isDirectory() ? walk(file) : [file];
+  });
+}
+
+/** The first half of a JPEG: its header reads, its data ends early. */
+async function truncatedJpeg(): Promise<Buffer> {
+  const jpeg = await sharp(await scenePng(64, 64, 6)).jpeg().toBuffer();
+  return jpeg.subarray(0, jpeg.length >> 1);
+}
+
+/** Noise from a fixed seed: it does not compress, so its PNG is larger than the header estimate says. */
+async function noisePng(width: number, height: number): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  let seed = 12345;
+  for (let i = 0; i < raw.length; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    raw[i] = seed >> 16;
+  }
+  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}

@@ -27,6 +27,8 @@ export interface Call {
   body: any;
   files: UploadedFile[];
   status: number;
+  /** What the fake answered. */
+  response: any;
 }
 
 type Json = Record<string, any>;
@@ -71,7 +73,7 @@ export class FakeDiscord {
   /** Users whose DMs answer 403 (50007). */
   readonly closedDms = new Set<string>();
   private readonly attachments = new Map<string, { bytes: Buffer; type: string }>();
-  private readonly rateLimits: Match[] = [];
+  private readonly failures: Array<{ match: Match; status: number; body: Json }> = [];
   private readonly waiters = new Set<() => void>();
   private readonly sockets = new Set<WebSocket>();
   private readonly server: http.Server;
@@ -107,7 +109,12 @@ export class FakeDiscord {
 
   /** Answers the next call that matches with a 429 (once). */
   rateLimitOnce(match: Match): void {
-    this.rateLimits.push(match);
+    this.failOnce(match, 429, { message: 'You are being rate limited.', retry_after: 0.2, global: false });
+  }
+
+  /** Answers the next call that matches with `status` and `body` (once). */
+  failOnce(match: Match, status: number, body: Json): void {
+    this.failures.push({ match, status, body });
   }
 
   /** Resolves with the first call (from the start) that matches; fails after `timeoutMs`. */
@@ -154,6 +161,8 @@ export class FakeDiscord {
       id: snowflake(),
       type: 0,
       channel_id: fields.channel ?? this.guild.channel,
+      // Sent on MESSAGE_CREATE (discord-api-types: GatewayMessageCreateDispatchData); how a DM's channel is known.
+      channel_type: guild ? 0 : 1,
       ...(guild ? { guild_id: guild, member: { roles: [], joined_at: new Date(0).toISOString(), deaf: false, mute: false, flags: 0 } } : {}),
       author: fields.author,
       content: fields.content ?? '',
@@ -298,7 +307,7 @@ export class FakeDiscord {
       res.writeHead(file ? 200 : 404, { 'content-type': file?.type ?? 'text/plain' }).end(file?.bytes ?? 'not found');
       return;
     }
-    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200 };
+    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200, response: undefined };
     const type = req.headers['content-type'] ?? '';
     if (type.startsWith('multipart/form-data')) {
       const form = await new Request(url, { method: 'POST', headers: { 'content-type': type }, body: raw }).formData();
@@ -309,16 +318,17 @@ export class FakeDiscord {
       }
     } else if (raw.length > 0) call.body = JSON.parse(raw.toString('utf8'));
 
-    const limited = this.rateLimits.findIndex((match) => match(call));
-    const [status, answer] = limited >= 0 ? [429, null] : this.route(call);
+    const failing = this.failures.findIndex((f) => f.match(call));
+    const failure = failing >= 0 ? this.failures.splice(failing, 1)[0] : undefined;
+    const [status, answer] = failure ? [failure.status, failure.body] : this.route(call);
     call.status = status;
+    call.response = answer;
     this.calls.push(call);
     for (const wake of this.waiters) wake();
-    if (limited >= 0) {
-      this.rateLimits.splice(limited, 1);
+    if (status === 429) {
       res
         .writeHead(429, { 'content-type': 'application/json', 'retry-after': '0.2', 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset-after': '0.2', 'x-ratelimit-scope': 'user' })
-        .end(JSON.stringify({ message: 'You are being rate limited.', retry_after: 0.2, global: false }));
+        .end(JSON.stringify(answer));
       return;
     }
     if (status === 204) res.writeHead(204).end();
