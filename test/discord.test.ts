@@ -191,6 +191,64 @@ describe('discord', () => {
     expect(s.running).toBe(true);
   });
 
+  it('offers the scales that fit when the 4x PNG would be over the upload limit, and runs the one pressed', async () => {
+    await start();
+    // 64x64 at 4x: about 118 kB by the header estimate, over 100 kB; at 3x about 66 kB, which fits.
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(64, 64, 16), 'wide.png'), {}, { attachmentSizeLimit: 100_000 });
+    const offer = await fake.waitFor(isEdit(interaction), 'the offer');
+    expect(offer.body.content).toBe('**wide.png**: the 4x PNG of this 64x64 image would be over the 0.1 MB upload limit here; 3x fits:');
+    const buttons = offer.body.components[0].components;
+    expect(buttons.map((b: { label: string }) => b.label)).toEqual(['3x', '2x']);
+    const message = { ...fake.message({ author: fake.bot, content: offer.body.content }), components: offer.body.components };
+    const press = fake.interact({ person: alice, type: 3, message, data: { custom_id: buttons[0].custom_id, component_type: 2 } });
+    const update = await fake.waitFor((c) => c.path.startsWith(`/interactions/${press.id}/`), 'the press answer');
+    expect(update.body).toMatchObject({ type: 7, data: { content: '**wide.png**: 3x, queued', components: [] } });
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    expect(final.body.content).toMatch(/^\*\*wide\.png\*\*: done, 192x192 \(x4fast, 3x\)/);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 192, height: 192 });
+    expect(final.files[0].bytes.length).toBeLessThanOrEqual(100_000);
+  });
+
+  it('lists a person\'s jobs with /queue, holds them to their queued-job limit and cancels them with /cancel', async () => {
+    await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' }, { limits: { queuedPerOwner: 1 } });
+    const slow = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 17), 'slow.png'));
+    await fake.waitFor((c) => isEdit(slow)(c) && /enhancing|█/.test(c.body.content), 'the job to start');
+    const second = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 18), 'second.png'));
+    const refused = await fake.waitFor(isEdit(second), 'the limit reason');
+    expect(refused.body.content).toMatch(/^\*\*second\.png\*\*: [^\n]+$/);
+    expect(refused.body.content).not.toMatch(/internal error/);
+
+    const queue = fake.command(alice, 'queue');
+    const listed = await fake.waitFor((c) => c.path.startsWith(`/interactions/${queue.id}/`), 'the /queue answer');
+    expect(listed.body.type).toBe(4);
+    expect(listed.body.data.flags).toBe(64);
+    expect(listed.body.data.content).toMatch(/^\*\*slow\.png\*\*: (starting|`[█░]{10}` \d+%), done <t:\d+:R>$/);
+    const other = fake.command(bob, 'queue');
+    expect((await fake.waitFor((c) => c.path.startsWith(`/interactions/${other.id}/`), 'bob\'s /queue')).body.data.content).toBe('You have no images waiting or being enhanced.');
+
+    const cancel = fake.command(alice, 'cancel');
+    const done = await fake.waitFor((c) => c.path.startsWith(`/interactions/${cancel.id}/`), 'the /cancel answer');
+    expect(done.body.data.content).toBe('Cancelled: slow.png');
+    const cancelled = await fake.waitFor((c) => isEdit(slow)(c) && /cancelled/.test(c.body.content), 'the cancelled answer');
+    expect(cancelled.body.content).toMatch(/^\*\*slow\.png\*\*: cancelled/);
+  });
+
+  it('answers only the servers, channels and people on its allowlists', async () => {
+    await start({ allowedUsers: [alice.id], allowedChannels: [fake.guild.channel] });
+    const stranger = fake.enhance(bob, fake.attachment(await scenePng(16, 16, 19), 'bob.png'));
+    const refused = await fake.waitFor((c) => c.path.startsWith(`/interactions/${stranger.id}/`), 'the refusal');
+    expect(refused.body).toMatchObject({ type: 4, data: { content: 'This bot does not answer here.', flags: 64 } });
+    // Alice in a DM: not an allowed channel.
+    const dm = snowflake();
+    fake.sendMessage({ author: alice, channel: dm, guild: null, attachments: [fake.attachment(await scenePng(16, 16, 20), 'dm.png')] });
+    const no = await fake.waitFor((c) => c.path === `/channels/${dm}/messages`, 'the DM refusal');
+    expect(no.body.content).toBe('This bot does not answer here.');
+    // Alice in the allowed channel.
+    const allowed = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 21), 'alice.png'));
+    await fake.waitFor((c) => isEdit(allowed)(c) && isDone(c), 'the result');
+    expect(fake.calls.some((c) => c.files.some((f) => f.name.startsWith('bob') || f.name.startsWith('dm')))).toBe(false);
+  });
+
   it('retries an upload answered with 429 and delivers once', async () => {
     await start();
     fake.rateLimitOnce((c) => c.method === 'PATCH' && c.files.length > 0);
