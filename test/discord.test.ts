@@ -249,6 +249,16 @@ describe('discord', () => {
     expect(fake.calls.some((c) => c.files.some((f) => f.name.startsWith('bob') || f.name.startsWith('dm')))).toBe(false);
   });
 
+  it('edits the progress no more often than progressEveryMs', async () => {
+    await start({ progressEveryMs: 1500 }, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 22), 'paced.png'));
+    await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result', 120_000);
+    const bars = fake.calls.filter((c) => isEdit(interaction)(c) && /█|░/.test(c.body.content));
+    expect(bars.length).toBeGreaterThanOrEqual(1);
+    // Nine tiles, each reported; edits are spaced by the setting (less a little for the way there).
+    for (let i = 1; i < bars.length; i++) expect(bars[i].at - bars[i - 1].at).toBeGreaterThanOrEqual(1300);
+  });
+
   it('retries an upload answered with 429 and delivers once', async () => {
     await start();
     fake.rateLimitOnce((c) => c.method === 'PATCH' && c.files.length > 0);

@@ -29,6 +29,8 @@ export interface Call {
   status: number;
   /** What the fake answered. */
   response: any;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 type Json = Record<string, any>;
@@ -307,7 +309,7 @@ export class FakeDiscord {
       res.writeHead(file ? 200 : 404, { 'content-type': file?.type ?? 'text/plain' }).end(file?.bytes ?? 'not found');
       return;
     }
-    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200, response: undefined };
+    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200, response: undefined, at: Date.now() };
     const type = req.headers['content-type'] ?? '';
     if (type.startsWith('multipart/form-data')) {
       const form = await new Request(url, { method: 'POST', headers: { 'content-type': type }, body: raw }).formData();
