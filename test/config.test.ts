@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { hotfolderSection } from '../adapters/hotfolder/config.js';
+import { SECTIONS } from '../adapters/serve.js';
 import { ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, wholeNumber, type AnySection } from '../src/config.js';
 import { tempDir } from './helpers.js';
 
@@ -135,11 +136,11 @@ describe('config', () => {
 });
 
 describe('config/enhancer.example.json', () => {
-  it('lists exactly the defaults, the core\'s and the hot folder\'s', () => {
+  it('lists exactly the defaults, the core\'s and every front door\'s', () => {
     const example = path.resolve(import.meta.dirname, '..', 'config', 'enhancer.example.json');
     const keys = (o: object, prefix = ''): string[] =>
       Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v && !Array.isArray(v) && k !== 'presets' ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`]));
-    expect(keys(JSON.parse(fs.readFileSync(example, 'utf8')))).toEqual(keys(configDefaults([hotfolderSection])));
-    expect(loadConfig({ env: { ENHANCER_CONFIG: example }, root, sections: [hotfolderSection] })).toEqual(load());
+    expect(keys(JSON.parse(fs.readFileSync(example, 'utf8')))).toEqual(keys(configDefaults(SECTIONS)));
+    expect(loadConfig({ env: { ENHANCER_CONFIG: example }, root, sections: SECTIONS })).toEqual(loadConfig({ env: {}, root, sections: SECTIONS }));
   });
 });
