@@ -7,7 +7,7 @@
  * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
  * answer still reach the person, through the interaction while its token lives and by channel message after.
  */
-import { Client, GatewayIntentBits, Partials, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
+import { Client, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { fitToLimit, largestFittingScale } from '../../src/imaging/fit.js';
 import { checkFileSize, probeImage } from '../../src/imaging/input.js';
@@ -61,6 +61,8 @@ export class DiscordAdapter implements Adapter {
   private readonly log: Logger;
   private readonly secrets: Secrets;
   private readonly client: Client;
+  /** Answers go through a REST client of their own: it outlives the gateway client, which forgets the token when destroyed. */
+  private readonly rest: REST;
   private readonly answers: Answers;
   private readonly edits: StatusEdits;
   private readonly lifetimes = new Map<string, NodeJS.Timeout>();
@@ -86,7 +88,8 @@ export class DiscordAdapter implements Adapter {
       partials: [Partials.Channel],
       rest,
     });
-    this.answers = new Answers(this.client.rest, this.secrets, this.log);
+    this.rest = new REST(rest).setToken(this.config.token);
+    this.answers = new Answers(this.rest, this.secrets, this.log);
     this.edits = new StatusEdits(
       this.config.progressEveryMs,
       async (id, out) => {
@@ -111,7 +114,7 @@ export class DiscordAdapter implements Adapter {
       throw new Error(`cannot log in to Discord: ${this.secrets.reason(error)}`);
     }
     this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
-    await registerCommands(this.client.rest, this.application, this.config.guildId, models).catch((error) => {
+    await registerCommands(this.rest, this.application, this.config.guildId, models).catch((error) => {
       throw new Error(`cannot register the commands: ${this.secrets.reason(error)}`);
     });
     this.listen(queue);
@@ -180,7 +183,7 @@ export class DiscordAdapter implements Adapter {
     const progress = this.progress.get(id);
     try {
       if (token) {
-        await this.client.rest.patch(Routes.webhookMessage(reply.interaction!.application, token, '@original'), {
+        await this.rest.patch(Routes.webhookMessage(reply.interaction!.application, token, '@original'), {
           body: { content: `**${displayName(job.request.name)}**: still working; continued in a new message below`, components: [] },
           auth: false,
         });
@@ -226,7 +229,7 @@ export class DiscordAdapter implements Adapter {
       user: interaction.user.id,
       channel: interaction.channelId!,
       ...(interaction.guildId ? { guild: interaction.guildId } : {}),
-      interaction: { application: this.application, sealed: this.secrets.seal(interaction.token), expiresAt: interaction.createdTimestamp + this.config.interactionLifetimeMs },
+      interaction: { application: interaction.applicationId, sealed: this.secrets.seal(interaction.token), expiresAt: interaction.createdTimestamp + this.config.interactionLifetimeMs },
       limitBytes: uploadLimit({ interaction: interaction.attachmentSizeLimit, premiumTier: interaction.guild?.premiumTier }, this.config.uploadLimitBytes),
     };
   }
@@ -243,6 +246,7 @@ export class DiscordAdapter implements Adapter {
       ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
     };
     await this.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
+    this.answers.forget(`pre:${interaction.id}`);
   }
 
   private async onEnhanceMessage(interaction: MessageContextMenuCommandInteraction): Promise<void> {
@@ -252,6 +256,7 @@ export class DiscordAdapter implements Adapter {
     const image = firstImage(interaction.targetMessage.attachments.values());
     if (!image) return say({ content: 'That message has no image attached: Enhance works on a message with an image file.' });
     await this.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, say });
+    this.answers.forget(`pre:${interaction.id}`);
   }
 
   private async onMessage(message: Message): Promise<void> {
@@ -276,6 +281,7 @@ export class DiscordAdapter implements Adapter {
     const withMessage: DiscordReply = at ? { ...reply, channel: at.channel, message: at.message } : reply;
     if (at && at.channel !== reply.channel) delete withMessage.guild;
     await this.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, say: (out) => this.answers.edit(key, withMessage, out) });
+    this.answers.forget(key);
   }
 
   /** Downloads, checks and queues an image; any problem is one line to the person. */
@@ -293,6 +299,7 @@ export class DiscordAdapter implements Adapter {
         return;
       }
       if (fits < asked) {
+        for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
         const key = Math.random().toString(36).slice(2, 10);
         this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
         const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
