@@ -317,6 +317,29 @@ describe('discord', () => {
     expect(fake.calls.filter((c) => isEdit(interaction)(c) && isDone(c))).toHaveLength(1);
   });
 
+  it('answers in a DM when the channel cannot be written to any more', async () => {
+    await start({ interactionLifetimeMs: 1 });
+    fake.goneChannels.add(fake.guild.channel);
+    fake.enhance(alice, fake.attachment(await scenePng(24, 20, 23), 'elsewhere.png'));
+    const dm = `dm${alice.id}`;
+    const final = await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${dm}/messages/`) && isDone(c), 'the result in a DM');
+    expect(await meta(final.files[0].bytes)).toMatchObject({ width: 96, height: 80 });
+    expect(fake.calls.some((c) => c.method === 'POST' && c.path === '/users/@me/channels' && c.body.recipient_id === alice.id)).toBe(true);
+  });
+
+  it('keeps answering after the gateway connection drops (resumed by discord.js)', async () => {
+    await start();
+    fake.dropGateway();
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 60_000;
+      const check = () => (fake.resumes.length + fake.identifies.length > 1 && fake.connected > 0 ? resolve() : Date.now() > deadline ? reject(new Error('no reconnect')) : setTimeout(check, 50));
+      check();
+    });
+    expect([fake.identifies.length, fake.resumes.length]).toEqual([1, 1]);
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 24), 'after.png'));
+    await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result after the reconnect');
+  });
+
   it('closes a job whose channel is gone and whose person closed their DMs, logged once', async () => {
     const s = await start({ interactionLifetimeMs: 1 });
     fake.goneChannels.add(fake.guild.channel);

@@ -70,6 +70,8 @@ export class FakeDiscord {
   readonly guild: { id: string; channel: string; premiumTier: number };
   /** Identify payloads received on the gateway. */
   readonly identifies: Json[] = [];
+  /** Resume payloads received on the gateway. */
+  readonly resumes: Json[] = [];
   /** Channels that answer 404 Unknown Channel. */
   readonly goneChannels = new Set<string>();
   /** Users whose DMs answer 403 (50007). */
@@ -240,6 +242,16 @@ export class FakeDiscord {
     return this.interact({ person, data: { id: snowflake(), name, type: 1 } });
   }
 
+  /** Closes every gateway connection as a Discord restart would (4000: unknown error, which a client resumes after). */
+  dropGateway(): void {
+    for (const socket of this.sockets) socket.close(4000, 'unknown error');
+  }
+
+  /** Whether a client is connected to the gateway. */
+  get connected(): number {
+    return this.sockets.size;
+  }
+
   /** Sends a gateway dispatch to every connected client. */
   dispatch(t: string, d: unknown): void {
     for (const socket of this.sockets) socket.send(JSON.stringify({ op: 0, t, s: ++this.sequence, d }));
@@ -257,6 +269,10 @@ export class FakeDiscord {
     socket.on('message', (raw) => {
       const { op, d } = JSON.parse(String(raw)) as { op: number; d: Json };
       if (op === 1) socket.send(JSON.stringify({ op: 11 }));
+      else if (op === 6) {
+        this.resumes.push(d);
+        socket.send(JSON.stringify({ op: 0, t: 'RESUMED', s: ++this.sequence, d: {} }));
+      }
       else if (op === 2) {
         this.identifies.push(d);
         const ready = {
