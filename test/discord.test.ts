@@ -4,6 +4,7 @@
  * person would see: the messages and files the bot sent, in order.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -44,6 +45,7 @@ async function start(discord: object = {}, env: Record<string, string> = {}, cor
     ...env,
   });
   await service.started();
+  await service.count('discord bot ready', 1);
   return service;
 }
 
@@ -338,6 +340,40 @@ describe('discord', () => {
     expect([fake.identifies.length, fake.resumes.length]).toEqual([1, 1]);
     const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 24), 'after.png'));
     await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result after the reconnect');
+  });
+
+  it('starts while Discord cannot be reached and connects once it can', async () => {
+    // A port nothing listens on yet: the fake opens it later.
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    await fake.close();
+    fake = new FakeDiscord({ token: TOKEN });
+    service = new ServiceProcess(dir, {
+      ...withConfig(dir, { discord: { progressEveryMs: 0 } }),
+      ENHANCER_HOTFOLDER: 'false',
+      DISCORD_TOKEN: TOKEN,
+      DISCORD_APPLICATION_ID: fake.application,
+      DISCORD_API_ROOT: `http://127.0.0.1:${port}/api`,
+      DISCORD_GUILD_ID: fake.guild.id,
+    });
+    await service.started();
+    expect(service.lines('cannot reach Discord; trying again in the background').length).toBeGreaterThanOrEqual(1);
+    await fake.listen(port);
+    await service.count('discord bot ready', 1);
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 25), 'late.png'));
+    await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+  });
+
+  it('stops with one line when Discord refuses the token, without showing it', async () => {
+    const wrong = `MTIz.wrong-token.${'W'.repeat(30)}`;
+    service = new ServiceProcess(dir, { ENHANCER_HOTFOLDER: 'false', DISCORD_TOKEN: wrong, DISCORD_API_ROOT: fake.apiRoot });
+    expect((await service.exited).code).toBe(1);
+    await service.closed;
+    const said = service.stderr.join('\n');
+    expect(said).toMatch(/^error: Discord refused the bot token: check DISCORD_TOKEN/m);
+    expect(said + JSON.stringify(service.logs)).not.toContain(wrong);
   });
 
   it('closes a job whose channel is gone and whose person closed their DMs, logged once', async () => {

@@ -95,8 +95,9 @@ export class FakeDiscord {
     this.wss.on('connection', (socket) => this.connect(socket));
   }
 
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Starts serving, on `port` when given (a test that starts the bot before its Discord), else a free one. */
+  async listen(port = 0): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
   }
 
@@ -358,6 +359,9 @@ export class FakeDiscord {
   private route(call: Call): [number, unknown] {
     const { method, path } = call;
     const unknownChannel = [404, { message: 'Unknown Channel', code: 10003 }] as [number, unknown];
+    // Webhook and interaction routes are authorised by the token in their path; everything else by the bot token.
+    const byPath = /^\/(webhooks|interactions)\//.test(path);
+    if (!byPath && call.headers.authorization !== `Bot ${this.options.token}`) return [401, { message: '401: Unauthorized', code: 0 }];
     if (method === 'GET' && path === '/gateway/bot') {
       return [200, { url: `ws://127.0.0.1:${this.port}/gateway`, shards: 1, session_start_limit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 } }];
     }

@@ -7,7 +7,7 @@
  * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
  * answer still reach the person, through the interaction while its token lives and by channel message after.
  */
-import { Client, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
+import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { fitToLimit, largestFittingScale } from '../../src/imaging/fit.js';
 import { checkFileSize, probeImage } from '../../src/imaging/input.js';
@@ -71,6 +71,8 @@ export class DiscordAdapter implements Adapter {
   private readonly sent = new Map<string, Set<string>>();
   private readonly offers = new Map<string, Offer>();
   private application = '';
+  private models: string[] = [];
+  private retry?: NodeJS.Timeout;
   private queue?: EnhanceQueue;
   private stopped = false;
 
@@ -102,28 +104,49 @@ export class DiscordAdapter implements Adapter {
 
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
-    const models = (await readManifest(modelsDir())).models.map((m) => m.name);
+    this.models = (await readManifest(modelsDir())).models.map((m) => m.name);
     this.client.on('error', (error) => this.log.error({ why: this.secrets.reason(error) }, 'discord client error'));
     this.client.on('interactionCreate', (interaction) => void this.onInteraction(interaction).catch((error) => this.oops('interaction', error)));
     this.client.on('messageCreate', (message) => void this.onMessage(message).catch((error) => this.oops('message', error)));
-    const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
-    try {
-      await this.client.login(this.config.token);
-      await ready;
-    } catch (error) {
-      throw new Error(`cannot log in to Discord: ${this.secrets.reason(error)}`);
-    }
-    this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
-    await registerCommands(this.rest, this.application, this.config.guildId, models).catch((error) => {
-      throw new Error(`cannot register the commands: ${this.secrets.reason(error)}`);
-    });
+    // Answers need only REST with the token, not the gateway: recovered jobs are answered even while Discord's
+    // gateway cannot be reached.
     this.listen(queue);
     for (const job of await queue.getJobs()) if (job.request.replyTo?.adapter === this.name) this.watchLifetime(job);
+    try {
+      await this.connect();
+    } catch (error) {
+      if (refusedToken(error)) throw new EnhanceError(`Discord refused the bot token: check DISCORD_TOKEN (${this.secrets.reason(error)})`, 'options');
+      // Discord (or the network) is down: the rest of the service starts, the bot keeps trying.
+      this.log.warn({ why: this.secrets.reason(error), retryInS: 1 }, 'cannot reach Discord; trying again in the background');
+      this.reconnect(1000);
+    }
+  }
+
+  /** Logs in, waits for the gateway's ready and registers the commands (a bulk overwrite: idempotent). */
+  private async connect(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
+    await this.client.login(this.config.token);
+    await ready;
+    this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
+    await registerCommands(this.rest, this.application, this.config.guildId, this.models);
     this.log.info({ user: this.client.user!.id, application: this.application, commands: this.config.guildId ? `guild ${this.config.guildId}` : 'global' }, 'discord bot ready');
+  }
+
+  /** Tries `connect` again after `delayMs`, doubling up to five minutes, until it works or the adapter stops. */
+  private reconnect(delayMs: number): void {
+    if (this.stopped) return;
+    this.retry = setTimeout(() => {
+      this.connect().catch((error: unknown) => {
+        const next = Math.min(delayMs * 2, 300_000);
+        this.log.warn({ why: this.secrets.reason(error), retryInS: next / 1000 }, 'cannot reach Discord; trying again in the background');
+        this.reconnect(next);
+      });
+    }, delayMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retry);
     this.edits.clear();
     for (const timer of this.lifetimes.values()) clearTimeout(timer);
     await this.client.destroy();
@@ -435,6 +458,11 @@ export class DiscordAdapter implements Adapter {
     this.edits.drop(job.id);
     this.answers.forget(job.id);
   }
+}
+
+/** Discord answered 401 to the token: retrying cannot help. */
+function refusedToken(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'TokenInvalid' || (error instanceof DiscordAPIError && error.status === 401);
 }
 
 /** The first attachment that says it is an image (or has no type, which the header check settles). */
