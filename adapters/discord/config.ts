@@ -64,9 +64,9 @@ export const discordSection = defineSection({
     /** The upload limit when Discord says none (a DM, an interaction without one): 10 MiB, Discord's free limit. */
     uploadLimitBytes: wholeNumber(1, 2 ** 31),
     /**
-     * The least time between two edits of one progress message. Discord allows 5 edits in 5 seconds per
-     * message (the bucket's headers, observed) and that bucket is shared with the final answer, so 3 s keeps
-     * room for it.
+     * The least time between two edits of one progress message. Discord does not document the number (its
+     * buckets come in response headers, which discord.js waits out); the commonly reported one is 5 edits per
+     * 5 s per message, and the final answer shares it, so 3 s keeps well clear. Not measured against Discord.
      */
     progressEveryMs: wholeNumber(0, 600_000),
     /**

@@ -195,7 +195,8 @@ export class DiscordAdapter implements Adapter {
   private watchLifetime(job: Job): void {
     const reply = job.request.replyTo as DiscordReply;
     if (!reply.interaction || this.lifetimes.has(job.id)) return;
-    const timer = setTimeout(() => void this.leaveInteraction(job.id, reply), Math.max(0, reply.interaction.expiresAt - Date.now()));
+    const leave = () => void this.leaveInteraction(job.id, reply).catch((error) => this.oops('moving off the interaction', error));
+    const timer = setTimeout(leave, Math.max(0, reply.interaction.expiresAt - Date.now()));
     this.lifetimes.set(job.id, timer);
   }
 
