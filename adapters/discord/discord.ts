@@ -9,8 +9,7 @@
  */
 import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
-import { fitToLimit, largestFittingScale } from '../../src/imaging/fit.js';
-import { checkFileSize, probeImage } from '../../src/imaging/input.js';
+import { fitToLimit } from '../../src/imaging/fit.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
 import { modelsDir } from '../../src/paths.js';
@@ -18,6 +17,7 @@ import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../s
 import type { Adapter } from '../../src/service/adapter.js';
 import type { EnhanceOptions, Job } from '../../src/types.js';
 import { Answers, type DiscordReply, type Outgoing } from './answers.js';
+import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
 import { ENHANCE_MESSAGE, registerCommands } from './commands.js';
 import type { DiscordConfig } from './config.js';
 import { uploadLimit } from './limits.js';
@@ -34,25 +34,6 @@ export interface DiscordAdapterOptions {
   logger: Logger;
 }
 
-/** An image someone asked for, before it is downloaded. */
-interface Intake {
-  attachment: { url: string; name: string; size: number };
-  options: Partial<EnhanceOptions>;
-  report: boolean;
-  reply: DiscordReply;
-  /** Writes a message about this request before it is a job (a reason, a choice of scales). */
-  say: (out: Outgoing) => Promise<void>;
-}
-
-/** A request whose PNG would not fit at the asked scale, waiting for the person to pick a smaller one. */
-interface Offer {
-  intake: Intake;
-  input: Uint8Array;
-  user: string;
-  expires: number;
-}
-
-const OFFER_MS = 15 * 60_000;
 const cancelButton = (job: string) => ({ type: 1, components: [{ type: 2, style: 4, label: 'Cancel', custom_id: `cancel:${job}` }] });
 
 export class DiscordAdapter implements Adapter {
@@ -64,19 +45,19 @@ export class DiscordAdapter implements Adapter {
   /** Answers go through a REST client of their own: it outlives the gateway client, which forgets the token when destroyed. */
   private readonly rest: REST;
   private readonly answers: Answers;
+  private readonly intake: Intake;
   private readonly edits: StatusEdits;
   private readonly lifetimes = new Map<string, NodeJS.Timeout>();
   private readonly progress = new Map<string, { done: number; total: number }>();
   /** Deliveries already made, per job and step, so a retried `deliver` does not send a file twice. */
   private readonly sent = new Map<string, Set<string>>();
-  private readonly offers = new Map<string, Offer>();
   private application = '';
   private models: string[] = [];
   private retry?: NodeJS.Timeout;
   private queue?: EnhanceQueue;
   private stopped = false;
 
-  constructor(private readonly options: DiscordAdapterOptions) {
+  constructor(options: DiscordAdapterOptions) {
     this.config = options.config;
     this.log = options.logger.child({ adapter: 'discord' });
     this.secrets = new Secrets(this.config.token);
@@ -92,6 +73,7 @@ export class DiscordAdapter implements Adapter {
     });
     this.rest = new REST(rest).setToken(this.config.token);
     this.answers = new Answers(this.rest, this.secrets, this.log);
+    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue! });
     this.edits = new StatusEdits(
       this.config.progressEveryMs,
       async (id, out) => {
@@ -124,9 +106,12 @@ export class DiscordAdapter implements Adapter {
 
   /** Logs in, waits for the gateway's ready and registers the commands (a bulk overwrite: idempotent). */
   private async connect(): Promise<void> {
-    const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
-    await this.client.login(this.config.token);
-    await ready;
+    // After a failed registration the gateway is already up; logging in twice would not be.
+    if (!this.client.isReady()) {
+      const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
+      await this.client.login(this.config.token);
+      await ready;
+    }
     this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
     await registerCommands(this.rest, this.application, this.config.guildId, this.models);
     this.log.info({ user: this.client.user!.id, application: this.application, commands: this.config.guildId ? `guild ${this.config.guildId}` : 'global' }, 'discord bot ready');
@@ -269,7 +254,7 @@ export class DiscordAdapter implements Adapter {
       ...(scale ? { scale: scale as 2 | 3 | 4 } : {}),
       ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
     };
-    await this.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
+    await this.intake.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
     this.answers.forget(`pre:${interaction.id}`);
   }
 
@@ -279,7 +264,7 @@ export class DiscordAdapter implements Adapter {
     const say = (out: Outgoing) => this.answers.edit(`pre:${interaction.id}`, reply, out);
     const image = firstImage(interaction.targetMessage.attachments.values());
     if (!image) return say({ content: 'That message has no image attached: Enhance works on a message with an image file.' });
-    await this.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, say });
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, say });
     this.answers.forget(`pre:${interaction.id}`);
   }
 
@@ -304,66 +289,8 @@ export class DiscordAdapter implements Adapter {
     const at = this.answers.where(key);
     const withMessage: DiscordReply = at ? { ...reply, channel: at.channel, message: at.message } : reply;
     if (at && at.channel !== reply.channel) delete withMessage.guild;
-    await this.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, say: (out) => this.answers.edit(key, withMessage, out) });
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, say: (out) => this.answers.edit(key, withMessage, out) });
     this.answers.forget(key);
-  }
-
-  /** Downloads, checks and queues an image; any problem is one line to the person. */
-  private async accept(intake: Intake, input?: Uint8Array): Promise<void> {
-    const name = displayName(intake.attachment.name);
-    try {
-      input ??= await this.download(intake.attachment);
-      const header = await probeImage(input, this.options.maxPixels);
-      const asked = intake.options.scale ?? 4;
-      const channels = header.meta.channels ?? 3;
-      const bits = header.meta.depth === 'ushort' ? 16 : 8;
-      const fits = largestFittingScale(header.width, header.height, intake.reply.limitBytes, { channels, bits, scales: ([4, 3, 2] as const).filter((s) => s <= asked) });
-      if (fits === null) {
-        await intake.say({ content: `**${name}**: even at 2x the PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here: send a smaller image` });
-        return;
-      }
-      if (fits < asked) {
-        for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
-        const key = Math.random().toString(36).slice(2, 10);
-        this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
-        const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
-        await intake.say({
-          content: `**${name}**: the ${asked}x PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here; ${fits}x fits:`,
-          components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: `${s}x`, custom_id: `scale:${key}:${s}` })) }],
-        });
-        return;
-      }
-      await this.queue!.submit({
-        input,
-        name: intake.attachment.name,
-        options: intake.options,
-        owner: `discord:${intake.reply.user}`,
-        replyTo: intake.reply,
-        report: intake.report,
-        earlyPreview: true,
-      });
-    } catch (error) {
-      if (!(error instanceof EnhanceError)) this.log.error({ why: this.secrets.reason(error) }, 'could not take an image');
-      await intake.say({ content: `**${name}**: ${error instanceof EnhanceError ? error.message : reasonOf(new Error(this.secrets.reason(error)))}`, components: [] });
-    }
-  }
-
-  /** Downloads an attachment Discord sent, at once (its address expires); never any other address. */
-  private async download(attachment: Intake['attachment']): Promise<Uint8Array> {
-    checkFileSize(attachment.size, this.options.maxFileBytes);
-    const url = new URL(attachment.url);
-    if (!this.cdnOrigins().includes(url.origin)) throw new EnhanceError(`the attachment is not on Discord's CDN (${url.origin}), so it is not downloaded`, 'input');
-    const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(120_000) });
-    if (!response.ok) throw new EnhanceError(`the attachment could not be downloaded from Discord (HTTP ${response.status}); send it again`, 'input');
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    checkFileSize(bytes.length, this.options.maxFileBytes);
-    return bytes;
-  }
-
-  private cdnOrigins(): string[] {
-    if (this.config.cdnRoot) return [new URL(this.config.cdnRoot).origin];
-    if (this.config.apiRoot) return [new URL(this.config.apiRoot).origin];
-    return ['https://cdn.discordapp.com', 'https://media.discordapp.net'];
   }
 
   private async onQueue(interaction: ChatInputCommandInteraction): Promise<void> {
@@ -401,14 +328,13 @@ export class DiscordAdapter implements Adapter {
         await interaction.followUp({ content: error instanceof EnhanceError ? error.message : reasonOf(error), flags: 64 });
       }
     } else if (kind === 'scale') {
-      const offer = this.offers.get(id);
-      if (!offer || offer.expires < Date.now() || offer.user !== interaction.user.id) {
+      const offer = this.intake.takeOffer(id, interaction.user.id);
+      if (!offer) {
         await interaction.reply({ content: 'That choice is no longer open: send the image again.', flags: 64 });
         return;
       }
-      this.offers.delete(id);
       await interaction.update({ content: `**${displayName(offer.intake.attachment.name)}**: ${extra}x, queued`, components: [] });
-      await this.accept({ ...offer.intake, options: { ...offer.intake.options, scale: Number(extra) as 2 | 3 | 4 } }, offer.input);
+      await this.intake.accept({ ...offer.intake, options: { ...offer.intake.options, scale: Number(extra) as 2 | 3 | 4 } }, offer.input);
     }
   }
 
@@ -472,6 +398,6 @@ function firstImage(attachments: Iterable<Attachment>): Attachment | undefined {
   return undefined;
 }
 
-function attachmentOf(attachment: Attachment): Intake['attachment'] {
+function attachmentOf(attachment: Attachment): ImageRequest['attachment'] {
   return { url: attachment.url, name: attachment.name, size: attachment.size };
 }
