@@ -299,6 +299,8 @@ describe('discord', () => {
     expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 96, height: 80 });
     const posted = fake.calls.filter((c) => c.method === 'POST' && c.path === `/channels/${channel}/messages`);
     expect(posted[0].body.content).toMatch(/^\*\*late\.png\*\*: /);
+    // A reply to the interaction's own message, whose id the job kept.
+    expect(posted[0].body.message_reference).toMatchObject({ message_id: fake.originals.get(interaction.token) });
     expect(final.path).toBe(`/channels/${channel}/messages/${posted[0].response.id}`);
     // No answer went through the expired token.
     expect(fake.calls.some((c) => isEdit(interaction)(c) && isDone(c))).toBe(false);

@@ -31,6 +31,8 @@ export interface Call {
   response: any;
   /** When it arrived (ms since the epoch). */
   at: number;
+  /** The query string, without `?`. */
+  query: string;
 }
 
 type Json = Record<string, any>;
@@ -77,6 +79,8 @@ export class FakeDiscord {
   /** Users whose DMs answer 403 (50007). */
   readonly closedDms = new Set<string>();
   private readonly attachments = new Map<string, { bytes: Buffer; type: string }>();
+  /** Interaction token → the id of its own reply message. */
+  readonly originals = new Map<string, string>();
   private readonly failures: Array<{ match: Match; status: number; body: Json }> = [];
   private readonly waiters = new Set<() => void>();
   private readonly sockets = new Set<WebSocket>();
@@ -327,7 +331,7 @@ export class FakeDiscord {
       res.writeHead(file ? 200 : 404, { 'content-type': file?.type ?? 'text/plain' }).end(file?.bytes ?? 'not found');
       return;
     }
-    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200, response: undefined, at: Date.now() };
+    const call: Call = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, ''), headers: req.headers, body: undefined, files: [], status: 200, response: undefined, at: Date.now(), query: url.searchParams.toString() };
     const type = req.headers['content-type'] ?? '';
     if (type.startsWith('multipart/form-data')) {
       const form = await new Request(url, { method: 'POST', headers: { 'content-type': type }, body: raw }).formData();
@@ -370,9 +374,16 @@ export class FakeDiscord {
     if (method === 'PUT' && (m = path.match(/^\/applications\/(\d+)(?:\/guilds\/\d+)?\/commands$/))) {
       return [200, (call.body as Json[]).map((command) => ({ id: snowflake(), application_id: m![1], version: '1', ...command }))];
     }
-    if (method === 'POST' && /^\/interactions\/\d+\/[^/]+\/callback$/.test(path)) return [204, null];
+    if (method === 'POST' && (m = path.match(/^\/interactions\/(\d+)\/([^/]+)\/callback$/))) {
+      // A deferral or reply makes the interaction's own message; `with_response` asks for its id.
+      const original = snowflake();
+      this.originals.set(m[2], original);
+      if (!/with_response=true/.test(call.query)) return [204, null];
+      const { type } = call.body as Json;
+      return [200, { interaction: { id: m[1], type: 2, response_message_id: original, response_message_loading: type === 5, response_message_ephemeral: false }, resource: { type } }];
+    }
     if ((m = path.match(/^\/webhooks\/\d+\/([^/]+)(?:\/messages\/(@original|\d+))?$/))) {
-      return [200, this.echo(call, m[2] === '@original' ? `original-${m[1].slice(18, 37)}` : snowflake())];
+      return [200, this.echo(call, m[2] === '@original' ? (this.originals.get(m[1]) ?? snowflake()) : snowflake())];
     }
     if (method === 'POST' && path === '/users/@me/channels') {
       const recipient = String((call.body as Json).recipient_id);

@@ -23,6 +23,8 @@ export interface DiscordReply {
   source?: string;
   /** The bot's own status message in the channel, when it has one from the start (message flows). */
   message?: string;
+  /** The interaction's own reply (the deferred message): what a moved status message replies to. */
+  original?: string;
   /** The interaction that asked, while its token may be used. */
   interaction?: { application: string; sealed: string; expiresAt: number };
   /** The upload limit where it asked, in bytes. */
@@ -98,7 +100,7 @@ export class Answers {
         this.moved.delete(job);
       }
     }
-    const posted = await this.post(reply, out, at ? undefined : reply.source);
+    const posted = await this.post(reply, out, at ? undefined : (reply.source ?? reply.original));
     this.moved.set(job, posted);
   }
 

@@ -232,20 +232,21 @@ export class DiscordAdapter implements Adapter {
   }
 
   /** Where an interaction's answers go, with its token sealed. */
-  private interactionReply(interaction: RepliableInteraction): DiscordReply {
+  private interactionReply(interaction: RepliableInteraction, original: string | null): DiscordReply {
     return {
       adapter: 'discord',
       user: interaction.user.id,
       channel: interaction.channelId!,
       ...(interaction.guildId ? { guild: interaction.guildId } : {}),
+      ...(original ? { original } : {}),
       interaction: { application: interaction.applicationId, sealed: this.secrets.seal(interaction.token), expiresAt: interaction.createdTimestamp + this.config.interactionLifetimeMs },
       limitBytes: uploadLimit({ interaction: interaction.attachmentSizeLimit, premiumTier: interaction.guild?.premiumTier }, this.config.uploadLimitBytes),
     };
   }
 
   private async onEnhance(interaction: ChatInputCommandInteraction): Promise<void> {
-    await interaction.deferReply();
-    const reply = this.interactionReply(interaction);
+    const deferred = await interaction.deferReply({ withResponse: true });
+    const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
     const attachment = interaction.options.getAttachment('image', true);
     const model = interaction.options.getString('model');
     const scale = interaction.options.getInteger('scale');
@@ -259,8 +260,8 @@ export class DiscordAdapter implements Adapter {
   }
 
   private async onEnhanceMessage(interaction: MessageContextMenuCommandInteraction): Promise<void> {
-    await interaction.deferReply();
-    const reply = this.interactionReply(interaction);
+    const deferred = await interaction.deferReply({ withResponse: true });
+    const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
     const say = (out: Outgoing) => this.answers.edit(`pre:${interaction.id}`, reply, out);
     const image = firstImage(interaction.targetMessage.attachments.values());
     if (!image) return say({ content: 'That message has no image attached: Enhance works on a message with an image file.' });
