@@ -45,7 +45,7 @@ export function progressBar(done: number, total: number): string {
   return `\`${'█'.repeat(cells)}${'░'.repeat(10 - cells)}\` ${Math.floor(fraction * 100)}%`;
 }
 
-/** Megabytes with one decimal, as Discord's own upload messages show them. */
+/** Megabytes (10^6 bytes) with one decimal, as the core's messages (fitToLimit's notes) write them, so one answer never mixes two units. */
 export function megabytes(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
