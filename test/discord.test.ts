@@ -159,6 +159,17 @@ describe('discord', () => {
     }
   });
 
+  it('sends a smaller file when Discord refuses the first as too large, saying so', async () => {
+    await start();
+    fake.failOnce((c) => c.method === 'PATCH' && c.files.length > 0, 413, { message: 'Request entity too large', code: 40005 });
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 26), 'refused.png'));
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c) && c.status === 200, 'the smaller result');
+    const [first, second] = fake.calls.filter((c) => isEdit(interaction)(c) && c.files.length > 0);
+    expect([first.status, second]).toEqual([413, final]);
+    expect(second.files[0].bytes.length).toBeLessThanOrEqual(Math.floor(first.files[0].bytes.length * 0.75));
+    expect(final.body.content.split('\n').at(-1)).toMatch(/^Discord refused a [\d.]+ MB file here as too large, so a smaller one was sent$/);
+  });
+
   it('gives a one-line reason for each bad input and keeps going', async () => {
     const s = await start({}, {}, { limits: { maxFileBytes: 100_000, maxPixels: 1_000_000 } });
     const reasons: Array<[string, Buffer, string, RegExp]> = [

@@ -15,7 +15,7 @@ import { readManifest } from '../../src/models/manifest.js';
 import { modelsDir } from '../../src/paths.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
-import type { EnhanceOptions, Job } from '../../src/types.js';
+import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
 import { Answers, type DiscordReply, type Outgoing } from './answers.js';
 import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
 import { ENHANCE_MESSAGE, registerCommands } from './commands.js';
@@ -339,6 +339,36 @@ export class DiscordAdapter implements Adapter {
     }
   }
 
+  /**
+   * The PNG (or the most faithful file that fits) in the status message. When Discord refuses the file as too
+   * large (40005: its limit here is lower than the one it gave or the boost tier said), the file is fitted
+   * into 3/4 of the refused size, up to three times, and the answer says so.
+   */
+  private async sendResult(job: Job, result: EnhanceResult, reply: DiscordReply, step: (name: string, run: () => Promise<void>) => Promise<void>): Promise<void> {
+    const name = `**${displayName(job.request.name)}**`;
+    const png = await this.queue!.readOutput(job.id, 'png');
+    const made = `${result.output.width}x${result.output.height} (${result.options.model}, ${result.options.scale}x) in ${(result.ms.total / 1000).toFixed(1)} s`;
+    let limit = reply.limitBytes;
+    let refused = '';
+    for (let attempt = 0; ; attempt++) {
+      const fitted = await fitToLimit(png, limit);
+      const notes = [fitted?.note, refused].filter(Boolean).join('\n');
+      const content = fitted
+        ? `${name}: done, ${made}${notes ? `\n${notes}` : ''}`
+        : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(limit)} upload limit here, so no file is attached${refused ? `\n${refused}` : ''}`;
+      const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
+      try {
+        await step('result', () => this.answers.edit(job.id, reply, { content, components: [], files }));
+        return;
+      } catch (error) {
+        if (!fitted || attempt >= 3 || !(error instanceof DiscordAPIError && Number(error.code) === 40005)) throw error;
+        refused = `Discord refused a ${megabytes(fitted.bytes.length)} file here as too large, so a smaller one was sent`;
+        limit = Math.floor(fitted.bytes.length * 0.75);
+        this.log.warn({ job: job.id, refusedBytes: fitted.bytes.length, nextLimit: limit }, 'Discord refused the file as too large; fitting it into less');
+      }
+    }
+  }
+
   async deliver(job: Job, outcome: Outcome): Promise<void> {
     const reply = job.request.replyTo as DiscordReply;
     await this.edits.close(job.id);
@@ -354,14 +384,7 @@ export class DiscordAdapter implements Adapter {
     try {
       if (outcome.state === 'completed') {
         const { result } = outcome;
-        const png = await this.queue!.readOutput(job.id, 'png');
-        const fitted = await fitToLimit(png, reply.limitBytes);
-        const made = `${result.output.width}x${result.output.height} (${result.options.model}, ${result.options.scale}x) in ${(result.ms.total / 1000).toFixed(1)} s`;
-        const content = fitted
-          ? `${name}: done, ${made}${fitted.note ? `\n${fitted.note}` : ''}`
-          : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(reply.limitBytes)} upload limit here, so no file is attached`;
-        const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
-        await step('result', () => this.answers.edit(job.id, reply, { content, components: [], files }));
+        await this.sendResult(job, result, reply, step);
         const extras = [];
         if (result.outputs?.compare) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue!.readOutput(job.id, 'compare') });
         if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue!.readOutput(job.id, 'pdf') });
