@@ -54,6 +54,12 @@ interface Moved {
   message: string;
 }
 
+/**
+ * @example
+ * const answers = new Answers(rest, secrets, log);
+ * await answers.edit(job.id, reply, { content: '40%' }); // the deferred reply, or the channel message after it
+ * await answers.send(reply, { content: 'preview', files: [{ name: 'a.png', data: png }] });
+ */
 export class Answers {
   /** Per job: where its status message lives once it left the interaction (or the first one went away). */
   private readonly moved = new Map<string, Moved>();

@@ -36,6 +36,13 @@ export interface DiscordAdapterOptions {
 
 const cancelButton = (job: string) => ({ type: 1, components: [{ type: 2, style: 4, label: 'Cancel', custom_id: `cancel:${job}` }] });
 
+/**
+ * The adapter; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
+ *
+ * @example
+ * const bot = new DiscordAdapter({ config: config.sections.discord, maxFileBytes: 50e6, maxPixels: 16e6, logger });
+ * await startService(config, [bot], logger); // calls bot.start(queue): logs in, registers the commands
+ */
 export class DiscordAdapter implements Adapter {
   readonly name = 'discord';
   private readonly config: DiscordConfig;

@@ -59,6 +59,11 @@ export function cdnOrigins(config: Pick<DiscordConfig, 'cdnRoot' | 'apiRoot'>): 
   return ['https://cdn.discordapp.com', 'https://media.discordapp.net'];
 }
 
+/**
+ * @example
+ * const intake = new Intake({ maxFileBytes, maxPixels, cdnOrigins: cdnOrigins(config), secrets, logger, queue: () => queue });
+ * await intake.accept({ attachment, options: {}, report: false, reply, say }); // queued, or one line said
+ */
 export class Intake {
   private readonly offers = new Map<string, Offer>();
 
