@@ -330,6 +330,10 @@ describe('discord', () => {
     expect(await meta(final.files[0].bytes)).toMatchObject({ width: 384, height: 384 });
     await s.count('job delivered', 1);
     expect(fake.calls.filter((c) => isEdit(interaction)(c) && isDone(c))).toHaveLength(1);
+    // Registered at both starts, the same list: a bulk overwrite, idempotent.
+    const puts = fake.calls.filter((c) => c.method === 'PUT');
+    expect(puts).toHaveLength(2);
+    expect(puts[1].body).toEqual(puts[0].body);
   });
 
   it('answers in a DM when the channel cannot be written to any more', async () => {
@@ -366,15 +370,15 @@ describe('discord', () => {
     service = new ServiceProcess(dir, {
       ...withConfig(dir, { discord: { progressEveryMs: 0 } }),
       ENHANCER_HOTFOLDER: 'false',
+      // Neither an application nor a server: the id comes from READY and the commands are global.
       DISCORD_TOKEN: TOKEN,
-      DISCORD_APPLICATION_ID: fake.application,
       DISCORD_API_ROOT: `http://127.0.0.1:${port}/api`,
-      DISCORD_GUILD_ID: fake.guild.id,
     });
     await service.started();
     expect(service.lines('cannot reach Discord; trying again in the background').length).toBeGreaterThanOrEqual(1);
     await fake.listen(port);
     await service.count('discord bot ready', 1);
+    expect(fake.calls.filter((c) => c.method === 'PUT').map((c) => c.path)).toEqual([`/applications/${fake.application}/commands`]);
     const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 25), 'late.png'));
     await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
   });
