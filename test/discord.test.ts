@@ -186,6 +186,10 @@ describe('discord', () => {
       expect(edit.body.content).toMatch(reason);
       expect(edit.body.content.split('\n')).toHaveLength(1);
     }
+    // An attachment address that is not Discord's CDN is never fetched.
+    const elsewhere = { ...fake.attachment(await scenePng(16, 16, 27), 'elsewhere.png'), url: 'http://192.0.2.1/elsewhere.png' };
+    const far = fake.enhance(alice, elsewhere);
+    expect((await fake.waitFor(isEdit(far), 'the address reason')).body.content).toBe("**elsewhere.png**: the attachment is not on Discord's CDN (http://192.0.2.1), so it is not downloaded");
     // An unknown model (choices are only a hint to Discord's client) is refused by the queue.
     const forged = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 7), 'forged.png'), { model: 'x9magic' });
     expect((await fake.waitFor(isEdit(forged), 'the model reason')).body.content).toMatch(/^\*\*forged\.png\*\*: unknown model "x9magic"/);
