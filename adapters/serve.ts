@@ -10,13 +10,15 @@ import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { startService } from '../src/service/service.js';
+import { discordSection } from './discord/config.js';
+import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
 import { telegramSection } from './telegram/config.js';
 import { TelegramBot } from './telegram/telegram.js';
 
 /** Every adapter's config section: `enhancer serve` reads and checks them all. */
-export const SECTIONS = [hotfolderSection, telegramSection] as const;
+export const SECTIONS = [hotfolderSection, telegramSection, discordSection] as const;
 export type ServeConfig = Config<typeof SECTIONS>;
 
 /** The adapters the config turns on. */
@@ -41,6 +43,10 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   if (telegram.enabled && telegram.token) {
     const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
     adapters.push(new TelegramBot({ config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger }));
+  }
+  const discord = config.sections.discord;
+  if (discord.token) {
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes: config.limits.maxFileBytes, maxPixels: config.limits.maxPixels, logger }));
   }
   return adapters;
 }

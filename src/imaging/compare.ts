@@ -6,6 +6,8 @@
  * until the difference vanished, so a pair of crops of the most detailed region is shown at 1:1 instead.
  */
 import sharp from 'sharp';
+import { EnhanceError } from '../errors.js';
+import { decodeReason } from './input.js';
 import type { Region } from '../types.js';
 import { FLATTEN_BACKGROUND } from './preview.js';
 
@@ -29,13 +31,19 @@ export interface Before {
 }
 
 export async function decodeBefore(input: Uint8Array): Promise<Before> {
-  const { data, info } = await sharp(input, { limitInputPixels: false })
-    .rotate()
-    .flatten({ background: FLATTEN_BACKGROUND })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { rgb: data, width: info.width, height: info.height };
+  try {
+    const { data, info } = await sharp(input, { limitInputPixels: false })
+      .rotate()
+      .flatten({ background: FLATTEN_BACKGROUND })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { rgb: data, width: info.width, height: info.height };
+  } catch (error) {
+    // The early preview decodes here before the engine does: a damaged file must get the engine's one-line
+    // reason, not "internal error: VipsJpeg: premature end of JPEG image" (seen through the Discord bot).
+    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+  }
 }
 
 /**

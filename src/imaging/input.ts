@@ -24,7 +24,7 @@ export interface DecodedImage {
 }
 
 /** Reads sharp's error text into a reason a person understands. */
-function decodeReason(message: string): string {
+export function decodeReason(message: string): string {
   if (/unsupported image format/i.test(message)) return 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)';
   // With failOn 'warning', sharp sometimes reports only that a warning stopped it, without libvips' own text
   // (seen on the same truncated JPEG, about one run in ten): decoding warnings mean damaged data.

@@ -1,0 +1,434 @@
+/**
+ * The Discord front door: `/enhance`, the "Enhance" message command, images sent in a DM or with a mention,
+ * `/queue`, `/cancel` and a Cancel button. It needs no privileged intent: Discord sends a message's content and
+ * attachments to a bot without the Message Content intent in DMs and when the bot is mentioned, which are
+ * exactly the messages it answers.
+ *
+ * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
+ * answer still reach the person, through the interaction while its token lives and by channel message after.
+ */
+import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { fitToLimit } from '../../src/imaging/fit.js';
+import type { Logger } from '../../src/log.js';
+import { readManifest } from '../../src/models/manifest.js';
+import { modelsDir } from '../../src/paths.js';
+import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
+import type { Adapter } from '../../src/service/adapter.js';
+import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
+import { Answers, type DiscordReply, type Outgoing } from './answers.js';
+import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
+import { ENHANCE_MESSAGE, registerCommands } from './commands.js';
+import type { DiscordConfig } from './config.js';
+import { uploadLimit } from './limits.js';
+import { Secrets } from './secrets.js';
+import { StatusEdits } from './status.js';
+import { displayName, megabytes, progressBar, relativeTime, uploadName } from './text.js';
+
+export interface DiscordAdapterOptions {
+  config: DiscordConfig;
+  /** Attachments larger than this are refused without being downloaded. */
+  maxFileBytes: number;
+  /** Images with more pixels are refused from their header. */
+  maxPixels: number;
+  logger: Logger;
+}
+
+const cancelButton = (job: string) => ({ type: 1, components: [{ type: 2, style: 4, label: 'Cancel', custom_id: `cancel:${job}` }] });
+
+/**
+ * The adapter; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
+ *
+ * @example
+ * const bot = new DiscordAdapter({ config: config.sections.discord, maxFileBytes: 50e6, maxPixels: 16e6, logger });
+ * await startService(config, [bot], logger); // calls bot.start(queue): logs in, registers the commands
+ */
+export class DiscordAdapter implements Adapter {
+  readonly name = 'discord';
+  private readonly config: DiscordConfig;
+  private readonly log: Logger;
+  private readonly secrets: Secrets;
+  private readonly client: Client;
+  /** Answers go through a REST client of their own: it outlives the gateway client, which forgets the token when destroyed. */
+  private readonly rest: REST;
+  private readonly answers: Answers;
+  private readonly intake: Intake;
+  private readonly edits: StatusEdits;
+  private readonly lifetimes = new Map<string, NodeJS.Timeout>();
+  private readonly progress = new Map<string, { done: number; total: number }>();
+  /** Deliveries already made, per job and step, so a retried `deliver` does not send a file twice. */
+  private readonly sent = new Map<string, Set<string>>();
+  private application = '';
+  private models: string[] = [];
+  private retry?: NodeJS.Timeout;
+  private queue?: EnhanceQueue;
+  private stopped = false;
+
+  constructor(options: DiscordAdapterOptions) {
+    this.config = options.config;
+    this.log = options.logger.child({ adapter: 'discord' });
+    this.secrets = new Secrets(this.config.token);
+    const rest = {
+      ...(this.config.apiRoot ? { api: this.config.apiRoot.replace(/\/+$/, '') } : {}),
+      ...(this.config.cdnRoot ? { cdn: this.config.cdnRoot.replace(/\/+$/, '') } : {}),
+    };
+    this.client = new Client({
+      intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.DirectMessages],
+      // DM channels are not cached before their first message; without this their messages are dropped.
+      partials: [Partials.Channel],
+      rest,
+    });
+    this.rest = new REST(rest).setToken(this.config.token);
+    this.answers = new Answers(this.rest, this.secrets, this.log);
+    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue! });
+    this.edits = new StatusEdits(
+      this.config.progressEveryMs,
+      async (id, out) => {
+        const job = await this.queue?.getJob(id);
+        if (job) await this.answers.edit(id, job.request.replyTo as DiscordReply, out);
+      },
+      (job, error) => this.log.warn({ job, why: this.secrets.reason(error) }, 'could not update the status message'),
+    );
+  }
+
+  async start(queue: EnhanceQueue): Promise<void> {
+    this.queue = queue;
+    this.models = (await readManifest(modelsDir())).models.map((m) => m.name);
+    this.client.on('error', (error) => this.log.error({ why: this.secrets.reason(error) }, 'discord client error'));
+    this.client.on('interactionCreate', (interaction) => void this.onInteraction(interaction).catch((error) => this.oops('interaction', error)));
+    this.client.on('messageCreate', (message) => void this.onMessage(message).catch((error) => this.oops('message', error)));
+    // Answers need only REST with the token, not the gateway: recovered jobs are answered even while Discord's
+    // gateway cannot be reached.
+    this.listen(queue);
+    for (const job of await queue.getJobs()) if (job.request.replyTo?.adapter === this.name) this.watchLifetime(job);
+    try {
+      await this.connect();
+    } catch (error) {
+      if (refusedToken(error)) throw new EnhanceError(`Discord refused the bot token: check DISCORD_TOKEN (${this.secrets.reason(error)})`, 'options');
+      // Discord (or the network) is down: the rest of the service starts, the bot keeps trying.
+      this.log.warn({ why: this.secrets.reason(error), retryInS: 1 }, 'cannot reach Discord; trying again in the background');
+      this.reconnect(1000);
+    }
+  }
+
+  /** Logs in, waits for the gateway's ready and registers the commands (a bulk overwrite: idempotent). */
+  private async connect(): Promise<void> {
+    // After a failed registration the gateway is already up; logging in twice would not be.
+    if (!this.client.isReady()) {
+      const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
+      await this.client.login(this.config.token);
+      await ready;
+    }
+    this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
+    await registerCommands(this.rest, this.application, this.config.guildId, this.models);
+    this.log.info({ user: this.client.user!.id, application: this.application, commands: this.config.guildId ? `guild ${this.config.guildId}` : 'global' }, 'discord bot ready');
+  }
+
+  /** Tries `connect` again after `delayMs`, doubling up to five minutes, until it works or the adapter stops. */
+  private reconnect(delayMs: number): void {
+    if (this.stopped) return;
+    this.retry = setTimeout(() => {
+      this.connect().catch((error: unknown) => {
+        const next = Math.min(delayMs * 2, 300_000);
+        this.log.warn({ why: this.secrets.reason(error), retryInS: next / 1000 }, 'cannot reach Discord; trying again in the background');
+        this.reconnect(next);
+      });
+    }, delayMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.edits.clear();
+    for (const timer of this.lifetimes.values()) clearTimeout(timer);
+    await this.client.destroy();
+  }
+
+  private oops(where: string, error: unknown): void {
+    this.log.error({ where, why: this.secrets.reason(error) }, 'discord handler failed');
+  }
+
+  /** Status messages from the queue's events about this adapter's jobs. */
+  private listen(queue: EnhanceQueue): void {
+    const events = queue.events(this.name);
+    const name = (job: Job) => `**${displayName(job.request.name)}**`;
+    events.on('queued', (job, { position, etaMs }) => {
+      this.watchLifetime(job);
+      const where = position <= 1 ? 'next in line' : `position ${position} in the queue`;
+      this.edits.show(job.id, { content: `${name(job)}: ${where}, done ${relativeTime(etaMs)}`, components: [cancelButton(job.id)] }, true);
+    });
+    events.on('started', (job) => {
+      const { model, scale } = job.request.options;
+      this.edits.show(job.id, { content: `${name(job)}: enhancing (${model}, ${scale}x)…`, components: [cancelButton(job.id)] }, true);
+    });
+    events.on('progress', (job, p) => {
+      this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
+      this.edits.show(job.id, { content: `${name(job)}: ${progressBar(p.tilesDone, p.tilesTotal)}, done ${relativeTime(p.etaMs)}`, components: [cancelButton(job.id)] });
+    });
+    events.on('preview', (job) => {
+      void this.sendPreview(job).catch((error) => this.log.warn({ job: job.id, why: this.secrets.reason(error) }, 'could not send the early preview'));
+    });
+  }
+
+  private async sendPreview(job: Job): Promise<void> {
+    const png = await this.queue!.readOutput(job.id, 'early');
+    const reply = job.request.replyTo as DiscordReply;
+    if (png.length > reply.limitBytes) return;
+    await this.answers.send(reply, {
+      content: `**${displayName(job.request.name)}**: early preview, a detail of the result at full size`,
+      files: [{ name: uploadName(job.request.name, 'png', '.early'), data: png }],
+    });
+  }
+
+  /**
+   * Before the interaction's token stops being used, the status message moves to an ordinary channel message,
+   * so a long job (a large image on a CPU) still shows progress and gets its answer.
+   */
+  private watchLifetime(job: Job): void {
+    const reply = job.request.replyTo as DiscordReply;
+    if (!reply.interaction || this.lifetimes.has(job.id)) return;
+    const leave = () => void this.leaveInteraction(job.id, reply).catch((error) => this.oops('moving off the interaction', error));
+    const timer = setTimeout(leave, Math.max(0, reply.interaction.expiresAt - Date.now()));
+    this.lifetimes.set(job.id, timer);
+  }
+
+  private async leaveInteraction(id: string, reply: DiscordReply): Promise<void> {
+    const job = await this.queue?.getJob(id);
+    if (!job || job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled' || this.stopped) return;
+    const token = this.secrets.open(reply.interaction!.sealed);
+    const progress = this.progress.get(id);
+    try {
+      if (token) {
+        await this.rest.patch(Routes.webhookMessage(reply.interaction!.application, token, '@original'), {
+          body: { content: `**${displayName(job.request.name)}**: still working; continued in a new message below`, components: [] },
+          auth: false,
+        });
+      }
+    } catch (error) {
+      this.log.info({ job: id, why: this.secrets.reason(error) }, 'could not note the move on the interaction reply');
+    }
+    const bar = progress ? progressBar(progress.done, progress.total) : 'waiting';
+    const eta = job.etaMs > 0 ? `, done ${relativeTime(job.etaMs)}` : '';
+    this.edits.show(id, { content: `**${displayName(job.request.name)}**: ${bar}${eta}`, components: [cancelButton(id)] }, true);
+    this.log.info({ job: id }, 'interaction token lifetime over: answering by channel message');
+  }
+
+  private allowed(guild: string | null, channel: string | null, user: string): boolean {
+    const { allowedGuilds, allowedChannels, allowedUsers } = this.config;
+    if (allowedUsers.length > 0 && !allowedUsers.includes(user)) return false;
+    if (allowedGuilds.length > 0 && (!guild || !allowedGuilds.includes(guild))) return false;
+    if (allowedChannels.length > 0 && (!channel || !allowedChannels.includes(channel))) return false;
+    return true;
+  }
+
+  private async onInteraction(interaction: Interaction): Promise<void> {
+    if (!interaction.isRepliable()) return;
+    if (!this.allowed(interaction.guildId, interaction.channelId, interaction.user.id)) {
+      await interaction.reply({ content: 'This bot does not answer here.', flags: 64 });
+      return;
+    }
+    if (interaction.isChatInputCommand()) {
+      if (interaction.commandName === 'enhance') return this.onEnhance(interaction);
+      if (interaction.commandName === 'queue') return this.onQueue(interaction);
+      if (interaction.commandName === 'cancel') return this.onCancelAll(interaction);
+    } else if (interaction.isMessageContextMenuCommand() && interaction.commandName === ENHANCE_MESSAGE) {
+      return this.onEnhanceMessage(interaction);
+    } else if (interaction.isButton()) {
+      return this.onButton(interaction);
+    }
+  }
+
+  /** Where an interaction's answers go, with its token sealed. */
+  private interactionReply(interaction: RepliableInteraction, original: string | null): DiscordReply {
+    return {
+      adapter: 'discord',
+      user: interaction.user.id,
+      channel: interaction.channelId!,
+      ...(interaction.guildId ? { guild: interaction.guildId } : {}),
+      ...(original ? { original } : {}),
+      interaction: { application: interaction.applicationId, sealed: this.secrets.seal(interaction.token), expiresAt: interaction.createdTimestamp + this.config.interactionLifetimeMs },
+      limitBytes: uploadLimit({ interaction: interaction.attachmentSizeLimit, premiumTier: interaction.guild?.premiumTier }, this.config.uploadLimitBytes),
+    };
+  }
+
+  private async onEnhance(interaction: ChatInputCommandInteraction): Promise<void> {
+    const deferred = await interaction.deferReply({ withResponse: true });
+    const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
+    const attachment = interaction.options.getAttachment('image', true);
+    const model = interaction.options.getString('model');
+    const scale = interaction.options.getInteger('scale');
+    const options: Partial<EnhanceOptions> = {
+      ...(model ? { model } : {}),
+      ...(scale ? { scale: scale as 2 | 3 | 4 } : {}),
+      ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
+    };
+    await this.intake.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
+    this.answers.forget(`pre:${interaction.id}`);
+  }
+
+  private async onEnhanceMessage(interaction: MessageContextMenuCommandInteraction): Promise<void> {
+    const deferred = await interaction.deferReply({ withResponse: true });
+    const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
+    const say = (out: Outgoing) => this.answers.edit(`pre:${interaction.id}`, reply, out);
+    const image = firstImage(interaction.targetMessage.attachments.values());
+    if (!image) return say({ content: 'That message has no image attached: Enhance works on a message with an image file.' });
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, say });
+    this.answers.forget(`pre:${interaction.id}`);
+  }
+
+  private async onMessage(message: Message): Promise<void> {
+    if (message.author.bot || this.stopped) return;
+    const dm = message.guildId === null;
+    if (!dm && !message.mentions.users.has(this.client.user!.id)) return;
+    const base = { adapter: 'discord' as const, user: message.author.id, channel: message.channelId, ...(message.guildId ? { guild: message.guildId } : {}), source: message.id };
+    const reply: DiscordReply = { ...base, limitBytes: uploadLimit({ premiumTier: message.guild?.premiumTier }, this.config.uploadLimitBytes) };
+    const key = `msg:${message.id}`;
+    if (!this.allowed(message.guildId, message.channelId, message.author.id)) {
+      await this.answers.send(reply, { content: 'This bot does not answer here.' });
+      return;
+    }
+    const image = firstImage(message.attachments.values());
+    if (!image) {
+      await this.answers.send(reply, { content: 'Send an image as an attachment (PNG, JPEG, WebP, GIF, TIFF or AVIF) and I will enhance it 4x.' });
+      return;
+    }
+    // The status message first: every later word about this image edits it.
+    await this.answers.edit(key, reply, { content: `**${displayName(image.name)}**: downloading…` });
+    const at = this.answers.where(key);
+    const withMessage: DiscordReply = at ? { ...reply, channel: at.channel, message: at.message } : reply;
+    if (at && at.channel !== reply.channel) delete withMessage.guild;
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, say: (out) => this.answers.edit(key, withMessage, out) });
+    this.answers.forget(key);
+  }
+
+  private async onQueue(interaction: ChatInputCommandInteraction): Promise<void> {
+    const jobs = await this.queue!.getJobs(`discord:${interaction.user.id}`);
+    const lines = jobs.map((job) => {
+      const p = this.progress.get(job.id);
+      const state = job.state === 'active' ? (p ? progressBar(p.done, p.total) : 'starting') : `position ${job.position}`;
+      return `**${displayName(job.request.name)}**: ${state}, done ${relativeTime(job.etaMs)}`;
+    });
+    await interaction.reply({ content: lines.length > 0 ? lines.join('\n') : 'You have no images waiting or being enhanced.', flags: 64, allowedMentions: { parse: [] } });
+  }
+
+  private async onCancelAll(interaction: ChatInputCommandInteraction): Promise<void> {
+    const owner = `discord:${interaction.user.id}`;
+    const jobs = await this.queue!.getJobs(owner);
+    const cancelled: string[] = [];
+    for (const job of jobs) {
+      try {
+        await this.queue!.cancel(job.id, owner);
+        cancelled.push(displayName(job.request.name));
+      } catch (error) {
+        if (!(error instanceof EnhanceError)) throw error;
+      }
+    }
+    await interaction.reply({ content: cancelled.length > 0 ? `Cancelled: ${cancelled.join(', ')}` : 'You have no images waiting or being enhanced.', flags: 64, allowedMentions: { parse: [] } });
+  }
+
+  private async onButton(interaction: ButtonInteraction): Promise<void> {
+    const [kind, id, extra] = interaction.customId.split(':');
+    if (kind === 'cancel') {
+      await interaction.deferUpdate();
+      try {
+        await this.queue!.cancel(id, `discord:${interaction.user.id}`);
+      } catch (error) {
+        await interaction.followUp({ content: error instanceof EnhanceError ? error.message : reasonOf(error), flags: 64 });
+      }
+    } else if (kind === 'scale') {
+      const offer = this.intake.takeOffer(id, interaction.user.id);
+      if (!offer) {
+        await interaction.reply({ content: 'That choice is no longer open: send the image again.', flags: 64 });
+        return;
+      }
+      await interaction.update({ content: `**${displayName(offer.intake.attachment.name)}**: ${extra}x, queued`, components: [] });
+      await this.intake.accept({ ...offer.intake, options: { ...offer.intake.options, scale: Number(extra) as 2 | 3 | 4 } }, offer.input);
+    }
+  }
+
+  /**
+   * The PNG (or the most faithful file that fits) in the status message. When Discord refuses the file as too
+   * large (40005: its limit here is lower than the one it gave or the boost tier said), the file is fitted
+   * into 3/4 of the refused size, up to three times, and the answer says so.
+   */
+  private async sendResult(job: Job, result: EnhanceResult, reply: DiscordReply, step: (name: string, run: () => Promise<void>) => Promise<void>): Promise<void> {
+    const name = `**${displayName(job.request.name)}**`;
+    const png = await this.queue!.readOutput(job.id, 'png');
+    const made = `${result.output.width}x${result.output.height} (${result.options.model}, ${result.options.scale}x) in ${(result.ms.total / 1000).toFixed(1)} s`;
+    let limit = reply.limitBytes;
+    let refused = '';
+    for (let attempt = 0; ; attempt++) {
+      const fitted = await fitToLimit(png, limit);
+      const notes = [fitted?.note, refused].filter(Boolean).join('\n');
+      const content = fitted
+        ? `${name}: done, ${made}${notes ? `\n${notes}` : ''}`
+        : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(limit)} upload limit here, so no file is attached${refused ? `\n${refused}` : ''}`;
+      const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
+      try {
+        await step('result', () => this.answers.edit(job.id, reply, { content, components: [], files }));
+        return;
+      } catch (error) {
+        if (!fitted || attempt >= 3 || !(error instanceof DiscordAPIError && Number(error.code) === 40005)) throw error;
+        refused = `Discord refused a ${megabytes(fitted.bytes.length)} file here as too large, so a smaller one was sent`;
+        limit = Math.floor(fitted.bytes.length * 0.75);
+        this.log.warn({ job: job.id, refusedBytes: fitted.bytes.length, nextLimit: limit }, 'Discord refused the file as too large; fitting it into less');
+      }
+    }
+  }
+
+  async deliver(job: Job, outcome: Outcome): Promise<void> {
+    const reply = job.request.replyTo as DiscordReply;
+    await this.edits.close(job.id);
+    clearTimeout(this.lifetimes.get(job.id));
+    const steps = this.sent.get(job.id) ?? new Set<string>();
+    this.sent.set(job.id, steps);
+    const step = async (name: string, run: () => Promise<void>) => {
+      if (steps.has(name)) return;
+      await run();
+      steps.add(name);
+    };
+    const name = `**${displayName(job.request.name)}**`;
+    try {
+      if (outcome.state === 'completed') {
+        const { result } = outcome;
+        await this.sendResult(job, result, reply, step);
+        const extras = [];
+        if (result.outputs?.compare) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue!.readOutput(job.id, 'compare') });
+        if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue!.readOutput(job.id, 'pdf') });
+        const fitting = extras.filter((file) => file.data.length <= reply.limitBytes);
+        if (fitting.length > 0) {
+          const what = fitting.map((f) => (f.name.endsWith('.pdf') ? 'the PDF summary' : 'before and after')).join(', ');
+          await step('extras', () => this.answers.send(reply, { content: `${name}: ${what}`, files: fitting }));
+        }
+      } else if (outcome.state === 'failed') {
+        await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: could not be enhanced: ${outcome.reason}`, components: [] }));
+      } else {
+        await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: cancelled (${outcome.reason})`, components: [] }));
+      }
+    } catch (error) {
+      if (error instanceof PermanentDeliveryError) throw error;
+      // The queue logs this; Discord's errors carry the request's address, which holds the interaction token.
+      throw new Error(this.secrets.reason(error));
+    }
+    this.sent.delete(job.id);
+    this.progress.delete(job.id);
+    this.lifetimes.delete(job.id);
+    this.edits.drop(job.id);
+    this.answers.forget(job.id);
+  }
+}
+
+/** Discord answered 401 to the token: retrying cannot help. */
+function refusedToken(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'TokenInvalid' || (error instanceof DiscordAPIError && error.status === 401);
+}
+
+/** The first attachment that says it is an image (or has no type, which the header check settles). */
+function firstImage(attachments: Iterable<Attachment>): Attachment | undefined {
+  for (const attachment of attachments) if (!attachment.contentType || attachment.contentType.startsWith('image/')) return attachment;
+  return undefined;
+}
+
+function attachmentOf(attachment: Attachment): ImageRequest['attachment'] {
+  return { url: attachment.url, name: attachment.name, size: attachment.size };
+}

@@ -1,0 +1,131 @@
+/**
+ * Taking an image in: the attachment Discord sent is downloaded at once (its address expires) and only from
+ * Discord's CDN, its header is checked, and before anything is queued the PNG's size at the asked scale is
+ * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons);
+ * any problem is one line to them.
+ */
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { largestFittingScale } from '../../src/imaging/fit.js';
+import { checkFileSize, probeImage } from '../../src/imaging/input.js';
+import type { Logger } from '../../src/log.js';
+import type { EnhanceQueue } from '../../src/queue/queue.js';
+import type { EnhanceOptions } from '../../src/types.js';
+import type { DiscordReply, Outgoing } from './answers.js';
+import type { DiscordConfig } from './config.js';
+import type { Secrets } from './secrets.js';
+import { displayName, megabytes } from './text.js';
+
+/** An image someone asked for, before it is downloaded. */
+export interface ImageRequest {
+  attachment: { url: string; name: string; size: number };
+  options: Partial<EnhanceOptions>;
+  report: boolean;
+  reply: DiscordReply;
+  /** Writes a message about this request before it is a job (a reason, a choice of scales). */
+  say: (out: Outgoing) => Promise<void>;
+}
+
+/** A request whose PNG would not fit at the asked scale, waiting for the person to pick a smaller one. */
+export interface Offer {
+  intake: ImageRequest;
+  input: Uint8Array;
+  user: string;
+  expires: number;
+}
+
+const OFFER_MS = 15 * 60_000;
+
+export interface IntakeOptions {
+  /** Attachments larger than this are refused without being downloaded. */
+  maxFileBytes: number;
+  /** Images with more pixels are refused from their header. */
+  maxPixels: number;
+  /** The only origins attachments are downloaded from. */
+  cdnOrigins: readonly string[];
+  secrets: Secrets;
+  logger: Logger;
+  queue: () => EnhanceQueue;
+}
+
+/**
+ * Where attachments may come from: the configured CDN, else the `apiRoot`'s server (tests), else Discord's.
+ *
+ * @example
+ * cdnOrigins({ cdnRoot: '', apiRoot: '' }); // ['https://cdn.discordapp.com', 'https://media.discordapp.net']
+ */
+export function cdnOrigins(config: Pick<DiscordConfig, 'cdnRoot' | 'apiRoot'>): string[] {
+  if (config.cdnRoot) return [new URL(config.cdnRoot).origin];
+  if (config.apiRoot) return [new URL(config.apiRoot).origin];
+  return ['https://cdn.discordapp.com', 'https://media.discordapp.net'];
+}
+
+/**
+ * @example
+ * const intake = new Intake({ maxFileBytes, maxPixels, cdnOrigins: cdnOrigins(config), secrets, logger, queue: () => queue });
+ * await intake.accept({ attachment, options: {}, report: false, reply, say }); // queued, or one line said
+ */
+export class Intake {
+  private readonly offers = new Map<string, Offer>();
+
+  constructor(private readonly deps: IntakeOptions) {}
+
+  /** The offer behind a scale button, once, for the person it was made to while it is open. */
+  takeOffer(key: string, user: string): Offer | undefined {
+    const offer = this.offers.get(key);
+    if (!offer || offer.expires < Date.now() || offer.user !== user) return undefined;
+    this.offers.delete(key);
+    return offer;
+  }
+
+  /** Downloads, checks and queues an image; any problem is one line to the person. */
+  async accept(intake: ImageRequest, input?: Uint8Array): Promise<void> {
+    const name = displayName(intake.attachment.name);
+    try {
+      input ??= await this.download(intake.attachment);
+      const header = await probeImage(input, this.deps.maxPixels);
+      const asked = intake.options.scale ?? 4;
+      const channels = header.meta.channels ?? 3;
+      const bits = header.meta.depth === 'ushort' ? 16 : 8;
+      const fits = largestFittingScale(header.width, header.height, intake.reply.limitBytes, { channels, bits, scales: ([4, 3, 2] as const).filter((s) => s <= asked) });
+      if (fits === null) {
+        await intake.say({ content: `**${name}**: even at 2x the PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here: send a smaller image` });
+        return;
+      }
+      if (fits < asked) {
+        for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
+        const key = Math.random().toString(36).slice(2, 10);
+        this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
+        const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
+        await intake.say({
+          content: `**${name}**: the ${asked}x PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here; ${fits}x fits:`,
+          components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: `${s}x`, custom_id: `scale:${key}:${s}` })) }],
+        });
+        return;
+      }
+      await this.deps.queue().submit({
+        input,
+        name: intake.attachment.name,
+        options: intake.options,
+        owner: `discord:${intake.reply.user}`,
+        replyTo: intake.reply,
+        report: intake.report,
+        earlyPreview: true,
+      });
+    } catch (error) {
+      if (!(error instanceof EnhanceError)) this.deps.logger.error({ why: this.deps.secrets.reason(error) }, 'could not take an image');
+      await intake.say({ content: `**${name}**: ${error instanceof EnhanceError ? error.message : reasonOf(new Error(this.deps.secrets.reason(error)))}`, components: [] });
+    }
+  }
+
+  /** Downloads an attachment Discord sent, at once (its address expires); never any other address. */
+  private async download(attachment: ImageRequest['attachment']): Promise<Uint8Array> {
+    checkFileSize(attachment.size, this.deps.maxFileBytes);
+    const url = new URL(attachment.url);
+    if (!this.deps.cdnOrigins.includes(url.origin)) throw new EnhanceError(`the attachment is not on Discord's CDN (${url.origin}), so it is not downloaded`, 'input');
+    const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(120_000) });
+    if (!response.ok) throw new EnhanceError(`the attachment could not be downloaded from Discord (HTTP ${response.status}); send it again`, 'input');
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    checkFileSize(bytes.length, this.deps.maxFileBytes);
+    return bytes;
+  }
+}
