@@ -46,7 +46,8 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   }
   const discord = config.sections.discord;
   if (discord.token) {
-    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes: config.limits.maxFileBytes, maxPixels: config.limits.maxPixels, logger }));
+    const { maxPixels, maxFileBytes } = config.limits;
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), logger }));
   }
   return adapters;
 }

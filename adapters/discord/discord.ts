@@ -15,6 +15,7 @@ import { readManifest } from '../../src/models/manifest.js';
 import { modelsDir } from '../../src/paths.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
+import { SentNotes } from '../../src/service/sent-notes.js';
 import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
 import { Answers, type DiscordReply, type Outgoing } from './answers.js';
 import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
@@ -31,6 +32,8 @@ export interface DiscordAdapterOptions {
   maxFileBytes: number;
   /** Images with more pixels are refused from their header. */
   maxPixels: number;
+  /** Where the adapter notes what it has sent of each answer, e.g. `<data>/discord`. */
+  stateDir: string;
   logger: Logger;
 }
 
@@ -57,7 +60,8 @@ export class DiscordAdapter implements Adapter {
   private readonly lifetimes = new Map<string, NodeJS.Timeout>();
   private readonly progress = new Map<string, { done: number; total: number }>();
   /** Deliveries already made, per job and step, so a retried `deliver` does not send a file twice. */
-  private readonly sent = new Map<string, Set<string>>();
+  /** What was sent of each answer, on disk: a delivery tried again, even after a restart, sends each part once. */
+  private readonly notes: SentNotes;
   private application = '';
   private models: string[] = [];
   private retry?: NodeJS.Timeout;
@@ -68,6 +72,7 @@ export class DiscordAdapter implements Adapter {
     this.config = options.config;
     this.log = options.logger.child({ adapter: 'discord' });
     this.secrets = new Secrets(this.config.token);
+    this.notes = new SentNotes(options.stateDir);
     const rest = {
       ...(this.config.apiRoot ? { api: this.config.apiRoot.replace(/\/+$/, '') } : {}),
       ...(this.config.cdnRoot ? { cdn: this.config.cdnRoot.replace(/\/+$/, '') } : {}),
@@ -94,6 +99,9 @@ export class DiscordAdapter implements Adapter {
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
     this.models = (await readManifest(modelsDir())).models.map((m) => m.name);
+    await this.notes.open();
+    // Notes of jobs closed while the service was down.
+    await this.notes.prune(async (id) => (await queue.getJob(id)) !== undefined);
     this.client.on('error', (error) => this.log.error({ why: this.secrets.reason(error) }, 'discord client error'));
     this.client.on('interactionCreate', (interaction) => void this.onInteraction(interaction).catch((error) => this.oops('interaction', error)));
     this.client.on('messageCreate', (message) => void this.onMessage(message).catch((error) => this.oops('message', error)));
@@ -168,6 +176,9 @@ export class DiscordAdapter implements Adapter {
     events.on('preview', (job) => {
       void this.sendPreview(job).catch((error) => this.log.warn({ job: job.id, why: this.secrets.reason(error) }, 'could not send the early preview'));
     });
+    // Closed for good: deliver() is not asked again, so its note of what was sent can go.
+    events.on('delivered', (job) => void this.notes.forget(job.id));
+    events.on('undelivered', (job, info) => info.retryInMs === null && void this.notes.forget(job.id));
   }
 
   private async sendPreview(job: Job): Promise<void> {
@@ -380,13 +391,7 @@ export class DiscordAdapter implements Adapter {
     const reply = job.request.replyTo as DiscordReply;
     await this.edits.close(job.id);
     clearTimeout(this.lifetimes.get(job.id));
-    const steps = this.sent.get(job.id) ?? new Set<string>();
-    this.sent.set(job.id, steps);
-    const step = async (name: string, run: () => Promise<void>) => {
-      if (steps.has(name)) return;
-      await run();
-      steps.add(name);
-    };
+    const step = (name: string, run: () => Promise<void>) => this.notes.once(job.id, name, run);
     const name = `**${displayName(job.request.name)}**`;
     try {
       if (outcome.state === 'completed') {
@@ -410,7 +415,6 @@ export class DiscordAdapter implements Adapter {
       // The queue logs this; Discord's errors carry the request's address, which holds the interaction token.
       throw new Error(this.secrets.reason(error));
     }
-    this.sent.delete(job.id);
     this.progress.delete(job.id);
     this.lifetimes.delete(job.id);
     this.edits.drop(job.id);

@@ -9,7 +9,7 @@ import { GrammyError, InputFile, type Api } from 'grammy';
 import { fitToLimit } from '../../src/imaging/fit.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Job } from '../../src/types.js';
-import type { SentNotes } from './notes.js';
+import type { SentNotes } from '../../src/service/sent-notes.js';
 import { replyParams, type TelegramReply } from './reply.js';
 import { safeError, safeReason } from './secret.js';
 import type { StatusEditor } from './status-editor.js';

@@ -7,7 +7,7 @@
  * Updates of different chats are handled at once, each chat's in order (grammY runner + sequentialize); 429s and
  * server errors are retried by auto-retry. Everything a job needs to be answered (chat, image message, status
  * message) is in its `replyTo`, stored with it, so a restart loses nothing. The answer itself is answer.ts; what
- * of it was sent is noted (notes.ts), so a delivery tried again never sends a file twice.
+ * of it was sent is noted (src/service/sent-notes.ts), so a delivery tried again never sends a file twice.
  */
 import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
@@ -26,7 +26,7 @@ import { deliverAnswer } from './answer.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import { serverLimits, type TelegramConfig } from './config.js';
 import { downloadFile } from './download.js';
-import { SentNotes } from './notes.js';
+import { SentNotes } from '../../src/service/sent-notes.js';
 import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
 import { safeReason } from './secret.js';
 import { StatusEditor } from './status-editor.js';

@@ -1,17 +1,16 @@
 /**
- * What has been sent of each job's answer, in `<data>/telegram/<job>.json`, so that a delivery tried again (after
- * a failure, or a restart between two uploads) sends each file once. A note goes when its job is closed.
+ * What a front door has sent of each job's answer, in `<state dir>/<job>.json`, so that a delivery tried again
+ * (after a failure, or a restart between two uploads) sends each part once: the queue retries `deliver` as a
+ * whole. A note goes when its job is closed (the door hears `delivered`, or `undelivered` with no retry).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomic } from '../../src/files.js';
-import { JOB_ID } from '../../src/queue/spool.js';
-
-/** The parts of an answer, noted as they are sent. */
-export type Step = 'early' | 'png' | 'compare' | 'pdf';
+import { writeAtomic } from '../files.js';
+import { JOB_ID } from '../queue/spool.js';
 
 interface Note {
-  sent: Step[];
+  /** The parts sent so far, named by the door (`png`, `compare`, …). */
+  sent: string[];
   /** What the PNG step had to say (a file fitted to the upload limit), for the status message of a later try. */
   remark?: string;
 }
@@ -29,7 +28,7 @@ export class SentNotes {
   }
 
   /** Runs `send` unless the note says `step` was done; `send` may hand back a remark to keep. */
-  async once(job: string, step: Step, send: () => Promise<string | void>): Promise<void> {
+  async once(job: string, step: string, send: () => Promise<string | void>): Promise<void> {
     const note = await this.read(job);
     if (note.sent.includes(step)) return;
     const remark = await send();
