@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Changes } from './changes.js';
 
 /** An uploaded file, as the server received it. */
 export interface Upload {
@@ -61,7 +62,7 @@ export class FakeBotApi {
   /** Every message in every chat, by `chat:id`, for replies and callback queries. */
   private readonly messages = new Map<string, any>();
   private readonly failures: Failure[] = [];
-  private readonly waiters = new Set<() => void>();
+  private readonly changes = new Changes();
   private port = 0;
 
   constructor(readonly token: string) {
@@ -91,21 +92,10 @@ export class FakeBotApi {
 
   /** Resolves with the first call that passes `test` (including those already made); fails after `timeoutMs`. */
   async waitFor(test: (call: ApiCall) => boolean, what: string, timeoutMs = 60_000): Promise<ApiCall> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.calls.find((c) => c.status === 200 && test(c));
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls: ${this.calls.map((c) => `${c.method}:${c.status}`).join(' ')}`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.waiters.delete(wake);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(wake, 250);
-        this.waiters.add(wake);
-      });
-    }
+    return this.changes.until(() => this.calls.find((c) => c.status === 200 && test(c)), {
+      what: () => `${what}; calls: ${this.calls.map((c) => `${c.method}:${c.status}`).join(' ')}`,
+      timeoutMs,
+    });
   }
 
   /** Answers the next call of `method` with an error, once. */
@@ -197,7 +187,7 @@ export class FakeBotApi {
   }
 
   private wake(): void {
-    for (const wake of this.waiters) wake();
+    this.changes.notify();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -271,7 +261,7 @@ export class FakeBotApi {
     const ready = () => this.updates.filter((u) => u.update_id >= offset).slice(0, limit);
     if (ready().length || !Number(params.timeout)) return reply(ready());
     const done = () => {
-      this.waiters.delete(check);
+      unsubscribe();
       clearTimeout(timer);
     };
     const check = () => {
@@ -283,7 +273,7 @@ export class FakeBotApi {
       done();
       reply([]);
     }, Number(params.timeout) * 1000);
-    this.waiters.add(check);
+    const unsubscribe = this.changes.subscribe(check);
     req.socket.once('close', done);
   }
 

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Changes } from './changes.js';
 
 /** A file uploaded with a call. */
 export interface UploadedFile {
@@ -82,7 +83,7 @@ export class FakeDiscord {
   /** Interaction token → the id of its own reply message. */
   readonly originals = new Map<string, string>();
   private readonly failures: Array<{ match: Match; status: number; body: Json }> = [];
-  private readonly waiters = new Set<() => void>();
+  private readonly changes = new Changes();
   private readonly sockets = new Set<WebSocket>();
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
@@ -134,21 +135,13 @@ export class FakeDiscord {
 
   /** Resolves once `n` calls match, with them. */
   async waitForCount(match: Match, n: number, what: string, timeoutMs = 60_000): Promise<Call[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.calls.filter(match);
-      if (found.length >= n) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls: ${this.calls.map((c) => `${c.method} ${c.path} ${c.status}`).join(' | ')}`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.waiters.delete(wake);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(wake, 250);
-        this.waiters.add(wake);
-      });
-    }
+    return this.changes.until(
+      () => {
+        const found = this.calls.filter(match);
+        return found.length >= n && found;
+      },
+      { what: () => `${what}; calls: ${this.calls.map((c) => `${c.method} ${c.path} ${c.status}`).join(' | ')}`, timeoutMs },
+    );
   }
 
   /** Puts a file on the CDN; returns the attachment object Discord would send. */
@@ -348,7 +341,7 @@ export class FakeDiscord {
     call.status = status;
     call.response = answer;
     this.calls.push(call);
-    for (const wake of this.waiters) wake();
+    this.changes.notify();
     if (status === 429) {
       res
         .writeHead(429, { 'content-type': 'application/json', 'retry-after': '0.2', 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset-after': '0.2', 'x-ratelimit-scope': 'user' })

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MALLOC_ENV } from '../src/malloc.js';
 import { projectRoot } from '../src/paths.js';
+import { Changes } from './changes.js';
 
 export interface LogLine {
   level: number;
@@ -32,7 +33,7 @@ export class ServiceProcess {
   /** Resolves once every process holding its stderr has exited (the launcher's and npm's children too). */
   readonly closed: Promise<void>;
   private readonly child: ChildProcess;
-  private readonly waiters = new Set<() => void>();
+  private readonly changes = new Changes();
 
   constructor(readonly dir: string, env: Record<string, string> = {}, launch: Launch = 'direct') {
     const inherited = { ...process.env };
@@ -66,7 +67,7 @@ export class ServiceProcess {
           this.stderr.push(line);
         }
       }
-      for (const wake of this.waiters) wake();
+      this.changes.notify();
     });
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
     this.closed = new Promise((resolve) => this.child.stderr!.on('close', () => resolve()));
@@ -87,20 +88,12 @@ export class ServiceProcess {
 
   /** Resolves once `test` holds for the log so far; fails after `timeoutMs` or if the service exits. */
   async until(test: (logs: LogLine[]) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test(this.logs)) {
-      if (!this.running) throw new Error(`service exited while waiting for ${what}; stderr: ${this.stderr.join(' | ')}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines: ${JSON.stringify(this.logs.slice(-5))}`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.waiters.delete(wake);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(wake, 200);
-        this.waiters.add(wake);
-      });
-    }
+    await this.changes.until(() => test(this.logs), {
+      what: () => `${what}; last lines: ${JSON.stringify(this.logs.slice(-5))}`,
+      timeoutMs,
+      pollMs: 200,
+      fail: () => (this.running ? undefined : `service exited while waiting for ${what}; stderr: ${this.stderr.join(' | ')}`),
+    });
   }
 
   /** Waits for `n` log lines with message `msg`. */

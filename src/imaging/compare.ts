@@ -21,7 +21,6 @@ const MIN_PANEL = 384;
 const GAP = 8;
 const LABEL_HEIGHT = 32;
 
-
 /** An original, decoded once for the comparison and the report. */
 export interface Before {
   /** The original after EXIF rotation, 8-bit sRGB, flattened. */
