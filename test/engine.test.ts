@@ -1,12 +1,11 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
 import { readManifest } from '../src/models/manifest.js';
 import { modelsDir } from '../src/paths.js';
-import { pixels, psnr, scenePng, tempDir } from './helpers.js';
+import { pixels, psnr, scenePng } from './helpers.js';
 
 let scene: Buffer;
 beforeAll(async () => {
@@ -31,7 +30,7 @@ async function plainRun(model: string, png: Buffer): Promise<Uint8Array> {
 }
 
 describe.each(['x4fast', 'x4plus'])('%s on a natural picture', (model) => {
-  let whole: Uint8Array;
+  let whole: Uint8Array | Uint16Array;
   beforeAll(async () => {
     const result = await enhance({ input: scene, name: 'scene.png', options: { model, tile: 0, tune: 'raw' } });
     expect(result.output).toMatchObject({ width: 384, height: 384, channels: 3 });
@@ -67,7 +66,7 @@ describe.each(['x4fast', 'x4plus'])('%s on a natural picture', (model) => {
  * The gentle touch-up as documented in src/imaging/tune.ts, computed here on the raw 8-bit result: saturation
  * x1.05 around Rec. 709 luma, contrast x1.04 around mid-grey, then out = in + 0.35 * (in - 3x3 binomial blur).
  */
-function gentleReference(raw: Uint8Array, width: number, height: number): Float64Array {
+function gentleReference(raw: ArrayLike<number>, width: number, height: number): Float64Array {
   const coloured = new Float64Array(raw.length);
   for (let p = 0; p < width * height; p++) {
     const [r, g, b] = [raw[p * 3], raw[p * 3 + 1], raw[p * 3 + 2]];

@@ -60,7 +60,7 @@ function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit 
   const log: string[] = [];
   const events = queue.events();
   for (const name of ['queued', 'started', 'preview', 'completed', 'failed', 'cancelled', 'delivered'] as const) {
-    events.on(name, (job: Job) => log.push(`${name} ${job.request.name}`));
+    events.on(name, (job: Job, ..._rest: unknown[]) => log.push(`${name} ${job.request.name}`));
   }
   open.push({ queue, worker });
   return { queue, worker, engine, delivered, log, events };

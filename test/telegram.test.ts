@@ -120,7 +120,7 @@ describe('telegram bot', () => {
 
   it('makes each image of an album a job of its own, and says which image each answer is for', async () => {
     await started();
-    const album = [];
+    const album: Array<{ message_id: number }> = [];
     for (let i = 0; i < 3; i++) {
       album.push(api.sendDocument(ALICE, await scenePng(20 + i * 4, 20, 10 + i), `a${i + 1}.png`, 'image/png', { media_group_id: 'g1', ...(i === 0 ? { caption: '2x' } : {}) }));
     }
