@@ -73,9 +73,8 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
     } else {
       const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
       if (job.request.earlyPreview) {
-        // A damaged image skips the preview: the engine's own decode then gives the person its one-line reason.
-        before = await decodeBefore(input).catch(() => undefined);
-        if (before) previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
+        before = await decodeBefore(input);
+        previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
       }
       image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress: (p) => ctx.progress(p) });
       await deps.speeds?.learn(options.model, image.device, job.width * job.height, image.ms.infer);
