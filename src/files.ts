@@ -12,10 +12,28 @@ export const TEMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
 /** Room in a 255-byte file name for the rest of a temporary name: the dot, `.<8 hex>` and `.tmp`. */
 const TEMP_ROOM = 255 - 14;
 
-/** A hidden temporary name beside `file`; a long name is cut (on a character boundary) so it still fits. */
+/**
+ * `text` cut to at most `maxBytes` of UTF-8, on a character boundary: file names are limited in bytes, and a
+ * name cut inside a character would not be valid UTF-8.
+ *
+ * @example
+ * cutToBytes('ééé', 4); // 'éé'
+ */
+export function cutToBytes(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > maxBytes) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** A hidden temporary name beside `file`; a long name is cut so it still fits. */
 export function tempNameFor(file: string): string {
-  let base = path.basename(file);
-  while (Buffer.byteLength(base) > TEMP_ROOM) base = [...base].slice(0, -1).join('');
+  const base = cutToBytes(path.basename(file), TEMP_ROOM);
   return path.join(path.dirname(file), `.${base}.${randomBytes(4).toString('hex')}.tmp`);
 }
 

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { cutToBytes } from '../../src/files.js';
 
 /** Names of files still being written by common tools (browsers, editors, rsync, scp, Office). */
 const TEMPORARY = [/\.(tmp|temp|part|partial|crdownload|download|swp|swx)$/i, /~$/, /^~\$/, /^\.?#/];
@@ -32,15 +33,7 @@ const NAME_MAX = 255;
  */
 export function fitStem(stem: string, suffixes: readonly string[], extra = 0): string {
   const room = NAME_MAX - extra - Math.max(0, ...suffixes.map((s) => Buffer.byteLength(s)));
-  if (Buffer.byteLength(stem) <= room) return stem;
-  let out = '';
-  let bytes = 0;
-  for (const ch of stem) {
-    bytes += Buffer.byteLength(ch);
-    if (bytes > room) break;
-    out += ch;
-  }
-  return out || 'image';
+  return Buffer.byteLength(stem) <= room ? stem : cutToBytes(stem, room) || 'image';
 }
 
 /** Whether anything (a file, folder or link, even a broken one) has this name. */
