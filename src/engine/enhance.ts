@@ -42,8 +42,6 @@ export interface EnhanceContext {
  */
 export interface Engine {
   enhance(request: EnhanceRequest, context?: EnhanceContext): Promise<EnhancedImage>;
-  /** Lets go of threads and models. */
-  close?(): Promise<void>;
 }
 
 export const DEFAULT_MAX_PIXELS = 16_000_000;
@@ -190,7 +188,6 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
     await model.release();
   }
 }
-
 
 /** The window a region runs in: the region with `overlap` pixels of context wherever the image has them. */
 function contextWindow(region: Region, image: { width: number; height: number }, overlap: number): Region {

@@ -49,11 +49,6 @@ export class Deliveries {
 
   constructor(private readonly options: DeliveriesOptions) {}
 
-  /** Jobs waiting for a retry. */
-  get pending(): number {
-    return this.timers.size;
-  }
-
   /** Delivers now; failures are retried on the schedule, starting from the attempts already made. */
   start(job: Job, outcome: Outcome, state: DeliveryState = { attempts: 0 }): Promise<void> {
     const attempt = this.attempt(job, outcome, state).finally(() => this.running.delete(attempt));

@@ -67,8 +67,8 @@ interface Entry {
 }
 
 export class LocalQueue implements EnhanceQueue, JobSource {
-  readonly spool: Spool;
-  readonly results: ResultStore;
+  private readonly spool: Spool;
+  private readonly results: ResultStore;
   private readonly log: Logger;
   private readonly models: string;
   private readonly entries = new Map<string, Entry>();
@@ -139,11 +139,6 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   /** Delivers the ended jobs found by `recover`; call once the adapters have started. */
   startDeliveries(): void {
     for (const { job, outcome, delivery } of this.recovered.splice(0)) void this.deliveries.start(job, outcome!, delivery);
-  }
-
-  /** Jobs ended but not yet delivered, waiting for a retry. */
-  get undelivered(): number {
-    return this.deliveries.pending;
   }
 
   // ---- the queue side (EnhanceQueue) ----
@@ -219,7 +214,8 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   }
 
   async getJobs(owner?: string): Promise<JobStatus[]> {
-    return this.pending(owner).map((job) => this.status(job.id)!);
+    const line = this.standing();
+    return owner === undefined ? line : line.filter((j) => j.request.owner === owner);
   }
 
   readOutput(id: string, kind: OutputKind): Promise<Buffer> {
@@ -254,21 +250,19 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     return owner === undefined ? jobs : jobs.filter((j) => j.request.owner === owner);
   }
 
+  /** Every waiting and active job in order, each with its position and the ETA summed up to it, in one pass. */
+  private standing(): JobStatus[] {
+    let etaMs = 0;
+    return this.pending().map((job, i) => {
+      etaMs += this.entries.get(job.id)!.etaMs ?? this.options.speeds?.estimate(job.request.options.model, job.width * job.height) ?? 0;
+      return { ...job, position: i + 1, etaMs };
+    });
+  }
+
   private status(id: string): JobStatus | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    let etaMs = 0;
-    let position = 0;
-    const pending = this.pending();
-    for (const [i, job] of pending.entries()) {
-      const e = this.entries.get(job.id)!;
-      etaMs += e.etaMs ?? this.options.speeds?.estimate(job.request.options.model, job.width * job.height) ?? 0;
-      if (job.id === id) {
-        position = i + 1;
-        break;
-      }
-    }
-    return { ...entry.job, position, etaMs: position === 0 ? 0 : etaMs };
+    return this.standing().find((j) => j.id === id) ?? { ...entry.job, position: 0, etaMs: 0 };
   }
 
   // ---- the worker side (JobSource) ----

@@ -33,14 +33,6 @@ export class ResultStore {
     return bytes.length;
   }
 
-  /** Stores a copy of an existing file (a cached PNG) without reading it into memory; resolves to its size. */
-  async copy(id: string, kind: OutputKind, from: string): Promise<number> {
-    const file = this.path(id, kind);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.copyFile(from, file);
-    return (await fs.stat(file)).size;
-  }
-
   async read(id: string, kind: OutputKind): Promise<Buffer> {
     try {
       return await fs.readFile(this.path(id, kind));
