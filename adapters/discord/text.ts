@@ -45,7 +45,5 @@ export function progressBar(done: number, total: number): string {
   return `\`${'█'.repeat(cells)}${'░'.repeat(10 - cells)}\` ${Math.floor(fraction * 100)}%`;
 }
 
-/** Megabytes (10^6 bytes) with one decimal, as the core's messages (fitToLimit's notes) write them, so one answer never mixes two units. */
-export function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
+/** Sizes are written as the core's messages (fitToLimit's notes) write them, so one answer never mixes two units. */
+export { megabytes } from '../../src/imaging/input.js';

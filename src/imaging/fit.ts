@@ -6,6 +6,7 @@
  * scales, and says in one line exactly what was sent and why.
  */
 import sharp from 'sharp';
+import { megabytes } from './input.js';
 
 /**
  * PNG bytes per output pixel and channel, on the high side: RealESRGAN's 4x output of photos is smooth and
@@ -50,8 +51,6 @@ export interface FittedFile {
   note?: string;
 }
 
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-
 /**
  * The most faithful file of `png` that fits in `limitBytes`: the PNG itself, else lossless WebP (the same pixels,
  * 8-bit images only), else the largest of 3/4, 1/2, 1/4 of the size that fits as PNG or lossless WebP. Null when
@@ -66,22 +65,22 @@ export async function fitToLimit(png: Buffer, limitBytes: number): Promise<Fitte
   const width = meta.width!;
   const height = meta.height!;
   if (png.length <= limitBytes) return { bytes: png, format: 'png', width, height };
-  const over = `the PNG is ${mb(png.length)}, over the ${mb(limitBytes)} upload limit`;
+  const over = `the PNG is ${megabytes(png.length)}, over the ${megabytes(limitBytes)} upload limit`;
   const eightBit = meta.depth !== 'ushort';
   const webp = async (input: Buffer) => sharp(input, { limitInputPixels: false }).webp({ lossless: true, effort: 4 }).toBuffer();
   if (eightBit && Math.max(width, height) <= WEBP_MAX_SIDE) {
     const bytes = await webp(png);
-    if (bytes.length <= limitBytes) return { bytes, format: 'webp', width, height, note: `sent as lossless WebP (${mb(bytes.length)}, the same pixels): ${over}` };
+    if (bytes.length <= limitBytes) return { bytes, format: 'webp', width, height, note: `sent as lossless WebP (${megabytes(bytes.length)}, the same pixels): ${over}` };
   }
   for (const factor of [0.75, 0.5, 0.25]) {
     const w = Math.max(1, Math.round(width * factor));
     const h = Math.max(1, Math.round(height * factor));
     const smaller = await sharp(png, { limitInputPixels: false }).resize(w, h, { kernel: 'lanczos3', fit: 'fill' }).png({ compressionLevel: 6 }).toBuffer();
     const why = `${over}, and lossless WebP does not fit either`;
-    if (smaller.length <= limitBytes) return { bytes: smaller, format: 'png', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), PNG, ${mb(smaller.length)}: ${why}` };
+    if (smaller.length <= limitBytes) return { bytes: smaller, format: 'png', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), PNG, ${megabytes(smaller.length)}: ${why}` };
     if (eightBit && Math.max(w, h) <= WEBP_MAX_SIDE) {
       const bytes = await webp(smaller);
-      if (bytes.length <= limitBytes) return { bytes, format: 'webp', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), lossless WebP, ${mb(bytes.length)}: ${why}` };
+      if (bytes.length <= limitBytes) return { bytes, format: 'webp', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), lossless WebP, ${megabytes(bytes.length)}: ${why}` };
     }
   }
   return null;

@@ -36,11 +36,12 @@ export function decodeReason(message: string): string {
 }
 
 const megapixels = (pixels: number) => `${(pixels / 1e6).toFixed(1)} MP`;
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+/** Megabytes (10^6 bytes) with one decimal, as every message about a file's size writes them: `2.4 MB`. */
+export const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 /** Refuses a file over `maxBytes`; callers check this before reading a large file into memory. */
 export function checkFileSize(bytes: number, maxBytes: number): void {
-  if (bytes > maxBytes) throw new EnhanceError(`the file is ${mb(bytes)}, over the limit of ${mb(maxBytes)}`, 'input');
+  if (bytes > maxBytes) throw new EnhanceError(`the file is ${megabytes(bytes)}, over the limit of ${megabytes(maxBytes)}`, 'input');
 }
 
 /** What the header says, checked: a supported still image within the pixel limit. */
