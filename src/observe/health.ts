@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { reasonOf } from '../errors.js';
 import { findModel, readManifest, sha256File } from '../models/manifest.js';
 import type { Worker } from '../queue/worker.js';
 
@@ -40,7 +39,8 @@ export interface CheckResult {
 export const CHECK_TIMEOUT_MS = 5_000;
 
 /**
- * Runs every check at once; a check that throws or takes longer than `timeoutMs` fails with that as its problem.
+ * Runs every check at once; a check that throws fails with its error's message (for the operator, so the
+ * driver's own words, e.g. `connect ECONNREFUSED 10.0.0.5:6379`), one that takes longer than `timeoutMs` says so.
  *
  * @example
  * const results = await runChecks([queueConnected(), workerAlive(worker)]);
@@ -52,7 +52,7 @@ export async function runChecks(checks: readonly HealthCheck[], timeoutMs = CHEC
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`did not answer within ${timeoutMs / 1000} s`), timeoutMs)));
       try {
-        const problem = await Promise.race([check().catch((error: unknown) => reasonOf(error)), late]);
+        const problem = await Promise.race([check().catch((error: unknown) => (error instanceof Error ? error.message : String(error))), late]);
         return problem === null ? { name, ok: true } : { name, ok: false, problem: oneLine(problem) };
       } finally {
         clearTimeout(timer);
@@ -133,6 +133,10 @@ export function inProcessQueue(): HealthCheck {
   return { name: 'queue connected', check: async () => null };
 }
 
+/** One line, and never a password: a driver's error may carry the URL it connects to (`redis://:secret@host`). */
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
+  return text
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/(\/\/[^\s/@:]*:)[^\s/@]*@/g, '$1***@')
+    .trim();
 }

@@ -54,6 +54,7 @@ export async function startObservability(options: ObservabilityOptions): Promise
       response.end(`${reasonOf(error)}\n`);
     });
   });
+  let lastFailing = '[]';
   const answer = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     const route = new URL(request.url ?? '/', 'http://x').pathname;
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -61,7 +62,14 @@ export async function startObservability(options: ObservabilityOptions): Promise
     } else if (route === '/healthz') {
       const checks = await runChecks(options.checks);
       const ok = checks.every((c) => c.ok);
-      if (!ok) log.warn({ failing: checks.filter((c) => !c.ok) }, 'health check failing');
+      // Once per change, not once per probe: Docker alone probes every 30 s.
+      const failing = checks.filter((c) => !c.ok);
+      const now = JSON.stringify(failing);
+      if (now !== lastFailing) {
+        if (failing.length) log.warn({ failing }, 'health check failing');
+        else log.info('health checks pass again');
+        lastFailing = now;
+      }
       response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       response.end(`${JSON.stringify({ ok, checks })}\n`);
     } else if (route === '/metrics') {

@@ -86,9 +86,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   /** Ended jobs this process saw end, not yet delivered, and whether their last delivery attempt failed. */
   const undelivered = new Map<string, { adapter: string; failing: boolean }>();
+  /** Every door that had a job end here: its gauges show 0, not nothing, once all is delivered. */
+  const doors = new Set<string>();
   const countDeliveries = (failing: boolean) => (gauge: Gauge<'adapter'>) => {
-    gauge.reset();
-    for (const adapter of new Set([...undelivered.values()].map((d) => d.adapter))) gauge.set({ adapter }, 0);
+    for (const adapter of doors) gauge.set({ adapter }, 0);
     for (const d of undelivered.values()) if (!failing || d.failing) gauge.inc({ adapter: d.adapter });
   };
   new Gauge({
@@ -146,6 +147,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const onEnd = (state: 'completed' | 'failed' | 'cancelled') => (job: Job) => {
     ended.inc({ state, model: job.request.options.model, adapter: adapterOf(job) });
     undelivered.set(job.id, { adapter: adapterOf(job), failing: false });
+    doors.add(adapterOf(job));
   };
   const listeners: { [E in keyof QueueEvents]?: (...args: QueueEvents[E]) => void } = {
     queued: (job) => submitted.inc({ adapter: adapterOf(job) }),
