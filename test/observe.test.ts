@@ -3,11 +3,12 @@
  * the hot folder moves the counters), and the queue with a scripted engine in process, for exact values at each
  * step of a job's life. Each step waits for an event or a log line, never for time.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { modelsDir } from '../src/paths.js';
+import { modelsDir, projectRoot } from '../src/paths.js';
 import { inProcessQueue, runChecks, workerAlive } from '../src/observe/health.js';
 import { startObservability, type Observability } from '../src/observe/http.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
@@ -55,6 +56,15 @@ function value(text: string, name: string, labels: Record<string, string> = {}):
   return undefined;
 }
 
+/** The Dockerfile's HEALTHCHECK command against a port: its exit code and what it printed. */
+function healthcheck(port: number): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(projectRoot, 'bin', 'healthcheck.js')], { env: { ...process.env, ENHANCER_HTTP_PORT: String(port) } }, (error, stdout) =>
+      resolve({ code: error ? Number(error.code) : 0, out: stdout.trim() }),
+    );
+  });
+}
+
 describe('the service with ENHANCER_HTTP_PORT', () => {
   function start(env: Record<string, string> = {}): ServiceProcess {
     const service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { settleMs: 300 } }), ...env });
@@ -77,6 +87,7 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
         { name: 'worker alive', ok: true },
       ],
     });
+    expect(await healthcheck(port)).toEqual({ code: 0, out: '' });
     const before = await get(port, '/metrics');
     expect(before.type).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(value(before.body, 'enhancer_jobs', { state: 'waiting' })).toBe(0);
@@ -128,6 +139,10 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
       ['worker alive', true],
     ]);
     expect(checks[0].problem).toMatch(/^x4fast: .*realesrgan-x4fast\.onnx does not match its checksum in the manifest \(sha256 [0-9a-f]{12}…, expected [0-9a-f]{12}…\)$/);
+    // The Dockerfile's HEALTHCHECK says so in one line, which `docker inspect` shows.
+    const probe = await healthcheck(port);
+    expect(probe.code).toBe(1);
+    expect(probe.out).toBe(`unhealthy (503): models verified: ${checks[0].problem}`);
   });
 
   it('exits 1 with one line naming the port and where it came from when the port is in use', async () => {
