@@ -167,7 +167,10 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
 describe('metrics and health of a queue and worker in process', () => {
   async function setup() {
     const engine = new ScriptedEngine();
+    // The first delivery fails; the retries wait until the test has read the metrics in between.
     let failNext = true;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     const queue = new LocalQueue({
       dataDir: dir,
       defaults: { model: 'x4fast' },
@@ -180,6 +183,7 @@ describe('metrics and health of a queue and worker in process', () => {
           failNext = false;
           throw new Error('the chat is down');
         }
+        await released;
       },
     });
     const worker = new Worker(queue, enhanceProcessor({ engine }));
@@ -198,11 +202,11 @@ describe('metrics and health of a queue and worker in process', () => {
     });
     const next = <E extends keyof QueueEvents>(event: E) => new Promise<QueueEvents[E]>((resolve) => queue.events().once(event, ((...args: QueueEvents[E]) => resolve(args)) as never));
     const metrics = async () => (await get(observe.port, '/metrics')).body;
-    return { engine, queue, worker, observe, next, metrics };
+    return { engine, queue, worker, observe, next, metrics, release };
   }
 
   it('counts jobs by state and door, and deliveries pending and failing, at each step', async () => {
-    const { engine, queue, worker, next, metrics } = await setup();
+    const { engine, queue, worker, next, metrics, release } = await setup();
     const a = await queue.submit({ input: await scenePng(32, 24, 1), name: 'a.png', owner: 'telegram:7', replyTo: { adapter: 'telegram', chat: 7 } });
     await queue.submit({ input: await scenePng(24, 32, 2), name: 'b.png', owner: 'discord:8', replyTo: { adapter: 'discord', channel: 8 } });
     let text = await metrics();
@@ -221,7 +225,7 @@ describe('metrics and health of a queue and worker in process', () => {
     expect(value(text, 'enhancer_queue_depth')).toBe(1);
     expect(value(text, 'enhancer_worker_busy')).toBe(1);
 
-    // a.png completes; its first delivery fails and waits 100 ms for a retry.
+    // a.png completes; its first delivery fails, and a retry is due in 100 ms.
     const undelivered = next('undelivered');
     first.finish();
     const [job, info] = await undelivered;
@@ -234,17 +238,18 @@ describe('metrics and health of a queue and worker in process', () => {
     expect(value(text, 'enhancer_delivery_failures_total', { adapter: 'telegram', permanent: 'false' })).toBe(1);
 
     // The retry delivers it.
-    await next('delivered');
+    const delivered = next('delivered');
+    release();
+    await delivered;
     text = await metrics();
     expect(value(text, 'enhancer_deliveries_pending', { adapter: 'telegram' })).toBe(0);
     expect(value(text, 'enhancer_deliveries_failing', { adapter: 'telegram' })).toBe(0);
 
     // b.png is cancelled by its owner while it runs.
     await engine.next();
-    const cancelled = next('cancelled');
+    const cancelledAndDelivered = Promise.all([next('cancelled'), next('delivered')]);
     await queue.cancel((await queue.getJobs())[0].id, 'discord:8');
-    await cancelled;
-    await next('delivered');
+    await cancelledAndDelivered;
     text = await metrics();
     expect(value(text, 'enhancer_jobs_ended_total', { state: 'cancelled', model: 'x4fast', adapter: 'discord' })).toBe(1);
     expect(value(text, 'enhancer_jobs', { state: 'active' })).toBe(0);
