@@ -88,7 +88,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const undelivered = new Map<string, { adapter: string; failing: boolean }>();
   /** Every door that had a job end here: its gauges show 0, not nothing, once all is delivered. */
   const doors = new Set<string>();
-  const countDeliveries = (failing: boolean) => (gauge: Gauge<'adapter'>) => {
+  const countDeliveries = (gauge: Gauge<'adapter'>, failing: boolean) => {
     for (const adapter of doors) gauge.set({ adapter }, 0);
     for (const d of undelivered.values()) if (!failing || d.failing) gauge.inc({ adapter: d.adapter });
   };
@@ -98,7 +98,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['adapter'] as const,
     registers,
     collect() {
-      countDeliveries(false)(this);
+      countDeliveries(this, false);
     },
   });
   new Gauge({
@@ -107,7 +107,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['adapter'] as const,
     registers,
     collect() {
-      countDeliveries(true)(this);
+      countDeliveries(this, true);
     },
   });
 
