@@ -57,6 +57,16 @@ const coreSchema = z.strictObject({
   shutdownGraceMs: wholeNumber(0, 3_600_000),
   /** Retrying the delivery of a finished job whose adapter failed to take it. */
   delivery,
+  /** The health and metrics endpoint (src/observe/): off while `port` is 0. */
+  http: z.strictObject({
+    port: wholeNumber(0, 65_535),
+    /**
+     * 127.0.0.1 by default: on a bare machine the metrics (job counts per front door) stay on it unless asked
+     * for; the Dockerfile sets 0.0.0.0, since there the container's network is the boundary and Prometheus
+     * scrapes from another container.
+     */
+    host: z.string().trim().min(1),
+  }),
 });
 
 /** The core's checked config. */
@@ -82,6 +92,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
   delivery: { retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 },
+  http: { port: 0, host: '127.0.0.1' },
 };
 
 /** Environment variables for the core's keys. */
@@ -91,6 +102,8 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DEVICE: 'device',
   ENHANCER_TILE: 'tile',
   LOG_LEVEL: 'logLevel',
+  ENHANCER_HTTP_PORT: 'http.port',
+  ENHANCER_HTTP_HOST: 'http.host',
 };
 
 export interface LoadConfigOptions<Sections extends readonly AnySection[]> {

@@ -79,6 +79,7 @@ export class Worker {
   /** The last job's end: jobs end (are announced and delivered) in the order they started, even when finishing overlaps. */
   private lastEnd: Promise<void> = Promise.resolve();
   private closing = false;
+  private started = false;
 
   constructor(
     private readonly source: JobSource,
@@ -91,7 +92,21 @@ export class Worker {
 
   /** Starts taking jobs. */
   run(): void {
+    this.started = true;
     this.source.process((lease) => this.take(lease));
+  }
+
+  /**
+   * Where the worker stands, for a health check: `idle` or `busy` (a job on the accelerator) once `run()` was
+   * called, `closing` from `close()` on, `new` before `run()`.
+   *
+   * @example
+   * if (worker.status === 'closing') return 'the worker is stopping and takes no jobs';
+   */
+  get status(): 'new' | 'idle' | 'busy' | 'closing' {
+    if (this.closing) return 'closing';
+    if (!this.started) return 'new';
+    return this.active ? 'busy' : 'idle';
   }
 
   /**

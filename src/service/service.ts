@@ -10,6 +10,7 @@ import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { isPrepared, prepareModels } from '../models/prepare.js';
+import { observeRole } from '../observe/start.js';
 import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
@@ -69,6 +70,8 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
   const engine = new EngineThread();
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
   const worker = new Worker(queue, processor, { logger: log });
+  // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
+  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models] }, log);
   const recovered = await queue.recover();
   for (const adapter of adapters) await adapter.start(queue);
   queue.startDeliveries();
@@ -87,6 +90,7 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
         await worker.close(config.shutdownGraceMs);
         await queue.close(config.shutdownGraceMs);
         await engine.close();
+        await observe?.close();
         log.info('stopped');
       })()),
   };
