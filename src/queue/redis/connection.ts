@@ -80,17 +80,27 @@ export async function connectRedis(url: string, log: Logger, name: string): Prom
   return redis;
 }
 
-/** Logs the first error of an outage and the reconnection, not every retry. */
+/**
+ * Logs an outage once when it starts and once when it ends, not every retry. ioredis says `reconnecting` when a
+ * connection it had drops (a Redis restart closes it cleanly, without an error); a manual `disconnect()` does not.
+ */
 export function watch(redis: Redis, log: Logger, name: string): void {
   let down = false;
-  redis.on('error', (error: Error) => {
+  let lastReason = 'the connection closed';
+  const lost = () => {
     if (down) return;
     down = true;
-    log.warn({ connection: name, reason: oneLine(error) }, 'lost the connection to Redis; reconnecting');
+    log.warn({ connection: name, reason: lastReason }, 'lost the connection to Redis; reconnecting');
+  };
+  redis.on('error', (error: Error) => {
+    lastReason = oneLine(error);
+    lost();
   });
+  redis.on('reconnecting', lost);
   redis.on('ready', () => {
     if (!down) return;
     down = false;
+    lastReason = 'the connection closed';
     log.info({ connection: name }, 'connected to Redis again');
   });
 }
