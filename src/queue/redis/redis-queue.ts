@@ -188,7 +188,8 @@ export class RedisQueue implements EnhanceQueue {
   private async standing(): Promise<JobStatus[]> {
     const [active, waiting, etas, estimate] = await Promise.all([
       this.line.getJobs(['active']),
-      this.line.getJobs(['prioritized', 'wait']),
+      // Ascending: lowest priority number (earliest turn) first, ties in the order they were added.
+      this.line.getJobs(['prioritized', 'wait'], 0, -1, true),
       this.store.etas(),
       this.speeds.snapshot(),
     ]);
