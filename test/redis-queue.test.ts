@@ -56,7 +56,7 @@ async function setup({ deliver, limit = Infinity }: Setup = {}) {
   const worker = new Worker(source, enhanceProcessor({ engine }));
   const log: string[] = [];
   for (const name of ['queued', 'started', 'completed', 'failed', 'cancelled', 'delivered'] as const) {
-    queue.events().on(name, (job: Job) => void log.push(`${name} ${job.request.name}`));
+    queue.events().on(name, (job: Job, ..._rest: unknown[]) => log.push(`${name} ${job.request.name}`));
   }
   open.push(async () => {
     await worker.close(0);
