@@ -183,6 +183,32 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
     expect((await closed)[1]).toEqual({ reason: 'the chat is gone', attempt: 1, retryInMs: null });
   });
 
+  it('puts a job back in line when its worker stops mid-job, and another worker runs it', async () => {
+    const { queue, worker, engine, delivered } = await setup();
+    const job = await queue.submit(await request('a.png', 1));
+    worker.run();
+    await engine.next();
+    expect((await queue.getJob(job.id))?.state).toBe('active');
+    await worker.close(0);
+    expect((await queue.getJob(job.id))).toMatchObject({ state: 'waiting', position: 1 });
+
+    const other = new ScriptedEngine();
+    other.auto = true;
+    const redis = await connectRedis(server.url, silentLogger, 'worker 2');
+    const source = new RedisJobSource({ redis, name: 'w2' });
+    const second = new Worker(source, enhanceProcessor({ engine: other }));
+    open.push(async () => {
+      await second.close(0);
+      await source.close();
+      redis.disconnect();
+    });
+    const done = next(queue, 'delivered', (j) => j.id === job.id);
+    second.run();
+    await done;
+    expect(other.calls.map((c) => c.name)).toEqual(['a.png']);
+    expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([['a.png', 'completed']]);
+  });
+
   it('reports Redis health: null while connected, one line once it is gone', async () => {
     const { frontRedis } = await setup();
     const check = redisConnected(frontRedis);

@@ -159,6 +159,27 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     }
   });
 
+  it('never shows the Redis password: not in logs, errors or files, also through a Redis restart', async () => {
+    await redis.remove();
+    const password = 'pw-0f3c9a7e5b1d';
+    redis = await RedisServer.start(password);
+    const [f, w] = [front(), worker('w1')];
+    await Promise.all([f.started(), w.started()]);
+    fs.writeFileSync(inbox('one.png'), await scenePng(64, 64, 1));
+    await f.count('job delivered', 1);
+    await redis.restart();
+    fs.writeFileSync(inbox('two.png'), await scenePng(64, 64, 2));
+    await f.count('job delivered', 2);
+    await f.stop();
+    await w.stop();
+    expect(f.lines('service started')[0].redis).toBe(`redis://:***@127.0.0.1:${redis.port}`);
+    expect(f.lines('lost the connection to Redis; reconnecting').length).toBeGreaterThan(0);
+    for (const p of [f, w]) expect(JSON.stringify(p.logs) + p.stderr.join('\n')).not.toContain(password);
+    const files = fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(files.length).toBeGreaterThan(8);
+    for (const e of files) expect(fs.readFileSync(path.join(e.parentPath, e.name)).includes(password), e.name).toBe(false);
+  });
+
   it('refuses to start with one line and exit 1 when Redis cannot be reached', async () => {
     const url = redis.url;
     await redis.stop();

@@ -31,14 +31,17 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     readonly dir: string,
+    readonly password?: string,
   ) {}
 
+  /** With the password in it when the server has one. */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.password ? `:${this.password}@` : ''}127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), tempDir('enhancer-redis-'));
+  /** `password`: the server requires it (`requirepass`). */
+  static async start(password?: string): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), tempDir('enhancer-redis-'), password);
     await server.launch();
     return server;
   }
@@ -46,6 +49,7 @@ export class RedisServer {
   /** Starts the server and resolves once it accepts connections. */
   private async launch(): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no'];
+    if (this.password) args.push('--requirepass', this.password);
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let out = '';
