@@ -191,3 +191,26 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     expect(p.stderr.filter((l) => l.trim() !== '')).toEqual([`error: cannot reach Redis at redis://:***@127.0.0.1:${redis.port} (connect ECONNREFUSED 127.0.0.1:${redis.port}); check ENHANCER_REDIS_URL and that Redis runs`]);
   });
 });
+
+describe('serve --role without Redis', () => {
+  it('refuses front and worker with one line, since only the in-process queue is there', async () => {
+    const own = tempDir('enhancer-role-');
+    try {
+      for (const role of ['front', 'worker']) {
+        const p = new ServiceProcess(own, {}, 'direct', ['--role', role]);
+        const { code } = await p.exited;
+        await p.closed;
+        expect(code).toBe(2);
+        expect(p.stderr.filter((l) => l.trim() !== '')).toEqual([
+          `error: --role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`,
+        ]);
+      }
+      const bad = new ServiceProcess(own, {}, 'direct', ['--role', 'gpu']);
+      expect((await bad.exited).code).toBe(2);
+      await bad.closed;
+      expect(bad.stderr.filter((l) => l.trim() !== '')).toEqual(['error: serve: --role must be one of all, front, worker (got "gpu")']);
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
