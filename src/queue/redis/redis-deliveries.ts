@@ -53,6 +53,8 @@ export class RedisDeliveries {
       connection: this.options.redis,
       prefix: PREFIX,
       concurrency: CONCURRENCY,
+      // A front killed mid-delivery leaves it stalled; it is delivered again, however often that happens.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
     });
     this.bull.on('error', () => {});
   }

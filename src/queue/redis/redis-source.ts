@@ -31,8 +31,11 @@ export interface RedisJobSourceOptions {
   logger?: Logger;
 }
 
-/** Stalled jobs are run again this many times before BullMQ fails them: a job that kills its worker each time. */
-const MAX_STALLED = 5;
+/**
+ * A job whose worker died this many times while running it is failed with a reason (a job that kills its worker
+ * each time, say by memory). BullMQ's own limit is set above it, since BullMQ would fail it without an answer.
+ */
+const MAX_STALLED = 3;
 
 export class RedisJobSource implements JobSource {
   readonly name: string;
@@ -65,13 +68,20 @@ export class RedisJobSource implements JobSource {
       concurrency: 1,
       lockDuration: lockMs,
       stalledInterval: lockMs,
-      maxStalledCount: MAX_STALLED,
+      maxStalledCount: MAX_STALLED + 1,
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
     });
     // Without a listener an 'error' would end the process; the connection's own watcher logs outages once.
     this.bull.on('error', () => {});
     this.bull.on('stalled', (id) => this.log.warn({ job: id }, 'a worker stopped answering while it ran this job; it runs again'));
+    // Without this, an error thrown outside the Worker's own handling would drop the job silently.
+    this.bull.on('failed', (bjob, error) => {
+      if (!bjob || error instanceof WaitingError) return;
+      void this.giveUp(bjob.data.id, `internal error: ${error.message.split('\n')[0]}`).catch((e: unknown) =>
+        this.log.error({ job: bjob.data.id, err: e }, 'could not store how the job ended'),
+      );
+    });
   }
 
   pause(): void {
@@ -102,6 +112,10 @@ export class RedisJobSource implements JobSource {
       // settled job has no input left).
       if (!(await this.store.isSettled(id))) await this.deliver(id);
       return;
+    }
+    if (bjob.stalledCounter >= MAX_STALLED) {
+      // Its worker died each time it ran (out of memory?): it gets an answer instead of killing more workers.
+      return this.giveUp(id, `the job stopped its worker ${bjob.stalledCounter} times (too large for the worker's memory?)`);
     }
     const controller = new AbortController();
     this.running.set(id, controller);
@@ -148,6 +162,14 @@ export class RedisJobSource implements JobSource {
     } finally {
       this.running.delete(id);
     }
+  }
+
+  /** Fails a job that cannot run, unless its end is stored already. */
+  private async giveUp(id: string, reason: string): Promise<void> {
+    const job = await this.store.job(id);
+    if (!job || (await this.store.outcome(id))) return;
+    this.log.error({ job: id, reason }, 'job given up');
+    await this.end(job, { state: 'failed', reason });
   }
 
   /** Stores the end, announces it, and hands it to the front's deliveries. */
