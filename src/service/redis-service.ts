@@ -17,6 +17,12 @@ import { Worker } from '../queue/worker.js';
 import type { Adapter } from './adapter.js';
 import { ensureModels, frontOptions, type Role, type Service } from './service.js';
 
+/** How much longer than `shutdownGraceMs` stopping waits for Redis before it leaves without it. */
+const CLOSE_MARGIN_MS = 5_000;
+
+/** After leaving without Redis, how long the process may take to end by itself before it is ended. */
+const ABANDON_EXIT_MS = 2_000;
+
 /** Starts `role` on the queue at `config.redis.url`; an unreachable Redis rejects with one line within seconds. */
 export async function startOnRedis(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role): Promise<Service & { health: HealthCheck[] }> {
   const front = role !== 'worker';
@@ -61,9 +67,24 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
       (stopping ??= (async () => {
         log.info('stopping: no new work taken');
         for (const adapter of doors) await adapter.stop();
-        await worker?.close(config.shutdownGraceMs);
-        await source?.close();
-        await queue?.close(config.shutdownGraceMs);
+        const closed = (async () => {
+          await worker?.close(config.shutdownGraceMs);
+          await source?.close();
+          await queue?.close(config.shutdownGraceMs);
+        })();
+        // BullMQ's close waits for Redis; with Redis down it would wait for ever. Nothing is lost by not
+        // waiting: a job not ended stays in Redis and runs again, an answer not delivered is delivered later.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), config.shutdownGraceMs + CLOSE_MARGIN_MS)));
+        if ((await Promise.race([closed, late])) === 'late') {
+          log.warn({ redis: redis.status }, 'Redis did not answer while stopping; leaving without it (unfinished work stays in Redis)');
+          // Not awaited: BullMQ's disconnect, too, waits for a connection that is not there.
+          void Promise.allSettled([source?.abandon(), queue?.abandon()]);
+          // BullMQ's connections keep retrying even so (measured: the process stayed up after 'stopped'); once
+          // everything else has finished, nothing is left to wait for. Unref'd: it fires only if they hold on.
+          setTimeout(() => process.exit(), ABANDON_EXIT_MS).unref();
+        }
+        clearTimeout(timer);
         await engine?.close();
         redis.disconnect();
         log.info('stopped');

@@ -78,6 +78,11 @@ export class RedisDeliveries {
     await this.queue.close();
   }
 
+  /** Drops the connections without waiting for Redis. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled([this.bull?.disconnect(), this.queue.disconnect()]);
+  }
+
   private async attempt(delivery: BullJob<Delivery>, token: string | undefined): Promise<void> {
     const { store, policy, logger } = this.options;
     const { id } = delivery.data;

@@ -184,6 +184,12 @@ export class RedisQueue implements EnhanceQueue {
     this.subscriber.disconnect();
   }
 
+  /** Drops this side's connections without waiting for Redis: for a shutdown while Redis is unreachable. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled([this.deliveries.abandon(), this.line.disconnect()]);
+    this.subscriber.disconnect();
+  }
+
   /** Running jobs, then waiting ones in the order they run, each with its position and the ETA summed up to it. */
   private async standing(): Promise<JobStatus[]> {
     const [active, waiting, etas, estimate] = await Promise.all([

@@ -95,6 +95,12 @@ export class RedisJobSource implements JobSource {
     this.subscriber.disconnect();
   }
 
+  /** Drops this side's connections without waiting for Redis: for a shutdown while Redis is unreachable. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled([this.bull?.disconnect(), this.deliveries.disconnect()]);
+    this.subscriber.disconnect();
+  }
+
   /** A health check: this worker is connected and taking jobs. */
   isRunning(): boolean {
     return Boolean(this.bull?.isRunning()) && this.options.redis.status === 'ready';
