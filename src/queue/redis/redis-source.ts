@@ -132,6 +132,7 @@ export class RedisJobSource implements JobSource {
       this.log.info({ job: id, state: 'active', name: job.request.name, worker: this.name }, 'job started');
       await this.store.announce({ event: 'started', job, args: [] });
       let putBack = false;
+      let endFailed: unknown;
       let ended!: () => void;
       const over = new Promise<void>((resolve) => (ended = resolve));
       const lease: JobLease = {
@@ -148,8 +149,14 @@ export class RedisJobSource implements JobSource {
         },
         writeOutput: (kind, bytes) => this.store.writeOutput(id, kind, bytes),
         end: async (outcome) => {
-          await this.end(job, outcome);
-          ended();
+          try {
+            await this.end(job, outcome);
+          } catch (error) {
+            endFailed = error;
+            throw error;
+          } finally {
+            ended();
+          }
         },
         putBack: async () => {
           putBack = true;
@@ -158,6 +165,8 @@ export class RedisJobSource implements JobSource {
       };
       await take(lease);
       await over;
+      // BullMQ fails the job; the 'failed' handler above tries once more to give it an answer.
+      if (endFailed) throw endFailed;
       if (putBack) {
         // The worker is stopping: back in line, for this or another worker.
         job.state = 'waiting';
