@@ -11,6 +11,7 @@ import { connectRedis } from '../src/queue/redis/connection.js';
 import { redisConnected } from '../src/queue/redis/health.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
 import { RedisJobSource } from '../src/queue/redis/redis-source.js';
+import { RedisSpeeds } from '../src/queue/redis/speeds.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceRequest, Job } from '../src/types.js';
 import { scenePng } from './helpers.js';
@@ -53,7 +54,7 @@ async function setup({ deliver, limit = Infinity }: Setup = {}) {
   await queue.recover();
   queue.startDeliveries();
   const source = new RedisJobSource({ redis: workerRedis, name: 'w' });
-  const worker = new Worker(source, enhanceProcessor({ engine }));
+  const worker = new Worker(source, enhanceProcessor({ engine, speeds: new RedisSpeeds(workerRedis) }));
   const log: string[] = [];
   for (const name of ['queued', 'started', 'completed', 'failed', 'cancelled', 'delivered'] as const) {
     queue.events().on(name, (job: Job, ..._rest: unknown[]) => log.push(`${name} ${job.request.name}`));
@@ -207,6 +208,41 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
     await done;
     expect(other.calls.map((c) => c.name)).toEqual(['a.png']);
     expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([['a.png', 'completed']]);
+  });
+
+  it('brings the worker\'s progress and early preview to the front, and shares learned speeds for ETAs', async () => {
+    const { queue, worker, engine } = await setup();
+    const seen: string[] = [];
+    queue.events().on('progress', (_job, p) => seen.push(`progress ${p.tilesDone}/${p.tilesTotal}`));
+    queue.events().on('preview', (_job, p) => seen.push(`preview ${p.region.width}x${p.region.height}`));
+    const first = await queue.submit({ ...(await request('big.png', 1)), input: await scenePng(320, 320, 1), earlyPreview: true });
+    const guessed = (await queue.getJob(first.id))!.etaMs;
+    const done = next(queue, 'delivered', (job) => job.id === first.id);
+    worker.run();
+    (await engine.next()).finish(1); // the early preview's run
+    (await engine.next()).finish(3);
+    await done;
+    expect(seen[0]).toMatch(/^preview \d+x\d+$/);
+    expect(seen.slice(1)).toEqual(['progress 1/3', 'progress 2/3', 'progress 3/3']);
+    // The scripted engine reports 1 ms of inference: what the worker learned is far below the first guess.
+    engine.auto = true;
+    const again = { ...(await request('again.png', 2)), input: await scenePng(320, 320, 2) };
+    const queued = new Promise<{ etaMs: number }>((resolve) => queue.events().once('queued', (_j, i) => resolve(i)));
+    await queue.submit(again);
+    const info = await queued;
+    expect(guessed).toBeGreaterThan(1000);
+    expect(info.etaMs).toBeLessThan(guessed / 100);
+  });
+
+  it('keeps a queued job through a Redis restart: a worker that comes later runs it', async () => {
+    const { queue, worker, engine, delivered } = await setup();
+    const job = await queue.submit(await request('kept.png', 1));
+    await server.restart();
+    engine.auto = true;
+    const done = next(queue, 'delivered', (j) => j.id === job.id);
+    worker.run();
+    await done;
+    expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([['kept.png', 'completed']]);
   });
 
   it('reports Redis health: null while connected, one line once it is gone', async () => {
