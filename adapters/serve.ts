@@ -119,6 +119,8 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   try {
     role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
+    // The engine's thread reads the variable (src/engine/session.ts); a value from the config file reaches it so.
+    if (config.threads > 0) process.env.ENHANCER_THREADS = String(config.threads);
     log = createLogger(config.logLevel);
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.

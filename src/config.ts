@@ -41,6 +41,8 @@ const coreSchema = z.strictObject({
   device: requestOption('device'),
   tile: requestOption('tile'),
   logLevel: oneOf(LOG_LEVELS),
+  /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
+  threads: wholeNumber(0, 1024),
   limits: z.strictObject({
     /** Largest input in pixels, checked from the header. */
     maxPixels: wholeNumber(1, 268_000_000),
@@ -87,6 +89,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   device: 'auto',
   tile: 'auto',
   logLevel: 'info',
+  threads: 0,
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
@@ -101,6 +104,7 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DEVICE: 'device',
   ENHANCER_TILE: 'tile',
   LOG_LEVEL: 'logLevel',
+  ENHANCER_THREADS: 'threads',
   ENHANCER_REDIS_URL: 'redis.url',
   ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
 };

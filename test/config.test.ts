@@ -92,7 +92,7 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, limits, cache, shutdownGraceMs, delivery, redis, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, threads, limits, cache, shutdownGraceMs, delivery, redis, hotfolder, chat$/,
     );
   });
 
