@@ -109,6 +109,9 @@ async function onRedis(url: string, dir: string, workers: number, threads: numbe
   const children: ChildProcess[] = [];
   const config = path.join(dir, 'worker.json');
   fs.writeFileSync(config, JSON.stringify({ cache: { maxBytes: 0 } }));
+  // A clean line for each setup: what the one before left (records of delivered jobs) does not count.
+  const redis = await connectRedis(url, silentLogger, 'bench');
+  await redis.flushdb();
   for (let i = 0; i < workers; i++) {
     const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve', '--role', 'worker'], {
       env: { ...process.env, ENHANCER_REDIS_URL: url, ENHANCER_DATA: path.join(dir, `w${i}`), ENHANCER_CONFIG: config, ENHANCER_THREADS: String(threads), ENHANCER_MODEL: MODEL, LOG_FORMAT: 'json' },
@@ -125,8 +128,6 @@ async function onRedis(url: string, dir: string, workers: number, threads: numbe
     });
     child.stderr!.resume();
   }
-  const redis = await connectRedis(url, silentLogger, 'bench');
-  await redis.flushdb();
   const queue = new RedisQueue({ redis, deliver: deliverTo(delivered) });
   await queue.recover();
   queue.startDeliveries();
