@@ -9,7 +9,7 @@ import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { startService } from '../src/service/service.js';
+import { ROLES, startService, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
 import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
@@ -93,12 +93,34 @@ function stopRequests(): Promise<string> {
   });
 }
 
-/** Runs the service until a signal; returns the exit code. */
-export async function serve(): Promise<number> {
+/**
+ * The role from `serve`'s arguments: `--role front|worker|all` (or `--role=…`), `all` when left out.
+ *
+ * @example
+ * parseRole(['--role', 'worker']); // 'worker'
+ */
+export function parseRole(args: readonly string[]): Role {
+  let role: string = 'all';
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--role') role = args[++i] ?? '';
+    else if (arg.startsWith('--role=')) role = arg.slice('--role='.length);
+    else throw new EnhanceError(`serve: unknown argument ${JSON.stringify(arg)} (serve takes only --role ${ROLES.join('|')})`, 'options');
+  }
+  if (!(ROLES as readonly string[]).includes(role)) throw new EnhanceError(`serve: --role must be one of ${ROLES.join(', ')} (got ${JSON.stringify(role)})`, 'options');
+  return role as Role;
+}
+
+/** Runs the service until a signal; returns the exit code. `args` are those after `serve`. */
+export async function serve(args: readonly string[] = []): Promise<number> {
   let config: ServeConfig;
   let log: Logger;
+  let role: Role;
   try {
+    role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
+    // The engine's thread reads the variable (src/engine/session.ts); a value from the config file reaches it so.
+    if (config.threads > 0) process.env.ENHANCER_THREADS = String(config.threads);
     log = createLogger(config.logLevel);
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.
@@ -108,30 +130,36 @@ export async function serve(): Promise<number> {
   }
   const asked = stopRequests();
 
-  // One service per data folder, taken before anything reads the spool or watches the inbox.
-  let lock: DataLock;
+  if (role !== 'all' && !config.redis.url) {
+    process.stderr.write(`error: --role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)\n`);
+    return 2;
+  }
+
+  // One service per data folder, taken before anything reads the spool or watches the inbox. A worker on Redis
+  // keeps nothing there but its result cache (written by rename), so several may share one folder.
+  let lock: DataLock | undefined;
   try {
-    lock = await lockDataFolder(config.data);
+    if (role !== 'worker') lock = await lockDataFolder(config.data);
   } catch (error) {
     const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     process.stderr.write(`error: ${error instanceof DataFolderLocked ? error.message : `cannot lock the data folder ${config.data} (${why})`}\n`);
     return 1;
   }
-  const adapters = createAdapters(config, log);
-  if (adapters.length === 0) log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
+  const adapters = role === 'worker' ? [] : createAdapters(config, log);
+  if (adapters.length === 0 && role !== 'worker') log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
 
   let service;
   try {
-    service = await startService(config, adapters, log, presetModels(config));
+    service = await startService(config, adapters, log, presetModels(config), role);
   } catch (error) {
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
-    await lock.release();
+    await lock?.release();
     return 1;
   }
   const reason = await asked;
   log.info({ reason }, 'shutting down (a second signal stops at once)');
   await service.stop();
-  await lock.release();
+  await lock?.release();
   return 0;
 }

@@ -27,7 +27,7 @@ if (!mallocTuned()) {
   });
 } else if (args[0] === 'serve') {
   const { serve } = await import('../dist/adapters/serve.js');
-  process.exitCode = await serve();
+  process.exitCode = await serve(args.slice(1));
 } else {
   const { main } = await import('../dist/src/cli/main.js');
   process.exitCode = await main(args);

@@ -41,6 +41,8 @@ const coreSchema = z.strictObject({
   device: requestOption('device'),
   tile: requestOption('tile'),
   logLevel: oneOf(LOG_LEVELS),
+  /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
+  threads: wholeNumber(0, 1024),
   limits: z.strictObject({
     /** Largest input in pixels, checked from the header. */
     maxPixels: wholeNumber(1, 268_000_000),
@@ -67,6 +69,15 @@ const coreSchema = z.strictObject({
      */
     host: z.string().trim().min(1),
   }),
+  /** The queue on Redis (BullMQ) instead of the in-process one: fronts and workers on any number of machines. */
+  redis: z.strictObject({
+    /** `redis://[:password@]host[:port][/db]`; empty for the in-process queue. A secret: never logged or shown. */
+    url: z.string({ error: 'must be a redis:// or rediss:// URL, or empty' }).refine((v) => v === '' || /^rediss?:\/\/./.test(v), {
+      error: 'must be a redis:// or rediss:// URL, or empty',
+    }),
+    /** A running job's lock: a dead worker's job runs on another after about this long. */
+    lockMs: wholeNumber(1000, 3_600_000),
+  }),
 });
 
 /** The core's checked config. */
@@ -88,11 +99,13 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   device: 'auto',
   tile: 'auto',
   logLevel: 'info',
+  threads: 0,
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
   delivery: { retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 },
   http: { port: 0, host: '127.0.0.1' },
+  redis: { url: '', lockMs: 30_000 },
 };
 
 /** Environment variables for the core's keys. */
@@ -104,6 +117,9 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   LOG_LEVEL: 'logLevel',
   ENHANCER_HTTP_PORT: 'http.port',
   ENHANCER_HTTP_HOST: 'http.host',
+  ENHANCER_THREADS: 'threads',
+  ENHANCER_REDIS_URL: 'redis.url',
+  ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
 };
 
 export interface LoadConfigOptions<Sections extends readonly AnySection[]> {

@@ -92,7 +92,14 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, limits, cache, shutdownGraceMs, delivery, http, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, threads, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
+    );
+  });
+
+  it('takes the Redis URL from ENHANCER_REDIS_URL and never shows it in an error: it may hold a password', () => {
+    expect(load({ ENHANCER_REDIS_URL: 'redis://:pw@redis:6379/2' }).redis).toEqual({ url: 'redis://:pw@redis:6379/2', lockMs: 30_000 });
+    expect(failure({ ENHANCER_REDIS_URL: 'http://:hunter2@redis:6379' })).toBe(
+      'config: redis.url must be a redis:// or rediss:// URL, or empty (got a value of 26 characters from $ENHANCER_REDIS_URL)',
     );
   });
 

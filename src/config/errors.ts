@@ -20,8 +20,11 @@ export interface Source {
   variable: boolean;
 }
 
-/** Keys whose values are secrets: an error names them and says how long the value is, never what it is. */
-const SECRET_KEY = /token|secret|password|api_?key/i;
+/**
+ * Keys whose values are secrets: an error names them and says how long the value is, never what it is. A `url`
+ * counts, since it may carry a password (`redis://:password@host`).
+ */
+const SECRET_KEY = /token|secret|password|api_?key|^url$/i;
 
 /** A value as an error line shows it: short, and a secret only by its length. */
 export function show(value: unknown, secret: boolean): string {

@@ -61,11 +61,18 @@ export function cudaUnavailableReason(): string | null {
   return null;
 }
 
+/** Threads for the CPU provider: `ENHANCER_THREADS` when it is a whole number from 1, else every core. */
+export function cpuThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = Number(env.ENHANCER_THREADS);
+  return Number.isInteger(asked) && asked >= 1 ? asked : os.availableParallelism();
+}
+
 function cpuOptions(): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ['cpu'],
     // Two threads double convolution throughput on the 2-core machines; more cores keep helping.
-    intraOpNumThreads: os.availableParallelism(),
+    // ENHANCER_THREADS splits the cores between several workers on one machine (see README, Redis).
+    intraOpNumThreads: cpuThreads(),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     // Without the arena, peak memory for a 256x256 x4plus window is ~1.2 GB instead of ~2 GB, at equal speed.

@@ -19,6 +19,8 @@ export interface RoleParts {
   worker?: Worker;
   /** Models this process runs (worker and embedded roles): adds "models verified". */
   models?: readonly string[];
+  /** Further checks of this role (on Redis: its worker is taking jobs). */
+  checks?: readonly HealthCheck[];
 }
 
 /**
@@ -36,6 +38,7 @@ export async function observeRole(config: Pick<CoreConfig, 'http'>, parts: RoleP
   if (parts.models?.length) checks.push(modelsVerified(modelsDir(), parts.models));
   if (parts.queue || parts.queueCheck) checks.push(parts.queueCheck ?? inProcessQueue());
   if (parts.worker) checks.push(workerAlive(parts.worker));
+  checks.push(...(parts.checks ?? []));
   return startObservability({ port: config.http.port, host: config.http.host, from: { port: sourceOf('port', env), host: sourceOf('host', env) }, queue: parts.queue, worker: parts.worker, checks, logger });
 }
 

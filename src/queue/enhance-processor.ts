@@ -20,7 +20,7 @@ export interface EnhanceProcessorOptions {
   /** Results by signature; none (or `maxBytes` 0) keeps nothing. */
   cache?: ResultCache;
   /** Learned speeds: taught here, read by the queue for ETAs. */
-  speeds?: Throughput;
+  speeds?: Pick<Throughput, 'learn'>;
   modelsDir?: string;
   maxPixels?: number;
 }

@@ -11,17 +11,15 @@
 import { EventEmitter } from 'node:events';
 import BetterQueue from 'better-queue';
 import { EnhanceError } from '../errors.js';
-import { checkFileSize, probeImage } from '../imaging/input.js';
 import { silentLogger, type Logger } from '../log.js';
-import { findModel, readManifest } from '../models/manifest.js';
-import { normalizeOptions } from '../options.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
 import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.js';
+import { admit } from './admit.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
 import { FairTurns } from './fair.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueEvents, QueueListener } from './queue.js';
 import { ResultStore } from './results.js';
-import { newJobId, Spool, type SpooledJob } from './spool.js';
+import { Spool, type SpooledJob } from './spool.js';
 import type { Throughput } from './throughput.js';
 import type { JobLease, JobSource } from './worker.js';
 
@@ -165,20 +163,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   }
 
   private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
-    checkFileSize(request.input.length, this.options.maxFileBytes ?? Infinity);
-    const options = normalizeOptions({ ...this.options.defaults, ...request.options });
-    findModel(await readManifest(this.models), options.model);
-    const header = await probeImage(request.input, this.options.maxPixels ?? Infinity);
-    const { input: _bytes, ...rest } = request;
-    const job: Job = {
-      id: id ?? newJobId(),
-      request: { ...rest, owner, options },
-      state: 'waiting',
-      createdAt: Date.now(),
-      width: header.width,
-      height: header.height,
-      bytes: request.input.length,
-    };
+    const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
     await this.spool.write(job, request.input);
     this.enter(job);
     const { position, etaMs } = this.status(job.id)!;

@@ -1,6 +1,6 @@
 /**
  * The queue side, as front doors see it (learned from BullMQ: the queue and the worker are separate types).
- * `LocalQueue` is the in-process implementation, the embedded default; a Redis-backed one implements the same
+ * `LocalQueue` is the in-process implementation, the embedded default; `RedisQueue` (redis/) implements the same
  * interface, so adapters do not change. Every read is async, since a queue on Redis cannot answer otherwise.
  */
 import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';

@@ -9,9 +9,9 @@ import type { Device } from '../types.js';
 import { writeAtomic } from '../files.js';
 
 /** First guesses, measured on the 2-core CPU machines (README "Speed"); replaced by what this machine does. */
-const GUESS_MS_PER_MP: Record<string, number> = { x4plus: 250_000, x4fast: 22_000 };
+export const GUESS_MS_PER_MP: Record<string, number> = { x4plus: 250_000, x4fast: 22_000 };
 /** Weight of the newest measurement. */
-const ALPHA = 0.3;
+export const ALPHA = 0.3;
 
 export class Throughput {
   private readonly file: string;

@@ -1,6 +1,6 @@
 /**
  * The worker side (learned from BullMQ: the work is an injected processor). A `Worker` takes the next job from
- * a `JobSource` (the in-process `LocalQueue`, later a queue on Redis), runs the `Processor` on it, and reports
+ * a `JobSource` (the in-process `LocalQueue`, or `RedisJobSource` for the queue on Redis), runs the `Processor` on it, and reports
  * how it ended. One job is on the accelerator at a time; once the processor says the accelerator is free
  * (`acceleratorDone`), the next job starts while this one's preview, comparison and PDF are still being made.
  */

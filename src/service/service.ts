@@ -17,11 +17,23 @@ import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import { Throughput } from '../queue/throughput.js';
 import { Worker } from '../queue/worker.js';
+import type { EnhanceQueue, Outcome } from '../queue/queue.js';
+import type { Job } from '../types.js';
 import type { Adapter } from './adapter.js';
+import { startOnRedis } from './redis-service.js';
+
+/**
+ * What a process runs: `all` the front doors and a worker (the default, and the only role without Redis),
+ * `front` the doors and no model, `worker` one worker for one accelerator and no door.
+ */
+export type Role = 'all' | 'front' | 'worker';
+export const ROLES: readonly Role[] = ['all', 'front', 'worker'];
 
 export interface Service {
-  queue: LocalQueue;
-  worker: Worker;
+  /** The queue the doors use; none in a worker. */
+  queue?: EnhanceQueue;
+  /** None in a front. */
+  worker?: Worker;
   adapters: readonly Adapter[];
   /** Stops taking work, lets the running job finish (or keeps it for the next start), delivers, closes. */
   stop(): Promise<void>;
@@ -44,21 +56,16 @@ export async function ensureModels(models: readonly string[], log: Logger, dir =
   await prepareModels({ dir, say: (line) => log.info(line) });
 }
 
-/** `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. */
-export async function startService(config: Config, adapters: Adapter[], log: Logger, models: readonly string[] = []): Promise<Service> {
-  await ensureModels([config.model, ...models], log);
-  fs.mkdirSync(config.data, { recursive: true });
+/** What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out. */
+export function frontOptions(config: Config, adapters: readonly Adapter[], log: Logger) {
   const byName = new Map(adapters.map((a) => [a.name, a]));
-  const speeds = new Throughput(config.data);
-  const queue = new LocalQueue({
-    dataDir: config.data,
+  return {
     defaults: { model: config.model, device: config.device, tile: config.tile },
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
-    speeds,
     retry: config.delivery,
-    limitFor: (request) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
-    deliver: async (job, outcome) => {
+    limitFor: (request: { replyTo?: { adapter: string } }) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
+    deliver: async (job: Job, outcome: Outcome) => {
       const name = job.request.replyTo?.adapter ?? '';
       const adapter = byName.get(name);
       // Kept and tried again: the door may be turned back on.
@@ -66,7 +73,22 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
       await adapter.deliver(job, outcome);
     },
     logger: log,
-  });
+  };
+}
+
+/**
+ * `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. `role` other
+ * than `all` needs `config.redis.url`.
+ */
+export async function startService(config: Config, adapters: Adapter[], log: Logger, models: readonly string[] = [], role: Role = 'all'): Promise<Service> {
+  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
+  if (role !== 'all') {
+    throw new EnhanceError(`--role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`, 'options');
+  }
+  await ensureModels([config.model, ...models], log);
+  fs.mkdirSync(config.data, { recursive: true });
+  const speeds = new Throughput(config.data);
+  const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
   const engine = new EngineThread();
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
   const worker = new Worker(queue, processor, { logger: log });

@@ -1,0 +1,246 @@
+/**
+ * `RedisQueue`: the queue side on Redis (BullMQ), for front processes; it implements `EnhanceQueue`, so the front
+ * doors do not change. `submit` checks a request like the in-process queue (admit.ts), stores the job and its
+ * input in Redis, and only then adds it to BullMQ's line, with its fair turn as priority (lower runs first, ties
+ * first come first) and announces it `queued`. Workers anywhere run it (redis-source.ts) and publish what
+ * happens on `enhancer:events`, which this front re-emits to its doors. Answers are delivered by this front from
+ * a durable BullMQ queue (redis-deliveries.ts), so a front restarted mid-job delivers once it is back.
+ */
+import { EventEmitter } from 'node:events';
+import { Queue, type Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { EnhanceError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { modelsDir as defaultModelsDir } from '../../paths.js';
+import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../../types.js';
+import { admit } from '../admit.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueEvents, QueueListener } from '../queue.js';
+import { watch } from './connection.js';
+import { RedisDeliveries } from './redis-deliveries.js';
+import { RedisSpeeds } from './speeds.js';
+import { EVENTS_CHANNEL, JOBS_QUEUE, PREFIX, RedisStore, type Announcement, type QueuedJob } from './store.js';
+
+export interface RedisQueueOptions {
+  redis: Redis;
+  modelsDir?: string;
+  defaults?: Partial<EnhanceOptions>;
+  maxPixels?: number;
+  maxFileBytes?: number;
+  /** Jobs an owner may have waiting or active, counted in Redis across fronts; Infinity for none. */
+  limitFor?: (request: EnhanceRequest) => number;
+  /** Hands an ended job's answer to its person (see `LocalQueueOptions.deliver`); must be idempotent. */
+  deliver: (job: Job, outcome: Outcome) => Promise<void>;
+  retry?: RetryPolicy;
+  logger?: Logger;
+}
+
+/** Listeners per emitter before Node warns of a leak: each door and the service add a few per event. */
+const LISTENERS = 50;
+/** How long `cancel` waits for the worker running the job to say it stopped (it stops between tiles). */
+const CANCEL_WAIT_MS = 60_000;
+
+export class RedisQueue implements EnhanceQueue {
+  private readonly store: RedisStore;
+  private readonly speeds: RedisSpeeds;
+  private readonly line: Queue<QueuedJob>;
+  private readonly subscriber: Redis;
+  private readonly deliveries: RedisDeliveries;
+  private readonly log: Logger;
+  private readonly models: string;
+  private readonly emitter = new EventEmitter().setMaxListeners(LISTENERS);
+  private readonly byAdapter = new Map<string, EventEmitter>();
+  /** Every event, for `cancel` to hear the end of the job it asked to stop. */
+  private readonly ends = new EventEmitter().setMaxListeners(0);
+  /** Submits per owner still being checked and written, counted before the first await. */
+  private readonly submitting = new Map<string, number>();
+  private closing = false;
+
+  constructor(private readonly options: RedisQueueOptions) {
+    this.store = new RedisStore(options.redis);
+    this.speeds = new RedisSpeeds(options.redis);
+    this.log = options.logger ?? silentLogger;
+    this.models = options.modelsDir ?? defaultModelsDir();
+    this.line = new Queue<QueuedJob>(JOBS_QUEUE, { connection: options.redis, prefix: PREFIX });
+    this.line.on('error', () => {});
+    this.subscriber = options.redis.duplicate();
+    watch(this.subscriber, this.log, 'front events');
+    this.subscriber.on('message', (_channel: string, text: string) => this.hear(text));
+    this.deliveries = new RedisDeliveries({
+      redis: options.redis,
+      store: this.store,
+      policy: options.retry ?? DEFAULT_RETRY,
+      deliver: options.deliver,
+      onDelivered: (job) => this.emitFor(job, 'delivered', job),
+      onFailed: (job, info) => this.emitFor(job, 'undelivered', job, info),
+      logger: this.log,
+    });
+  }
+
+  /** Starts hearing the workers' events; resolves once subscribed. Call before the adapters start. */
+  async recover(): Promise<Job[]> {
+    await this.subscriber.subscribe(EVENTS_CHANNEL);
+    return [];
+  }
+
+  /** Starts delivering ended jobs (those left from before too); call once the adapters have started. */
+  startDeliveries(): void {
+    this.deliveries.run();
+  }
+
+  async submit(request: EnhanceRequest, id?: string): Promise<Job> {
+    if (id !== undefined) {
+      const known = await this.store.job(id);
+      if (known) return known;
+    }
+    if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    const owner = request.owner ?? 'local';
+    const limit = this.options.limitFor?.(request) ?? Infinity;
+    this.submitting.set(owner, (this.submitting.get(owner) ?? 0) + 1);
+    try {
+      if (Number.isFinite(limit)) {
+        const mine = (await this.store.ownerCount(owner)) + this.submitting.get(owner)! - 1;
+        if (mine >= limit) {
+          throw new EnhanceError(
+            `you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
+            'limit',
+          );
+        }
+      }
+      const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
+      const turn = await this.store.nextTurn(owner);
+      await this.store.create(job, request.input);
+      await this.line.add('enhance', { id: job.id, turn }, { jobId: job.id, priority: turn, removeOnComplete: true, removeOnFail: true });
+      const { position, etaMs } = (await this.getJob(job.id))!;
+      this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+      this.emitFor(job, 'queued', job, { position, etaMs });
+      return job;
+    } finally {
+      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+    }
+  }
+
+  async cancel(id: string, owner: string): Promise<Job> {
+    const job = await this.store.job(id);
+    if (!job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');
+    if (job.request.owner !== owner) throw new EnhanceError('only the person who sent an image can cancel it', 'options');
+    const ended = this.endOf(id);
+    ended.catch(() => {});
+    await this.store.cancel(id);
+    // A waiting job leaves the line here; one a worker holds (its lock) cannot be removed and is told instead.
+    const removed = await this.line.remove(id).catch(() => 0);
+    if (removed === 1) {
+      job.state = 'cancelled';
+      job.reason = 'cancelled by its owner';
+      const outcome: Outcome = { state: 'cancelled', reason: job.reason };
+      await this.store.end(job, outcome);
+      await this.store.announce({ event: 'cancelled', job, args: [job.reason] });
+      await this.deliveries.add(id);
+    }
+    return await ended;
+  }
+
+  async getJob(id: string): Promise<JobStatus | undefined> {
+    const standing = await this.standing();
+    const found = standing.find((j) => j.id === id);
+    if (found) return found;
+    const job = await this.store.job(id);
+    return job && { ...job, position: 0, etaMs: 0 };
+  }
+
+  async getJobs(owner?: string): Promise<JobStatus[]> {
+    const line = await this.standing();
+    return owner === undefined ? line : line.filter((j) => j.request.owner === owner);
+  }
+
+  readOutput(id: string, kind: OutputKind): Promise<Buffer> {
+    return this.store.readOutput(id, kind);
+  }
+
+  events(adapter?: string): QueueListener {
+    let emitter = this.emitter;
+    if (adapter !== undefined) {
+      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter().setMaxListeners(LISTENERS));
+      emitter = this.byAdapter.get(adapter)!;
+    }
+    const listener: QueueListener = {
+      on: (event, fn) => (emitter.on(event, fn as never), listener),
+      once: (event, fn) => (emitter.once(event, fn as never), listener),
+      off: (event, fn) => (emitter.off(event, fn as never), listener),
+    };
+    return listener;
+  }
+
+  /** A health check for the front: its connection to Redis is up. */
+  connected(): boolean {
+    return this.options.redis.status === 'ready';
+  }
+
+  /** Stops delivering (what is left stays in Redis for the next start) and closes this side's connections. */
+  async close(graceMs?: number): Promise<void> {
+    this.closing = true;
+    await this.deliveries.close(graceMs);
+    await this.line.close();
+    this.subscriber.disconnect();
+  }
+
+  /** Drops this side's connections without waiting for Redis: for a shutdown while Redis is unreachable. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled([this.deliveries.abandon(), this.line.disconnect()]);
+    this.subscriber.disconnect();
+  }
+
+  /** Running jobs, then waiting ones in the order they run, each with its position and the ETA summed up to it. */
+  private async standing(): Promise<JobStatus[]> {
+    const [active, waiting, etas, estimate] = await Promise.all([
+      this.line.getJobs(['active']),
+      // Ascending: lowest priority number (earliest turn) first, ties in the order they were added.
+      this.line.getJobs(['prioritized', 'wait'], 0, -1, true),
+      this.store.etas(),
+      this.speeds.snapshot(),
+    ]);
+    const ids = [...active, ...waiting].filter((b): b is BullJob<QueuedJob> => Boolean(b)).map((b) => b.data.id);
+    const records = await this.store.jobs(ids);
+    let etaMs = 0;
+    const line: JobStatus[] = [];
+    for (const id of ids) {
+      const job = records.get(id);
+      if (!job || (job.state !== 'waiting' && job.state !== 'active')) continue;
+      etaMs += etas.get(id) ?? estimate(job.request.options.model, job.width * job.height);
+      line.push({ ...job, position: line.length + 1, etaMs });
+    }
+    return line;
+  }
+
+  /** Re-emits a worker's event to this front's doors. */
+  private hear(text: string): void {
+    let a: Announcement;
+    try {
+      a = JSON.parse(text) as Announcement;
+    } catch {
+      return;
+    }
+    this.emitFor(a.job, a.event, a.job, ...(a.args as [never]));
+    if (a.event === 'completed' || a.event === 'failed' || a.event === 'cancelled') this.ends.emit(a.job.id, a.job);
+  }
+
+  /** Resolves with the job once it has ended (its worker stopped it between tiles). */
+  private endOf(id: string): Promise<Job> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.ends.off(id, done);
+        reject(new EnhanceError('the cancel was sent, but the worker running the job has not answered yet', 'options'));
+      }, CANCEL_WAIT_MS);
+      const done = (job: Job) => {
+        clearTimeout(timer);
+        resolve(job);
+      };
+      this.ends.once(id, done);
+    });
+  }
+
+  private emitFor<E extends keyof QueueEvents>(job: Job, event: E, ...args: QueueEvents[E]): void {
+    this.emitter.emit(event, ...args);
+    this.byAdapter.get(job.request.replyTo?.adapter ?? '')?.emit(event, ...args);
+  }
+}

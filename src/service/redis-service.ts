@@ -1,0 +1,98 @@
+/**
+ * The service on Redis (`ENHANCER_REDIS_URL` set): per role, the front doors with a `RedisQueue` (no model
+ * loaded), one worker with a `RedisJobSource` and its own engine (no door), or both in one process (`all`).
+ */
+import fs from 'node:fs';
+import type { Config } from '../config.js';
+import { EngineThread } from '../engine/engine-thread.js';
+import type { Logger } from '../log.js';
+import { ResultCache } from '../queue/cache.js';
+import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { connectRedis, safeUrl } from '../queue/redis/connection.js';
+import { observeRole } from '../observe/start.js';
+import { redisConnected, takingJobs } from '../queue/redis/health.js';
+import { RedisQueue } from '../queue/redis/redis-queue.js';
+import { RedisJobSource } from '../queue/redis/redis-source.js';
+import { RedisSpeeds } from '../queue/redis/speeds.js';
+import { Worker } from '../queue/worker.js';
+import type { Adapter } from './adapter.js';
+import { ensureModels, frontOptions, type Role, type Service } from './service.js';
+
+/** How much longer than `shutdownGraceMs` stopping waits for Redis before it leaves without it. */
+const CLOSE_MARGIN_MS = 5_000;
+
+/** After leaving without Redis, how long the process may take to end by itself before it is ended. */
+const ABANDON_EXIT_MS = 2_000;
+
+/** Starts `role` on the queue at `config.redis.url`; an unreachable Redis rejects with one line within seconds. */
+export async function startOnRedis(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role): Promise<Service> {
+  const front = role !== 'worker';
+  const work = role !== 'front';
+  const redis = await connectRedis(config.redis.url, log, role);
+  if (work) await ensureModels([config.model, ...models], log);
+  fs.mkdirSync(config.data, { recursive: true });
+
+  let queue: RedisQueue | undefined;
+  if (front) {
+    queue = new RedisQueue({ redis, ...frontOptions(config, adapters, log) });
+    await queue.recover();
+  }
+  let worker: Worker | undefined;
+  let source: RedisJobSource | undefined;
+  let engine: EngineThread | undefined;
+  if (work) {
+    engine = new EngineThread();
+    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, logger: log });
+    // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
+    // rename, so two workers sharing a data folder do not see each other's halves.
+    const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels });
+    worker = new Worker(source, processor, { logger: log });
+  }
+  // Before the doors and the worker start, so a port in use stops start-up with nothing to undo.
+  const observe = await observeRole(
+    config,
+    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: source ? [takingJobs(source)] : [] },
+    log,
+  );
+  const doors = front ? adapters : [];
+  if (queue) {
+    for (const adapter of doors) await adapter.start(queue);
+    queue.startDeliveries();
+  }
+  worker?.run();
+  log.info({ role, redis: safeUrl(config.redis.url), adapters: doors.map((a) => a.name), worker: source?.name, model: config.model, data: config.data }, 'service started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    queue,
+    worker,
+    adapters: doors,
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info('stopping: no new work taken');
+        for (const adapter of doors) await adapter.stop();
+        const closed = (async () => {
+          await worker?.close(config.shutdownGraceMs);
+          await source?.close();
+          await queue?.close(config.shutdownGraceMs);
+        })();
+        // BullMQ's close waits for Redis; with Redis down it would wait for ever. Nothing is lost by not
+        // waiting: a job not ended stays in Redis and runs again, an answer not delivered is delivered later.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), config.shutdownGraceMs + CLOSE_MARGIN_MS)));
+        if ((await Promise.race([closed, late])) === 'late') {
+          log.warn({ redis: redis.status }, 'Redis did not answer while stopping; leaving without it (unfinished work stays in Redis)');
+          // Not awaited: BullMQ's disconnect, too, waits for a connection that is not there.
+          void Promise.allSettled([source?.abandon(), queue?.abandon()]);
+          // BullMQ's connections keep retrying even so (measured: the process stayed up after 'stopped'); once
+          // everything else has finished, nothing is left to wait for. Unref'd: it fires only if they hold on.
+          setTimeout(() => process.exit(), ABANDON_EXIT_MS).unref();
+        }
+        clearTimeout(timer);
+        await engine?.close();
+        await observe?.close();
+        redis.disconnect();
+        log.info('stopped');
+      })()),
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * The queue on Redis with its roles as separate processes: a front (the hot folder: files in, files out) and
+ * workers, each a real `enhancer serve --role …` on the real x4fast model, against a real redis-server of the
+ * test's own. Each step waits for log lines or files, never for time.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connectRedis } from '../src/queue/redis/connection.js';
+import { RedisQueue } from '../src/queue/redis/redis-queue.js';
+import type { Outcome } from '../src/queue/queue.js';
+import type { Job } from '../src/types.js';
+import { silentLogger } from '../src/log.js';
+import { Changes } from './changes.js';
+import { scenePng, tempDir } from './helpers.js';
+import { RedisServer, redisMissing } from './redis-server.js';
+import { listing, ServiceProcess } from './service.js';
+
+let dir: string;
+let redis: RedisServer;
+let processes: ServiceProcess[];
+const inbox = (...p: string[]) => path.join(dir, 'front', 'inbox', ...p);
+const outbox = (...p: string[]) => path.join(dir, 'front', 'outbox', ...p);
+
+beforeEach(async () => {
+  if (redisMissing) return;
+  dir = tempDir('enhancer-redis-roles-');
+  fs.mkdirSync(inbox(), { recursive: true });
+  redis = await RedisServer.start();
+  processes = [];
+});
+afterEach(async () => {
+  if (redisMissing) return;
+  for (const p of processes) await p.stop('SIGKILL');
+  await redis.remove();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Common to every role: this test's Redis, a quick stalled-job check, small tiles (so a job has many). */
+function env(): Record<string, string> {
+  return { ENHANCER_REDIS_URL: redis.url, ENHANCER_REDIS_LOCK_MS: '2000', ENHANCER_TILE: '64', ENHANCER_HOTFOLDER_SETTLE_MS: '300' };
+}
+
+function front(): ServiceProcess {
+  fs.mkdirSync(path.join(dir, 'front'), { recursive: true });
+  const p = new ServiceProcess(path.join(dir, 'front'), env(), 'direct', ['--role', 'front']);
+  processes.push(p);
+  return p;
+}
+
+function worker(name: string): ServiceProcess {
+  fs.mkdirSync(path.join(dir, name), { recursive: true });
+  const p = new ServiceProcess(path.join(dir, name), env(), 'direct', ['--role', 'worker']);
+  processes.push(p);
+  return p;
+}
+
+/** Ids of the jobs a worker's log says it completed. */
+const completed = (w: ServiceProcess) => w.lines('job completed').map((l) => l.job);
+
+async function expectResult(stem: string, side: number): Promise<void> {
+  const png = await sharp(outbox(`${stem}.png`)).metadata();
+  expect([png.format, png.width, png.height]).toEqual(['png', side * 4, side * 4]);
+}
+
+describe.skipIf(redisMissing)('the queue on Redis, front and workers as processes', () => {
+  it('spreads six jobs over two workers, and the front delivers each once', async () => {
+    const [f, w1, w2] = [front(), worker('w1'), worker('w2')];
+    await Promise.all([f.started(), w1.started(), w2.started()]);
+    for (let i = 1; i <= 6; i++) fs.writeFileSync(inbox(`img${i}.png`), await scenePng(128, 128, i));
+    await f.count('job delivered', 6, 120_000);
+
+    expect(listing(outbox()).filter((n) => n.endsWith('.png')).sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `img${i}.png`));
+    for (let i = 1; i <= 6; i++) await expectResult(`img${i}`, 128);
+    expect(completed(w1).length).toBeGreaterThan(0);
+    expect(completed(w2).length).toBeGreaterThan(0);
+    expect(completed(w1).length + completed(w2).length).toBe(6);
+    // Neither worker loaded the front's doors, and the front loaded no model.
+    expect(f.lines('model loaded')).toEqual([]);
+    expect(w1.lines('watching the inbox')).toEqual([]);
+  });
+
+  it('runs the job of a worker killed mid-job on the other worker, and delivers it once', async () => {
+    const [f, w1, w2] = [front(), worker('w1'), worker('w2')];
+    await Promise.all([f.started(), w1.started(), w2.started()]);
+    fs.writeFileSync(inbox('big.png'), await scenePng(448, 448, 7));
+    const runner = await new Changes().until(() => [w1, w2].find((w) => w.lines('job started').length > 0), { what: () => 'a worker to start the job', pollMs: 50 });
+    await runner.stop('SIGKILL');
+    const other = runner === w1 ? w2 : w1;
+    await f.count('job delivered', 1, 120_000);
+
+    expect(completed(runner)).toEqual([]);
+    expect(completed(other)).toHaveLength(1);
+    expect(listing(outbox())).toEqual(['big.compare.jpg', 'big.pdf', 'big.png', 'big.preview.jpg']);
+    await expectResult('big', 448);
+    expect(f.lines('job delivered')).toHaveLength(1);
+  });
+
+  it('delivers a job that ended while its front was down once the front is back', async () => {
+    const w = worker('w1');
+    let f = front();
+    await Promise.all([f.started(), w.started()]);
+    fs.writeFileSync(inbox('cat.png'), await scenePng(256, 256, 3));
+    await w.count('job started', 1);
+    await f.stop('SIGKILL');
+    await w.count('job completed', 1, 120_000);
+    expect(listing(outbox())).toEqual([]);
+
+    f = front();
+    await f.count('job delivered', 1);
+    await expectResult('cat', 256);
+    expect(listing(inbox('done'))).toEqual(['cat.png']);
+  });
+
+  it('goes on after Redis restarts between two jobs: both are delivered', async () => {
+    const [f, w] = [front(), worker('w1')];
+    await Promise.all([f.started(), w.started()]);
+    fs.writeFileSync(inbox('one.png'), await scenePng(96, 96, 1));
+    await f.count('job delivered', 1);
+    await redis.restart();
+    fs.writeFileSync(inbox('two.png'), await scenePng(96, 96, 2));
+    await f.count('job delivered', 2, 120_000);
+    await expectResult('one', 96);
+    await expectResult('two', 96);
+    expect(f.lines('lost the connection to Redis; reconnecting').length).toBeGreaterThan(0);
+  });
+
+  it('stops a running job on a worker in another process when its owner cancels it: the answer is the cancel', async () => {
+    const w = worker('w1');
+    await w.started();
+    const client = await connectRedis(redis.url, silentLogger, 'test');
+    const answers: Array<{ job: Job; outcome: Outcome }> = [];
+    const changes = new Changes();
+    const queue = new RedisQueue({
+      redis: client,
+      defaults: { model: 'x4fast', tile: 64 },
+      deliver: async (job, outcome) => {
+        answers.push({ job, outcome });
+        changes.notify();
+      },
+    });
+    try {
+      await queue.recover();
+      queue.startDeliveries();
+      const started = new Promise<Job>((resolve) => queue.events().once('started', resolve));
+      const job = await queue.submit({ input: await scenePng(448, 448, 5), name: 'long.png', owner: 'telegram:1', replyTo: { adapter: 'test' } });
+      await started;
+      await expect(queue.cancel(job.id, 'telegram:2')).rejects.toThrow('only the person who sent an image can cancel it');
+      const cancelled = await queue.cancel(job.id, 'telegram:1');
+      expect(cancelled.state).toBe('cancelled');
+      await changes.until(() => answers.length === 1, { what: () => 'the answer' });
+      expect(answers[0].outcome).toEqual({ state: 'cancelled', reason: 'cancelled by its owner' });
+      expect(w.lines('job cancelled').map((l) => l.job)).toEqual([job.id]);
+      expect(completed(w)).toEqual([]);
+    } finally {
+      await queue.close(100);
+      client.disconnect();
+    }
+  });
+
+  it('never shows the Redis password: not in logs, errors or files, also through a Redis restart', async () => {
+    await redis.remove();
+    const password = 'pw-0f3c9a7e5b1d';
+    redis = await RedisServer.start(password);
+    const [f, w] = [front(), worker('w1')];
+    await Promise.all([f.started(), w.started()]);
+    fs.writeFileSync(inbox('one.png'), await scenePng(64, 64, 1));
+    await f.count('job delivered', 1);
+    await redis.restart();
+    fs.writeFileSync(inbox('two.png'), await scenePng(64, 64, 2));
+    await f.count('job delivered', 2);
+    await f.stop();
+    await w.stop();
+    expect(f.lines('service started')[0].redis).toBe(`redis://:***@127.0.0.1:${redis.port}`);
+    expect(f.lines('lost the connection to Redis; reconnecting').length).toBeGreaterThan(0);
+    for (const p of [f, w]) expect(JSON.stringify(p.logs) + p.stderr.join('\n')).not.toContain(password);
+    const files = fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(files.length).toBeGreaterThan(8);
+    for (const e of files) expect(fs.readFileSync(path.join(e.parentPath, e.name)).includes(password), e.name).toBe(false);
+  });
+
+  it('refuses to start with one line and exit 1 when Redis cannot be reached', async () => {
+    const url = redis.url;
+    await redis.stop();
+    const p = new ServiceProcess(path.join(dir, 'front'), { ENHANCER_REDIS_URL: url.replace('redis://', 'redis://:hunter2@') }, 'direct', ['--role', 'worker']);
+    processes.push(p);
+    const { code } = await p.exited;
+    await p.closed;
+    expect(code).toBe(1);
+    expect(p.stderr.filter((l) => l.trim() !== '')).toEqual([`error: cannot reach Redis at redis://:***@127.0.0.1:${redis.port} (connect ECONNREFUSED 127.0.0.1:${redis.port}); check ENHANCER_REDIS_URL and that Redis runs`]);
+  });
+});
+
+describe('serve --role without Redis', () => {
+  it('refuses front and worker with one line, since only the in-process queue is there', async () => {
+    const own = tempDir('enhancer-role-');
+    try {
+      for (const role of ['front', 'worker']) {
+        const p = new ServiceProcess(own, {}, 'direct', ['--role', role]);
+        const { code } = await p.exited;
+        await p.closed;
+        expect(code).toBe(2);
+        expect(p.stderr.filter((l) => l.trim() !== '')).toEqual([
+          `error: --role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`,
+        ]);
+      }
+      const bad = new ServiceProcess(own, {}, 'direct', ['--role', 'gpu']);
+      expect((await bad.exited).code).toBe(2);
+      await bad.closed;
+      expect(bad.stderr.filter((l) => l.trim() !== '')).toEqual(['error: serve: --role must be one of all, front, worker (got "gpu")']);
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
