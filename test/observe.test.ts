@@ -16,6 +16,7 @@ import { LocalQueue } from '../src/queue/local-queue.js';
 import type { QueueEvents } from '../src/queue/queue.js';
 import { Worker } from '../src/queue/worker.js';
 import { scenePng, tempDir } from './helpers.js';
+import { freePort, get, metric as value } from './http.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
 
@@ -30,31 +31,6 @@ afterEach(async () => {
   for (const step of cleanup.reverse()) await step();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function get(port: number, route: string): Promise<{ status: number; type: string; body: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${route}`);
-  return { status: response.status, type: response.headers.get('content-type') ?? '', body: await response.text() };
-}
-
-/** The value of one sample in Prometheus text, e.g. `value(text, 'enhancer_jobs', { state: 'waiting' })`; undefined if absent. */
-function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(match[3]);
-  }
-  return undefined;
-}
 
 /** The Dockerfile's HEALTHCHECK command against a port: its exit code and what it printed. */
 function healthcheck(port: number): Promise<{ code: number; out: string }> {

@@ -13,6 +13,7 @@ import type { Outcome } from '../src/queue/queue.js';
 import type { Job } from '../src/types.js';
 import { silentLogger } from '../src/log.js';
 import { Changes } from './changes.js';
+import { freePort, get, metric } from './http.js';
 import { scenePng, tempDir } from './helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
 import { listing, ServiceProcess } from './service.js';
@@ -42,16 +43,16 @@ function env(): Record<string, string> {
   return { ENHANCER_REDIS_URL: redis.url, ENHANCER_REDIS_LOCK_MS: '2000', ENHANCER_TILE: '64', ENHANCER_HOTFOLDER_SETTLE_MS: '300' };
 }
 
-function front(): ServiceProcess {
+function front(extra: Record<string, string> = {}): ServiceProcess {
   fs.mkdirSync(path.join(dir, 'front'), { recursive: true });
-  const p = new ServiceProcess(path.join(dir, 'front'), env(), 'direct', ['--role', 'front']);
+  const p = new ServiceProcess(path.join(dir, 'front'), { ...env(), ...extra }, 'direct', ['--role', 'front']);
   processes.push(p);
   return p;
 }
 
-function worker(name: string): ServiceProcess {
+function worker(name: string, extra: Record<string, string> = {}): ServiceProcess {
   fs.mkdirSync(path.join(dir, name), { recursive: true });
-  const p = new ServiceProcess(path.join(dir, name), env(), 'direct', ['--role', 'worker']);
+  const p = new ServiceProcess(path.join(dir, name), { ...env(), ...extra }, 'direct', ['--role', 'worker']);
   processes.push(p);
   return p;
 }
@@ -66,7 +67,8 @@ async function expectResult(stem: string, side: number): Promise<void> {
 
 describe.skipIf(redisMissing)('the queue on Redis, front and workers as processes', () => {
   it('spreads six jobs over two workers, and the front delivers each once', async () => {
-    const [f, w1, w2] = [front(), worker('w1'), worker('w2')];
+    const [frontPort, workerPort] = [await freePort(), await freePort()];
+    const [f, w1, w2] = [front({ ENHANCER_HTTP_PORT: String(frontPort) }), worker('w1', { ENHANCER_HTTP_PORT: String(workerPort) }), worker('w2')];
     await Promise.all([f.started(), w1.started(), w2.started()]);
     for (let i = 1; i <= 6; i++) fs.writeFileSync(inbox(`img${i}.png`), await scenePng(128, 128, i));
     await f.count('job delivered', 6, 120_000);
@@ -79,6 +81,20 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     // Neither worker loaded the front's doors, and the front loaded no model.
     expect(f.lines('model loaded')).toEqual([]);
     expect(w1.lines('watching the inbox')).toEqual([]);
+
+    // Each role's /healthz has the checks of what it runs; the front's /metrics counts what the workers ran.
+    const checks = async (port: number) => JSON.parse((await get(port, '/healthz')).body) as { ok: boolean; checks: Array<{ name: string; ok: boolean }> };
+    expect(await checks(frontPort)).toEqual({ ok: true, checks: [{ name: 'queue connected', ok: true }] });
+    expect(await checks(workerPort)).toEqual({
+      ok: true,
+      checks: ['models verified', 'queue connected', 'worker alive', 'taking jobs from Redis'].map((name) => ({ name, ok: true })),
+    });
+    const metrics = (await get(frontPort, '/metrics')).body;
+    expect(metric(metrics, 'enhancer_jobs_submitted_total', { adapter: 'hotfolder' })).toBe(6);
+    expect(metric(metrics, 'enhancer_jobs_ended_total', { state: 'completed', model: 'x4fast', adapter: 'hotfolder' })).toBe(6);
+    expect(metric(metrics, 'enhancer_job_duration_seconds_count', { model: 'x4fast', device: 'cpu' })).toBe(6);
+    expect(metric(metrics, 'enhancer_deliveries_pending', { adapter: 'hotfolder' })).toBe(0);
+    expect(metric(metrics, 'enhancer_queue_depth')).toBe(0);
   });
 
   it('runs the job of a worker killed mid-job on the other worker, and delivers it once', async () => {

@@ -14,7 +14,7 @@ import type { HealthCheck } from '../../observe/health.js';
  */
 export function redisConnected(redis: Redis, timeoutMs = 2_000): HealthCheck {
   return {
-    name: 'redis',
+    name: 'queue connected',
     async check() {
       if (redis.status !== 'ready') return `not connected to Redis (${redis.status})`;
       let timer: NodeJS.Timeout | undefined;
