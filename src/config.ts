@@ -43,6 +43,8 @@ const coreSchema = z.strictObject({
   logLevel: oneOf(LOG_LEVELS),
   /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
   threads: wholeNumber(0, 1024),
+  /** Which GPU the CUDA provider runs on (0 the first), so each worker on a machine with several GPUs takes its own. */
+  gpu: wholeNumber(0, 1024),
   limits: z.strictObject({
     /** Largest input in pixels, checked from the header. */
     maxPixels: wholeNumber(1, 268_000_000),
@@ -100,6 +102,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   tile: 'auto',
   logLevel: 'info',
   threads: 0,
+  gpu: 0,
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
   cache: { maxBytes: 2_000_000_000 },
   shutdownGraceMs: 15_000,
@@ -118,6 +121,7 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_HTTP_PORT: 'http.port',
   ENHANCER_HTTP_HOST: 'http.host',
   ENHANCER_THREADS: 'threads',
+  ENHANCER_GPU: 'gpu',
   ENHANCER_REDIS_URL: 'redis.url',
   ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
 };

@@ -92,8 +92,13 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, threads, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
     );
+  });
+
+  it('takes the GPU of a worker from ENHANCER_GPU, and refuses one that is not an index', () => {
+    expect(load({ ENHANCER_GPU: '1' }).gpu).toBe(1);
+    expect(failure({ ENHANCER_GPU: 'cuda:1' })).toMatch(/^config: gpu .*"cuda:1".*\$ENHANCER_GPU/);
   });
 
   it('takes the Redis URL from ENHANCER_REDIS_URL and never shows it in an error: it may hold a password', () => {

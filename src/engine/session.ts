@@ -67,6 +67,12 @@ export function cpuThreads(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isInteger(asked) && asked >= 1 ? asked : os.availableParallelism();
 }
 
+/** The GPU the CUDA provider runs on: `ENHANCER_GPU` when it is a whole number, else 0 (the first). */
+export function gpuIndex(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = Number(env.ENHANCER_GPU);
+  return Number.isInteger(asked) && asked >= 0 ? asked : 0;
+}
+
 function cpuOptions(): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ['cpu'],
@@ -98,7 +104,7 @@ async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice): 
     if (reason === null) {
       try {
         const session = await ort.InferenceSession.create(file, {
-          executionProviders: [{ name: 'cuda' }],
+          executionProviders: [{ name: 'cuda', deviceId: gpuIndex() }],
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
         });
