@@ -99,11 +99,11 @@ class ChannelMeans {
  * Calibrates `net` on `patches` and returns the int8 QDQ ONNX: ranges from the float calibration graph, then
  * bias correction from the per-channel means of every convolution's input (see `Int8Plan.inputMeans`).
  *
- * `floatConvs`: how many of the last convolutions stay float32.
+ * `floatConvs`: how many of the last convolutions stay float32; `sharedConcat`: see `Int8Plan`.
  *
  * @example const onnx = await quantizeNet(net, 'x4fast', await photoPatches(photo), 3);
  */
-export async function quantizeNet(net: NcnnNet, modelName: string, patches: Float32Array[], floatConvs = 1): Promise<Uint8Array> {
+export async function quantizeNet(net: NcnnNet, modelName: string, patches: Float32Array[], floatConvs = 1, sharedConcat = false): Promise<Uint8Array> {
   const graph = buildGraph(net, modelName, undefined, floatConvs);
   const ranges = new Map<string, Range>(graph.observed.map((name) => [name, { lo: Infinity, hi: -Infinity }]));
   const means = new ChannelMeans();
@@ -121,10 +121,10 @@ export async function quantizeNet(net: NcnnNet, modelName: string, patches: Floa
     if (inputs.has(name) || name === graph.lastConvOutput) means.add(name, data, channels);
   });
   const inputMeans = new Map([...inputs].map((name) => [name, means.mean(name)]));
-  const probe = buildGraph(net, modelName, { ranges, inputMeans, probe: true }, floatConvs);
+  const probe = buildGraph(net, modelName, { ranges, inputMeans, probe: true, sharedConcat }, floatConvs);
   const int8Means = new ChannelMeans();
   await runPatches(probe.onnx, [probe.lastConvOutput], patches, (name, data, channels) => int8Means.add(name, data, channels));
   const floatLast = means.mean(graph.lastConvOutput);
   const lastShift = int8Means.mean(probe.lastConvOutput).map((v, c) => v - floatLast[c]);
-  return buildGraph(net, modelName, { ranges, inputMeans, lastShift }, floatConvs).onnx;
+  return buildGraph(net, modelName, { ranges, inputMeans, lastShift, sharedConcat }, floatConvs).onnx;
 }

@@ -93,6 +93,11 @@ export interface Int8Plan {
   lastShift?: Float64Array;
   /** Also output `lastConvOutput`, to measure `lastShift`. */
   probe?: boolean;
+  /**
+   * Give every input of a concat, and the concat, one range (the union of theirs): onnxruntime's QLinearConcat
+   * then copies instead of requantizing each input through a lookup table.
+   */
+  sharedConcat?: boolean;
 }
 
 /**
@@ -129,7 +134,10 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
   };
 
   /** The measured range of `value`, once calibrated; in the calibration graph, marks it to be measured. */
+  const groups = plan?.sharedConcat ? concatGroups(net, ranges!) : new Map<string, QParams>();
   const measured = (value: string) => (): QParams => {
+    const shared = groups.get(value);
+    if (shared) return shared;
     const range = ranges!.get(value);
     if (!range) throw new Error(`no calibrated range for ${value}`);
     return quantParams(range);
@@ -212,6 +220,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
           // The envelope of the inputs' ranges: every input fits without clipping, and nothing new to measure.
           enterInt8(out, () => {
             const ps = ins.map(paramsOf);
+            if (ps.every((p) => p === ps[0])) return ps[0];
             const lo = Math.min(...ps.map((p) => -p.zeroPoint * p.scale));
             const hi = Math.max(...ps.map((p) => (255 - p.zeroPoint) * p.scale));
             return quantParams({ lo, hi }, false);
@@ -336,4 +345,41 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
       if (int8) enterMeasured(output);
     }
   }
+}
+
+/**
+ * For `sharedConcat`: the values that meet in concats, joined transitively, each group with the parameters of
+ * the union of its members' ranges (one object per group, so equal parameters are recognisably the same). Only
+ * measured values group; a concat reading anything else keeps its own envelope.
+ */
+function concatGroups(net: NcnnNet, ranges: Map<string, Range>): Map<string, QParams> {
+  const valueOf = new Map<string, string>();
+  const parent = new Map<string, string>();
+  const members = new Set<string>();
+  const find = (v: string): string => {
+    const p = parent.get(v) ?? v;
+    if (p === v) return v;
+    const r = find(p);
+    parent.set(v, r);
+    return r;
+  };
+  for (const layer of net.layers) {
+    if (layer.type === 'Input') valueOf.set(layer.outputs[0], 'input');
+    else if (layer.type === 'Split') for (const o of layer.outputs) valueOf.set(o, valueOf.get(layer.inputs[0])!);
+    else valueOf.set(layer.outputs[0], `blob_${layer.outputs[0]}`);
+    if (layer.type !== 'Concat') continue;
+    const values = layer.inputs.map((b) => valueOf.get(b)!);
+    if (!values.every((v) => ranges.has(v))) continue;
+    for (const v of values) members.add(v);
+    for (const v of values.slice(1)) if (find(v) !== find(values[0])) parent.set(find(v), find(values[0]));
+  }
+  const union = new Map<string, Range>();
+  for (const v of members) {
+    const root = find(v);
+    const r = ranges.get(v)!;
+    const u = union.get(root) ?? { lo: Infinity, hi: -Infinity };
+    union.set(root, { lo: Math.min(u.lo, r.lo), hi: Math.max(u.hi, r.hi) });
+  }
+  const params = new Map([...union].map(([root, range]) => [root, quantParams(range)]));
+  return new Map([...members].map((v) => [v, params.get(find(v))!]));
 }
