@@ -43,8 +43,8 @@ describe('ResultCache', () => {
   });
 
   it('drops the least recently used entries once over its size, never the one just made', async () => {
-    // Each entry is 1000 bytes of PNG and a few hundred of JSON: two fit.
-    const cache = new ResultCache(dir, 3000);
+    // Each entry is 1000 bytes of PNG and about 520 of JSON: two fit.
+    const cache = new ResultCache(dir, 3200);
     for (const [i, c] of ['a', 'b', 'c'].entries()) {
       await cache.put(result(sig(c), 1000));
       const t = new Date(Date.now() - (10 - i) * 1000);

@@ -161,5 +161,19 @@ describe('int8 preparation', () => {
       'models/calibration/coffee.png',
     ]);
   }, 120_000);
+
+  it('other bytes than the manifest says: one line, no int8 file, the float32 model still there', async () => {
+    const manifestFile = path.join(dir, 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    manifest.models.find((m: { name: string }) => m.name === 'x4fast').int8.sha256 = '0'.repeat(64);
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+    fs.rmSync(path.join(dir, 'realesrgan-x4fast-int8.onnx'));
+    const lines: string[] = [];
+    const report = await prepareModels({ dir, say: (line) => lines.push(line) });
+    expect(report.int8Failed).toEqual(['x4fast']);
+    expect(lines).toContainEqual(expect.stringMatching(/^x4fast: int8 x4fast does not match the checksum in models\/manifest\.json \(got [0-9a-f]{12}…, expected 000000000000…\); int8 is not available, float32 is$/));
+    expect(fs.existsSync(path.join(dir, 'realesrgan-x4fast-int8.onnx'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'realesrgan-x4fast.onnx'))).toBe(true);
+  }, 120_000);
 });
 

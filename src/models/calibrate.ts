@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import type { NcnnNet } from './ncnn.js';
 import { buildGraph, type Range } from './quantize.js';
 
-/** Side of the square patches the photos are cut into: x4plus runs a 64x64 patch in about 1 s on one thread. */
+/** Side of the square patches the photos are cut into: x4plus's calibration runs take about 2 s a patch on one thread. */
 export const PATCH = 64;
 
 /**

@@ -54,6 +54,8 @@ export interface PrepareReport {
   verified: string[];
   /** Models converted in this run (`x4plus`, or `x4plus int8` for an int8 variant). */
   converted: string[];
+  /** Models whose int8 variant came out with other bytes than the manifest's (and was not written). */
+  int8Failed: string[];
 }
 
 /** Is `entry`'s ONNX file present with the manifest's checksum? */
@@ -68,7 +70,7 @@ export async function isPrepared(dir: string, entry: ModelEntry): Promise<boolea
 export async function prepareModels(options: PrepareOptions): Promise<PrepareReport> {
   const say = options.say ?? (() => {});
   const manifest = await readManifest(options.dir);
-  const report: PrepareReport = { verified: [], converted: [] };
+  const report: PrepareReport = { verified: [], converted: [], int8Failed: [] };
 
   const missing: typeof BUILT_IN[number][] = [];
   for (const model of BUILT_IN) {
@@ -136,8 +138,17 @@ export async function prepareModels(options: PrepareOptions): Promise<PrepareRep
         report.converted.push(model.name);
         say(`${model.name}: converted to ${entry.file} (${(converted.onnx.length / 1e6).toFixed(1)} MB, sha256 ${digest.slice(0, 12)}…)`);
       }
-      entry.int8 = await prepareInt8(net, model, previous, options.dir, say);
-      report.converted.push(`${model.name} int8`);
+      try {
+        entry.int8 = await prepareInt8(net, model, previous, options.dir, say);
+        report.converted.push(`${model.name} int8`);
+      } catch (error) {
+        // Calibration sums in float32: a CPU of another kind may round a last bit differently and land on other
+        // bytes. The float32 model is still good; only --precision int8 is unavailable until this is resolved.
+        if (!(error instanceof EnhanceError) || !previous?.int8) throw error;
+        say(`${model.name}: ${error.message}; int8 is not available, float32 is`);
+        report.int8Failed.push(model.name);
+        entry.int8 = previous.int8;
+      }
       if (previous) Object.assign(previous, entry);
       else manifest.models.push(entry);
     }

@@ -1,6 +1,6 @@
 /**
  * Builds the int8 variant of an ncnn RealESRGAN-family network as a QDQ ONNX graph: QuantizeLinear /
- * DequantizeLinear pairs around every convolution but the last, which onnxruntime's CPU provider fuses into
+ * DequantizeLinear pairs around every convolution but the last few, which onnxruntime's CPU provider fuses into
  * QLinearConv, QLinearLeakyRelu, QLinearConcat and QLinearAdd (u8 x s8 products, VNNI where the CPU has it).
  *
  * The same walk over the network also builds the float graph that calibration runs: there every tensor that
@@ -12,7 +12,8 @@
  *   represented without loss), a nearest-neighbour resize and a concat take their input's or inputs' range;
  * - an Eltwise's weight (x4plus's 0.2 residual scale) goes into the DequantizeLinear scale, so the sum stays a
  *   QLinearAdd;
- * - the last convolution stays float32: its output is the picture, and int8 there showed as noise in flat areas.
+ * - the last `floatConvs` convolutions stay float32 (at least the last, whose output is the picture): see
+ *   `BUILT_IN` in prepare.ts for what each model keeps and what it measured.
  */
 import { AttributeType, DataType, ModelProto } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
@@ -101,13 +102,12 @@ export interface Int8Plan {
 }
 
 /**
- * Without `ranges`: the float calibration graph, with every tensor to measure as an output. With `ranges` (one
- * per observed tensor): the int8 QDQ graph.
+ * Without `plan`: the float calibration graph, with every tensor to measure as an output. With a plan (a range
+ * per observed tensor): the int8 QDQ graph. `quantizeNet` in calibrate.ts runs both steps.
  *
  * @example
- * const { onnx, observed } = buildGraph(net, 'x4fast');
- * const ranges = await calibrate(onnx, observed, patches);
- * const int8 = buildGraph(net, 'x4fast', ranges).onnx;
+ * const { observed } = buildGraph(net, 'x4fast', undefined, 3); // run it, measure `observed` into `ranges`
+ * const int8 = buildGraph(net, 'x4fast', { ranges }, 3).onnx;
  */
 export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, floatConvs = 1): BuiltGraph {
   const quantizing = plan !== undefined;
