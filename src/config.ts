@@ -39,6 +39,7 @@ const coreSchema = z.strictObject({
   /** Defaults for every request. */
   model: requestOption('model'),
   device: requestOption('device'),
+  precision: requestOption('precision'),
   tile: requestOption('tile'),
   logLevel: oneOf(LOG_LEVELS),
   /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
@@ -99,6 +100,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   data: 'data',
   model: 'x4plus',
   device: 'auto',
+  precision: 'fp32',
   tile: 'auto',
   logLevel: 'info',
   threads: 0,
@@ -116,6 +118,7 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DATA: 'data',
   ENHANCER_MODEL: 'model',
   ENHANCER_DEVICE: 'device',
+  ENHANCER_PRECISION: 'precision',
   ENHANCER_TILE: 'tile',
   LOG_LEVEL: 'logLevel',
   ENHANCER_HTTP_PORT: 'http.port',

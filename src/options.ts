@@ -11,6 +11,7 @@ export const DEFAULT_OPTIONS: EnhanceOptions = {
   tune: 'gentle',
   alpha: 'resize',
   device: 'auto',
+  precision: 'fp32',
 };
 
 /** Smallest tile other than 0: below this the overlap would outweigh the tile. */
@@ -46,5 +47,6 @@ export function normalizeOptions(input: Partial<Record<keyof EnhanceOptions, unk
     tune: oneOf('tune', o.tune, ['gentle', 'raw'] as const),
     alpha: oneOf('alpha', o.alpha, ['resize', 'model'] as const),
     device: oneOf('device', o.device, ['auto', 'cpu', 'cuda'] as const),
+    precision: oneOf('precision', o.precision, ['fp32', 'int8', 'auto'] as const),
   };
 }

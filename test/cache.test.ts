@@ -19,9 +19,10 @@ const result = (signature: string, bytes: number): EnhancedImage => ({
   cached: false,
   input: { width: 2, height: 2, channels: 3, bits: 8, format: 'png' },
   output: { width: 8, height: 8, channels: 3, bits: 8 },
-  options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto' },
+  options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto', precision: 'fp32' },
   modelSha256: 'f'.repeat(64),
   device: 'cpu',
+  precision: 'fp32',
   tile: 0,
   tiles: 1,
   signature,
@@ -42,8 +43,8 @@ describe('ResultCache', () => {
   });
 
   it('drops the least recently used entries once over its size, never the one just made', async () => {
-    // Each entry is 1000 bytes of PNG and a few hundred of JSON: two fit.
-    const cache = new ResultCache(dir, 3000);
+    // Each entry is 1000 bytes of PNG and about 520 of JSON: two fit.
+    const cache = new ResultCache(dir, 3200);
     for (const [i, c] of ['a', 'b', 'c'].entries()) {
       await cache.put(result(sig(c), 1000));
       const t = new Date(Date.now() - (10 - i) * 1000);

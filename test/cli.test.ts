@@ -54,7 +54,7 @@ describe('enhancer enhance', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toBe('');
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
-    expect(again.stderr).toMatch(/photo\.png 40x30 -> out\/small\.png 80x60 · x4fast on cpu · tile 16, 6 tiles/);
+    expect(again.stderr).toMatch(/photo\.png 40x30 -> out\/small\.png 80x60 · x4fast fp32 on cpu · tile 16, 6 tiles/);
     expect((await sharp(path.join(dir, 'out', 'small.png')).metadata()).width).toBe(80);
     expect(stdout).toBe('');
   });
@@ -89,8 +89,8 @@ describe('enhancer models', () => {
   it('a second run verifies and does nothing', () => {
     const { code, stderr } = enhancer('models');
     expect(code).toBe(0);
-    expect(stderr).toMatch(/x4plus: realesrgan-x4plus.onnx verified/);
-    expect(stderr).toMatch(/x4fast: realesrgan-x4fast.onnx verified/);
+    expect(stderr).toMatch(/x4plus: realesrgan-x4plus.onnx and realesrgan-x4plus-int8.onnx verified/);
+    expect(stderr).toMatch(/x4fast: realesrgan-x4fast.onnx and realesrgan-x4fast-int8.onnx verified/);
     expect(stderr).toMatch(/nothing to do/);
   });
 });

@@ -83,7 +83,7 @@ describe('config', () => {
     file({ hotfolder: { presets: { big: { scale: 8 } } } });
     expect(failure()).toMatch(/^config: hotfolder.presets.big.scale: scale must be 2, 3 or 4 \(got 8\) from /);
     file({ hotfolder: { presets: { big: { size: 8 } } } });
-    expect(failure()).toMatch(/^config: unknown key hotfolder.presets.big.size \(from .*\); known keys: model, scale, tile, tune, alpha, device, report$/);
+    expect(failure()).toMatch(/^config: unknown key hotfolder.presets.big.size \(from .*\); known keys: model, scale, tile, tune, alpha, device, precision, report$/);
     fs.writeFileSync(path.join(root, 'config', 'enhancer.json'), '{ not json');
     expect(failure()).toMatch(/^config: .*enhancer.json is not valid JSON/);
     expect(failure({ ENHANCER_CONFIG: path.join(root, 'missing.json') })).toMatch(/^config: cannot read .*missing.json \(ENOENT\)$/);
@@ -92,7 +92,7 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, tile, logLevel, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, precision, tile, logLevel, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
     );
   });
 

@@ -91,6 +91,7 @@ async function render(request: EnhanceRequest, context: EnhanceContext): Promise
     options,
     modelSha256: 'scripted',
     device: 'cpu',
+    precision: options.precision === 'int8' ? 'int8' : 'fp32',
     tile: 0,
     tiles: 1,
     signature: signatureOf(request.input, options, 'scripted'),

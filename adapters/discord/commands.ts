@@ -28,6 +28,12 @@ export function commandList(models: readonly string[]): Record<string, unknown>[
         { name: 'model', description: 'Which model', type: ApplicationCommandOptionType.String, choices: models.slice(0, 25).map((m) => ({ name: m, value: m })) },
         { name: 'scale', description: 'Output size (default 4x)', type: ApplicationCommandOptionType.Integer, choices: [2, 3, 4].map((s) => ({ name: `${s}x`, value: s })) },
         { name: 'raw', description: "The model's output without the gentle touch-up", type: ApplicationCommandOptionType.Boolean },
+        {
+          name: 'precision',
+          description: 'int8: about twice as fast on a CPU, at a difference no one sees (default fp32)',
+          type: ApplicationCommandOptionType.String,
+          choices: ['fp32', 'int8', 'auto'].map((p) => ({ name: p, value: p })),
+        },
         { name: 'report', description: 'Also a PDF summary', type: ApplicationCommandOptionType.Boolean },
       ],
     },

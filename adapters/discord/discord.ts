@@ -268,10 +268,12 @@ export class DiscordAdapter implements Adapter {
     const attachment = interaction.options.getAttachment('image', true);
     const model = interaction.options.getString('model');
     const scale = interaction.options.getInteger('scale');
+    const precision = interaction.options.getString('precision');
     const options: Partial<EnhanceOptions> = {
       ...(model ? { model } : {}),
       ...(scale ? { scale: scale as 2 | 3 | 4 } : {}),
       ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
+      ...(precision ? { precision: precision as EnhanceOptions['precision'] } : {}),
     };
     await this.intake.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
     this.answers.forget(`pre:${interaction.id}`);

@@ -26,6 +26,7 @@ const preset = z.strictObject({
   tune: requestOption('tune').optional(),
   alpha: requestOption('alpha').optional(),
   device: requestOption('device').optional(),
+  precision: requestOption('precision').optional(),
   report: flag().optional(),
 });
 

@@ -1,6 +1,7 @@
 /**
  * The options a person writes in a caption or after `/enhance`: `fast` (the quick model), `2x` / `3x` / `4x`,
- * `raw` (the model's output without the gentle touch-up) and `pdf` (the PDF summary too). Other words are left
+ * `raw` (the model's output without the gentle touch-up), `int8` / `fp32` (the precision: int8 is about twice as fast
+ * on a CPU) and `pdf` (the PDF summary too). Other words are left
  * alone, so an ordinary caption does no harm.
  */
 import type { EnhanceOptions } from '../../src/types.js';
@@ -29,20 +30,23 @@ export function parseCaption(text: string | undefined): CaptionOptions {
     else if (word === 'best') result.options.model = BEST_MODEL;
     else if (/^[234]x$/.test(word) || /^x[234]$/.test(word)) result.options.scale = Number(word.replace('x', '')) as 2 | 3 | 4;
     else if (word === 'raw') result.options.tune = 'raw';
+    else if (word === 'int8' || word === 'fp32') result.options.precision = word;
     else if (word === 'pdf') result.report = true;
   }
   return result;
 }
 
 /**
- * The options as short text for a button's data (Telegram allows 64 bytes): `f` fast, `b` best, `r` raw, `p` pdf.
+ * The options as short text for a button's data (Telegram allows 64 bytes): `f` fast, `b` best, `r` raw, `p` pdf,
+ * `i` int8, `s` fp32 (single precision).
  *
  * @example
  * packOptions({ options: { model: 'x4fast', tune: 'raw' }, report: true }); // 'frp'
  */
 export function packOptions(caption: CaptionOptions): string {
-  const { model, tune } = caption.options;
-  return `${model === FAST_MODEL ? 'f' : model === BEST_MODEL ? 'b' : ''}${tune === 'raw' ? 'r' : ''}${caption.report ? 'p' : ''}`;
+  const { model, tune, precision } = caption.options;
+  const p = precision === 'int8' ? 'i' : precision === 'fp32' ? 's' : '';
+  return `${model === FAST_MODEL ? 'f' : model === BEST_MODEL ? 'b' : ''}${tune === 'raw' ? 'r' : ''}${p}${caption.report ? 'p' : ''}`;
 }
 
 /** The inverse of `packOptions`, with the scale a button chose. */
@@ -51,5 +55,7 @@ export function unpackOptions(packed: string, scale: 2 | 3 | 4): CaptionOptions 
   if (packed.includes('f')) options.model = FAST_MODEL;
   if (packed.includes('b')) options.model = BEST_MODEL;
   if (packed.includes('r')) options.tune = 'raw';
+  if (packed.includes('i')) options.precision = 'int8';
+  if (packed.includes('s')) options.precision = 'fp32';
   return { options, report: packed.includes('p') };
 }

@@ -1,7 +1,8 @@
 /**
- * `npm run bench` (`enhancer bench`): measures this machine's practical limit, a float32 matrix product through
- * onnxruntime on the engine's threads, then enhances the fixed 256x256 test picture with each model at default
- * settings and reports throughput against that limit, peak memory and time per stage.
+ * `npm run bench` (`enhancer bench`): measures this machine's practical limits, a float32 matrix product and a
+ * u8 x s8 integer one through onnxruntime on the engine's threads, then enhances the fixed 256x256 test picture
+ * with each model at default settings, in float32 and in int8, and reports throughput against the limit of its
+ * precision, peak memory, time per stage, and how much faster int8 ran.
  *
  * Each enhancement runs in a child process of its own so that its peak memory is its own.
  */
@@ -13,13 +14,14 @@ import { enhance } from '../engine/enhance.js';
 import { readManifest } from '../models/manifest.js';
 import { ModelProto } from '../models/onnx-schema.js';
 import { modelsDir, projectRoot } from '../paths.js';
-import type { StageTimes } from '../types.js';
+import type { Precision, StageTimes } from '../types.js';
 import { scenePng } from './scene.js';
 import type { ServiceBenchRun } from './service-bench.js';
 
 /** One enhancement measured. */
 export interface BenchRun {
   model: string;
+  precision: Precision;
   size: number;
   tile: number;
   tiles: number;
@@ -30,22 +32,35 @@ export interface BenchRun {
   peakMB: number;
 }
 
-/** GFLOP/s of an n x n float32 matrix product through onnxruntime, best of `repeat`. */
-export async function matmulLimit(threads: number, n = 2048, repeat = 24): Promise<number> {
-  const info = (name: string) => ({
+/**
+ * GFLOP/s of an n x n float32 matrix product through onnxruntime (or, for int8, giga-operations per second of a
+ * u8 x s8 MatMulInteger, what the int8 convolutions run on), best of `repeat`.
+ *
+ * @example await matmulLimit(2, 'int8') // about 1200-1500 on the 2-core Zen 5 machines, against 430-470 float32
+ */
+export async function matmulLimit(threads: number, precision: Precision = 'fp32', n = 2048, repeat = 24): Promise<number> {
+  const int8 = precision === 'int8';
+  const info = (name: string, type: number) => ({
     name,
-    type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
+    type: { tensor_type: { elem_type: type, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
   });
+  const [a, b, c] = int8 ? [2, 3, 6] : [1, 1, 1];
   const model = ModelProto.encode(
     ModelProto.fromObject({
       ir_version: 8,
       opset_import: [{ domain: '', version: 17 }],
-      graph: { name: 'matmul', node: [{ op_type: 'MatMul', input: ['a', 'b'], output: ['c'] }], input: [info('a'), info('b')], output: [info('c')] },
+      graph: {
+        name: 'matmul',
+        node: [{ op_type: int8 ? 'MatMulInteger' : 'MatMul', input: ['a', 'b'], output: ['c'] }],
+        input: [info('a', a), info('b', b)],
+        output: [info('c', c)],
+      },
     }),
   ).finish();
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
-  const filled = (v: number) => new ort.Tensor('float32', new Float32Array(n * n).fill(v), [n, n]);
-  const feeds = { a: filled(0.5), b: filled(0.25) };
+  const feeds = int8
+    ? { a: new ort.Tensor('uint8', new Uint8Array(n * n).fill(3), [n, n]), b: new ort.Tensor('int8', new Int8Array(n * n).fill(-2), [n, n]) }
+    : { a: new ort.Tensor('float32', new Float32Array(n * n).fill(0.5), [n, n]), b: new ort.Tensor('float32', new Float32Array(n * n).fill(0.25), [n, n]) };
   let best = 0;
   for (let i = 0; i < repeat; i++) {
     const t = performance.now();
@@ -57,13 +72,14 @@ export async function matmulLimit(threads: number, n = 2048, repeat = 24): Promi
 }
 
 /** Runs one enhancement of the test picture in this process (the child side). */
-export async function benchOne(model: string, size: number): Promise<BenchRun> {
+export async function benchOne(model: string, size: number, precision: Precision = 'fp32'): Promise<BenchRun> {
   const input = await scenePng(size, size);
-  const result = await enhance({ input, name: `scene${size}.png`, options: { model } });
+  const result = await enhance({ input, name: `scene${size}.png`, options: { model, precision } });
   const manifest = await readManifest(modelsDir());
   const entry = manifest.models.find((m) => m.name === model)!;
   return {
     model,
+    precision: result.precision,
     size,
     tile: result.tile,
     tiles: result.tiles,
@@ -90,6 +106,7 @@ const pad = (s: string | number, n: number) => String(s).padStart(n);
 /** One model's runs, each a fresh process: what the CLI sees, and the first job after the service starts. */
 export interface BenchModel {
   model: string;
+  precision: Precision;
   size: number;
   runs: BenchRun[];
   /** The fastest run (by total time), whose stage times are shown. */
@@ -108,19 +125,22 @@ const median = (values: number[]) => {
  * The whole benchmark; prints a table (or JSON) on stdout. Each model runs `repeat` times, each run in a fresh
  * process, alternating with the limit measurements.
  */
-export async function bench(runs: Array<{ model: string; size: number }>, options: { json: boolean; repeat: number }): Promise<void> {
+export async function bench(runs: Array<{ model: string; size: number; precision: Precision }>, options: { json: boolean; repeat: number }): Promise<void> {
   const threads = os.availableParallelism();
   const limit = await matmulLimit(threads);
   const single = threads > 1 ? await matmulLimit(1) : limit;
+  const withInt8 = runs.some((r) => r.precision === 'int8');
+  const seenInt8 = withInt8 ? [await matmulLimit(threads, 'int8')] : [];
   // The machine's speed drifts by a quarter over seconds (shared host), so the limit is measured again before
   // every run (here, not in the child, so its buffers stay out of the run's peak memory) and the best is used.
   // The runs are judged the same way: the best of `repeat` against the best limit, with the median beside it.
   const seen = [limit];
-  const byModel = runs.map(({ model, size }) => ({ model, size, runs: [] as BenchRun[] }));
+  const byModel = runs.map(({ model, size, precision }) => ({ model, size, precision, runs: [] as BenchRun[] }));
   for (let r = 0; r < options.repeat; r++) {
     for (const entry of byModel) {
-      seen.push(await matmulLimit(threads));
-      entry.runs.push(runChild<BenchRun>('--one', entry.model, entry.size));
+      if (entry.precision === 'int8') seenInt8.push(await matmulLimit(threads, 'int8'));
+      else seen.push(await matmulLimit(threads));
+      entry.runs.push(runChild<BenchRun>('--one', entry.model, entry.size, '--precision', entry.precision));
     }
   }
   const results: BenchModel[] = byModel.map((entry) => ({
@@ -136,8 +156,20 @@ export async function bench(runs: Array<{ model: string; size: number }>, option
   const previewed = runChild<ServiceBenchRun>('--service-one', runs[0].model, previewSize, '--early-preview');
   seen.push(await matmulLimit(threads));
   const best = Math.max(...seen);
+  const bestInt8 = withInt8 ? Math.max(...seenInt8) : 0;
+  // int8 against float32 for each model: median over median, and the larger peak memory of each.
+  const speedups = results
+    .filter((r) => r.precision === 'int8')
+    .flatMap((q) => {
+      const f = results.find((r) => r.precision === 'fp32' && r.model === q.model && r.size === q.size);
+      if (!f) return [];
+      const peak = (m: BenchModel) => Math.max(...m.runs.map((run) => run.peakMB));
+      return [{ model: q.model, size: q.size, speedup: f.medianMs / q.medianMs, fp32PeakMB: peak(f), int8PeakMB: peak(q) }];
+    });
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads, limitGflops: best, limitSeen: seen, results, service, plain, previewed })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ cpu: os.cpus()[0]?.model, threads, limitGflops: best, limitSeen: seen, int8LimitGops: bestInt8, int8LimitSeen: seenInt8, results, speedups, service, plain, previewed })}\n`,
+    );
     return;
   }
   const out: string[] = [];
@@ -146,18 +178,25 @@ export async function bench(runs: Array<{ model: string; size: number }>, option
     `limit: float32 2048x2048 matmul through onnxruntime = ${best.toFixed(0)} GFLOP/s on ${threads} threads, the best of ` +
       `${seen.map((v) => v.toFixed(0)).join(', ')} measured around the runs (${single.toFixed(0)} on 1 thread)`,
   );
+  if (withInt8) {
+    out.push(
+      `limit: u8 x s8 2048x2048 MatMulInteger through onnxruntime = ${bestInt8.toFixed(0)} GOP/s on ${threads} threads, the best of ` +
+        `${seenInt8.map((v) => v.toFixed(0)).join(', ')}; int8 runs are held to this one`,
+    );
+  }
   out.push('');
   out.push(
-    `model   input     tile  tiles  device | runs  median ms  of limit |  MP/s  GFLOP/s  of limit | infer GFLOP/s | peak MB | load  decode   infer  encode   total (ms)`,
+    `model   prec  input     tile  tiles  device | runs  median ms  of limit |  MP/s  GFLOP/s  of limit | infer GFLOP/s | peak MB | load  decode   infer  encode   total (ms)`,
   );
-  const share = (gflop: number, ms: number) => `${((gflop / (ms / 1000) / best) * 100).toFixed(0)}%`;
-  for (const { model, size, runs: all, best: r, medianMs } of results) {
+  for (const { model, precision, size, runs: all, best: r, medianMs } of results) {
+    const held = precision === 'int8' ? bestInt8 : best;
+    const share = (gflop: number, ms: number) => `${((gflop / (ms / 1000) / held) * 100).toFixed(0)}%`;
     const seconds = r.ms.total / 1000;
     const gflops = r.gflop / seconds;
     const inferGflops = r.gflop / (r.ms.infer / 1000);
     const peak = Math.max(...all.map((run) => run.peakMB));
     out.push(
-      `${model.padEnd(7)} ${`${size}x${size}`.padEnd(9)} ${pad(r.tile, 4)} ${pad(r.tiles, 6)}  ${r.device.padEnd(6)} |` +
+      `${model.padEnd(7)} ${precision.padEnd(5)} ${`${size}x${size}`.padEnd(9)} ${pad(r.tile, 4)} ${pad(r.tiles, 6)}  ${r.device.padEnd(6)} |` +
         ` ${pad(all.length, 4)} ${pad(medianMs.toFixed(0), 10)} ${pad(share(r.gflop, medianMs), 9)} |` +
         ` ${pad(((size * size) / 1e6 / seconds).toFixed(3), 5)} ${pad(gflops.toFixed(0), 8)} ${pad(share(r.gflop, r.ms.total), 9)} |` +
         ` ${pad(inferGflops.toFixed(0), 13)} | ${pad(peak.toFixed(0), 7)} |` +
@@ -168,7 +207,14 @@ export async function bench(runs: Array<{ model: string; size: number }>, option
   out.push('Each run is a fresh process, as a CLI call or the first job after the service starts (later jobs reuse');
   out.push('memory the first one had to fault in, and run a few percent faster). The columns after "median" are the');
   out.push('fastest run. GFLOP/s counts useful work (input pixels x FLOPs per pixel) over the total time after the');
-  out.push('model is loaded; "of limit" is that against the limit above. Peak MB is the largest resident memory of a run.');
+  out.push('model is loaded; "of limit" is that against the limit of its precision above. Peak MB is the largest');
+  out.push('resident memory of a run.');
+  for (const s of speedups) {
+    out.push(
+      `int8 against float32, ${s.model} ${s.size}x${s.size}: ${s.speedup.toFixed(2)}x as fast (median over median), ` +
+        `peak ${s.int8PeakMB.toFixed(0)} MB against ${s.fp32PeakMB.toFixed(0)} MB`,
+    );
+  }
   out.push('');
   const stages = (m: ServiceBenchRun['ms']) =>
     `  submit ${m.submit.toFixed(0)} · wait ${m.wait.toFixed(0)} · early preview ${m.preview.toFixed(0)} · load ${m.load.toFixed(0)} · ` +

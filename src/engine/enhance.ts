@@ -13,7 +13,7 @@ import { modelsDir } from '../paths.js';
 import type { DecodedImage } from '../imaging/input.js';
 import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
-import { loadModel, type ModelPool } from './session.js';
+import { loadModel, planRun, type ModelPool } from './session.js';
 
 export interface EnhanceContext {
   /** Folder with the prepared models and manifest.json (default: models/ or ENHANCER_MODELS). */
@@ -104,9 +104,15 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
 
   const tLoad = performance.now();
   const dir = context.modelsDir ?? modelsDir();
-  const model = await (context.models ? context.models.acquire(dir, options.model, options.device) : loadModel(dir, options.model, options.device));
+  const plan = await planRun(dir, options);
+  const model = await (context.models
+    ? context.models.acquire(dir, options.model, plan.device, plan.precision)
+    : loadModel(dir, options.model, plan.device, plan.precision));
   const loadMs = performance.now() - tLoad;
-  log.info({ model: options.model, device: model.device, fallback: model.fallback, ms: Math.round(loadMs) }, 'model loaded');
+  log.info(
+    { model: options.model, precision: model.precision, asked: options.precision, device: model.device, fallback: model.fallback, ms: Math.round(loadMs) },
+    'model loaded',
+  );
   try {
     const tInfer = performance.now();
     // A region runs as one window, as its tile would in the whole run.
@@ -171,6 +177,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
       options,
       modelSha256: model.entry.sha256,
       device: model.device,
+      precision: model.precision,
       tile,
       tiles,
       signature: signatureOf(request.input, options, model.entry.sha256),

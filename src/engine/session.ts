@@ -8,13 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { EnhanceError } from '../errors.js';
-import { findModel, readManifest, sha256File, type ModelEntry } from '../models/manifest.js';
-import type { Device, DeviceChoice } from '../types.js';
+import { findModel, readManifest, sha256File, variantFor, type ModelEntry } from '../models/manifest.js';
+import type { Device, DeviceChoice, EnhanceOptions, Precision } from '../types.js';
+import { resolvePrecision } from './precision.js';
 
 /** A model ready to run. Call `release()` when the job is done: one model in memory at a time. */
 export interface LoadedModel {
+  /** The variant that runs: its file and checksum are the int8 ones for precision int8. */
   entry: ModelEntry;
   device: Device;
+  precision: Precision;
   /** Why CUDA was not used, when `auto` fell back to the CPU. */
   fallback?: string;
   session: ort.InferenceSession;
@@ -91,12 +94,33 @@ function cpuOptions(): ort.InferenceSession.SessionOptions {
   };
 }
 
-/** Loads `name` from `dir` for `device`, verifying the file against the manifest first. */
-export async function loadModel(dir: string, name: string, device: DeviceChoice): Promise<LoadedModel> {
-  return loadEntry(dir, findModel(await readManifest(dir), name), device);
+/** What a job will run: the manifest entry of the variant, its precision, and the device to ask for. */
+export interface RunPlan {
+  entry: ModelEntry;
+  precision: Precision;
+  device: DeviceChoice;
 }
 
-async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice): Promise<LoadedModel> {
+/**
+ * Resolves the model, precision and device of `options` against the manifest in `dir`: the entry's checksum
+ * is the one the result's signature holds, so int8 and fp32 results of one input are different cache entries.
+ *
+ * @example const plan = await planRun('models', { model: 'x4fast', device: 'cpu', precision: 'auto' });
+ */
+export async function planRun(dir: string, options: Pick<EnhanceOptions, 'model' | 'device' | 'precision'>, flags?: Set<string>): Promise<RunPlan> {
+  const entry = findModel(await readManifest(dir), options.model);
+  const gpu = options.device === 'cuda' || (options.device === 'auto' && cudaUnavailableReason() === null);
+  const precision = resolvePrecision(options.precision, gpu ? 'cuda' : 'cpu', flags);
+  // The int8 variants are for the CPU provider: never offered to CUDA.
+  return { entry: variantFor(entry, precision), precision, device: precision === 'int8' ? 'cpu' : options.device };
+}
+
+/** Loads `name` from `dir` for `device`, verifying the file against the manifest first. */
+export async function loadModel(dir: string, name: string, device: DeviceChoice, precision: Precision = 'fp32'): Promise<LoadedModel> {
+  return loadEntry(dir, variantFor(findModel(await readManifest(dir), name), precision), device, precision);
+}
+
+async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice, precision: Precision): Promise<LoadedModel> {
   const file = await verifyFile(dir, entry);
   let fallback: string | undefined;
   if (device !== 'cpu') {
@@ -108,7 +132,7 @@ async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice): 
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
         });
-        return wrap(entry, 'cuda', session);
+        return wrap(entry, 'cuda', precision, session);
       } catch (error) {
         fallback = `CUDA provider failed to start: ${(error as Error).message.split('\n')[0]}`;
       }
@@ -118,11 +142,11 @@ async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice): 
     if (device === 'cuda') throw new EnhanceError(`device cuda is not available: ${fallback}`, 'device');
   }
   const session = await ort.InferenceSession.create(file, cpuOptions());
-  return wrap(entry, 'cpu', session, fallback);
+  return wrap(entry, 'cpu', precision, session, fallback);
 }
 
-function wrap(entry: ModelEntry, device: Device, session: ort.InferenceSession, fallback?: string): LoadedModel {
-  return { entry, device, fallback, session, release: () => session.release() };
+function wrap(entry: ModelEntry, device: Device, precision: Precision, session: ort.InferenceSession, fallback?: string): LoadedModel {
+  return { entry, device, precision, fallback, session, release: () => session.release() };
 }
 
 /**
@@ -136,14 +160,14 @@ export class ModelPool {
   constructor(private readonly idleMs = 60_000) {}
 
   /** Like `loadModel`; the model's `release()` hands it back to the pool instead of freeing it. */
-  async acquire(dir: string, name: string, device: DeviceChoice): Promise<LoadedModel> {
+  async acquire(dir: string, name: string, device: DeviceChoice, precision: Precision = 'fp32'): Promise<LoadedModel> {
     clearTimeout(this.idle);
-    const entry = findModel(await readManifest(dir), name);
+    const entry = variantFor(findModel(await readManifest(dir), name), precision);
     // The manifest's checksum is in the key: a re-prepared model is loaded (and verified) afresh.
     const key = JSON.stringify([path.resolve(dir), name, entry.sha256, device]);
     if (this.held?.key !== key) {
       await this.drop();
-      this.held = { key, model: await loadEntry(dir, entry, device) };
+      this.held = { key, model: await loadEntry(dir, entry, device, precision) };
     }
     return {
       ...this.held.model,

@@ -28,6 +28,32 @@ export interface ModelEntry {
   license: string;
   /** Where the weights came from; absent for a model a user placed by hand. */
   source?: { package: string; param: SourceFile; bin: SourceFile };
+  /** The int8 variant (see src/models/quantize.ts), for `precision: int8`; absent where none was prepared. */
+  int8?: Int8Entry;
+}
+
+/** An int8 (QDQ) variant of a model, calibrated at preparation on the photos listed. */
+export interface Int8Entry {
+  /** File name of the ONNX model inside models/. */
+  file: string;
+  /** SHA-256 of the ONNX file. */
+  sha256: string;
+  /** The calibration photos (paths relative to the project), with their checksums. */
+  calibration: SourceFile[];
+}
+
+/**
+ * The entry that runs for `precision`: the model itself for fp32, its int8 variant (file and checksum) for
+ * int8, or an error naming the command that prepares it.
+ *
+ * @example variantFor(findModel(manifest, 'x4fast'), 'int8').file // 'realesrgan-x4fast-int8.onnx'
+ */
+export function variantFor(entry: ModelEntry, precision: 'fp32' | 'int8'): ModelEntry {
+  if (precision === 'fp32') return entry;
+  if (!entry.int8) {
+    throw new EnhanceError(`model ${entry.name} has no int8 variant in models/manifest.json: run \`enhancer models\`, or use precision fp32`, 'model');
+  }
+  return { ...entry, file: entry.int8.file, sha256: entry.int8.sha256 };
 }
 
 export interface Manifest {

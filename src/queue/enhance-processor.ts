@@ -7,7 +7,7 @@
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
 import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
 import { makePreview } from '../imaging/preview.js';
-import { findModel, readManifest } from '../models/manifest.js';
+import { planRun } from '../engine/session.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
 import type { EnhancedImage, EnhanceResult, Job, OutputKind, Region } from '../types.js';
@@ -60,7 +60,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
   return async (job, input, ctx) => {
     const { options } = job.request;
     const wait = Date.now() - job.createdAt;
-    const entry = findModel(await readManifest(models), options.model);
+    const { entry } = await planRun(models, options);
     const signature = signatureOf(input, options, entry.sha256);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
     let image = await cache?.get(signature);

@@ -44,6 +44,7 @@ export function reportRows(input: ReportInput): Array<[string, string]> {
     ['Touch-up', o.tune === 'gentle' ? 'gentle (saturation x1.05, contrast x1.04, unsharp 0.35)' : 'raw model output'],
     ['Alpha', o.alpha],
     ['Device', result.device],
+    ['Precision', result.precision],
     [
       'Time per stage',
       `wait ${ms(result.ms.wait)} · load ${ms(result.ms.load)} · decode ${ms(result.ms.decode)} · inference ${ms(result.ms.infer)} · encode ${ms(result.ms.encode)}`,

@@ -60,7 +60,7 @@ export async function ensureModels(models: readonly string[], log: Logger, dir =
 export function frontOptions(config: Config, adapters: readonly Adapter[], log: Logger) {
   const byName = new Map(adapters.map((a) => [a.name, a]));
   return {
-    defaults: { model: config.model, device: config.device, tile: config.tile },
+    defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
     retry: config.delivery,
