@@ -10,10 +10,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EnhanceError } from '../src/errors.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
-import { PermanentDeliveryError, type Outcome, type QueueEvents } from '../src/queue/queue.js';
+import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
 import { Worker, type Processor } from '../src/queue/worker.js';
-import type { EnhanceRequest, Job } from '../src/types.js';
+import type { Job } from '../src/types.js';
 import { scenePng, tempDir } from './helpers.js';
+import { next, request } from './queue-helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
 let dir: string;
@@ -65,26 +66,6 @@ function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit 
   open.push({ queue, worker });
   return { queue, worker, engine, delivered, log, events };
 }
-
-/** Resolves with the arguments of the next `event` that `test` accepts. */
-function next<E extends keyof QueueEvents>(queue: LocalQueue, event: E, test: (...args: QueueEvents[E]) => boolean = () => true) {
-  return new Promise<QueueEvents[E]>((resolve) => {
-    const events = queue.events();
-    const on = (...args: QueueEvents[E]) => {
-      if (!test(...args)) return;
-      events.off(event, on);
-      resolve(args);
-    };
-    events.on(event, on);
-  });
-}
-
-const request = async (name: string, seed: number, extra: Partial<EnhanceRequest> = {}): Promise<EnhanceRequest> => ({
-  input: await scenePng(32, 24, seed),
-  name,
-  owner: 'telegram:7',
-  ...extra,
-});
 
 describe('LocalQueue and Worker', () => {
   it('spools before announcing, reports position and ETA, and delivers outputs by reference', async () => {

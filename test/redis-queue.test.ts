@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
-import { PermanentDeliveryError, type Outcome, type QueueEvents } from '../src/queue/queue.js';
+import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
 import { redisConnected } from '../src/queue/redis/health.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
@@ -16,6 +16,7 @@ import { Worker } from '../src/queue/worker.js';
 import type { EnhanceRequest, Job } from '../src/types.js';
 import { scenePng } from './helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
+import { next, request as plainRequest } from './queue-helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
 let server: RedisServer;
@@ -69,26 +70,8 @@ async function setup({ deliver, limit = Infinity }: Setup = {}) {
   return { queue, worker, engine, delivered, log, frontRedis };
 }
 
-/** Resolves with the arguments of the next `event` that `test` accepts. */
-function next<E extends keyof QueueEvents>(queue: RedisQueue, event: E, test: (...args: QueueEvents[E]) => boolean = () => true) {
-  return new Promise<QueueEvents[E]>((resolve) => {
-    const events = queue.events();
-    const on = (...args: QueueEvents[E]) => {
-      if (!test(...args)) return;
-      events.off(event, on);
-      resolve(args);
-    };
-    events.on(event, on);
-  });
-}
-
-const request = async (name: string, seed: number, extra: Partial<EnhanceRequest> = {}): Promise<EnhanceRequest> => ({
-  input: await scenePng(32, 24, seed),
-  name,
-  owner: 'telegram:7',
-  replyTo: { adapter: 'test' },
-  ...extra,
-});
+/** Answers go to the test's own door. */
+const request = (name: string, seed: number, extra: Partial<EnhanceRequest> = {}) => plainRequest(name, seed, { replyTo: { adapter: 'test' }, ...extra });
 
 describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
   it('takes turns between people: A submits five, then B one, and B runs second', async () => {

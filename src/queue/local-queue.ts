@@ -8,7 +8,6 @@
  * is announced, and the job leaves the spool only once its adapter has delivered it (deliveries.ts). A crash at
  * any point therefore means the job runs again, or is delivered again, at the next start.
  */
-import { EventEmitter } from 'node:events';
 import BetterQueue from 'better-queue';
 import { EnhanceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -16,8 +15,9 @@ import { modelsDir as defaultModelsDir } from '../paths.js';
 import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.js';
 import { admit } from './admit.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
+import { QueueEmitter } from './emitter.js';
 import { FairTurns } from './fair.js';
-import type { EnhanceQueue, JobStatus, Outcome, QueueEvents, QueueListener } from './queue.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from './queue.js';
 import { ResultStore } from './results.js';
 import { Spool, type SpooledJob } from './spool.js';
 import type { Throughput } from './throughput.js';
@@ -44,8 +44,6 @@ export interface LocalQueueOptions {
   logger?: Logger;
 }
 
-/** Listeners per emitter before Node warns of a leak: each door and the service add a few per event. */
-const LISTENERS = 50;
 /** Ended jobs remembered for status questions. */
 const REMEMBER_ENDED = 200;
 
@@ -80,8 +78,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   private closing = false;
   /** Submits per owner still being checked and written. */
   private readonly submitting = new Map<string, number>();
-  private readonly emitter = new EventEmitter().setMaxListeners(LISTENERS);
-  private readonly byAdapter = new Map<string, EventEmitter>();
+  private readonly emitter = new QueueEmitter();
 
   constructor(private readonly options: LocalQueueOptions) {
     this.spool = new Spool(options.dataDir);
@@ -107,7 +104,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       spool: this.spool,
       policy: options.retry ?? DEFAULT_RETRY,
       deliver: options.deliver,
-      onFailed: (job, info) => this.emitFor(job, 'undelivered', job, info),
+      onFailed: (job, info) => this.emitter.emit(job, 'undelivered', job, info),
       onSettled: (job, reason) => this.forget(job, reason),
       logger: this.log,
     });
@@ -168,7 +165,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     this.enter(job);
     const { position, etaMs } = this.status(job.id)!;
     this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
-    this.emitFor(job, 'queued', job, { position, etaMs });
+    this.emitter.emit(job, 'queued', job, { position, etaMs });
     return job;
   }
 
@@ -208,23 +205,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   }
 
   events(adapter?: string): QueueListener {
-    let emitter = this.emitter;
-    if (adapter !== undefined) {
-      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter().setMaxListeners(LISTENERS));
-      emitter = this.byAdapter.get(adapter)!;
-    }
-    // Only the listening half: front doors hear events, they never make them.
-    const listener: QueueListener = {
-      on: (event, fn) => (emitter.on(event, fn as never), listener),
-      once: (event, fn) => (emitter.once(event, fn as never), listener),
-      off: (event, fn) => (emitter.off(event, fn as never), listener),
-    };
-    return listener;
-  }
-
-  private emitFor<E extends keyof QueueEvents>(job: Job, event: E, ...args: QueueEvents[E]): void {
-    this.emitter.emit(event, ...args);
-    this.byAdapter.get(job.request.replyTo?.adapter ?? '')?.emit(event, ...args);
+    return this.emitter.listener(adapter);
   }
 
   /** Waiting and active jobs in the order they run: active first, then by turn. */
@@ -272,18 +253,18 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     let ended!: () => void;
     entry.ended = new Promise((resolve) => (ended = resolve));
     this.log.info({ job: id, state: 'active', name: job.request.name }, 'job started');
-    this.emitFor(job, 'started', job);
+    this.emitter.emit(job, 'started', job);
     const lease: JobLease = {
       job,
       signal: entry.controller.signal,
       input: () => this.spool.readInput(id),
       progress: (progress) => {
         entry.etaMs = progress.etaMs;
-        this.emitFor(job, 'progress', job, progress);
+        this.emitter.emit(job, 'progress', job, progress);
       },
       preview: (preview) => {
         this.log.info({ job: id, ms: Math.round(preview.ms), region: preview.region }, 'early preview ready');
-        this.emitFor(job, 'preview', job, preview);
+        this.emitter.emit(job, 'preview', job, preview);
       },
       writeOutput: (kind, bytes) => this.results.write(id, kind, bytes),
       end: async (outcome) => {
@@ -314,10 +295,10 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       const r = outcome.result;
       const rssMB = Math.round(process.memoryUsage.rss() / 1e6);
       this.log.info({ ...fields, cached: r.cached, ms: roundAll(r.ms), tiles: r.tiles, device: r.device, rssMB }, 'job completed');
-      this.emitFor(job, 'completed', job, r);
+      this.emitter.emit(job, 'completed', job, r);
     } else {
       this.log.info({ ...fields, reason: outcome.reason }, `job ${outcome.state}`);
-      this.emitFor(job, outcome.state, job, outcome.reason);
+      this.emitter.emit(job, outcome.state, job, outcome.reason);
     }
     void this.deliveries.start(job, outcome);
   }
@@ -330,7 +311,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     if (entry) entry.settled = true;
     if (reason === undefined) {
       this.log.info({ job: job.id, name: job.request.name }, 'job delivered');
-      this.emitFor(job, 'delivered', job);
+      this.emitter.emit(job, 'delivered', job);
     }
     const settled = [...this.entries.values()].filter((e) => e.settled);
     for (const e of settled.slice(0, Math.max(0, settled.length - REMEMBER_ENDED))) this.entries.delete(e.job.id);

@@ -15,7 +15,8 @@ import { modelsDir as defaultModelsDir } from '../../paths.js';
 import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../../types.js';
 import { admit } from '../admit.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
-import type { EnhanceQueue, JobStatus, Outcome, QueueEvents, QueueListener } from '../queue.js';
+import { QueueEmitter } from '../emitter.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from '../queue.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
 import { RedisSpeeds } from './speeds.js';
@@ -35,8 +36,6 @@ export interface RedisQueueOptions {
   logger?: Logger;
 }
 
-/** Listeners per emitter before Node warns of a leak: each door and the service add a few per event. */
-const LISTENERS = 50;
 /** How long `cancel` waits for the worker running the job to say it stopped (it stops between tiles). */
 const CANCEL_WAIT_MS = 60_000;
 
@@ -48,8 +47,7 @@ export class RedisQueue implements EnhanceQueue {
   private readonly deliveries: RedisDeliveries;
   private readonly log: Logger;
   private readonly models: string;
-  private readonly emitter = new EventEmitter().setMaxListeners(LISTENERS);
-  private readonly byAdapter = new Map<string, EventEmitter>();
+  private readonly emitter = new QueueEmitter();
   /** Every event, for `cancel` to hear the end of the job it asked to stop. */
   private readonly ends = new EventEmitter().setMaxListeners(0);
   /** Submits per owner still being checked and written, counted before the first await. */
@@ -71,8 +69,8 @@ export class RedisQueue implements EnhanceQueue {
       store: this.store,
       policy: options.retry ?? DEFAULT_RETRY,
       deliver: options.deliver,
-      onDelivered: (job) => this.emitFor(job, 'delivered', job),
-      onFailed: (job, info) => this.emitFor(job, 'undelivered', job, info),
+      onDelivered: (job) => this.emitter.emit(job, 'delivered', job),
+      onFailed: (job, info) => this.emitter.emit(job, 'undelivered', job, info),
       logger: this.log,
     });
   }
@@ -113,7 +111,7 @@ export class RedisQueue implements EnhanceQueue {
       await this.line.add('enhance', { id: job.id, turn }, { jobId: job.id, priority: turn, removeOnComplete: true, removeOnFail: true });
       const { position, etaMs } = (await this.getJob(job.id))!;
       this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
-      this.emitFor(job, 'queued', job, { position, etaMs });
+      this.emitter.emit(job, 'queued', job, { position, etaMs });
       return job;
     } finally {
       this.submitting.set(owner, this.submitting.get(owner)! - 1);
@@ -158,17 +156,7 @@ export class RedisQueue implements EnhanceQueue {
   }
 
   events(adapter?: string): QueueListener {
-    let emitter = this.emitter;
-    if (adapter !== undefined) {
-      if (!this.byAdapter.has(adapter)) this.byAdapter.set(adapter, new EventEmitter().setMaxListeners(LISTENERS));
-      emitter = this.byAdapter.get(adapter)!;
-    }
-    const listener: QueueListener = {
-      on: (event, fn) => (emitter.on(event, fn as never), listener),
-      once: (event, fn) => (emitter.once(event, fn as never), listener),
-      off: (event, fn) => (emitter.off(event, fn as never), listener),
-    };
-    return listener;
+    return this.emitter.listener(adapter);
   }
 
   /** A health check for the front: its connection to Redis is up. */
@@ -220,7 +208,7 @@ export class RedisQueue implements EnhanceQueue {
     } catch {
       return;
     }
-    this.emitFor(a.job, a.event, a.job, ...(a.args as [never]));
+    this.emitter.emit(a.job, a.event, a.job, ...(a.args as [never]));
     if (a.event === 'completed' || a.event === 'failed' || a.event === 'cancelled') this.ends.emit(a.job.id, a.job);
   }
 
@@ -239,8 +227,4 @@ export class RedisQueue implements EnhanceQueue {
     });
   }
 
-  private emitFor<E extends keyof QueueEvents>(job: Job, event: E, ...args: QueueEvents[E]): void {
-    this.emitter.emit(event, ...args);
-    this.byAdapter.get(job.request.replyTo?.adapter ?? '')?.emit(event, ...args);
-  }
 }
