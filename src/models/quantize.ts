@@ -423,7 +423,7 @@ function concatGroups(net: NcnnNet, ranges: Map<string, Range>): Map<string, QPa
 }
 
 /** The layers that read `blob` (through Splits). */
-function readersOf(net: NcnnNet, blob: string): NcnnLayer[] {
+export function readersOf(net: NcnnNet, blob: string): NcnnLayer[] {
   const readers: NcnnLayer[] = [];
   for (const layer of net.layers) {
     if (layer.type === 'Input' || !layer.inputs.includes(blob)) continue;
