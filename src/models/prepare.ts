@@ -29,15 +29,16 @@ export const CALIBRATION_DIR = path.join(projectRoot, 'models', 'calibration');
 const SOURCE_DIR = 'package/dist/upscaler/sub-classes/model-manager/models';
 
 /** The models this project builds itself, and the ncnn files they come from. */
-export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: string; floatConvs: number; sharedConcat?: boolean }> = [
+export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: string; floatConvs: number; sharedConcat?: boolean; equalise?: boolean }> = [
   // The three 4x-resolution convolutions stay float32 and every concat shares one range: QLinearConcat then
   // copies (profiled at 256x256: 735 ms of a 2.9 s run with lookup tables, 496 ms as copies), 2.42x float32's
   // speed instead of 2.13x (bench, interleaved), at 37.7 / 38.3 dB against float32 on the held-out photos
   // (JPEG q95 of the input: 34.3 / 37.7 dB; all-int8 but the last with own ranges: 38.0 / 38.6 dB).
   { name: 'x4plus', stem: 'realesrgan-x4plus', description: 'RealESRGAN x4plus (RRDBNet, 23 blocks): general photos, best quality', floatConvs: 3, sharedConcat: true },
-  // The last three convolutions (of 33) stay float32: with only the last, the rocket-nose photo came to 39.0 dB
-  // against float32 where JPEG q95 gives 39.5 dB; with three, 40.0 dB (two: 39.52, too close to call).
-  { name: 'x4fast', stem: 'realesrgan-x4fast', description: 'RealESRGAN x4 compact (SRVGGNet, 32 convs): about 15x faster', floatConvs: 3 },
+  // Each PReLU between int8 convolutions is carried as [Relu(x), x] (see `splitPRelu` in quantize.ts); the last
+  // two convolutions (of 33) stay float32: with only the last, the rocket-nose photo came to 39.4 dB against
+  // float32 where JPEG q95 gives 39.5 dB; with two, 39.9 dB (three: 40.1 dB, one float convolution more).
+  { name: 'x4fast', stem: 'realesrgan-x4fast', description: 'RealESRGAN x4 compact (SRVGGNet, 32 convs): about 15x faster', floatConvs: 2, equalise: true },
 ];
 
 export interface PrepareOptions {
@@ -188,7 +189,7 @@ async function prepareInt8(
   }
   say(`${model.name}: calibrating int8 on ${names.length} photos (${patches.length} patches, one thread)`);
   const started = Date.now();
-  const onnx = await quantizeNet(net, model.name, patches, model.floatConvs, model.sharedConcat);
+  const onnx = await quantizeNet(net, model.name, patches, model.floatConvs, model.sharedConcat, model.equalise);
   const digest = sha256(onnx);
   const file = `${model.stem}-int8.onnx`;
   if (previous?.int8 && previous.int8.sha256 !== digest) {
