@@ -229,7 +229,10 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
   });
 
   it('reports Redis health: null while connected, one line once it is gone', async () => {
-    const { frontRedis } = await setup();
+    // A bare connection: the check is about it alone, and BullMQ's close would wait on its own reconnects.
+    const frontRedis = await connectRedis(server.url, silentLogger, 'front');
+    open.push(async () => frontRedis.disconnect());
+    if (frontRedis.status !== 'ready') await new Promise<void>((resolve) => frontRedis.once('ready', () => resolve()));
     const check = redisConnected(frontRedis);
     expect(await check.check()).toBeNull();
     await server.stop();
