@@ -10,6 +10,8 @@ COPY src ./src
 COPY adapters ./adapters
 COPY config ./config
 COPY models/manifest.json ./models/manifest.json
+# The photos the int8 variants are calibrated on: without them the build has no int8 models.
+COPY models/calibration ./models/calibration
 # npm ci compiles TypeScript (prepare); the models are converted and verified at build time, not at first use.
 RUN npm ci --no-audit --no-fund && npm run models && npm prune --omit=dev
 
