@@ -30,10 +30,10 @@ const SOURCE_DIR = 'package/dist/upscaler/sub-classes/model-manager/models';
 
 /** The models this project builds itself, and the ncnn files they come from. */
 export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: string; floatConvs: number; sharedConcat?: boolean; equalise?: boolean }> = [
-  // The three 4x-resolution convolutions stay float32 and every concat shares one range: QLinearConcat then
-  // copies (profiled at 256x256: 735 ms of a 2.9 s run with lookup tables, 496 ms as copies), 2.42x float32's
-  // speed instead of 2.13x (bench, interleaved), at 37.7 / 38.3 dB against float32 on the held-out photos
-  // (JPEG q95 of the input: 34.3 / 37.7 dB; all-int8 but the last with own ranges: 38.0 / 38.6 dB).
+  // The three 4x-resolution convolutions stay float32 and every concat shares one range but for the dense
+  // blocks' inputs (see `Int8Plan.sharedConcat`): QLinearConcat then copies most of its inputs (profiled at
+  // 256x256: 735 ms of a 2.9 s run with lookup tables, 496 ms as copies). Float32 4x convs with all inputs
+  // shared measured 2.42-2.5x float32's speed but lost 1.4-2.3 dB on the held-out photos (test/int8.test.ts).
   { name: 'x4plus', stem: 'realesrgan-x4plus', description: 'RealESRGAN x4plus (RRDBNet, 23 blocks): general photos, best quality', floatConvs: 3, sharedConcat: true },
   // Each PReLU between int8 convolutions is carried as [Relu(x), x] (see `splitPRelu` in quantize.ts); the last
   // two convolutions (of 33) stay float32: with only the last, the rocket-nose photo came to 39.4 dB against
