@@ -87,3 +87,24 @@ export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as c
 
 /** ONNX AttributeProto.AttributeType values used here. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
+
+/** The ONNX versions the project writes: opset 17 has every operator used here, IR 8 goes with it. */
+export const OPSET = 17;
+export const IR_VERSION = 8;
+
+/** An attribute of a node, as `ModelProto` encodes it. */
+export interface Attribute {
+  name: string;
+  type: number;
+  f?: number;
+  i?: number;
+  s?: Uint8Array;
+  floats?: number[];
+  ints?: number[];
+}
+
+/** Attribute builders, e.g. `ints('pads', [1, 1, 1, 1])`. */
+export const ints = (name: string, values: number[]): Attribute => ({ name, type: AttributeType.INTS, ints: values });
+export const int = (name: string, value: number): Attribute => ({ name, type: AttributeType.INT, i: value });
+export const float = (name: string, value: number): Attribute => ({ name, type: AttributeType.FLOAT, f: value });
+export const str = (name: string, value: string): Attribute => ({ name, type: AttributeType.STRING, s: new TextEncoder().encode(value) });

@@ -15,11 +15,8 @@
  * - the last `floatConvs` convolutions stay float32 (at least the last, whose output is the picture): see
  *   `BUILT_IN` in prepare.ts for what each model keeps and what it measured.
  */
-import { AttributeType, DataType, ModelProto } from './onnx-schema.js';
+import { DataType, float, int, ints, IR_VERSION, ModelProto, OPSET, str, type Attribute } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
-
-const OPSET = 17;
-const IR_VERSION = 8;
 
 /** A measured range of one tensor. */
 export interface Range {
@@ -49,20 +46,6 @@ export function quantParams(range: Range, onGrid = true): QParams {
   const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
   return { scale, zeroPoint };
 }
-
-interface Attribute {
-  name: string;
-  type: number;
-  f?: number;
-  i?: number;
-  s?: Uint8Array;
-  ints?: number[];
-}
-
-const ints = (name: string, values: number[]): Attribute => ({ name, type: AttributeType.INTS, ints: values });
-const int = (name: string, value: number): Attribute => ({ name, type: AttributeType.INT, i: value });
-const float = (name: string, value: number): Attribute => ({ name, type: AttributeType.FLOAT, f: value });
-const str = (name: string, value: string): Attribute => ({ name, type: AttributeType.STRING, s: new TextEncoder().encode(value) });
 
 /** What `buildGraph` made. */
 export interface BuiltGraph {

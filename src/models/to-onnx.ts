@@ -2,21 +2,8 @@
  * Converts an ncnn RealESRGAN-family network into an ONNX model: float32 NCHW input named `input` with dynamic
  * height and width, values in [0,1]; output `output`, clamped to [0,1].
  */
-import { AttributeType, DataType, ModelProto } from './onnx-schema.js';
+import { DataType, float, int, ints, IR_VERSION, ModelProto, OPSET, str, type Attribute } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
-
-const OPSET = 17;
-const IR_VERSION = 8;
-
-interface Attribute {
-  name: string;
-  type: number;
-  f?: number;
-  i?: number;
-  s?: Uint8Array;
-  floats?: number[];
-  ints?: number[];
-}
 
 interface Node {
   op_type: string;
@@ -32,15 +19,6 @@ interface Tensor {
   data_type: number;
   raw_data: Uint8Array;
 }
-
-const ints = (name: string, values: number[]): Attribute => ({ name, type: AttributeType.INTS, ints: values });
-const int = (name: string, value: number): Attribute => ({ name, type: AttributeType.INT, i: value });
-const float = (name: string, value: number): Attribute => ({ name, type: AttributeType.FLOAT, f: value });
-const str = (name: string, value: string): Attribute => ({
-  name,
-  type: AttributeType.STRING,
-  s: new TextEncoder().encode(value),
-});
 
 /** What the conversion learned about the network besides the ONNX bytes. */
 export interface ConvertedModel {
