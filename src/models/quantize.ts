@@ -15,7 +15,7 @@
  * - the last `floatConvs` convolutions stay float32 (at least the last, whose output is the picture): see
  *   `BUILT_IN` in prepare.ts for what each model keeps and what it measured.
  */
-import { DataType, float, int, ints, IR_VERSION, ModelProto, OPSET, str, type Attribute } from './onnx-schema.js';
+import { DataType, encodeModel, float, imageInfo, int, ints, str, type Attribute } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
 
 /** A measured range of one tensor. */
@@ -268,28 +268,16 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
   const result = alias.get(finalBlob) ?? last;
   node('Clip', [floatOf(result), constant('zero', [], new Float32Array([0])), constant('one', [], new Float32Array([1]))], ['output']);
 
-  const image = (name: string, h: string, w: string) => ({
-    name,
-    type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_value: 1 }, { dim_value: 3 }, { dim_param: h }, { dim_param: w }] } } },
+  const extra = [...observed, ...(quantizing ? [] : convInputs.filter((n) => n !== 'input' && !observed.includes(n))), ...(quantizing && !plan.probe ? [] : [last])];
+  const onnx = encodeModel({
+    name: modelName,
+    doc: `${modelName}${quantizing ? ' int8 (QDQ)' : ' calibration graph'}: Real-ESRGAN weights (BSD-3-Clause, Real-ESRGAN authors), converted from ncnn`,
+    nodes,
+    initializers,
+    inputs: [imageInfo('input', 'height', 'width')],
+    outputs: [imageInfo('output', 'out_height', 'out_width'), ...extra.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } }))],
   });
-  const model = {
-    ir_version: IR_VERSION,
-    producer_name: 'image-enhancer',
-    producer_version: '1',
-    doc_string: `${modelName}${quantizing ? ' int8 (QDQ)' : ' calibration graph'}: Real-ESRGAN weights (BSD-3-Clause, Real-ESRGAN authors), converted from ncnn`,
-    opset_import: [{ domain: '', version: OPSET }],
-    graph: {
-      name: modelName,
-      node: nodes,
-      initializer: initializers,
-      input: [image('input', 'height', 'width')],
-      output: [
-        image('output', 'out_height', 'out_width'),
-        ...[...observed, ...(quantizing ? [] : convInputs.filter((n) => n !== 'input' && !observed.includes(n))), ...(quantizing && !plan.probe ? [] : [last])].map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })),
-      ],
-    },
-  };
-  return { onnx: ModelProto.encode(ModelProto.fromObject(model)).finish(), observed, convInputs, lastConvOutput: last };
+  return { onnx, observed, convInputs, lastConvOutput: last };
 
   /** Does every reader of `layer`'s output become an int8 convolution (so none needs the PReLU itself)? */
   function feedsOnlyInt8Convs(layer: NcnnLayer): boolean {

@@ -2,7 +2,7 @@
  * Converts an ncnn RealESRGAN-family network into an ONNX model: float32 NCHW input named `input` with dynamic
  * height and width, values in [0,1]; output `output`, clamped to [0,1].
  */
-import { DataType, float, int, ints, IR_VERSION, ModelProto, OPSET, str, type Attribute } from './onnx-schema.js';
+import { DataType, encodeModel, float, imageInfo, int, ints, str, type Attribute } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
 
 interface Node {
@@ -131,30 +131,14 @@ export function convertToOnnx(net: NcnnNet, modelName: string): ConvertedModel {
   const scale = blobScale.get(outputs[0])!;
   node('Clip', 'clamp_output', [outputs[0], constant('zero', [], new Float32Array([0])), constant('one', [], new Float32Array([1]))], ['output']);
 
-  const valueInfo = (name: string, h: string, w: string) => ({
-    name,
-    type: {
-      tensor_type: {
-        elem_type: DataType.FLOAT,
-        shape: { dim: [{ dim_value: 1 }, { dim_value: 3 }, { dim_param: h }, { dim_param: w }] },
-      },
-    },
+  const onnx = encodeModel({
+    name: modelName,
+    doc: `${modelName}: Real-ESRGAN weights (BSD-3-Clause, Real-ESRGAN authors), converted from ncnn`,
+    nodes,
+    initializers,
+    inputs: [imageInfo('input', 'height', 'width')],
+    outputs: [imageInfo('output', 'out_height', 'out_width')],
   });
-  const model = {
-    ir_version: IR_VERSION,
-    producer_name: 'image-enhancer',
-    producer_version: '1',
-    doc_string: `${modelName}: Real-ESRGAN weights (BSD-3-Clause, Real-ESRGAN authors), converted from ncnn`,
-    opset_import: [{ domain: '', version: OPSET }],
-    graph: {
-      name: modelName,
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo('input', 'height', 'width')],
-      output: [valueInfo('output', 'out_height', 'out_width')],
-    },
-  };
-  const onnx = ModelProto.encode(ModelProto.fromObject(model)).finish();
   return { onnx, scale, flopsPerPixel };
 
   /** Adds Conv (+ activation) and returns its FLOPs per pixel at its own resolution. */
