@@ -18,11 +18,14 @@ export function cpuFlags(cpuinfo = readCpuinfo()): Set<string> {
   return new Set(line ? line.split(':')[1].trim().split(/\s+/) : []);
 }
 
+/** Read once: the flags do not change while the process runs, and every job plans its run (twice) with them. */
+let cpuinfo: string | undefined;
+
 function readCpuinfo(): string {
   try {
-    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+    return (cpuinfo ??= fs.readFileSync('/proc/cpuinfo', 'utf8'));
   } catch {
-    return '';
+    return (cpuinfo = '');
   }
 }
 
