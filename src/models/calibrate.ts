@@ -15,6 +15,7 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { NcnnLayer, NcnnNet } from './ncnn.js';
 import { buildGraph, readersOf, type Range } from './quantize.js';
+import { choleskyUpper, GramAccumulator } from './rounding.js';
 
 /** Side of the square patches the photos are cut into: x4plus's calibration runs take about 2 s a patch on one thread. */
 export const PATCH = 64;
@@ -59,14 +60,14 @@ async function runPatches(
   graph: Uint8Array,
   names: string[],
   patches: Float32Array[],
-  visit: (name: string, data: Float32Array, channels: number) => void,
+  visit: (name: string, data: Float32Array, channels: number) => void | Promise<void>,
 ): Promise<void> {
   const session = await oneThread(graph);
   try {
     for (const patch of patches) {
       const results = await session.run({ input: new ort.Tensor('float32', patch, [1, 3, PATCH, PATCH]) }, names);
       for (const name of names) {
-        visit(name, results[name].data as Float32Array, results[name].dims[1]);
+        await visit(name, results[name].data as Float32Array, results[name].dims[1]);
         results[name].dispose();
       }
     }
@@ -95,39 +96,66 @@ class ChannelMeans {
   }
 }
 
+/** How one model is made int8: see `BUILT_IN` in prepare.ts for what each model uses and why. */
+export interface Int8Recipe {
+  /** How many of the last convolutions stay float32 (at least 1). */
+  floatConvs: number;
+  /** See `Int8Plan.sharedConcat`. */
+  sharedConcat?: boolean;
+  /** Equalise each split PReLU's pair of convolutions (`equalisePRelus`). */
+  equalise?: boolean;
+  /** Round the weights against their inputs' Gram matrices (rounding.ts) instead of to nearest. */
+  roundAgainstInputs?: boolean;
+}
+
 /**
  * Calibrates `net` on `patches` and returns the int8 QDQ ONNX: ranges from the float calibration graph, then
  * bias correction from the per-channel means of every convolution's input (see `Int8Plan.inputMeans`).
  *
- * `floatConvs`: how many of the last convolutions stay float32; `sharedConcat`: see `Int8Plan`.
- *
- * @example const onnx = await quantizeNet(net, 'x4fast', await photoPatches(photo), 3);
+ * @example const onnx = await quantizeNet(net, 'x4fast', await photoPatches(photo), { floatConvs: 2, equalise: true });
  */
-export async function quantizeNet(net: NcnnNet, modelName: string, patches: Float32Array[], floatConvs = 1, sharedConcat = false, equalise = false): Promise<Uint8Array> {
-  if (equalise) net = await equalisePRelus(net, modelName, patches, floatConvs);
+export async function quantizeNet(net: NcnnNet, modelName: string, patches: Float32Array[], recipe: Int8Recipe): Promise<Uint8Array> {
+  const { floatConvs, sharedConcat } = recipe;
+  if (recipe.equalise) net = await equalisePRelus(net, modelName, patches, floatConvs);
   const graph = buildGraph(net, modelName, undefined, floatConvs);
   const ranges = new Map<string, Range>(graph.observed.map((name) => [name, { lo: Infinity, hi: -Infinity }]));
   const means = new ChannelMeans();
+  const grams = new GramAccumulator();
   const inputs = new Set(graph.convInputs);
   const fetched = [...new Set([...graph.observed, ...graph.convInputs.filter((n) => n !== 'input'), graph.lastConvOutput])];
-  for (const patch of patches) means.add('input', patch, 3);
-  await runPatches(graph.onnx, fetched, patches, (name, data, channels) => {
-    const range = ranges.get(name);
-    if (range) {
-      for (let i = 0; i < data.length; i++) {
-        if (data[i] < range.lo) range.lo = data[i];
-        if (data[i] > range.hi) range.hi = data[i];
-      }
+  const addGram = async (name: string, data: Float32Array, channels: number) => {
+    const kernel = graph.convKernels.get(name);
+    const side = Math.sqrt(data.length / channels);
+    if (recipe.roundAgainstInputs && kernel) await grams.add(name, data, channels, side, side, kernel.k, kernel.pad);
+  };
+  try {
+    for (const patch of patches) {
+      means.add('input', patch, 3);
+      await addGram('input', patch, 3);
     }
-    if (inputs.has(name) || name === graph.lastConvOutput) means.add(name, data, channels);
-  });
+    await runPatches(graph.onnx, fetched, patches, async (name, data, channels) => {
+      const range = ranges.get(name);
+      if (range) {
+        for (let i = 0; i < data.length; i++) {
+          if (data[i] < range.lo) range.lo = data[i];
+          if (data[i] > range.hi) range.hi = data[i];
+        }
+      }
+      if (inputs.has(name) || name === graph.lastConvOutput) means.add(name, data, channels);
+      if (inputs.has(name)) await addGram(name, data, channels);
+    });
+  } finally {
+    await grams.release();
+  }
   const inputMeans = new Map([...inputs].map((name) => [name, means.mean(name)]));
-  const probe = buildGraph(net, modelName, { ranges, inputMeans, probe: true, sharedConcat }, floatConvs);
+  const roundingFactors = new Map([...grams.grams].map(([name, gram]) => [name, choleskyUpper(gram)]));
+  const plan = { ranges, inputMeans, sharedConcat, roundingFactors };
+  const probe = buildGraph(net, modelName, { ...plan, probe: true }, floatConvs);
   const int8Means = new ChannelMeans();
   await runPatches(probe.onnx, [probe.lastConvOutput], patches, (name, data, channels) => int8Means.add(name, data, channels));
   const floatLast = means.mean(graph.lastConvOutput);
   const lastShift = int8Means.mean(probe.lastConvOutput).map((v, c) => v - floatLast[c]);
-  return buildGraph(net, modelName, { ranges, inputMeans, lastShift, sharedConcat }, floatConvs).onnx;
+  return buildGraph(net, modelName, { ...plan, lastShift }, floatConvs).onnx;
 }
 
 /**

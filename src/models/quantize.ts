@@ -17,6 +17,7 @@
  */
 import { DataType, encodeModel, float, imageInfo, int, ints, str, type Attribute } from './onnx-schema.js';
 import { param, type NcnnLayer, type NcnnNet } from './ncnn.js';
+import { roundAgainst } from './rounding.js';
 
 /** A measured range of one tensor. */
 export interface Range {
@@ -56,6 +57,8 @@ export interface BuiltGraph {
   convInputs: string[];
   /** The float result of the last convolution (an output of the calibration graph, and of a probe). */
   lastConvOutput: string;
+  /** Kernel side and padding of the int8 convolution that reads each of `convInputs`. */
+  convKernels: Map<string, { k: number; pad: number }>;
 }
 
 /** What makes the int8 graph. */
@@ -86,6 +89,11 @@ export interface Int8Plan {
    * and a dark sky 1.5 instead of 0.8 levels darker, for about 7% of speed.
    */
   sharedConcat?: boolean;
+  /**
+   * Per convolution input, the Cholesky factor of its Gram matrix on the calibration patches (`choleskyUpper`):
+   * the weights of a convolution whose input has one are rounded against it (rounding.ts) instead of to nearest.
+   */
+  roundingFactors?: Map<string, Float64Array>;
   /** Carry a PReLU between int8 convolutions as [Relu(x), x] (see `splitPRelu`); on unless false. */
   splitPRelu?: boolean;
 }
@@ -102,6 +110,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
   const quantizing = plan !== undefined;
   const ranges = plan?.ranges;
   const convInputs: string[] = [];
+  const convKernels = new Map<string, { k: number; pad: number }>();
   const nodes: object[] = [];
   const initializers: object[] = [];
   const observed: string[] = [];
@@ -277,7 +286,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     inputs: [imageInfo('input', 'height', 'width')],
     outputs: [imageInfo('output', 'out_height', 'out_width'), ...extra.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } }))],
   });
-  return { onnx, observed, convInputs, lastConvOutput: last };
+  return { onnx, observed, convInputs, lastConvOutput: last, convKernels };
 
   /** Does every reader of `layer`'s output become an int8 convolution (so none needs the PReLU itself)? */
   function feedsOnlyInt8Convs(layer: NcnnLayer): boolean {
@@ -330,6 +339,8 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     } else {
       const inScale = qOf(input).p.scale;
       const mean = plan.inputMeans?.get(input);
+      const r = plan.roundingFactors?.get(input);
+      if (r && r.length !== perIn * perIn) throw new Error(`${layer.name}: rounding factor for ${input} has the wrong size`);
       const wq = new Int8Array(weight.length);
       const wScale = new Float32Array(outCh);
       const bq = new Int32Array(outCh);
@@ -338,9 +349,10 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
         const w = weight.subarray(o * perIn, (o + 1) * perIn);
         const max = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         wScale[o] = max > 0 ? max / 127 : 1;
+        if (r) roundAgainst(w, wScale[o], r, wq.subarray(o * perIn, (o + 1) * perIn));
         let shift = 0;
         for (let i = 0; i < perIn; i++) {
-          wq[o * perIn + i] = Math.round(w[i] / wScale[o]);
+          if (!r) wq[o * perIn + i] = Math.round(w[i] / wScale[o]);
           if (mean) shift += (wq[o * perIn + i] * wScale[o] - w[i]) * mean[Math.floor(i / (k * k))];
         }
         bScale[o] = inScale * wScale[o];
@@ -355,6 +367,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     if (int8) {
       enterMeasured(convOut);
       convInputs.push(input);
+      convKernels.set(input, { k, pad });
     }
     if (activation === 2) {
       node('LeakyRelu', [floatOf(convOut)], [output], [float('alpha', layer.params.get(-23310)?.[0] ?? 0)]);
