@@ -24,20 +24,21 @@ const PHOTOS = path.join(import.meta.dirname, 'photos');
  * reach the yardstick. Measured at 96x96 (raw, whole image), yardstick / int8:
  *
  * | photo  | x4plus        | x4fast        |
- * | camera | 41.06 / 37.74 |               |
- * | coins  | 39.32 / 34.93 | 44.20 / 41.67 |
- * | grass  | 47.63 / 35.54 | 47.05 / 39.38 |
- * | gravel | 37.50 / 34.28 |               |
- * | ihc    | 33.39 / 32.57 |               |
- * | sky    | 49.24 / 44.15 | 51.67 / 44.71 |
+ * | camera | 41.06 / 38.77 |               |
+ * | coins  | 39.32 / 35.27 | 44.20 / 41.67 |
+ * | grass  | 47.63 / 36.16 | 47.05 / 39.38 |
+ * | gravel | 37.50 / 34.66 |               |
+ * | ihc    | 33.39 / 32.94 |               |
+ * | sky    | 49.24 / 45.07 | 51.67 / 44.71 |
  *
- * x4fast's weights are rounded against their inputs (src/models/rounding.ts): camera (42.02 against 42.00),
- * gravel (40.74 against 40.73) and ihc (42.88 against 42.40) reach the yardstick, by little on the first two.
- * Smooth or grey content, where JPEG q95 changes almost nothing, shows int8's own error floor (x4plus: about
- * 33-44 dB, spread over the whole int8 trunk: its last 6 of 23 blocks in float32 gained only 1.85 dB).
+ * Both models' weights are rounded against their inputs (src/models/rounding.ts), which for x4fast brought
+ * camera (42.02 against 42.00), gravel (40.74 against 40.73) and ihc (42.88 against 42.40) to the yardstick, by
+ * little on the first two, and moved x4plus by 0.6 dB on average (37.80 to 38.43). Smooth or grey content,
+ * where JPEG q95 changes almost nothing, shows int8's own error floor (x4plus: about 33-45 dB, spread over the
+ * whole int8 trunk: its last 6 of 23 blocks in float32 gained only 1.85 dB).
  */
 const SHORTFALL: Record<string, Record<string, number>> = {
-  x4plus: { 'camera.png': 37.4, 'coins.png': 34.6, 'grass.png': 35.2, 'gravel.png': 34.0, 'ihc.png': 32.2, 'rocket-sky.png': 43.8 },
+  x4plus: { 'camera.png': 38.4, 'coins.png': 34.9, 'grass.png': 35.8, 'gravel.png': 34.3, 'ihc.png': 32.6, 'rocket-sky.png': 44.7 },
   x4fast: { 'coins.png': 41.3, 'grass.png': 39.0, 'rocket-sky.png': 44.4 },
 };
 
@@ -124,10 +125,10 @@ describe.each(['x4fast', 'x4plus'])('%s int8 against float32', (model) => {
     // strip of these dark skies 0.6-0.8 levels darker (its first column 0.8-1.1; rounding to nearest had made it
     // 0.6 lighter): held under 1.5.
     for (const edge of edges) expect(edge.levels).toBeLessThan(1.5);
-    // A uniform offset is no structure, but a cast would be: x4plus's int8 makes these dark skies 1.15 and 0.61
-    // levels darker (1.5 and 1.7 when the dense blocks' inputs shared their concat's range; x4fast 0.1 and 0.3
-    // lighter); held under 2.
-    expect(Math.abs(mean)).toBeLessThan(2);
+    // A uniform offset is no structure, but a cast would be: x4plus's int8 makes these dark skies 0.03 and 0.21
+    // levels lighter (1.15 and 0.61 darker with weights rounded to nearest; x4fast 0.38 and 0.20 darker); held
+    // under 1.
+    expect(Math.abs(mean)).toBeLessThan(1);
   });
 });
 

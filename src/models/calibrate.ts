@@ -14,7 +14,7 @@
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { NcnnLayer, NcnnNet } from './ncnn.js';
-import { buildGraph, readersOf, type Range } from './quantize.js';
+import { buildGraph, readersOf, type BuiltGraph, type Range } from './quantize.js';
 import { choleskyUpper, GramAccumulator } from './rounding.js';
 
 /** Side of the square patches the photos are cut into: x4plus's calibration runs take about 2 s a patch on one thread. */
@@ -123,10 +123,11 @@ export async function quantizeNet(net: NcnnNet, modelName: string, patches: Floa
   const grams = new GramAccumulator();
   const inputs = new Set(graph.convInputs);
   const fetched = [...new Set([...graph.observed, ...graph.convInputs.filter((n) => n !== 'input'), graph.lastConvOutput])];
+  const heads = recipe.roundAgainstInputs ? prefixHeads(graph.convReads) : new Map<string, string>();
   const addGram = async (name: string, data: Float32Array, channels: number) => {
-    const kernel = graph.convKernels.get(name);
+    const read = graph.convReads.get(name);
     const side = Math.sqrt(data.length / channels);
-    if (recipe.roundAgainstInputs && kernel) await grams.add(name, data, channels, side, side, kernel.k, kernel.pad);
+    if (read && heads.get(name) === name) await grams.add(name, data, channels, side, side, read.k, read.pad);
   };
   try {
     for (const patch of patches) {
@@ -148,14 +149,36 @@ export async function quantizeNet(net: NcnnNet, modelName: string, patches: Floa
     await grams.release();
   }
   const inputMeans = new Map([...inputs].map((name) => [name, means.mean(name)]));
-  const roundingFactors = new Map([...grams.grams].map(([name, gram]) => [name, choleskyUpper(gram)]));
-  const plan = { ranges, inputMeans, sharedConcat, roundingFactors };
+  const factors = new Map([...grams.grams].map(([name, gram]) => [name, { r: choleskyUpper(gram), size: gram.size }]));
+  const roundingFactors = new Map([...heads].map(([name, head]) => [name, factors.get(head)!]));
+  const plan = { ranges, inputMeans, sharedConcat, roundingFactors, rounded: new Map<string, Int8Array>() };
   const probe = buildGraph(net, modelName, { ...plan, probe: true }, floatConvs);
   const int8Means = new ChannelMeans();
   await runPatches(probe.onnx, [probe.lastConvOutput], patches, (name, data, channels) => int8Means.add(name, data, channels));
   const floatLast = means.mean(graph.lastConvOutput);
   const lastShift = int8Means.mean(probe.lastConvOutput).map((v, c) => v - floatLast[c]);
   return buildGraph(net, modelName, { ...plan, lastShift }, floatConvs).onnx;
+}
+
+/**
+ * For each convolution input, the input whose Gram matrix and factor it can use: the longest one it is the first
+ * channels of, read with the same kernel. In x4plus each dense block's five convolutions read [x], [x, x1], ...,
+ * [x, x1, x2, x3, x4]: the leading block of the last one's Cholesky factor is each other's (H's leading block is
+ * R's leading block squared), so one Gram matrix and one factor (K = 1728) serve all five, half the work of five.
+ * (The damping is then the last one's, 1% of its mean diagonal, for all five.)
+ */
+function prefixHeads(reads: BuiltGraph['convReads']): Map<string, string> {
+  const startsWith = (long: string[], short: string[]) => short.length <= long.length && short.every((part, i) => part === long[i]);
+  const heads = new Map<string, string>();
+  for (const [name, read] of reads) {
+    let head = name;
+    for (const [other, candidate] of reads) {
+      const best = reads.get(head)!;
+      if (candidate.k === read.k && candidate.pad === read.pad && candidate.parts.length > best.parts.length && startsWith(candidate.parts, read.parts)) head = other;
+    }
+    heads.set(name, head);
+  }
+  return heads;
 }
 
 /**

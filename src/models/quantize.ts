@@ -57,8 +57,11 @@ export interface BuiltGraph {
   convInputs: string[];
   /** The float result of the last convolution (an output of the calibration graph, and of a probe). */
   lastConvOutput: string;
-  /** Kernel side and padding of the int8 convolution that reads each of `convInputs`. */
-  convKernels: Map<string, { k: number; pad: number }>;
+  /**
+   * What reads each of `convInputs`: the int8 convolution's kernel side and padding, and the values the input is
+   * made of (a concat's inputs, in order; otherwise the input itself).
+   */
+  convReads: Map<string, { k: number; pad: number; parts: string[] }>;
 }
 
 /** What makes the int8 graph. */
@@ -90,10 +93,13 @@ export interface Int8Plan {
    */
   sharedConcat?: boolean;
   /**
-   * Per convolution input, the Cholesky factor of its Gram matrix on the calibration patches (`choleskyUpper`):
-   * the weights of a convolution whose input has one are rounded against it (rounding.ts) instead of to nearest.
+   * Per convolution input, the Cholesky factor of its Gram matrix on the calibration patches (`choleskyUpper`),
+   * or of one whose first channels it is (the factor's leading block is then its own): the weights of a
+   * convolution whose input has one are rounded against it (rounding.ts) instead of to nearest.
    */
-  roundingFactors?: Map<string, Float64Array>;
+  roundingFactors?: Map<string, { r: Float64Array; size: number }>;
+  /** Weights rounded against their inputs, by layer name: filled by the first graph built, reused by the next. */
+  rounded?: Map<string, Int8Array>;
   /** Carry a PReLU between int8 convolutions as [Relu(x), x] (see `splitPRelu`); on unless false. */
   splitPRelu?: boolean;
 }
@@ -110,7 +116,8 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
   const quantizing = plan !== undefined;
   const ranges = plan?.ranges;
   const convInputs: string[] = [];
-  const convKernels = new Map<string, { k: number; pad: number }>();
+  const convReads = new Map<string, { k: number; pad: number; parts: string[] }>();
+  const concatParts = new Map<string, string[]>();
   const nodes: object[] = [];
   const initializers: object[] = [];
   const observed: string[] = [];
@@ -221,6 +228,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
       case 'Concat': {
         if (param(layer, 0, 0) !== 0) throw new Error(`${layer.name}: only channel concat is supported`);
         node('Concat', ins.map((v) => floatOf(v)), [out], [int('axis', 1)]);
+        concatParts.set(out, ins);
         if (allInt8(ins) && groups.has(out)) {
           // The group's range, which holds every input: those in the group are copied.
           enterInt8(out, () => groups.get(out)!);
@@ -286,7 +294,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     inputs: [imageInfo('input', 'height', 'width')],
     outputs: [imageInfo('output', 'out_height', 'out_width'), ...extra.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } }))],
   });
-  return { onnx, observed, convInputs, lastConvOutput: last, convKernels };
+  return { onnx, observed, convInputs, lastConvOutput: last, convReads };
 
   /** Does every reader of `layer`'s output become an int8 convolution (so none needs the PReLU itself)? */
   function feedsOnlyInt8Convs(layer: NcnnLayer): boolean {
@@ -339,8 +347,10 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     } else {
       const inScale = qOf(input).p.scale;
       const mean = plan.inputMeans?.get(input);
-      const r = plan.roundingFactors?.get(input);
-      if (r && r.length !== perIn * perIn) throw new Error(`${layer.name}: rounding factor for ${input} has the wrong size`);
+      const factor = plan.roundingFactors?.get(input);
+      if (factor && factor.size < perIn) throw new Error(`${layer.name}: the rounding factor for ${input} is too small`);
+      const rounded = factor ? plan.rounded?.get(layer.name) ?? new Int8Array(weight.length) : undefined;
+      const fresh = factor !== undefined && !plan.rounded?.has(layer.name);
       const wq = new Int8Array(weight.length);
       const wScale = new Float32Array(outCh);
       const bq = new Int32Array(outCh);
@@ -349,15 +359,16 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
         const w = weight.subarray(o * perIn, (o + 1) * perIn);
         const max = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         wScale[o] = max > 0 ? max / 127 : 1;
-        if (r) roundAgainst(w, wScale[o], r, wq.subarray(o * perIn, (o + 1) * perIn));
+        if (fresh) roundAgainst(w, wScale[o], factor.r, rounded!.subarray(o * perIn, (o + 1) * perIn), factor.size);
         let shift = 0;
         for (let i = 0; i < perIn; i++) {
-          if (!r) wq[o * perIn + i] = Math.round(w[i] / wScale[o]);
+          wq[o * perIn + i] = rounded ? rounded[o * perIn + i] : Math.round(w[i] / wScale[o]);
           if (mean) shift += (wq[o * perIn + i] * wScale[o] - w[i]) * mean[Math.floor(i / (k * k))];
         }
         bScale[o] = inScale * wScale[o];
         bq[o] = Math.round((bias[o] - shift) / bScale[o]);
       }
+      if (fresh) plan.rounded?.set(layer.name, rounded!);
       const w = `${layer.name}_w`;
       const b = `${layer.name}_b`;
       node('DequantizeLinear', [constant(`${w}_q`, dims, wq), constant(`${w}_scale`, [outCh], wScale), constant(`${w}_zp`, [outCh], new Int8Array(outCh))], [w], [int('axis', 0)]);
@@ -367,7 +378,7 @@ export function buildGraph(net: NcnnNet, modelName: string, plan?: Int8Plan, flo
     if (int8) {
       enterMeasured(convOut);
       convInputs.push(input);
-      convKernels.set(input, { k, pad });
+      convReads.set(input, { k, pad, parts: concatParts.get(input) ?? [input] });
     }
     if (activation === 2) {
       node('LeakyRelu', [floatOf(convOut)], [output], [float('alpha', layer.params.get(-23310)?.[0] ?? 0)]);
