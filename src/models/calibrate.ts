@@ -8,8 +8,9 @@
  * red channel was 2.1 levels darker instead of 1.2; x4fast 36.4 / 40.5 dB against 36.9 / 39.9 dB. Three small
  * photos do not show enough of the tails to clip them safely.
  *
- * Deterministic by construction: one thread (no reordered sums), exact extremes, and scales rounded to a grid
- * in `quantParams`; two preparations give the same bytes.
+ * Deterministic by construction: one thread (no reordered sums; the Gram matrices' Gemm splits its output, never
+ * a sum, between its two threads), exact extremes, and scales rounded to a grid in `quantParams`; two
+ * preparations give the same bytes.
  */
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';

@@ -36,7 +36,7 @@ export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: 
   // shared measured 2.42-2.5x float32's speed but lost 1.4-2.3 dB on the held-out photos (test/int8.test.ts).
   // Rounding the weights against their inputs (rounding.ts): 38.43 dB against float32 on average over the nine
   // held-out photos instead of 37.80, and the dark skies no longer darker on average (0.03 and 0.21 levels
-  // lighter instead of 1.15 and 0.61 darker), for about 130 s more preparation (170 s in all).
+  // lighter instead of 1.15 and 0.61 darker), for about 120 s more preparation (160 s in all).
   {
     name: 'x4plus',
     stem: 'realesrgan-x4plus',
@@ -49,7 +49,7 @@ export const BUILT_IN: ReadonlyArray<{ name: string; stem: string; description: 
   // two convolutions (of 33) stay float32: with only the last, the rocket-nose photo came to 39.4 dB against
   // float32 where JPEG q95 gives 39.5 dB; with two, 39.9 dB (three: 40.1 dB, one float convolution more).
   // Rounding the weights against their inputs (rounding.ts) instead of to nearest: 41.93 dB against float32 on
-  // average over the nine held-out photos instead of 39.17 (grass 39.38 instead of 35.14), in 29 s instead of 6.
+  // average over the nine held-out photos instead of 39.17 (grass 39.38 instead of 35.14), in 25 s instead of 6.
   // Rounding alone, with float activations, had measured 41.90 dB: it takes away nearly all of the weights' part.
   {
     name: 'x4fast',
@@ -187,7 +187,7 @@ async function writeAtomically(target: string, bytes: Uint8Array): Promise<void>
 
 /**
  * Calibrates and writes the int8 variant of `net`, held to the manifest's checksum when it has one: the same
- * photos give the same bytes (about 2 s for x4fast and 25 s for x4plus on one core of these machines).
+ * photos give the same bytes (about 25 s for x4fast and 160 s for x4plus on the 2-core machines).
  */
 async function prepareInt8(
   net: NcnnNet,
