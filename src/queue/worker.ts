@@ -72,8 +72,8 @@ class Shutdown extends Error {}
 export class Worker {
   private readonly log: Logger;
   private readonly maxFinishing: number;
-  /** The job on the accelerator. */
-  private active: { lease: JobLease; stop: AbortController; onAccelerator: Promise<void> } | null = null;
+  /** The job on the accelerator, with its last sign of life (start, progress, preview) for `activeJob`. */
+  private active: { lease: JobLease; stop: AbortController; onAccelerator: Promise<void>; since: number; lastSignAt: number; etaMs?: number } | null = null;
   /** Every job this worker has not finished, on the accelerator or finishing. */
   private readonly running = new Set<Promise<void>>();
   /** The last job's end: jobs end (are announced and delivered) in the order they started, even when finishing overlaps. */
@@ -110,6 +110,19 @@ export class Worker {
   }
 
   /**
+   * The job on the accelerator, when there is one: since when, and its last sign of life with the ETA it gave
+   * then, so a health check can tell a long job from a hung one.
+   *
+   * @example
+   * const a = worker.activeJob;
+   * if (a && Date.now() > a.lastSignAt + (a.etaMs ?? 0) + 600_000) console.log(`${a.id} is 10 min past its ETA`);
+   */
+  get activeJob(): { id: string; since: number; lastSignAt: number; etaMs?: number } | undefined {
+    const a = this.active;
+    return a ? { id: a.lease.job.id, since: a.since, lastSignAt: a.lastSignAt, etaMs: a.etaMs } : undefined;
+  }
+
+  /**
    * Takes no more jobs; the job on the accelerator gets `graceMs` to finish and is then stopped and put back;
    * jobs that are finishing (preview, comparison, PDF) are waited for.
    */
@@ -137,7 +150,8 @@ export class Worker {
     const stop = new AbortController();
     let free!: () => void;
     const onAccelerator = new Promise<void>((resolve) => (free = resolve));
-    this.active = { lease, stop, onAccelerator };
+    const now = Date.now();
+    this.active = { lease, stop, onAccelerator, since: now, lastSignAt: now };
     const previous = this.lastEnd;
     const job = this.runOne(lease, AbortSignal.any([lease.signal, stop.signal]), free, previous)
       // Only storing the end can fail here (a full disk, say): the job stays in the spool and runs again at the next start.
@@ -152,6 +166,13 @@ export class Worker {
     if (this.active?.lease === lease) this.active = null;
   }
 
+  /** Notes that the job on the accelerator moved (a tile done, the preview made), with its new ETA. */
+  private signOfLife(lease: JobLease, etaMs?: number): void {
+    if (this.active?.lease !== lease) return;
+    this.active.lastSignAt = Date.now();
+    if (etaMs !== undefined) this.active.etaMs = etaMs;
+  }
+
   private async runOne(lease: JobLease, signal: AbortSignal, acceleratorDone: () => void, previous: Promise<void>): Promise<void> {
     const { job } = lease;
     const end = async (outcome: Parameters<JobLease['end']>[0]) => {
@@ -162,8 +183,14 @@ export class Worker {
       const input = await lease.input();
       const result = await this.processor(job, input, {
         signal,
-        progress: (p) => lease.progress(p),
-        preview: async (preview, png) => lease.preview({ ...preview, bytes: await lease.writeOutput('early', png) }),
+        progress: (p) => {
+          this.signOfLife(lease, p.etaMs);
+          lease.progress(p);
+        },
+        preview: async (preview, png) => {
+          this.signOfLife(lease);
+          lease.preview({ ...preview, bytes: await lease.writeOutput('early', png) });
+        },
         writeOutput: (kind, bytes) => lease.writeOutput(kind, bytes),
         acceleratorDone,
         logger: this.log,
