@@ -6,7 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DiskFullError } from '../src/disk-space.js';
+import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { LocalQueue } from '../src/queue/local-queue.js';
+import { Worker } from '../src/queue/worker.js';
+import type { Job } from '../src/types.js';
 import { scenePng, tempDir } from './helpers.js';
+import { next, request } from './queue-helpers.js';
+import { ScriptedEngine } from './scripted-engine.js';
 import { freePort, get } from './http.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
 import { canMount, fillLeaving, mountTmpfs, NO_MOUNT, resizeTmpfs, unmount } from './tmpfs.js';
@@ -101,5 +108,37 @@ describe.skipIf(!canMount)('a full disk', () => {
     expect([s.lines(PAUSED).length, s.lines(RESUMED).length]).toEqual([1, 1]);
     expect(s.logs.filter((l) => l.level >= 50)).toEqual([]);
     expect(s.running).toBe(true);
+  });
+
+  it('in process: refuses a new image with one line while full, and a job whose output meets it waits, then completes', async () => {
+    mount(data(), '1m');
+    const engine = new ScriptedEngine();
+    const delivered: Job[] = [];
+    const queue = new LocalQueue({ dataDir: data(), defaults: { model: 'x4fast' }, diskChecks: { firstCheckMs: 10, maxCheckMs: 50 }, deliver: async (job) => void delivered.push(job) });
+    const worker = new Worker(queue, enhanceProcessor({ engine }), { disk: queue.disk });
+    try {
+      const a = await queue.submit(await request('a.png', 1));
+      worker.run();
+      const call = await engine.next();
+      const filler = fillLeaving(data(), 0);
+      const held = next(queue, 'held');
+      call.finish();
+      expect((await held)[1]).toEqual({ reason: 'the server is out of disk space: your image waits and goes on by itself once there is room' });
+      expect(queue.disk.full).toBe(true);
+      const refused = await queue.submit(await request('b.png', 2)).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(DiskFullError);
+      expect((refused as Error).message).toBe('the server is out of disk space, try later');
+
+      const done = next(queue, 'delivered');
+      fs.rmSync(filler);
+      await done;
+      expect(delivered.map((j) => [j.id, j.state])).toEqual([[a.id, 'completed']]);
+      expect(queue.disk.full).toBe(false);
+      // Room again: the next image is taken.
+      await queue.submit(await request('b.png', 2));
+    } finally {
+      await worker.close(0);
+      await queue.close(100);
+    }
   });
 });

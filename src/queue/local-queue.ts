@@ -42,6 +42,8 @@ export interface LocalQueueOptions {
    */
   deliver: (job: Job, outcome: Outcome) => Promise<void>;
   retry?: RetryPolicy;
+  /** The clock retry times are measured by (ms since the epoch); a test passes its own. */
+  now?: () => number;
   /** How soon a full disk is checked again (first delay, doubling to the longest); default 1 s to 30 s. */
   diskChecks?: { firstCheckMs: number; maxCheckMs: number };
   logger?: Logger;
@@ -115,6 +117,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       onFailed: (job, info) => this.emitter.emit(job, 'undelivered', job, info),
       onSettled: (job, reason) => this.forget(job, reason),
       disk: this.disk,
+      now: options.now,
       onHeld: (job) => this.held(job),
       logger: this.log,
     });
