@@ -61,6 +61,7 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
         { name: 'models verified', ok: true },
         { name: 'queue connected', ok: true },
         { name: 'worker alive', ok: true },
+        { name: 'disk space', ok: true },
       ],
     });
     expect(await healthcheck(port)).toEqual({ code: 0, out: '' });
@@ -113,6 +114,7 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
       ['models verified', false],
       ['queue connected', true],
       ['worker alive', true],
+      ['disk space', true],
     ]);
     expect(checks[0].problem).toMatch(/^x4fast: .*realesrgan-x4fast\.onnx does not match its checksum in the manifest \(sha256 [0-9a-f]{12}…, expected [0-9a-f]{12}…\)$/);
     // The Dockerfile's HEALTHCHECK says so in one line, which `docker inspect` shows.

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { DiskSpace } from '../disk-space.js';
 import { findModel, readManifest, sha256File } from '../models/manifest.js';
 import type { Worker } from '../queue/worker.js';
 
@@ -137,6 +138,17 @@ export function workerAlive(
       return `job ${job.id} has shown no progress for ${minutes(now() - job.lastSignAt)}, ${minutes(late)} past its ETA: the accelerator may be hung (a restart runs the job again)`;
     },
   };
+}
+
+/**
+ * There is room to store jobs and answers: unhealthy while a full disk holds intake, with why (which folder,
+ * since when).
+ *
+ * @example
+ * observeRole(config, { queue, worker, checks: [diskSpace(queue.disk)] }, log);
+ */
+export function diskSpace(disk: Pick<DiskSpace, 'reason'>): HealthCheck {
+  return { name: 'disk space', check: async () => disk.reason ?? null };
 }
 
 /**
