@@ -35,15 +35,6 @@ function keyList() {
   );
 }
 
-/** An http(s) address where people reach the web door from outside (a reverse proxy), without a trailing slash; or empty. */
-function publicUrl() {
-  const error = 'must be an http:// or https:// address (where people reach the web door), or empty';
-  return z.preprocess(
-    (value: string) => (typeof value === 'string' ? value.trim().replace(/\/+$/, '') : value),
-    z.string({ error }).refine((v) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), { error }),
-  );
-}
-
 /**
  * The `web` section. `loadConfig({ sections: [webSection] })` puts it at `config.sections.web`.
  *
@@ -67,8 +58,6 @@ export const webSection = defineSection({
     keepBytes: wholeNumber(1_000_000, Number.MAX_SAFE_INTEGER),
     /** Uploads (requests, each with one or more files) one address may make per minute. */
     uploadsPerMinute: wholeNumber(1, 10_000),
-    /** Where people reach the web door (behind a reverse proxy), for links the chat doors send; empty: none. */
-    publicUrl: publicUrl(),
   }),
   defaults: {
     port: 8080,
@@ -78,7 +67,6 @@ export const webSection = defineSection({
     keepFor: '7d',
     keepBytes: 5_000_000_000,
     uploadsPerMinute: 30,
-    publicUrl: '',
   },
   env: {
     ENHANCER_WEB_PORT: 'port',
@@ -86,7 +74,6 @@ export const webSection = defineSection({
     ENHANCER_WEB_KEY: 'accessKeys',
     ENHANCER_WEB_OPEN: 'open',
     ENHANCER_WEB_KEEP_FOR: 'keepFor',
-    ENHANCER_PUBLIC_URL: 'publicUrl',
   },
 });
 
