@@ -17,6 +17,11 @@ export function megabytes(bytes) {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
+/** A file's size as a person reads it: `820 kB` below a megabyte, else `3.2 MB`. */
+export function size(bytes) {
+  return bytes < 1e6 ? `${Math.max(1, Math.round(bytes / 1e3))} kB` : megabytes(bytes);
+}
+
 /**
  * Follows one job's events: `onChange(view)` with { state, text, done, total, reason, snapshot } after each.
  * `base` is the job's signed link (path and query). Returns a function that stops following.

@@ -1,5 +1,5 @@
 // A job page: live state from the server's events, the early preview, then the slider, summary and downloads.
-import { follow, megabytes } from '/static/common.js';
+import { follow, size } from '/static/common.js';
 
 const $ = (id) => document.getElementById(id);
 const path = location.pathname;
@@ -67,7 +67,7 @@ function showResult(s) {
   const png = $('download-png');
   png.href = file('png');
   png.download = `${stem(s.name)}.enhanced.png`;
-  png.textContent = `Download PNG (${r.output.width}x${r.output.height}, ${megabytes(r.outputs?.png ?? 0)})`;
+  png.textContent = `Download PNG (${r.output.width}x${r.output.height}, ${size(r.outputs?.png ?? 0)})`;
   if (r.outputs?.pdf !== undefined) {
     const pdf = $('download-pdf');
     pdf.href = file('pdf');
@@ -80,8 +80,8 @@ function showResult(s) {
     .map((k) => `${k} ${(ms[k] / 1000).toFixed(2)} s`)
     .join(', ');
   const rows = [
-    ['Input', `${r.input.width}x${r.input.height} ${r.input.format.toUpperCase()}, ${megabytes(s.bytes)}`],
-    ['Output', `${r.output.width}x${r.output.height} PNG (${r.options.scale}x), ${megabytes(r.outputs?.png ?? 0)}`],
+    ['Input', `${r.input.width}x${r.input.height} ${r.input.format.toUpperCase()}, ${size(s.bytes)}`],
+    ['Output', `${r.output.width}x${r.output.height} PNG (${r.options.scale}x), ${size(r.outputs?.png ?? 0)}`],
     ['Model', `${r.options.model} (sha256 ${r.modelSha256.slice(0, 12)}…), ${r.options.tune === 'raw' ? 'raw output' : 'gentle touch-up'}`],
     ['Device', `${r.device}, ${r.precision}, tile ${r.tile || 'whole image'} (${r.tiles} runs)`],
     ['Time', stages + (r.cached ? ' (from the cache)' : '')],
