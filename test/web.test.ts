@@ -150,6 +150,25 @@ describe('links and limits', () => {
   }, 60_000);
 });
 
+describe('per visitor and per address', () => {
+  it('one browser may have limits.queuedPerOwner jobs queued; one address web.uploadsPerMinute uploads a minute', async () => {
+    running = await startWeb(dir, { limits: { queuedPerOwner: 1 }, web: { uploadsPerMinute: 2 } });
+    const { base } = running;
+    const first = await upload(base, [
+      { name: 'a.png', bytes: await scenePng(48, 48, 1) },
+      { name: 'b.png', bytes: await scenePng(48, 48, 2) },
+    ]);
+    expect(first.body.jobs![0].link).toBeDefined();
+    expect(first.body.jobs![1]).toEqual({ name: 'b.png', reason: 'you already have 1 image in the queue (the limit is 1): wait for one to finish or cancel one' });
+    await untilEnded(base, first.body.jobs![0].link!);
+    expect((await upload(base, [{ name: 'c.png', bytes: await scenePng(48, 48, 3) }])).status).toBe(200);
+    expect(await upload(base, [{ name: 'd.png', bytes: await scenePng(48, 48, 4) }])).toEqual({
+      status: 429,
+      body: { error: expect.stringMatching(/^too many uploads from this address: at most 2 a minute \(web.uploadsPerMinute\); try again in \d+ seconds$/) },
+    });
+  }, 60_000);
+});
+
 describe('access keys', () => {
   it('on a non-loopback address uploads need the key, entered once and kept in a cookie; the key is never logged', async () => {
     const key = 'correct-horse-battery-staple';

@@ -74,7 +74,7 @@ const SECURITY_HEADERS = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
-/** Queued files per upload request; more are refused with the reason. */
+/** Files taken from one upload request; the rest are listed with a reason, so every file gets an answer. */
 const MAX_FILES = 20;
 /** A comment line on open event streams this often, so proxies do not close a quiet one (nginx: 60 s). */
 const HEARTBEAT_MS = 25_000;
@@ -149,10 +149,14 @@ export class WebDoor implements Adapter {
     this.app = app;
     await app.register(multipart, {
       // Past fileSize busboy drops a file's bytes and marks it truncated: nothing over the limit is held.
-      limits: { fileSize: this.options.maxFileBytes, files: MAX_FILES, fields: 16, fieldSize: 200, parts: MAX_FILES + 16 },
+      limits: { fileSize: this.options.maxFileBytes, fields: 16, fieldSize: 200 },
       throwFileSizeLimit: false,
     });
-    await app.register(rateLimit, { global: false });
+    await app.register(rateLimit, {
+      global: false,
+      errorResponseBuilder: (_request, context) =>
+        Object.assign(new Error(`too many uploads from this address: at most ${context.max} a minute (web.uploadsPerMinute); try again in ${context.after}`), { statusCode: 429 }),
+    });
     app.addHook('onSend', async (_request, reply) => {
       reply.headers(SECURITY_HEADERS);
     });
@@ -401,6 +405,11 @@ export class WebDoor implements Adapter {
     for await (const part of request.parts()) {
       if (part.type === 'field') {
         fields[part.fieldname] = String(part.value);
+        continue;
+      }
+      if (results.length >= MAX_FILES) {
+        part.file.resume();
+        results.push({ name: displayName(part.filename || 'upload'), reason: `at most ${MAX_FILES} files in one upload: send this one again in another` });
         continue;
       }
       const file = await readUpload(part, this.options.maxFileBytes, this.options.maxPixels);
