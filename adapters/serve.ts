@@ -17,14 +17,23 @@ import { hotfolderSection } from './hotfolder/config.js';
 import { HotFolder } from './hotfolder/hot-folder.js';
 import { telegramSection } from './telegram/config.js';
 import { TelegramBot } from './telegram/telegram.js';
+import { webSection } from './web/config.js';
+import { WebDoor } from './web/web.js';
 
 /** Every adapter's config section: `enhancer serve` reads and checks them all. */
-export const SECTIONS = [hotfolderSection, telegramSection, discordSection] as const;
+export const SECTIONS = [hotfolderSection, telegramSection, discordSection, webSection] as const;
 export type ServeConfig = Config<typeof SECTIONS>;
 
 /** The adapters the config turns on. */
 export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const adapters: Adapter[] = [];
+  const web = config.sections.web;
+  // First, so a port in use or a missing access key stops start-up before any other door has started.
+  if (web.port !== 0) {
+    const { maxPixels, maxFileBytes } = config.limits;
+    const from = { port: process.env.ENHANCER_WEB_PORT ? '$ENHANCER_WEB_PORT' : 'web.port', host: process.env.ENHANCER_WEB_HOST ? '$ENHANCER_WEB_HOST' : 'web.host' };
+    adapters.push(new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, defaultModel: config.model, from, logger }));
+  }
   const hotfolder = config.sections.hotfolder;
   if (hotfolder.enabled) {
     adapters.push(
