@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { connectRedis, safeUrl } from '../queue/redis/connection.js';
+import { FrontLock } from '../queue/redis/front-lock.js';
 import { observeRole } from '../observe/start.js';
 import { redisConnected, takingJobs } from '../queue/redis/health.js';
 import { RedisQueue } from '../queue/redis/redis-queue.js';
@@ -21,6 +22,9 @@ import { ensureModels, frontOptions, type Role, type Service } from './service.j
 /** How much longer than `shutdownGraceMs` stopping waits for Redis before it leaves without it. */
 const CLOSE_MARGIN_MS = 5_000;
 
+/** How long the front's lock outlives a front that died (or `redis.lockMs` when shorter). */
+const FRONT_LOCK_MS = 10_000;
+
 /** After leaving without Redis, how long the process may take to end by itself before it is ended. */
 const ABANDON_EXIT_MS = 2_000;
 
@@ -29,6 +33,11 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
   const front = role !== 'worker';
   const work = role !== 'front';
   const redis = await connectRedis(config.redis.url, log, role);
+  // One front per Redis: a second is refused here, before it reads or watches anything.
+  const frontLock = front ? await FrontLock.take(redis, { ttlMs: Math.min(FRONT_LOCK_MS, config.redis.lockMs), logger: log }).catch((error: unknown) => {
+    redis.disconnect();
+    throw error;
+  }) : undefined;
   if (work) await ensureModels([config.model, ...models], log);
   fs.mkdirSync(config.data, { recursive: true });
 
@@ -91,6 +100,7 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
         clearTimeout(timer);
         await engine?.close();
         await observe?.close();
+        await frontLock?.release();
         redis.disconnect();
         log.info('stopped');
       })()),
