@@ -33,6 +33,8 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   if (redisMissing) return;
+  // Room again, should a test have ended before it gave it back: a worker waits for Redis to store a job's end.
+  await admin.config('SET', 'maxmemory', '0');
   for (const close of open.reverse()) await close();
   admin.disconnect();
   await server.remove();
@@ -163,6 +165,26 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     expect(s.delivered.map((j) => j.request.name)).toEqual(['kept.png']);
     expect(attempts).toBe(2);
     await expect(queue.readOutput(job.id, 'png')).rejects.toThrow('has no stored png');
+  });
+
+  it('stores the end of a job that ended while Redis was out of memory once there is room, and delivers it', async () => {
+    const answers: Array<{ name: string; outcome: Outcome }> = [];
+    const { queue, worker, engine, lines, changes } = await setup({ deliver: async (job, outcome) => void answers.push({ name: job.request.name, outcome }) });
+    const job = await queue.submit(await request('ended.png', 1));
+    const done = next(queue, 'delivered', (j) => j.id === job.id);
+    worker.run();
+    const call = await engine.next();
+    await admin.config('SET', 'maxmemory', '1');
+    call.fail(new Error('the accelerator went away'));
+    const refused = await changes.until(() => lines.find((l) => l.msg === 'job ended, but Redis refused to store it; trying again'), {
+      what: () => `the worker's line about the refused end; lines: ${JSON.stringify(lines.slice(-4))}`,
+      timeoutMs: 15_000,
+    });
+    expect([refused.job, refused.reason]).toEqual([job.id, expect.stringMatching(/^OOM command not allowed/)]);
+    await admin.config('SET', 'maxmemory', '0');
+    await done;
+    expect(answers).toEqual([{ name: 'ended.png', outcome: { state: 'failed', reason: 'internal error: the accelerator went away' } }]);
+    expect(await admin.scard('enhancer:owner:telegram:7')).toBe(0);
   });
 
   it('delivers an answer once though Redis restarts while it is being settled', async () => {

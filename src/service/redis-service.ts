@@ -51,7 +51,7 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
   let engine: EngineThread | undefined;
   if (work) {
     engine = new EngineThread();
-    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, logger: log });
+    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.
     const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels });

@@ -18,7 +18,7 @@ import type { Job } from '../../types.js';
 import { retryDelay, type RetryPolicy } from '../deliveries.js';
 import { PermanentDeliveryError, type Outcome } from '../queue.js';
 import type { DeliveryState } from '../spool.js';
-import { firstLine, redisRefusal } from './refusal.js';
+import { firstLine, untilTaken } from './refusal.js';
 import { DELIVERIES_QUEUE, deliveryOptions, PREFIX, type RedisStore } from './store.js';
 
 interface Delivery {
@@ -98,24 +98,13 @@ export class RedisDeliveries {
     await Promise.allSettled([this.bull?.disconnect(), this.queue.disconnect()]);
   }
 
-  /**
-   * Runs `write` until Redis takes it, waiting between tries as after failed deliveries (`policy`): a write Redis
-   * refuses (out of memory, a failed save) succeeds as it is once Redis has room, and the answer's BullMQ job
-   * stays with this attempt meanwhile. Other errors, and a front that stops, end the tries: the attempt throws,
-   * and BullMQ runs it again later.
-   */
-  private async untilTaken(id: string, msg: string, write: () => Promise<unknown>): Promise<void> {
-    for (let tries = 1; ; tries++) {
-      try {
-        await write();
-        return;
-      } catch (error) {
-        if (!redisRefusal(error) || this.stopping.signal.aborted) throw error;
-        const delay = retryDelay(this.options.policy, tries);
-        this.options.logger.warn({ job: id, reason: firstLine(error), retryInS: Math.round(delay / 1000) }, msg);
-        await sleep(delay, this.stopping.signal);
-      }
-    }
+  /** `write` tried again while Redis refuses it (refusal.ts); the answer's BullMQ job stays with this attempt. */
+  private untilTaken(id: string, msg: string, write: () => Promise<unknown>): Promise<void> {
+    return untilTaken(write, {
+      policy: this.options.policy,
+      signal: this.stopping.signal,
+      onRefused: (error, delay) => this.options.logger.warn({ job: id, reason: firstLine(error), retryInS: Math.round(delay / 1000) }, msg),
+    });
   }
 
   private async attempt(delivery: BullJob<Delivery>, token: string | undefined): Promise<void> {
@@ -151,15 +140,3 @@ export class RedisDeliveries {
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
