@@ -97,8 +97,8 @@ async function setup(options: { limit?: number; deliver?: (job: Job, outcome: Ou
   return { queue, worker, engine, log, lines, changes, delivered };
 }
 
-const request = (name: string, seed: number, side = 32) =>
-  plainRequest(name, seed, { replyTo: { adapter: 'test' } }).then(async (r) => ({ ...r, input: side === 32 ? r.input : await scenePng(side, side, seed) }));
+const request = (name: string, seed: number, side = 32, owner = 'telegram:7') =>
+  plainRequest(name, seed, { owner, replyTo: { adapter: 'test' } }).then(async (r) => ({ ...r, input: side === 32 ? r.input : await scenePng(side, side, seed) }));
 
 describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
   it('refuses a submit with one line while Redis is out of memory, and never locks its person out', async () => {
@@ -133,6 +133,18 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     await expect(queue.submit(await request('over.png', 2000))).rejects.toThrow(`you already have ${limit} images in the queue (the limit is ${limit})`);
     expect((await queue.getJobs('telegram:7')).map((j) => j.request.name)).toEqual(['ok1.png', 'ok2.png']);
     expect(await admin.scard('enhancer:owner:telegram:7')).toBe(limit);
+  });
+
+  it('does not count a job its front stored but never added to the line (the front died in between)', async () => {
+    const { queue } = await setup({ limit: 1 });
+    // What a front killed between storing a job and adding it to BullMQ's line leaves: the record and the id.
+    const left = { id: 'left0', request: { name: 'left.png', owner: 'telegram:7', options: {} }, state: 'waiting', createdAt: Date.now() - 10 * 60_000, width: 32, height: 24, bytes: 1 };
+    await admin.multi().set('enhancer:job:left0', JSON.stringify(left)).sadd('enhancer:owner:telegram:7', 'left0').exec();
+    const job = await queue.submit(await request('after.png', 1));
+    expect(await admin.smembers('enhancer:owner:telegram:7')).toEqual([job.id]);
+    // A submit under way (stored a moment ago, not yet in the line) counts.
+    await admin.multi().set('enhancer:job:young0', JSON.stringify({ ...left, id: 'young0', request: { ...left.request, owner: 'telegram:8' }, createdAt: Date.now() })).sadd('enhancer:owner:telegram:8', 'young0').exec();
+    await expect(queue.submit(await request('other.png', 2, 32, 'telegram:8'))).rejects.toThrow('you already have 1 image in the queue (the limit is 1)');
   });
 
   it('keeps an answer whose failed attempt Redis could not record (out of memory), and delivers it once there is room', async () => {
