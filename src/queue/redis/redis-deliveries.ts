@@ -6,9 +6,10 @@
  * survive a restart of the front. A `PermanentDeliveryError` closes the job at once.
  *
  * Redis failing is not the answer failing: a write Redis refuses (out of memory, see refusal.ts) while an attempt
- * is noted or settled is tried again on the same schedule until Redis takes it, and an attempt that throws for
- * any other reason is tried again by BullMQ (unlimited attempts, the same back-off), never removed. Before, such
- * an error failed the BullMQ job, which `removeOnFail` deleted: the answer was never delivered.
+ * is noted or settled is tried again on the same schedule (at most 30 s apart) until Redis takes it, and an
+ * attempt that throws for any other reason is tried again by BullMQ (unlimited attempts, the same back-off),
+ * never removed. Before, such an error failed the BullMQ job, which `removeOnFail` deleted: the answer was never
+ * delivered.
  */
 import { DelayedError, Queue, Worker as BullWorker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
