@@ -3,6 +3,7 @@
  * loaded), one worker with a `RedisJobSource` and its own engine (no door), or both in one process (`all`).
  */
 import fs from 'node:fs';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import type { Logger } from '../log.js';
@@ -30,14 +31,24 @@ const ABANDON_EXIT_MS = 2_000;
 
 /** Starts `role` on the queue at `config.redis.url`; an unreachable Redis rejects with one line within seconds. */
 export async function startOnRedis(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role): Promise<Service> {
-  const front = role !== 'worker';
-  const work = role !== 'front';
   const redis = await connectRedis(config.redis.url, log, role);
-  // One front per Redis: a second is refused here, before it reads or watches anything.
-  const frontLock = front ? await FrontLock.take(redis, { ttlMs: Math.min(FRONT_LOCK_MS, config.redis.lockMs), logger: log }).catch((error: unknown) => {
+  let frontLock: FrontLock | undefined;
+  try {
+    // One front per Redis: a second is refused here, before it reads or watches anything.
+    if (role !== 'worker') frontLock = await FrontLock.take(redis, { ttlMs: Math.min(FRONT_LOCK_MS, config.redis.lockMs), logger: log });
+    return await startRoles(config, adapters, log, models, role, redis, frontLock);
+  } catch (error) {
+    // A start that failed (a port in use, say) must not keep the lock: measured, its process stayed up after
+    // the error line and renewed the lock, so every later front was refused.
+    await frontLock?.release();
     redis.disconnect();
     throw error;
-  }) : undefined;
+  }
+}
+
+async function startRoles(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role, redis: Redis, frontLock: FrontLock | undefined): Promise<Service> {
+  const front = role !== 'worker';
+  const work = role !== 'front';
   if (work) await ensureModels([config.model, ...models], log);
   fs.mkdirSync(config.data, { recursive: true });
 
