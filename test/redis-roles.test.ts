@@ -4,6 +4,7 @@
  * test's own. Each step waits for log lines or files, never for time.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -227,6 +228,21 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     expect(took.waitedMs).toBeLessThanOrEqual(6000);
     fs.writeFileSync(path.join(dir, 'third', 'inbox', 'two.png'), await scenePng(64, 64, 2));
     await third.count('job delivered', 1);
+  });
+
+  it('gives the front lock back when a front\'s start fails after taking it: the next front starts', async () => {
+    const port = await freePort();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+    try {
+      const failed = front({ ENHANCER_HTTP_PORT: String(port) });
+      await new Changes().until(() => failed.stderr.find((l) => l.includes('is already in use')), { what: () => 'the port error', pollMs: 50 });
+      const next = front({}, 'next');
+      await next.started();
+      expect(next.lines('another front holds the front lock; waiting to see whether it is alive')).toEqual([]);
+    } finally {
+      taken.close();
+    }
   });
 
   it('refuses to start with one line and exit 1 when Redis cannot be reached', async () => {
