@@ -9,7 +9,7 @@ import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { ROLES, startService, type Role } from '../src/service/service.js';
+import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
 import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
@@ -149,10 +149,19 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   const adapters = role === 'worker' ? [] : createAdapters(config, log);
   if (adapters.length === 0 && role !== 'worker') log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
 
+  // A stop asked for while the doors are checked cuts the checks short (a platform that never answers).
+  const stopAsked = new AbortController();
+  void asked.then(() => stopAsked.abort());
   let service;
   try {
-    service = await startService(config, adapters, log, presetModels(config), role);
+    service = await startService(config, adapters, log, presetModels(config), role, stopAsked.signal);
   } catch (error) {
+    if (error instanceof StartStopped) {
+      log.info({ reason: await asked }, 'stopped while starting');
+      log.flush?.();
+      await lock?.release();
+      return 0;
+    }
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
     await lock?.release();

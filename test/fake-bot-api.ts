@@ -69,8 +69,9 @@ export class FakeBotApi {
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
-  async listen(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Listens on `port` of 127.0.0.1 (a free one when 0). */
+  async listen(port = 0): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }
