@@ -52,6 +52,10 @@ export const BOT: FakeUser & { is_bot: true } = { id: 9000, is_bot: true, first_
 
 export class FakeBotApi {
   readonly calls: ApiCall[] = [];
+  /** File downloads answer with their first bytes and then nothing, the connection left open. */
+  stallDownloads = false;
+  /** Downloads stalled so far. */
+  stalled = 0;
   /** Every request path the server saw (the tests check the token only ever travels here). */
   readonly paths: string[] = [];
   private readonly server: http.Server;
@@ -203,6 +207,13 @@ export class FakeBotApi {
     if (file) {
       const found = [...this.files.values()].find((f) => f.path === file[2]);
       if (file[1] !== this.token || !found) return void res.writeHead(404).end('Not Found');
+      if (this.stallDownloads) {
+        // Headers and the first bytes, then nothing: the connection stays open until the client gives up.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': found.bytes.length }).write(found.bytes.subarray(0, 16));
+        this.stalled += 1;
+        this.wake();
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': found.bytes.length }).end(found.bytes);
       return;
     }

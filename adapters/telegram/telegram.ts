@@ -241,7 +241,8 @@ export class TelegramBot implements Adapter {
       if (source.fileSize !== undefined && source.fileSize > this.limits.download) {
         throw new EnhanceError(`the file is ${megabytes(source.fileSize)}, over the ${megabytes(this.limits.download)} download limit`, 'input');
       }
-      input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot: this.options.config.apiRoot, maxBytes: this.limits.download });
+      const { apiRoot, downloadTimeoutS, localServer } = this.options.config;
+      input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot, maxBytes: this.limits.download, stallMs: downloadTimeoutS * 1000, localServer });
       header = await probeImage(input, this.options.maxPixels);
     } catch (error) {
       if (!(error instanceof EnhanceError)) {
