@@ -171,5 +171,23 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   log.info({ reason }, 'shutting down (a second signal stops at once)');
   await service.stop();
   await lock?.release();
+  leaveIfHeld(log);
   return 0;
+}
+
+/** After the service stopped, how long the process may take to end by itself. */
+const HELD_EXIT_MS = 2_000;
+
+/**
+ * Ends the process if something still holds it `HELD_EXIT_MS` after the service stopped: a chat platform's
+ * socket that never answers keeps a request of a delivery open for grammY's 500 s timeout, and a stop signal must
+ * end the service within its grace whatever a door is doing. Nothing is lost by leaving: an answer not confirmed
+ * is delivered at the next start. Unref'd: it fires only if the process would otherwise stay.
+ */
+function leaveIfHeld(log: Logger): void {
+  setTimeout(() => {
+    log.warn({ open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout') }, 'the process did not end by itself after stopping; ending it');
+    log.flush?.();
+    process.exit();
+  }, HELD_EXIT_MS).unref();
 }

@@ -144,6 +144,30 @@ describe('a chat door whose platform cannot be reached at start', () => {
   });
 });
 
+describe('stopping while a door waits on its platform', () => {
+  it('ends the service within the grace while an upload to Telegram never gets an answer; the answer goes out at the next start', async () => {
+    const api = await new FakeBotApi(TELEGRAM_TOKEN).listen();
+    cleanup.push(() => api.close());
+    const env = { ENHANCER_HOTFOLDER: 'false', TELEGRAM_BOT_TOKEN: TELEGRAM_TOKEN, TELEGRAM_API_ROOT: api.root };
+    const s = start(env);
+    await s.started();
+    api.holdOnce('sendDocument');
+    const photo = api.sendPhoto({ id: 7, first_name: 'Ann' }, await scenePng(24, 24, 9), { width: 24, height: 24 });
+    await s.until(() => api.calls.some((c) => c.method === 'sendDocument' && c.status === -1), 'the upload held by the server');
+    const asked = Date.now();
+    expect(await s.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    // The delivery under way gets the grace, then the socket is left: nothing is lost, it is tried again.
+    expect(Date.now() - asked).toBeLessThan(GRACE_MS + 5_000);
+    expect(s.lines('stopped')).toHaveLength(1);
+    expect(s.lines('the process did not end by itself after stopping; ending it')).toHaveLength(1);
+
+    const again = start(env);
+    await again.started();
+    await api.waitFor((c) => c.method === 'sendDocument' && c.params.reply_parameters?.message_id === photo.message_id, 'the PNG after the restart');
+    await stopsWithinGrace(again);
+  });
+});
+
 describe('a chat door whose token is refused', () => {
   /** Starts with an image already in the inbox; checks the exit, the one line and that the image was not touched. */
   async function refused(env: Record<string, string>, line: RegExp, token: string): Promise<void> {

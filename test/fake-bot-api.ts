@@ -113,6 +113,11 @@ export class FakeBotApi {
     this.failures.push({ method, status: 0, description: '' });
   }
 
+  /** Takes the next call of `method` and never answers it (a server gone silent mid-request), once. */
+  holdOnce(method: string): void {
+    this.failures.push({ method, status: -1, description: '' });
+  }
+
   /** Stores a file as Telegram would and returns its file_id. */
   addFile(bytes: Buffer, ext = 'jpg'): string {
     const id = `file${this.files.size + 1}`;
@@ -240,6 +245,7 @@ export class FakeBotApi {
       this.calls.push(call);
       this.wake();
       if (f.status === 0) return void req.socket.destroy();
+      if (f.status === -1) return;
       return send(f.status, { ok: false, error_code: f.status, description: f.description, ...(f.retryAfter !== undefined ? { parameters: { retry_after: f.retryAfter } } : {}) });
     }
     if (method === 'getUpdates') return this.getUpdates(params, req, (value) => send(200, { ok: true, result: value }));
