@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
+import { installLastResort } from '../src/service/last-resort.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
@@ -129,6 +130,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return 2;
   }
+  installLastResort(log);
   const asked = stopRequests();
 
   if (role !== 'all' && !config.redis.url) {

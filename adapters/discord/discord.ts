@@ -191,6 +191,10 @@ export class DiscordAdapter implements Adapter {
       this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
       this.edits.show(job.id, { content: `${name(job)}: ${progressBar(p.tilesDone, p.tilesTotal)}, done ${relativeTime(p.etaMs)}`, components: [cancelButton(job.id)] });
     });
+    // Told once, in the status message: the job waits for disk space and goes on by itself.
+    events.on('held', (job, info) => {
+      this.edits.show(job.id, { content: `${name(job)}: ${info.reason}`, components: [cancelButton(job.id)] }, true);
+    });
     events.on('preview', (job) => {
       void this.sendPreview(job).catch((error) => this.log.warn({ job: job.id, why: this.secrets.reason(error) }, 'could not send the early preview'));
     });

@@ -348,6 +348,11 @@ export class TelegramBot implements Adapter {
       this.progress.set(job.id, progress);
       this.editor.update({ chat: r.chat, message: r.status, text: progressText(progress, label(r.album)), buttons: cancelButton(job.id) });
     });
+    // Told once, in the status message: the job waits for disk space and goes on by itself.
+    events.on('held', (job, info) => {
+      const r = reply(job);
+      this.editor.now({ chat: r.chat, message: r.status, text: `${label(r.album)}Waiting: ${info.reason}.`, buttons: cancelButton(job.id) });
+    });
     events.on('preview', (job) => {
       const sending = this.sendEarly(job).catch((error: unknown) =>
         this.log.warn({ job: job.id, err: safeReason(error, this.token) }, 'sending the early preview failed'),

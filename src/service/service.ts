@@ -10,6 +10,7 @@ import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { isPrepared, prepareModels } from '../models/prepare.js';
+import { diskSpace } from '../observe/health.js';
 import { observeRole } from '../observe/start.js';
 import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
@@ -112,9 +113,9 @@ export async function startService(
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
   const engine = new EngineThread();
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
-  const worker = new Worker(queue, processor, { logger: log });
+  const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
-  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models], checks: doorHealth(adapters) }, log);
+  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
   const started: Adapter[] = [];
 
   let stopping: Promise<void> | undefined;
