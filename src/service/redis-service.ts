@@ -18,6 +18,7 @@ import { RedisJobSource } from '../queue/redis/redis-source.js';
 import { RedisSpeeds } from '../queue/redis/speeds.js';
 import { Worker } from '../queue/worker.js';
 import type { Adapter } from './adapter.js';
+import { doorHealth } from './door-connection.js';
 import { ensureModels, frontOptions, type Role, type Service } from './service.js';
 
 /** How much longer than `shutdownGraceMs` stopping waits for Redis before it leaves without it. */
@@ -69,12 +70,12 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
     worker = new Worker(source, processor, { logger: log });
   }
   // Before the doors and the worker start, so a port in use stops start-up with nothing to undo.
+  const doors = front ? adapters : [];
   const observe = await observeRole(
     config,
-    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: source ? [takingJobs(source)] : [] },
+    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: [...(source ? [takingJobs(source)] : []), ...doorHealth(doors)] },
     log,
   );
-  const doors = front ? adapters : [];
   if (queue) {
     for (const adapter of doors) await adapter.start(queue);
     queue.startDeliveries();
