@@ -176,13 +176,16 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
     await lock?.release();
+    // A start that failed part way may leave a connection open (on Redis, its subscriber) that would keep the
+    // process up, deaf to signals, after its one line: before, it needed a SIGKILL.
+    leaveIfHeld(log, 'after a failed start');
     return 1;
   }
   const reason = await asked;
   log.info({ reason }, 'shutting down (a second signal stops at once)');
   await service.stop();
   await lock?.release();
-  leaveIfHeld(log);
+  leaveIfHeld(log, 'after stopping');
   return 0;
 }
 
@@ -195,9 +198,9 @@ const HELD_EXIT_MS = 2_000;
  * end the service within its grace whatever a door is doing. Nothing is lost by leaving: an answer not confirmed
  * is delivered at the next start. Unref'd: it fires only if the process would otherwise stay.
  */
-function leaveIfHeld(log: Logger): void {
+function leaveIfHeld(log: Logger, when: string): void {
   setTimeout(() => {
-    log.warn({ open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout') }, 'the process did not end by itself after stopping; ending it');
+    log.warn({ open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout') }, `the process did not end by itself ${when}; ending it`);
     log.flush?.();
     process.exit();
   }, HELD_EXIT_MS).unref();

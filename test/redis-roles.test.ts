@@ -240,6 +240,8 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
       const next = front({}, 'next');
       await next.started();
       expect(next.lines('another front holds the front lock; waiting to see whether it is alive')).toEqual([]);
+      // And the failed front ends by itself with its one line (its Redis connections once kept it up, deaf to SIGTERM).
+      expect((await failed.exited).code).toBe(1);
     } finally {
       taken.close();
     }
