@@ -377,7 +377,9 @@ export class TelegramBot implements Adapter {
     for (const job of await queue.getJobs()) {
       const r = job.request.replyTo as unknown as TelegramReply | undefined;
       if (r?.adapter !== this.name || job.state !== 'waiting') continue;
-      this.editor.update({ chat: r.chat, message: r.status, text: queuedText(job.position, job.etaMs, `${label(r.album)}Back after a restart. `), buttons: cancelButton(job.id) });
+      // At once, like the first word of a new job: a throttled update was replaced by the job's `Starting…` when
+      // the worker took it within the chat's edit interval, and the person never learned of the restart.
+      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(job.position, job.etaMs, `${label(r.album)}Back after a restart. `), buttons: cancelButton(job.id) });
     }
   }
 
