@@ -62,7 +62,12 @@ describe('discord', () => {
     expect(register.path).toBe(`/applications/${fake.application}/guilds/${fake.guild.id}/commands`);
     expect(register.body.map((c: { name: string }) => c.name)).toEqual(['enhance', 'queue', 'cancel', 'Enhance']);
     const model = register.body[0].options.find((o: { name: string }) => o.name === 'model');
-    expect(model.choices.map((c: { value: string }) => c.value)).toEqual(['x4plus', 'x4fast']);
+    expect(model.choices).toEqual([
+      { name: 'x4plus (photos, best)', value: 'x4plus' },
+      { name: 'x4fast (photos, quick)', value: 'x4fast' },
+      { name: 'anime (drawings, anime, illustrations)', value: 'anime' },
+      { name: 'anime-fast (drawings and anime, quick)', value: 'anime-fast' },
+    ]);
     // No privileged intent: Guilds, GuildMessages, DirectMessages.
     expect(fake.identifies[0].intents).toBe(1 | 512 | 4096);
     expect(fake.identifies[0].compress ?? false).toBe(false);
