@@ -310,9 +310,15 @@ async function prepareOne(
   else manifest.models.push(entry);
 }
 
+/**
+ * Writes by rename: a reader never sees half a file, and a models folder's files may be hard links shared with
+ * other installs, which must never be written in place. The temporary name is this process's own, so two
+ * workers preparing the same model into one folder each rename whole (and equal) bytes.
+ */
 async function writeAtomically(target: string, bytes: Uint8Array): Promise<void> {
-  await fs.writeFile(`${target}.tmp`, bytes);
-  await fs.rename(`${target}.tmp`, target);
+  const temporary = `${target}.${process.pid}.tmp`;
+  await fs.writeFile(temporary, bytes);
+  await fs.rename(temporary, target);
 }
 
 /**
