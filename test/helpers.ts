@@ -35,7 +35,7 @@ export function drawingPng(width: number, height: number): Promise<Buffer> {
     <rect x="${width * 0.6}" y="${height * 0.1}" width="${width * 0.3}" height="${height * 0.25}" fill="#36c" stroke="#111" stroke-width="0.8"/>
     <path d="M1 ${height - 3} L${width - 1} ${height - 6}" stroke="#1a3" stroke-width="0.7"/>
   </svg>`;
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  return sharp(Buffer.from(svg)).removeAlpha().png().toBuffer();
 }
 
 export { scenePng };
