@@ -26,7 +26,12 @@ ENV NODE_ENV=production \
     MALLOC_TRIM_THRESHOLD_=4294967296 \
     MALLOC_ARENA_MAX=1
 COPY --from=build /app /app
-RUN mkdir -p inbox outbox data
+# The service runs as the image's unprivileged `node` user (uid 1000, gid 1000), not root: results in a mounted
+# ./outbox then belong to that uid (most desktop users' own) instead of root, and a fault in an image decoder
+# cannot write over the program. It owns only what it writes: the folders below and models/ (a model prepared
+# on first use lands there); the program itself stays root's and read-only to it.
+RUN mkdir -p inbox outbox data && chown -R node:node inbox outbox data models
+USER node
 VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
 # /healthz and /metrics (README "Health and metrics") on every address of the container: its network is the
 # boundary, and Prometheus scrapes from another container. ENHANCER_HTTP_PORT=0 turns the endpoint off (the

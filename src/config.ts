@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
 import { checkLayers, readConfigFile } from './config/layers.js';
+import { MAX_INPUT_PIXELS } from './imaging/input.js';
 import type { AnySection, SectionValues } from './config/section.js';
 import { projectRoot } from './paths.js';
 
@@ -47,8 +48,8 @@ const coreSchema = z.strictObject({
   /** Which GPU the CUDA provider runs on (0 the first), so each worker on a machine with several GPUs takes its own. */
   gpu: wholeNumber(0, 1024),
   limits: z.strictObject({
-    /** Largest input in pixels, checked from the header. */
-    maxPixels: wholeNumber(1, 268_000_000),
+    /** Largest input in pixels, checked from the header; no more than the largest whose 4x result can be held. */
+    maxPixels: wholeNumber(1, MAX_INPUT_PIXELS),
     /** Largest input file. */
     maxFileBytes: wholeNumber(1, 2 ** 31),
     /** Jobs one person may have waiting or running (chat doors; trusted adapters are not limited). */

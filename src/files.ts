@@ -43,6 +43,12 @@ export async function writeSynced(file: string, data: Uint8Array | string, flag 
   try {
     await handle.writeFile(data);
     await handle.sync();
+  } catch (error) {
+    // A write through a handle does not say where it wrote ("ENOSPC: no space left on device, write"); the disk
+    // module needs the folder to probe for room (disk-space.ts).
+    const e = error as NodeJS.ErrnoException;
+    if (e && typeof e === 'object' && e.code && !e.path) e.path = file;
+    throw error;
   } finally {
     await handle.close();
   }

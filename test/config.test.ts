@@ -70,6 +70,9 @@ describe('config', () => {
     expect(failure({ ENHANCER_HOTFOLDER: 'maybe' })).toBe('config: hotfolder.enabled must be true or false (got "maybe" from $ENHANCER_HOTFOLDER)');
     file({ limits: { queuedPerOwner: 0 } });
     expect(failure()).toMatch(/^config: limits.queuedPerOwner must be a whole number from 1 to 10000 \(got 0 from .*enhancer.json\)$/);
+    // Past about 89.5 MP an 8-bit RGB input's 4x result cannot be held in one buffer (src/imaging/input.ts).
+    file({ limits: { maxPixels: 100_000_000 } });
+    expect(failure()).toMatch(/^config: limits.maxPixels must be a whole number from 1 to 89478485 \(got 100000000 from .*enhancer.json\)$/);
     file({ hotfolder: { settleMs: 'soon' } });
     expect(failure()).toMatch(/^config: hotfolder.settleMs must be a whole number from 50 to 600000 \(got "soon" from .*enhancer.json\)$/);
     file({ hotfolder: { watch: true } });

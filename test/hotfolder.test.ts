@@ -28,6 +28,24 @@ function start(config: object = {}, env: Record<string, string> = {}): ServicePr
   return service;
 }
 
+/** When a file arrived, as the hot folder reads it: its creation time where kept, else its modification time. */
+function arrival(file: string): number {
+  const stats = fs.statSync(file);
+  return stats.birthtimeMs || stats.mtimeMs;
+}
+
+/** Resolves once a file created now gets a later time stamp than `stamp` (probed beside the inbox). */
+async function nextStamp(stamp: number): Promise<void> {
+  const probe = path.join(dir, '.stamp');
+  for (;;) {
+    fs.writeFileSync(probe, '');
+    const now = arrival(probe);
+    fs.rmSync(probe);
+    if (now > stamp) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 async function truncatedJpeg(): Promise<Buffer> {
   const jpeg = await sharp(await scenePng(64, 64, 9)).jpeg().toBuffer();
   return jpeg.subarray(0, jpeg.length >> 1);
@@ -188,14 +206,14 @@ describe('hot folder', () => {
     const step = Math.ceil(bytes.length / chunks);
     for (let i = 0; i < chunks; i++) {
       fs.writeSync(fd, bytes.subarray(i * step, (i + 1) * step));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // A slow writer's pace, well inside settleMs: this pause is the scenario, not a wait for the service.
+      await new Promise((resolve) => setTimeout(resolve, 300));
     }
+    // Not taken while it was still being written (the log is read as it comes, so a take would show here).
+    expect(s.lines('taken from the inbox')).toEqual([]);
     fs.closeSync(fd);
-    const finished = Date.now();
     await s.count('job completed', 1);
-    const taken = s.lines('taken from the inbox');
-    expect(taken).toHaveLength(1);
-    expect(Number(taken[0].time)).toBeGreaterThanOrEqual(finished - 500);
+    expect(s.lines('taken from the inbox')).toHaveLength(1);
     await s.until(() => listing(inbox('done')).length === 1, 'the original to move');
     expect(listing(inbox('failed'))).toEqual([]);
     expect(fs.readFileSync(inbox('done', 'slow.png')).equals(bytes)).toBe(true);
@@ -208,10 +226,13 @@ describe('hot folder', () => {
     // Arrival order differs from name order: 7 steps round a ring of 50.
     const names = Array.from({ length: 50 }, (_, i) => `n${String((i * 7) % 50).padStart(2, '0')}.png`);
     const images = await Promise.all(names.map((_, i) => scenePng(16, 16, 100 + i)));
+    let stamp = 0;
     for (const [i, name] of names.entries()) {
+      // File times tick with the kernel's clock (a few ms): each file waits until the clock stamps a later time
+      // than the one before, as a copy tool's pace would, so arrival order is the order written.
+      await nextStamp(stamp);
       fs.writeFileSync(inbox(name), images[i]);
-      // A copy tool's pace; file times here tick in milliseconds or coarser.
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      stamp = arrival(inbox(name));
     }
     await s.count('job completed', 50, 150_000);
     const completed = s.lines('job completed');
@@ -247,6 +268,7 @@ describe('hot folder', () => {
     fs.writeFileSync(inbox('.hidden.png'), await scenePng(16, 16, 8));
     fs.writeFileSync(inbox('download.png.part'), await scenePng(16, 16, 8));
     fs.writeFileSync(inbox('fast', 'quick.png'), await scenePng(16, 16, 9));
+    const stamp = Math.max(...[inbox('mine', 'keep.png'), inbox('.hidden.png'), inbox('download.png.part')].map(arrival));
     const outside = path.join(dir, 'outside.png');
     fs.writeFileSync(outside, await scenePng(16, 16, 10));
     fs.symlinkSync(outside, inbox('link.png'));
@@ -255,8 +277,12 @@ describe('hot folder', () => {
     expect(fs.readFileSync(inbox('failed', 'link.png.error.txt'), 'utf8')).toBe('symbolic links are not taken: put the image file itself in the inbox\n');
     expect(fs.lstatSync(inbox('failed', 'link.png')).isSymbolicLink()).toBe(true);
     expect(fs.existsSync(outside)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    expect(s.lines('job started')).toHaveLength(1);
+    // A last file, arrived after the ones to leave alone: files are taken in arrival order, so once it is done,
+    // any of those that were to be taken would have been taken before it.
+    await nextStamp(stamp);
+    fs.writeFileSync(inbox('fast', 'last.png'), await scenePng(16, 16, 11));
+    await s.count('job completed', 2);
+    expect(s.lines('job started').map((l) => l.name)).toEqual(['quick.png', 'last.png']);
     expect(s.lines('model loaded')[0].model).toBe('x4fast');
     expect(listing(inbox('mine'))).toEqual(['keep.png']);
     expect(fs.existsSync(inbox('.hidden.png')) && fs.existsSync(inbox('download.png.part'))).toBe(true);

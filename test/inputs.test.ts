@@ -46,6 +46,16 @@ describe('bad inputs are refused with a clear reason', () => {
   });
   it('a PNG whose header claims 30000x30000 pixels, before decoding', () =>
     refused(run(pngClaiming(scene, 30000, 30000)), /30000x30000 \(900\.0 MP\), over the limit of 16\.0 MP/));
+  it('an image whose 4x result could not be held, whatever the pixel limit, before decoding', async () => {
+    // 8-bit RGB: 90 MP is over the 89.5 MP whose 4x result fits one 4 GiB buffer; 89 MP is not.
+    await refused(
+      run(pngClaiming(scene, 10000, 9000), {}, { maxPixels: Infinity }),
+      /^the image is 10000x9000 \(90\.0 MP, 3 channels of 8 bits\): its 4x result would need 4\.3 GB, over the 4\.3 GB one image can hold: send one of at most 89\.5 MP$/,
+    );
+    const rgba16 = await sharp(scene).ensureAlpha().toColourspace('rgb16').png().toBuffer();
+    // 16-bit RGBA: 8 bytes a sample group, so 33.5 MP is the most.
+    await refused(run(pngClaiming(rgba16, 6000, 6000), {}, { maxPixels: Infinity }), /\(36\.0 MP, 4 channels of 16 bits\).*at most 33\.6 MP$/);
+  });
   it('the pixel limit is configurable', () => refused(run(scene, {}, { maxPixels: 1000 }), /48x32 \(0\.0 MP\), over the limit/));
   it('an animated GIF', async () => {
     const frame = (r: number) => sharp({ create: { width: 16, height: 16, channels: 3, background: { r, g: 0, b: 0 } } }).png().toBuffer();

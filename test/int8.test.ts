@@ -7,11 +7,13 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
-import { cpuFlags, resolvePrecision } from '../src/engine/precision.js';
+import { cpuFlags, hasVnni, resolvePrecision } from '../src/engine/precision.js';
 import { readManifest, sha256File } from '../src/models/manifest.js';
 import { parseUnit, prepareModels } from '../src/models/prepare.js';
 import { modelsDir } from '../src/paths.js';
 import { reportRows } from '../src/report/pdf.js';
+import { planRun } from '../src/engine/session.js';
+import { createLogger } from '../src/log.js';
 import type { EnhanceOptions } from '../src/types.js';
 import { pixels, psnr, tempDir } from './helpers.js';
 
@@ -142,6 +144,42 @@ describe('precision through the pipeline', () => {
     expect(resolvePrecision('int8', 'cpu', new Set())).toBe('int8');
     expect(resolvePrecision('fp32', 'cpu', new Set(['avx512_vnni']))).toBe('fp32');
     expect(() => resolvePrecision('int8', 'cuda')).toThrow(/^precision int8 runs on the CPU only: use --device cpu, or precision fp32 or auto on a GPU$/);
+  });
+
+  it('auto runs float32, with one warning, where the int8 variant is not prepared; int8 asked for says what is missing', async () => {
+    // A models folder with x4fast's float32 file and manifest but no int8 file: a CPU whose calibration came
+    // out with other bytes, or a preparation that never ran. Before, every auto job on a VNNI CPU failed here.
+    const dir = tempDir('enhancer-noint8-');
+    try {
+      const manifest = await readManifest(modelsDir());
+      const entry = manifest.models.find((m) => m.name === 'x4fast')!;
+      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+      fs.linkSync(path.join(modelsDir(), entry.file), path.join(dir, entry.file));
+      const vnni = new Set(['avx2', 'avx512_vnni']);
+      const plan = await planRun(dir, { model: 'x4fast', device: 'cpu', precision: 'auto' }, vnni);
+      expect(plan.precision).toBe('fp32');
+      expect(plan.entry.sha256).toBe(entry.sha256);
+      expect(plan.precisionFallback).toBe(`the int8 variant of x4fast is not prepared (${entry.int8!.file} is missing; \`enhancer models\` prepares it)`);
+      fs.linkSync(path.join(modelsDir(), entry.int8!.file), path.join(dir, entry.int8!.file));
+      expect((await planRun(dir, { model: 'x4fast', device: 'cpu', precision: 'auto' }, vnni)).precision).toBe('int8');
+      fs.rmSync(path.join(dir, entry.int8!.file));
+
+      // Through the pipeline: two auto jobs both complete in float32 and the log says why once.
+      const lines: string[] = [];
+      const logger = createLogger('info', { env: {}, isTTY: false, destination: { write: (line: string) => void lines.push(line) } });
+      const input = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#468' } }).png().toBuffer();
+      for (let i = 0; i < 2; i++) {
+        const image = await enhance({ input, name: 'photo.png', options: { model: 'x4fast', precision: 'auto', tile: 0 } }, { modelsDir: dir, logger });
+        expect(image.precision).toBe('fp32');
+        expect(image.output.width).toBe(80);
+      }
+      const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'precision auto runs float32: int8 is not available');
+      // Only a CPU with VNNI asks auto for int8 in the first place.
+      expect(warnings).toHaveLength(hasVnni(cpuFlags()) ? 1 : 0);
+      await expect(enhance({ input, name: 'photo.png', options: { model: 'x4fast', precision: 'int8', tile: 0 } }, { modelsDir: dir })).rejects.toThrow(/realesrgan-x4fast-int8\.onnx/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads the flags from /proc/cpuinfo text', () => {

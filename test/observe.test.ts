@@ -61,6 +61,7 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
         { name: 'models verified', ok: true },
         { name: 'queue connected', ok: true },
         { name: 'worker alive', ok: true },
+        { name: 'disk space', ok: true },
       ],
     });
     expect(await healthcheck(port)).toEqual({ code: 0, out: '' });
@@ -113,6 +114,7 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
       ['models verified', false],
       ['queue connected', true],
       ['worker alive', true],
+      ['disk space', true],
     ]);
     expect(checks[0].problem).toMatch(/^x4fast: .*realesrgan-x4fast\.onnx does not match its checksum in the manifest \(sha256 [0-9a-f]{12}…, expected [0-9a-f]{12}…\)$/);
     // The Dockerfile's HEALTHCHECK says so in one line, which `docker inspect` shows.
@@ -252,6 +254,25 @@ describe('metrics and health of a queue and worker in process', () => {
     health = await get(observe.port, '/healthz');
     expect(health.status).toBe(503);
     expect(JSON.parse(health.body).checks[1]).toEqual({ name: 'worker alive', ok: false, problem: 'the worker is stopping and takes no more jobs' });
+  });
+
+  it('/healthz: 503 while the running job is far past its ETA with no progress, 200 again once it moves', async () => {
+    const { engine, queue, worker, next } = await setup();
+    await queue.submit({ input: await scenePng(32, 24, 1), name: 'a.png', owner: 'telegram:7', replyTo: { adapter: 'telegram', chat: 7 } });
+    let clock = 0;
+    const check = workerAlive(worker, { stuckAfterMs: 60_000, now: () => Date.now() + clock });
+    worker.run();
+    // The scripted engine holds the job on the accelerator, with no tile done, until the test finishes it.
+    const call = await engine.next();
+    const id = worker.activeJob!.id;
+    expect(await check.check()).toBeNull();
+    clock = 61_000;
+    expect(await check.check()).toMatch(new RegExp(`^job ${id} has shown no progress for 1 min, 1 min past its ETA: the accelerator may be hung`));
+    const completed = next('completed');
+    call.finish();
+    await completed;
+    expect(worker.activeJob).toBeUndefined();
+    expect(await check.check()).toBeNull();
   });
 
   it('fails a check that throws or never answers, with its own line, and hides passwords in URLs', async () => {

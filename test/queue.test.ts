@@ -39,10 +39,11 @@ interface Setup {
   deliver?: (job: Job, outcome: Outcome) => Promise<void>;
   limit?: number;
   retry?: { firstRetryMs: number; maxRetryMs: number; retryForMs: number };
+  now?: () => number;
 }
 
 /** A queue and worker on the scripted engine; `log` collects "event name" lines of every job. */
-function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit = Infinity, retry }: Setup = {}) {
+function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit = Infinity, retry, now }: Setup = {}) {
   const delivered: Array<{ job: Job; outcome: Outcome }> = [];
   const queue = new LocalQueue({
     dataDir: dir,
@@ -51,6 +52,7 @@ function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit 
     maxFileBytes: 5_000_000,
     limitFor: () => limit,
     retry,
+    now,
     deliver:
       deliver ??
       (async (job, outcome) => {
@@ -256,6 +258,53 @@ describe('LocalQueue and Worker', () => {
     expect(again.delivered.map((d) => [d.job.id, d.outcome.state])).toEqual([[job.id, 'completed']]);
   });
 
+  it('on close starts no job handed over while three finish at once: those three are delivered, the fourth kept and run by the next start', async () => {
+    // a, b and c are held at their first stored picture after their model run, so all three finish together.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const wrap = (processor: Processor): Processor => (job, input, ctx) =>
+      processor(job, input, {
+        ...ctx,
+        writeOutput: async (kind, bytes) => {
+          if (kind === 'preview' && job.request.name !== 'd.png') await held;
+          return ctx.writeOutput(kind, bytes);
+        },
+      });
+    const first = setup({ wrap });
+    const jobs = [];
+    for (const [i, name] of ['a.png', 'b.png', 'c.png', 'd.png'].entries()) jobs.push(await first.queue.submit(await request(name, i)));
+    const dHanded = next(first.queue, 'started', (job) => job.request.name === 'd.png');
+    first.worker.run();
+    for (const name of ['a.png', 'b.png', 'c.png']) {
+      const call = await first.engine.next();
+      expect(call.name).toBe(name);
+      call.finish();
+    }
+    // d is handed to the worker, which waits for room in the finishing line (three finishing, two allowed).
+    await dHanded;
+    const closing = first.worker.close(60_000);
+    release();
+    await closing;
+    await first.queue.close();
+    expect(first.engine.calls.map((c) => c.name)).toEqual(['a.png', 'b.png', 'c.png']);
+    expect(first.delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([
+      ['a.png', 'completed'],
+      ['b.png', 'completed'],
+      ['c.png', 'completed'],
+    ]);
+    // d was never run: it stays queued in the spool, without an outcome.
+    expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([jobs[3].id]);
+    expect(fs.readdirSync(path.join(dir, 'jobs', jobs[3].id)).sort()).toEqual(['input', 'job.json']);
+
+    const again = setup();
+    again.engine.auto = true;
+    expect((await again.queue.recover()).map((j) => [j.request.name, j.state])).toEqual([['d.png', 'waiting']]);
+    const done = next(again.queue, 'delivered');
+    again.worker.run();
+    await done;
+    expect(again.delivered.map((d) => [d.job.request.name, d.outcome.state])).toEqual([['d.png', 'completed']]);
+  });
+
   it('delivers exactly once a job whose delivery fails for a while, across a restart, without running it again', async () => {
     const retry = { firstRetryMs: 5, maxRetryMs: 40, retryForMs: 60_000 };
     let tries = 0;
@@ -297,10 +346,13 @@ describe('LocalQueue and Worker', () => {
   });
 
   it('closes a job at once on a permanent delivery failure, and after its retry time otherwise', async () => {
-    // Retries after 20, 40 and 80 ms; the next, 160 ms later, would come after the 200 ms allowed.
+    // Retries after 20, 40 and 80 ms; the next, 160 ms later, would come after the 200 ms allowed. Measured on a
+    // clock that moves by exactly each delay, so a late timer on a busy machine cannot close it an attempt early.
     const retry = { firstRetryMs: 20, maxRetryMs: 1000, retryForMs: 200 };
+    let clock = 0;
     const { queue, worker, engine } = setup({
       retry,
+      now: () => clock,
       deliver: async (job) => {
         if (job.request.name === 'blocked.png') throw new PermanentDeliveryError('the bot was blocked by the user');
         throw new Error('timeout');
@@ -308,7 +360,10 @@ describe('LocalQueue and Worker', () => {
     });
     engine.auto = true;
     const closed: Array<[string, number]> = [];
-    queue.events().on('undelivered', (job, info) => info.retryInMs === null && closed.push([job.request.name, info.attempt]));
+    queue.events().on('undelivered', (job, info) => {
+      clock += info.retryInMs ?? 0;
+      if (info.retryInMs === null) closed.push([job.request.name, info.attempt]);
+    });
     await queue.submit(await request('blocked.png', 1));
     await queue.submit(await request('down.png', 2));
     const both = new Promise<void>((resolve) => queue.events().on('undelivered', () => closed.length === 2 && resolve()));

@@ -53,6 +53,8 @@ export class ServiceProcess {
         ENHANCER_DATA: path.join(dir, 'data'),
         ENHANCER_MODEL: 'x4fast',
         LOG_LEVEL: 'info',
+        // The web door is on by default at 8080; tests run side by side, so only those that mean to turn it on.
+        ENHANCER_WEB_PORT: '0',
         ...env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],

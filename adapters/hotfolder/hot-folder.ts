@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
+import { DiskFullError } from '../../src/disk-space.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -86,6 +87,10 @@ export class HotFolder implements Adapter {
   /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
   private serial: Promise<unknown> = Promise.resolve();
   private readonly warned = new Set<string>();
+  /** Aborted on stop: files kept in `.working/` for want of disk space stop waiting (the next start takes them). */
+  private readonly stopping = new AbortController();
+  /** Files kept in `.working/` until there is room, each queued again then. */
+  private readonly waiting = new Set<Promise<void>>();
 
   private readonly options: HotFolderOptions;
 
@@ -145,8 +150,10 @@ export class HotFolder implements Adapter {
 
   async stop(): Promise<void> {
     clearInterval(this.ticker);
+    this.stopping.abort();
     await this.ticking;
     await this.watcher?.close();
+    await Promise.all([...this.waiting]);
     await this.serial;
   }
 
@@ -195,6 +202,8 @@ export class HotFolder implements Adapter {
    * upload cannot hold up the rest.
    */
   private async tick(): Promise<void> {
+    // Intake is paused while the disk is full (the queue logged it once): files wait in the inbox, untouched.
+    if (this.queue?.disk?.full) return;
     try {
       const now = Date.now();
       const ready: Array<[string, Candidate]> = [];
@@ -216,7 +225,7 @@ export class HotFolder implements Adapter {
         const later = firstUnsettled && byArrival([file, seen], firstUnsettled) > 0;
         if (later && now - (seen.heldSince ??= now) < this.options.settleMs) continue;
         this.candidates.delete(file);
-        await this.take(file);
+        await this.take(file, seen);
       }
     } catch (error) {
       this.log.error({ err: error }, 'checking the inbox failed');
@@ -224,7 +233,7 @@ export class HotFolder implements Adapter {
   }
 
   /** Moves a settled file out of the way into `.working/` and queues it; whatever goes wrong, it gets an answer. */
-  private async take(file: string): Promise<void> {
+  private async take(file: string, seen: Candidate): Promise<void> {
     const rel = path.relative(this.options.inbox, file).split(path.sep);
     const preset = rel.length === 2 ? rel[0] : '';
     const name = rel[rel.length - 1];
@@ -240,6 +249,12 @@ export class HotFolder implements Adapter {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
         this.log.warn({ file: rel.join('/') }, 'the file went away before it could be taken; nothing to answer');
+        return;
+      }
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        // Left in the inbox, and taken once there is room.
+        this.queue!.disk?.report(error);
+        this.candidates.set(file, seen);
         return;
       }
       this.log.error({ file: rel.join('/'), err: reasonOf(error) }, 'could not move the file into .working/');
@@ -306,9 +321,28 @@ export class HotFolder implements Adapter {
         id,
       );
     } catch (error) {
+      if (error instanceof DiskFullError) return this.later(working, id, preset, name);
       if (!(error instanceof EnhanceError)) this.log.error({ err: error, job: id }, 'queueing a file failed');
-      await this.moveToFailed(id, working, name, reasonOf(error));
+      await this.moveToFailed(id, working, name, reasonOf(error)).catch((again: unknown) => {
+        if (!this.queue!.disk?.report(again)) throw again;
+        // Queued again once there is room; refused again then, it gets its reason then.
+        this.later(working, id, preset, name);
+      });
     }
+  }
+
+  /** A file that could not be queued for want of disk space stays in `.working/` and is queued once there is room. */
+  private later(working: string, id: string, preset: string, name: string): void {
+    const queue = this.queue!;
+    const room = queue.disk ? queue.disk.whenSpace(this.stopping.signal) : new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
+    const again = room
+      .then(
+        () => (this.stopping.signal.aborted ? undefined : this.submit(working, id, preset, name)),
+        () => undefined, // Stopped: the next start queues it from .working/.
+      )
+      .catch((error: unknown) => this.log.error({ job: id, err: reasonOf(error) }, 'queueing a file again failed; it stays in .working/ for the next start'));
+    this.waiting.add(again);
+    void again.finally(() => this.waiting.delete(again));
   }
 
   async deliver(job: Job, outcome: Outcome): Promise<void> {

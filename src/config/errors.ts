@@ -24,7 +24,7 @@ export interface Source {
  * Keys whose values are secrets: an error names them and says how long the value is, never what it is. A `url`
  * counts, since it may carry a password (`redis://:password@host`).
  */
-const SECRET_KEY = /token|secret|password|api_?key|^url$/i;
+const SECRET_KEY = /token|secret|password|api_?key|access_?keys?|^url$/i;
 
 /** A value as an error line shows it: short, and a secret only by its length. */
 export function show(value: unknown, secret: boolean): string {

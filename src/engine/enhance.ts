@@ -87,6 +87,9 @@ export function signatureOf(input: Uint8Array, options: EnhanceOptions, modelSha
   return hash.digest('hex');
 }
 
+/** Precision fallbacks already logged by this process: one line per cause, not one per job. */
+const fellBack = new Set<string>();
+
 const isOutOfMemory = (error: unknown) => /alloc|out of memory|bad_alloc|OOM/i.test(String((error as Error)?.message));
 
 /** Enhances one image. Throws `EnhanceError` with a one-line reason for anything wrong with the request. */
@@ -105,6 +108,10 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const tLoad = performance.now();
   const dir = context.modelsDir ?? modelsDir();
   const plan = await planRun(dir, options);
+  if (plan.precisionFallback && !fellBack.has(plan.precisionFallback)) {
+    fellBack.add(plan.precisionFallback);
+    log.warn({ model: options.model, reason: plan.precisionFallback }, 'precision auto runs float32: int8 is not available');
+  }
   const model = await (context.models
     ? context.models.acquire(dir, options.model, plan.device, plan.precision)
     : loadModel(dir, options.model, plan.device, plan.precision));

@@ -99,6 +99,8 @@ export interface RunPlan {
   entry: ModelEntry;
   precision: Precision;
   device: DeviceChoice;
+  /** Why `auto` runs float32 where the CPU would take int8: its variant is not prepared (one line, for the log). */
+  precisionFallback?: string;
 }
 
 /**
@@ -110,9 +112,19 @@ export interface RunPlan {
 export async function planRun(dir: string, options: Pick<EnhanceOptions, 'model' | 'device' | 'precision'>, flags?: Set<string>): Promise<RunPlan> {
   const entry = findModel(await readManifest(dir), options.model);
   const gpu = options.device === 'cuda' || (options.device === 'auto' && cudaUnavailableReason() === null);
-  const precision = resolvePrecision(options.precision, gpu ? 'cuda' : 'cpu', flags);
+  let precision = resolvePrecision(options.precision, gpu ? 'cuda' : 'cpu', flags);
+  // `auto` is a wish, not an order: where the int8 variant could not be prepared (a CPU whose calibration lands on
+  // other bytes than the manifest's, or preparation not run) it runs float32 rather than failing every job.
+  // A stat, not a checksum: loading verifies the file anyway, and this runs twice per job.
+  let precisionFallback: string | undefined;
+  if (options.precision === 'auto' && precision === 'int8' && !(entry.int8 && fs.existsSync(path.join(dir, entry.int8.file)))) {
+    precision = 'fp32';
+    precisionFallback = entry.int8
+      ? `the int8 variant of ${entry.name} is not prepared (${entry.int8.file} is missing; \`enhancer models\` prepares it)`
+      : `${entry.name} has no int8 variant in the manifest`;
+  }
   // The int8 variants are for the CPU provider: never offered to CUDA.
-  return { entry: variantFor(entry, precision), precision, device: precision === 'int8' ? 'cpu' : options.device };
+  return { entry: variantFor(entry, precision), precision, device: precision === 'int8' ? 'cpu' : options.device, precisionFallback };
 }
 
 /** Loads `name` from `dir` for `device`, verifying the file against the manifest first. */

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { DiskSpace } from '../disk-space.js';
 import { findModel, readManifest, sha256File } from '../models/manifest.js';
 import type { Worker } from '../queue/worker.js';
 
@@ -102,12 +103,24 @@ export function modelsVerified(dir: string, models: readonly string[]): HealthCh
 }
 
 /**
- * The worker takes jobs: `run()` was called and `close()` was not.
+ * How far past its ETA the running job may go with no sign of life (a tile done) before the worker counts as
+ * hung. A tile takes seconds to a minute even for x4plus on 2 CPU cores (a 256x256 window: about 12 s), and the
+ * ETA is the engine's own, from the tiles done so far; ten minutes past it is no slow machine but a hung
+ * accelerator or runtime, which only a restart mends (the job then runs again).
+ */
+export const STUCK_AFTER_MS = 10 * 60_000;
+
+/**
+ * The worker takes jobs: `run()` was called and `close()` was not, and the running job is not far past its ETA
+ * with no progress (`stuckAfterMs` beyond it).
  *
  * @example
  * startObservability({ port: 9464, worker, checks: [workerAlive(worker)] });
  */
-export function workerAlive(worker: Pick<Worker, 'status'>): HealthCheck {
+export function workerAlive(
+  worker: Pick<Worker, 'status' | 'activeJob'>,
+  { stuckAfterMs = STUCK_AFTER_MS, now = Date.now }: { stuckAfterMs?: number; now?: () => number } = {},
+): HealthCheck {
   return {
     name: 'worker alive',
     async check() {
@@ -116,11 +129,26 @@ export function workerAlive(worker: Pick<Worker, 'status'>): HealthCheck {
           return 'the worker has not started taking jobs yet';
         case 'closing':
           return 'the worker is stopping and takes no more jobs';
-        default:
-          return null;
       }
+      const job = worker.activeJob;
+      if (!job) return null;
+      const late = now() - (job.lastSignAt + (job.etaMs ?? 0));
+      if (late <= stuckAfterMs) return null;
+      const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
+      return `job ${job.id} has shown no progress for ${minutes(now() - job.lastSignAt)}, ${minutes(late)} past its ETA: the accelerator may be hung (a restart runs the job again)`;
     },
   };
+}
+
+/**
+ * There is room to store jobs and answers: unhealthy while a full disk holds intake, with why (which folder,
+ * since when).
+ *
+ * @example
+ * observeRole(config, { queue, worker, checks: [diskSpace(queue.disk)] }, log);
+ */
+export function diskSpace(disk: Pick<DiskSpace, 'reason'>): HealthCheck {
+  return { name: 'disk space', check: async () => disk.reason ?? null };
 }
 
 /**

@@ -7,6 +7,7 @@
  * Before, three tries within about three seconds and the job was removed anyway: a chat API outage of a few
  * seconds lost work that had taken minutes.
  */
+import type { DiskSpace } from '../disk-space.js';
 import { reasonOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Job } from '../types.js';
@@ -40,18 +41,33 @@ export interface DeliveriesOptions {
   onFailed: (job: Job, info: { reason: string; attempt: number; retryInMs: number | null }) => void;
   logger: Logger;
   now?: () => number;
+  /**
+   * Where a delivery that meets a full disk (the outbox, say) waits for room, to be tried again then without
+   * counting as a failed attempt. Without one it is retried on the schedule like any failure.
+   */
+  disk?: DiskSpace;
+  /** Called once per job before its answer first waits for room. */
+  onHeld?: (job: Job) => void;
 }
 
 export class Deliveries {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
   private closed = false;
+  /** Ends the waits for disk space on close: those answers stay in the spool for the next start. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: DeliveriesOptions) {}
 
-  /** Delivers now; failures are retried on the schedule, starting from the attempts already made. */
+  /**
+   * Delivers now; failures are retried on the schedule, starting from the attempts already made. Never rejects:
+   * what cannot be recorded (a state file, removing a delivered job) is logged, and the job stays in the spool,
+   * so the worst case is the answer sent again at the next start.
+   */
   start(job: Job, outcome: Outcome, state: DeliveryState = { attempts: 0 }): Promise<void> {
-    const attempt = this.attempt(job, outcome, state).finally(() => this.running.delete(attempt));
+    const attempt = this.attempt(job, outcome, state)
+      .catch((error: unknown) => this.options.logger.error({ job: job.id, err: error }, 'recording a delivery failed; the job stays in the spool and is delivered again at the next start'))
+      .finally(() => this.running.delete(attempt));
     this.running.add(attempt);
     return attempt;
   }
@@ -63,6 +79,7 @@ export class Deliveries {
    */
   async close(graceMs = Infinity): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     let timer: NodeJS.Timeout | undefined;
@@ -80,6 +97,7 @@ export class Deliveries {
     try {
       await this.options.deliver(job, outcome);
     } catch (error) {
+      if (this.options.disk && !this.closed && this.options.disk.report(error)) return this.afterSpace(job, outcome, state);
       const reason = error instanceof PermanentDeliveryError ? error.message : reasonOf(error);
       const next: DeliveryState = { attempts: state.attempts + 1, firstFailedAt: state.firstFailedAt ?? now(), lastReason: reason };
       const delay = retryDelay(policy, next.attempts);
@@ -92,7 +110,10 @@ export class Deliveries {
         return;
       }
       logger.warn({ job: job.id, attempt: next.attempts, reason, retryInS: Math.round(delay / 1000) }, 'delivery failed; trying again later');
-      await spool.saveDelivery(job.id, next);
+      await spool.saveDelivery(job.id, next).catch((e: unknown) => {
+        // Only the count of attempts is lost (a full disk, say); the job itself is still in the spool.
+        if (!this.options.disk?.report(e)) logger.warn({ job: job.id, err: e }, 'could not record the failed delivery; retrying all the same');
+      });
       this.options.onFailed(job, { reason, attempt: next.attempts, retryInMs: delay });
       if (this.closed) return;
       const timer = setTimeout(() => {
@@ -104,5 +125,16 @@ export class Deliveries {
     }
     if (state.attempts > 0) logger.info({ job: job.id, attempt: state.attempts + 1 }, 'delivered after failed attempts');
     await this.options.onSettled(job);
+  }
+
+  /** The answer met a full disk: waits for room (or the stop), then tries again, not counted as a failed attempt. */
+  private async afterSpace(job: Job, outcome: Outcome, state: DeliveryState): Promise<void> {
+    this.options.onHeld?.(job);
+    try {
+      await this.options.disk!.whenSpace(this.stopping.signal);
+    } catch {
+      return; // Stopping: it stays in the spool and is delivered at the next start.
+    }
+    return this.attempt(job, outcome, state);
   }
 }

@@ -5,6 +5,7 @@
  * processor runs in process or inside a worker on another machine.
  */
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
+import { isDiskFull } from '../disk-space.js';
 import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
 import { makePreview } from '../imaging/preview.js';
 import { planRun } from '../engine/session.js';
@@ -92,9 +93,10 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
         previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
       }
       image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress: (p) => ctx.progress(p) });
-      await deps.speeds?.learn(options.model, image.device, job.width * job.height, image.ms.infer);
+      // Learned speeds and the cache are extras: a full disk skips them rather than holding or failing the job.
+      await skipOnFullDisk(() => deps.speeds?.learn(options.model, image!.device, job.width * job.height, image!.ms.infer), 'learned speeds not saved', ctx);
       if (cache) {
-        await cache.put(image);
+        await skipOnFullDisk(() => cache.put(image!), 'result not cached', ctx);
         await cache.evict(signature);
       }
     }
@@ -136,4 +138,14 @@ async function finish(job: Job, input: Buffer, image: EnhancedImage, before: Bef
     outputs.pdf = await ctx.writeOutput('pdf', pdf);
   }
   return { ...result, outputs, ms: { ...result.ms, render: performance.now() - t } };
+}
+
+/** Runs an optional write; a full disk (ENOSPC, EDQUOT) is logged and skipped, anything else is thrown. */
+async function skipOnFullDisk(write: () => Promise<unknown> | undefined, what: string, ctx: ProcessContext): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    ctx.logger.warn({ err: (error as Error).message }, `out of disk space: ${what}`);
+  }
 }

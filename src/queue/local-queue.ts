@@ -9,6 +9,7 @@
  * any point therefore means the job runs again, or is delivered again, at the next start.
  */
 import BetterQueue from 'better-queue';
+import { DISK_WAIT_MESSAGE, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
@@ -41,6 +42,10 @@ export interface LocalQueueOptions {
    */
   deliver: (job: Job, outcome: Outcome) => Promise<void>;
   retry?: RetryPolicy;
+  /** The clock retry times are measured by (ms since the epoch); a test passes its own. */
+  now?: () => number;
+  /** How soon a full disk is checked again (first delay, doubling to the longest); default 1 s to 30 s. */
+  diskChecks?: { firstCheckMs: number; maxCheckMs: number };
   logger?: Logger;
 }
 
@@ -60,6 +65,8 @@ interface Entry {
   ended?: Promise<void>;
   /** Delivered or closed: only remembered for status questions. */
   settled?: boolean;
+  /** Its person was told it waits for disk space (once is enough). */
+  held?: boolean;
 }
 
 export class LocalQueue implements EnhanceQueue, JobSource {
@@ -79,12 +86,15 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   /** Submits per owner still being checked and written. */
   private readonly submitting = new Map<string, number>();
   private readonly emitter = new QueueEmitter();
+  /** The data folder's disk: a full one holds jobs and answers instead of failing them. Share it with the worker. */
+  readonly disk: DiskSpace;
 
   constructor(private readonly options: LocalQueueOptions) {
     this.spool = new Spool(options.dataDir);
     this.results = new ResultStore(options.dataDir);
     this.log = options.logger ?? silentLogger;
     this.models = options.modelsDir ?? defaultModelsDir();
+    this.disk = new DiskSpace({ dir: options.dataDir, logger: this.log, ...options.diskChecks });
     this.line = new BetterQueue<{ id: string }>(
       (task: { id: string }, done: (error?: unknown) => void) => {
         this.hand(task.id).then(() => done(), done);
@@ -106,6 +116,9 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       deliver: options.deliver,
       onFailed: (job, info) => this.emitter.emit(job, 'undelivered', job, info),
       onSettled: (job, reason) => this.forget(job, reason),
+      disk: this.disk,
+      now: options.now,
+      onHeld: (job) => this.held(job),
       logger: this.log,
     });
   }
@@ -141,6 +154,8 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   async submit(request: EnhanceRequest, id?: string): Promise<Job> {
     if (id !== undefined && this.entries.has(id)) return this.entries.get(id)!.job;
     if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    // Intake is paused while the disk is full: nothing could be stored, and the person is told so at once.
+    if (this.disk.full) throw new DiskFullError();
     const owner = request.owner ?? 'local';
     // Counted before the first await, so two quick submits cannot both slip under the limit.
     const limit = this.options.limitFor?.(request) ?? Infinity;
@@ -161,7 +176,12 @@ export class LocalQueue implements EnhanceQueue, JobSource {
 
   private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
     const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
-    await this.spool.write(job, request.input);
+    try {
+      await this.spool.write(job, request.input);
+    } catch (error) {
+      if (this.disk.report(error)) throw new DiskFullError();
+      throw error;
+    }
     this.enter(job);
     const { position, etaMs } = this.status(job.id)!;
     this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
@@ -267,10 +287,11 @@ export class LocalQueue implements EnhanceQueue, JobSource {
         this.emitter.emit(job, 'preview', job, preview);
       },
       writeOutput: (kind, bytes) => this.results.write(id, kind, bytes),
-      end: async (outcome) => {
-        await this.end(job, outcome);
+      end: async (outcome, signal) => {
+        await this.end(job, outcome, signal);
         ended();
       },
+      held: () => this.held(job),
       putBack: async () => {
         // Stays in the spool, out of this run's line: it runs again at the next start.
         job.state = 'waiting';
@@ -283,11 +304,23 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     await this.take(lease);
   }
 
-  /** Stores how a job ended, announces it, and hands it to delivery. */
-  private async end(job: Job, outcome: Outcome): Promise<void> {
+  /** Tells a job's person, once, that it waits for disk space. */
+  private held(job: Job): void {
+    const entry = this.entries.get(job.id);
+    if (!entry || entry.held) return;
+    entry.held = true;
+    this.log.info({ job: job.id, name: job.request.name }, 'job waits for disk space');
+    this.emitter.emit(job, 'held', job, { reason: DISK_WAIT_MESSAGE });
+  }
+
+  /**
+   * Stores how a job ended (waiting out a full disk, unless `signal` ends the wait), announces it, and hands it
+   * to delivery.
+   */
+  private async end(job: Job, outcome: Outcome, signal?: AbortSignal): Promise<void> {
+    await this.disk.keep(() => this.spool.saveOutcome(job.id, outcome), { signal, onHeld: () => this.held(job) });
     job.state = outcome.state;
     if (outcome.state !== 'completed') job.reason = outcome.reason;
-    await this.spool.saveOutcome(job.id, outcome);
     const entry = this.entries.get(job.id);
     if (entry) entry.etaMs = undefined;
     const fields = { job: job.id, state: job.state, name: job.request.name };
@@ -300,6 +333,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       this.log.info({ ...fields, reason: outcome.reason }, `job ${outcome.state}`);
       this.emitter.emit(job, outcome.state, job, outcome.reason);
     }
+    // Not awaited: the next job's end must not wait for this one's chat upload. `start` never rejects.
     void this.deliveries.start(job, outcome);
   }
 
@@ -325,6 +359,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     this.closing = true;
     this.line.pause();
     await this.deliveries.close(graceMs);
+    this.disk.close();
     await new Promise<void>((resolve) => this.line.destroy(() => resolve()));
   }
 }

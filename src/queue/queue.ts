@@ -3,6 +3,7 @@
  * `LocalQueue` is the in-process implementation, the embedded default; `RedisQueue` (redis/) implements the same
  * interface, so adapters do not change. Every read is async, since a queue on Redis cannot answer otherwise.
  */
+import type { DiskSpace } from '../disk-space.js';
 import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';
 
 /** How a job ended, as handed to the adapter that delivers it. Results travel by reference, never as bytes. */
@@ -26,6 +27,11 @@ export interface QueueEvents {
   cancelled: [job: Job, reason: string];
   /** Its adapter's `deliver` resolved: the job and its stored outputs are gone from the queue. */
   delivered: [job: Job];
+  /**
+   * The job (or its answer) waits for disk space: told once per job; it goes on by itself once there is room.
+   * `reason` is the plain line to show the person.
+   */
+  held: [job: Job, info: { reason: string }];
   /**
    * A delivery failed. `retryInMs` says when it is tried again; null means never: the failure was permanent or
    * the job ran out of retry time, and it was closed with `reason` in the log.
@@ -74,7 +80,15 @@ export interface EnhanceQueue {
   readOutput(id: string, kind: OutputKind): Promise<Buffer>;
   /** Events of the jobs whose `replyTo.adapter` is `adapter`; of every job when left out. */
   events(adapter?: string): QueueListener;
+  /**
+   * The disk the queue stores on, where it has one (the in-process queue): while `full`, `submit` refuses with a
+   * `DiskFullError` and a door should take no new files; `whenSpace()` resolves once there is room again.
+   */
+  readonly disk?: DiskView;
 }
+
+/** What a front door may know of the disk: whether it is full, and the wait for room. */
+export type DiskView = Pick<DiskSpace, 'full' | 'reason' | 'report' | 'whenSpace'>;
 
 /**
  * Thrown by an adapter's `deliver` when trying again cannot help (the chat is gone, the bot was blocked): the job

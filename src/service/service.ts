@@ -10,6 +10,7 @@ import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
+import { diskSpace } from '../observe/health.js';
 import { observeRole } from '../observe/start.js';
 import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
@@ -20,6 +21,7 @@ import { Worker } from '../queue/worker.js';
 import type { EnhanceQueue, Outcome } from '../queue/queue.js';
 import type { Job } from '../types.js';
 import type { Adapter } from './adapter.js';
+import { checkDoors, doorHealth } from './door-connection.js';
 import { startOnRedis } from './redis-service.js';
 
 /**
@@ -28,6 +30,14 @@ import { startOnRedis } from './redis-service.js';
  */
 export type Role = 'all' | 'front' | 'worker';
 export const ROLES: readonly Role[] = ['all', 'front', 'worker'];
+
+/** A stop was asked for while the service was starting; nothing was left running. */
+export class StartStopped extends Error {
+  constructor() {
+    super('stopped while starting');
+    this.name = 'StartStopped';
+  }
+}
 
 export interface Service {
   /** The queue the doors use; none in a worker. */
@@ -79,13 +89,25 @@ export function frontOptions(config: Config, adapters: readonly Adapter[], log: 
 
 /**
  * `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. `role` other
- * than `all` needs `config.redis.url`.
+ * than `all` needs `config.redis.url`. The doors' credential checks come first (see `checkDoors`): a refused
+ * token stops start-up before a model is prepared or a file taken. `signal` is a stop request: it cuts the checks
+ * short, and start-up then rejects with a `StartStopped` having left nothing running. Whatever fails on the way
+ * undoes what had started, so the process can end.
  */
-export async function startService(config: Config, adapters: Adapter[], log: Logger, models: readonly string[] = [], role: Role = 'all'): Promise<Service> {
-  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
-  if (role !== 'all') {
+export async function startService(
+  config: Config,
+  adapters: Adapter[],
+  log: Logger,
+  models: readonly string[] = [],
+  role: Role = 'all',
+  signal?: AbortSignal,
+): Promise<Service> {
+  if (role !== 'all' && !config.redis.url) {
     throw new EnhanceError(`--role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`, 'options');
   }
+  await checkDoors(role === 'worker' ? [] : adapters, log, signal);
+  if (signal?.aborted) throw new StartStopped();
+  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
   const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
   await ensureModels([config.model, ...models], log, modelsDir(), preparer);
   fs.mkdirSync(config.data, { recursive: true });
@@ -93,31 +115,38 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
   const engine = new EngineThread();
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
-  const worker = new Worker(queue, processor, { logger: log });
+  const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
   // Only the default model: the others are prepared when first needed.
-  const observe = await observeRole(config, { queue, worker, models: [config.model] }, log);
-  const recovered = await queue.recover();
-  for (const adapter of adapters) await adapter.start(queue);
-  queue.startDeliveries();
-  worker.run();
-  log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+  const observe = await observeRole(config, { queue, worker, models: [config.model], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
+  const started: Adapter[] = [];
 
   let stopping: Promise<void> | undefined;
-  return {
-    queue,
-    worker,
-    adapters,
-    stop: () =>
-      (stopping ??= (async () => {
-        log.info('stopping: no new work taken');
-        for (const adapter of adapters) await adapter.stop();
-        await worker.close(config.shutdownGraceMs);
-        preparer.close();
-        await queue.close(config.shutdownGraceMs);
-        await engine.close();
-        await observe?.close();
-        log.info('stopped');
-      })()),
-  };
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('stopping: no new work taken');
+      for (const adapter of started) await adapter.stop();
+      await worker.close(config.shutdownGraceMs);
+      preparer.close();
+      await queue.close(config.shutdownGraceMs);
+      await engine.close();
+      await observe?.close();
+      log.info('stopped');
+    })());
+  try {
+    const recovered = await queue.recover();
+    for (const adapter of adapters) {
+      started.push(adapter);
+      await adapter.start(queue);
+    }
+    queue.startDeliveries();
+    worker.run();
+    log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+  } catch (error) {
+    // A hot folder whose outbox is a file, say: what already runs (the watcher, the HTTP endpoint) would keep
+    // the process alive with nothing working.
+    await stop();
+    throw error;
+  }
+  return { queue, worker, adapters, stop };
 }

@@ -1,0 +1,132 @@
+// The upload page: options from the server, files chosen or dropped, one job per file, each listed with its state.
+import { follow, megabytes } from '/static/common.js';
+
+const $ = (id) => document.getElementById(id);
+let session;
+let chosen = [];
+
+async function load() {
+  session = await (await fetch('/api/session')).json();
+  for (const m of session.models) {
+    const option = new Option(`${m.name}: ${m.description}`, m.name, false, m.name === session.defaults.model);
+    $('model').append(option);
+  }
+  $('limits').textContent = `PNG, JPEG, WebP, GIF, TIFF or AVIF; up to ${megabytes(session.maxFileBytes)} and ${(session.maxPixels / 1e6).toFixed(1)} MP each`;
+  showForms();
+}
+
+function showForms() {
+  const needKey = session.keyNeeded && !session.allowed;
+  $('key-form').hidden = !needKey;
+  $('upload-form').hidden = needKey;
+}
+
+$('key-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const response = await fetch('/api/key', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: $('key').value }) });
+  if (!response.ok) {
+    $('key-error').textContent = (await response.json()).error;
+    return;
+  }
+  session.allowed = true;
+  showForms();
+});
+
+function choose(files) {
+  chosen = [...files];
+  $('chosen').textContent = chosen.length ? chosen.map((f) => f.name).join(', ') : '';
+}
+
+$('files').addEventListener('change', () => choose($('files').files));
+const drop = $('drop');
+for (const type of ['dragenter', 'dragover']) drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add('over'); });
+for (const type of ['dragleave', 'drop']) drop.addEventListener(type, () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  choose(e.dataTransfer.files);
+});
+// Dropped next to the box rather than on it: taken too, instead of the browser opening the file.
+document.addEventListener('dragover', (e) => e.preventDefault());
+document.addEventListener('drop', (e) => {
+  if (e.target === drop || drop.contains(e.target)) return;
+  e.preventDefault();
+  choose(e.dataTransfer.files);
+});
+
+$('upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  $('upload-error').textContent = '';
+  if (chosen.length === 0) {
+    $('upload-error').textContent = 'Choose one or more images first.';
+    return;
+  }
+  const form = new FormData();
+  // Options before files: the server reads the upload as it streams, and needs them for each file.
+  for (const id of ['model', 'scale', 'tune']) form.append(id, $(id).value);
+  if ($('pdf').checked) form.append('pdf', 'on');
+  const refused = [];
+  for (const file of chosen) {
+    // Not sent at all: the server would stop reading it at the limit anyway.
+    if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: `the file is ${megabytes(file.size)}, over the limit of ${megabytes(session.maxFileBytes)}` });
+    else form.append('file', file, file.name);
+  }
+  const button = $('enhance');
+  button.disabled = true;
+  button.textContent = 'Uploading…';
+  try {
+    let jobs = [];
+    if (refused.length < chosen.length) {
+      const response = await fetch('/api/jobs', { method: 'POST', body: form });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.error ?? `the upload failed (${response.status})`);
+      jobs = answer.jobs;
+    }
+    for (const job of [...refused, ...jobs]) list(job);
+    choose([]);
+    $('files').value = '';
+  } catch (error) {
+    $('upload-error').textContent = error.message;
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Enhance';
+  }
+});
+
+/** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
+function list(job) {
+  const item = document.createElement('li');
+  const name = document.createElement('span');
+  name.className = 'job-name';
+  name.textContent = job.name;
+  item.append(name);
+  const state = document.createElement('span');
+  state.className = job.link ? 'job-state' : 'job-state error';
+  item.append(state);
+  $('jobs').prepend(item);
+  if (!job.link) {
+    state.textContent = job.reason;
+    return;
+  }
+  item.dataset.link = job.link;
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  const open = document.createElement('a');
+  open.href = job.link;
+  open.textContent = 'Open the job page';
+  item.append(bar, open);
+  follow(job.link, (view) => {
+    state.textContent = view.text;
+    state.className = view.state === 'failed' || view.state === 'cancelled' ? 'job-state error' : 'job-state';
+    if (view.total) {
+      bar.max = view.total;
+      bar.value = view.done;
+    }
+    if (view.state === 'completed') bar.value = bar.max;
+  });
+}
+
+load().catch((error) => {
+  $('upload-error').textContent = `the page could not load its options: ${error.message}`;
+  $('upload-form').hidden = false;
+});

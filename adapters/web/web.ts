@@ -1,0 +1,493 @@
+/**
+ * The web door: the service's own pages on fastify. An upload page (several files, options, **Enhance**) makes
+ * one job a file; each job has a page reached only through its signed, expiring link (links.ts), where position,
+ * ETA, progress and the early preview are pushed by server-sent events, then a before/after slider, the summary
+ * and the downloads. Results move into the keep (keep.ts) when the queue delivers them, so a job page works
+ * across restarts until its link expires.
+ *
+ * fastify because it is well kept, streams multipart uploads through busboy (@fastify/multipart, so a file over
+ * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
+ * serves six fixed files from a table, and no part of a request ever becomes a path.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { probeImage } from '../../src/imaging/input.js';
+import type { Logger } from '../../src/log.js';
+import { readManifest } from '../../src/models/manifest.js';
+import { modelsDir, projectRoot } from '../../src/paths.js';
+import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
+import { newJobId } from '../../src/queue/spool.js';
+import type { Adapter } from '../../src/service/adapter.js';
+import type { EnhanceProgress, Job } from '../../src/types.js';
+import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, VISITOR_COOKIE, visitorOf } from './access.js';
+import type { WebConfig } from './config.js';
+import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
+import { LinkSigner } from './links.js';
+import { readUpload, type UploadedFile } from './upload.js';
+
+export interface WebOptions {
+  config: WebConfig;
+  /** Where the door keeps its link key and the kept results, e.g. `<data>/web`. */
+  stateDir: string;
+  maxFileBytes: number;
+  maxPixels: number;
+  /** The service's default model, preselected on the page. */
+  defaultModel: string;
+  logger: Logger;
+  /** Where the port and host were set, for the one-line error. */
+  from?: { port: string; host: string };
+}
+
+/** The page files, by the name they are asked for: a table, so no request name ever becomes a path. */
+const STATIC: Record<string, string> = {
+  'app.css': 'text/css; charset=utf-8',
+  'upload.js': 'text/javascript; charset=utf-8',
+  'job.js': 'text/javascript; charset=utf-8',
+  'common.js': 'text/javascript; charset=utf-8',
+};
+const PAGES = ['index.html', 'job.html'] as const;
+
+const TYPES: Record<KeptKind, string> = {
+  input: 'application/octet-stream',
+  png: 'image/png',
+  preview: 'image/jpeg',
+  compare: 'image/jpeg',
+  pdf: 'application/pdf',
+  early: 'image/png',
+};
+const INPUT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif', tiff: 'image/tiff', heif: 'image/heif' };
+
+/**
+ * Sent with every answer: the pages load nothing from elsewhere, are never framed, and a job link (a secret in
+ * the URL) never leaks through a Referer.
+ */
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+};
+
+/** Files taken from one upload request; the rest are listed with a reason, so every file gets an answer. */
+const MAX_FILES = 20;
+/** A comment line on open event streams this often, so proxies do not close a quiet one (nginx: 60 s). */
+const HEARTBEAT_MS = 25_000;
+/** Expired and over-size kept results are removed this often (and after each delivery). */
+const PRUNE_MS = 10 * 60_000;
+
+/** What a job page is told, first as a whole (`state`), then as it changes. */
+type PageEvent =
+  | { type: 'queued'; data: { position: number; etaMs: number } }
+  | { type: 'started'; data: object }
+  | { type: 'progress'; data: EnhanceProgress }
+  | { type: 'preview'; data: { region: object } }
+  | { type: 'finishing'; data: object }
+  | { type: 'done'; data: Snapshot };
+
+/** A job as its page sees it. */
+interface Snapshot {
+  id: string;
+  name: string;
+  state: KeptJob['state'] | 'finishing';
+  position: number;
+  etaMs: number;
+  progress?: EnhanceProgress;
+  preview: boolean;
+  reason?: string;
+  result?: KeptJob['result'];
+  width: number;
+  height: number;
+  bytes: number;
+  format: string;
+  expires: number;
+  report: boolean;
+  options: KeptJob['options'];
+}
+
+export class WebDoor implements Adapter {
+  readonly name = 'web';
+  private readonly log: Logger;
+  private app?: FastifyInstance;
+  private queue?: EnhanceQueue;
+  private keep!: Keep;
+  private links!: LinkSigner;
+  private access!: Access;
+  private pages = new EventEmitter();
+  private readonly progress = new Map<string, EnhanceProgress>();
+  private readonly files = new Map<string, Buffer>();
+  private models: Array<{ name: string; description: string }> = [];
+  private pruner?: NodeJS.Timeout;
+  /** The address people open, once listening. */
+  url = '';
+
+  constructor(private readonly options: WebOptions) {
+    this.log = options.logger.child({ adapter: 'web' });
+    this.pages.setMaxListeners(0);
+  }
+
+  async start(queue: EnhanceQueue): Promise<void> {
+    const { config } = this.options;
+    checkExposure(config.host, config.accessKeys, config.open);
+    this.queue = queue;
+    this.links = await LinkSigner.open(this.options.stateDir);
+    this.access = new Access(this.links.derive('access'), config.accessKeys, !isLoopback(config.host) && !config.open);
+    this.keep = new Keep(path.join(this.options.stateDir, 'keep'), config.keepBytes);
+    await this.keep.open();
+    await this.prune();
+    this.models = (await readManifest(modelsDir())).models.map((m) => ({ name: m.name, description: m.description }));
+    const dir = path.join(projectRoot, 'adapters', 'web', 'public');
+    for (const name of [...Object.keys(STATIC), ...PAGES]) this.files.set(name, fs.readFileSync(path.join(dir, name)));
+    this.listen(queue);
+
+    const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024 });
+    this.app = app;
+    await app.register(multipart, {
+      // Past fileSize busboy drops a file's bytes and marks it truncated: nothing over the limit is held.
+      limits: { fileSize: this.options.maxFileBytes, fields: 16, fieldSize: 200 },
+      throwFileSizeLimit: false,
+    });
+    await app.register(rateLimit, {
+      global: false,
+      errorResponseBuilder: (_request, context) =>
+        Object.assign(new Error(`too many uploads from this address: at most ${context.max} a minute (web.uploadsPerMinute); try again in ${context.after}`), { statusCode: 429 }),
+    });
+    app.addHook('onSend', async (_request, reply) => {
+      reply.headers(SECURITY_HEADERS);
+    });
+    app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+      const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+      if (status >= 500) this.log.error({ err: error, url: request.url.split('?')[0] }, 'the web door could not answer');
+      void reply.code(status).type('application/json').send({ error: status >= 500 ? reasonOf(error) : error.message.split('\n')[0] });
+    });
+    this.routes(app);
+
+    try {
+      await app.listen({ port: config.port, host: config.host });
+    } catch (error) {
+      await app.close();
+      throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, config, this.options.from), 'options');
+    }
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
+    this.pruner = setInterval(() => void this.prune(), PRUNE_MS).unref();
+    this.log.info({ url: this.url, keyNeeded: this.access.keyNeeded }, `web page: open ${this.url} in a browser`);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.pruner);
+    await this.app?.close();
+  }
+
+  async deliver(job: Job, outcome: Outcome): Promise<void> {
+    const kept = await this.keep.get(job.id);
+    // Removed from the keep meanwhile (expired, or the keep was full): nothing to show it on.
+    if (!kept) return;
+    if (outcome.state === 'completed') {
+      for (const kind of Object.keys(outcome.result.outputs ?? {}) as KeptKind[]) {
+        if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
+      }
+    }
+    const ended = await this.keep.end(job.id, outcome.state === 'completed' ? { state: 'completed', result: outcome.result } : { state: outcome.state, reason: outcome.reason });
+    this.progress.delete(job.id);
+    if (ended) this.emit(job.id, { type: 'done', data: await this.snapshot(ended) });
+    this.log.info({ job: job.id, state: outcome.state }, 'kept for its page');
+    await this.prune();
+  }
+
+  private async prune(): Promise<void> {
+    try {
+      const removed = await this.keep.prune();
+      if (removed.length) this.log.info({ jobs: removed }, 'kept results removed (expired, or over web.keepBytes)');
+    } catch (error) {
+      this.log.error({ err: reasonOf(error) }, 'removing old kept results failed');
+    }
+  }
+
+  private emit(id: string, event: PageEvent): void {
+    this.pages.emit(id, event);
+  }
+
+  /** The queue's events, turned into page events for the jobs' open pages. */
+  private listen(queue: EnhanceQueue): void {
+    const events = queue.events(this.name);
+    events.on('queued', (job, info) => this.emit(job.id, { type: 'queued', data: info }));
+    events.on('started', (job) => this.emit(job.id, { type: 'started', data: {} }));
+    events.on('progress', (job, progress) => {
+      this.progress.set(job.id, progress);
+      this.emit(job.id, { type: 'progress', data: progress });
+    });
+    events.on('preview', (job, preview) => {
+      void (async () => {
+        await this.keep.put(job.id, 'early', await queue.readOutput(job.id, 'early'));
+        this.emit(job.id, { type: 'preview', data: { region: preview.region } });
+      })().catch((error: unknown) => this.log.warn({ job: job.id, err: reasonOf(error) }, 'keeping the early preview failed'));
+    });
+    events.on('completed', (job) => this.emit(job.id, { type: 'finishing', data: {} }));
+    // Any job that starts moves the waiting ones up: their open pages are told where they stand now.
+    queue.events().on('started', () => {
+      for (const id of this.pages.eventNames()) {
+        void queue.getJob(String(id)).then((status) => {
+          if (status?.state === 'waiting') this.emit(String(id), { type: 'queued', data: { position: status.position, etaMs: status.etaMs } });
+        });
+      }
+    });
+  }
+
+  /** Where a kept job stands: its end once kept, else as the queue says. */
+  private async snapshot(kept: KeptJob): Promise<Snapshot> {
+    const base = {
+      id: kept.id,
+      name: kept.name,
+      width: kept.width,
+      height: kept.height,
+      bytes: kept.bytes,
+      format: kept.format,
+      expires: kept.expires,
+      report: kept.report,
+      options: kept.options,
+      preview: fs.existsSync(this.keep.file(kept.id, 'early')),
+    };
+    if (kept.state !== 'waiting' && kept.state !== 'active') return { ...base, state: kept.state, position: 0, etaMs: 0, reason: kept.reason, result: kept.result };
+    const status = await this.queue!.getJob(kept.id);
+    const state = !status ? 'waiting' : status.state === 'waiting' || status.state === 'active' ? status.state : 'finishing';
+    return { ...base, state, position: status?.position ?? 0, etaMs: status?.etaMs ?? 0, progress: this.progress.get(kept.id) };
+  }
+
+  // ---- Routes ----
+
+  private routes(app: FastifyInstance): void {
+    app.get('/', (request, reply) => this.page(request, reply, 'index.html'));
+    app.get<{ Params: { name: string } }>('/static/:name', (request, reply) => {
+      const type = Object.hasOwn(STATIC, request.params.name) ? STATIC[request.params.name] : undefined;
+      if (!type) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+      return reply.type(type).header('cache-control', 'no-cache').send(this.files.get(request.params.name));
+    });
+    app.get('/api/session', (request, reply) => {
+      this.visitor(request, reply);
+      return {
+        keyNeeded: this.access.keyNeeded,
+        allowed: this.access.allowed(cookies(request.headers.cookie)),
+        models: this.models,
+        defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
+        maxFileBytes: this.options.maxFileBytes,
+        maxPixels: this.options.maxPixels,
+        keepFor: this.options.config.keepFor,
+      };
+    });
+    app.post<{ Body: { key?: unknown } }>('/api/key', { config: { rateLimit: { max: 10, timeWindow: '1 minute' } } }, (request, reply) => {
+      const key = request.body?.key;
+      if (typeof key !== 'string' || !this.access.validKey(key)) return reply.code(403).send({ error: 'that is not an access key of this service' });
+      const secure = request.protocol === 'https' ? '; Secure' : '';
+      return reply
+        .header('set-cookie', `${KEY_COOKIE}=${this.access.token(key).toString('base64url')}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000${secure}`)
+        .send({ ok: true });
+    });
+    app.post('/api/jobs', { config: { rateLimit: { max: this.options.config.uploadsPerMinute, timeWindow: '1 minute' } } }, (request, reply) => this.upload(request, reply));
+    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id', async (request, reply) => {
+      const kept = await this.checked(request, reply);
+      if (kept) return this.page(request, reply, 'job.html');
+    });
+    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/state', async (request, reply) => {
+      const kept = await this.checked(request, reply);
+      if (kept) return reply.header('cache-control', 'no-store').send(await this.snapshot(kept));
+    });
+    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/events', async (request, reply) => {
+      const kept = await this.checked(request, reply);
+      if (kept) await this.stream(kept, request, reply);
+    });
+    app.get<{ Params: { id: string; kind: string }; Querystring: Record<string, string> }>('/job/:id/file/:kind', async (request, reply) => {
+      const kept = await this.checked(request, reply);
+      if (!kept) return;
+      const kind = request.params.kind as KeptKind;
+      if (!KEPT_KINDS.includes(kind)) return reply.code(404).type('text/plain; charset=utf-8').send('no such file\n');
+      const file = this.keep.file(kept.id, kind);
+      const stats = await fs.promises.stat(file).catch(() => undefined);
+      if (!stats) return reply.code(404).type('text/plain; charset=utf-8').send('not made (yet)\n');
+      const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
+      return reply.type(type).header('content-length', stats.size).header('cache-control', 'private, max-age=3600').send(fs.createReadStream(file));
+    });
+    app.post<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/cancel', async (request, reply) => {
+      const kept = await this.checked(request, reply);
+      if (!kept) return;
+      try {
+        const job = await this.queue!.getJob(kept.id);
+        if (!job || (job.state !== 'waiting' && job.state !== 'active')) return reply.code(409).send({ error: 'the job has already ended' });
+        await this.queue!.cancel(kept.id, job.request.owner ?? 'local');
+        return { ok: true };
+      } catch (error) {
+        return reply.code(409).send({ error: reasonOf(error) });
+      }
+    });
+  }
+
+  private page(_request: FastifyRequest, reply: FastifyReply, name: (typeof PAGES)[number]) {
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.files.get(name));
+  }
+
+  /** The visitor's id, set as a cookie the first time. */
+  private visitor(request: FastifyRequest, reply: FastifyReply): string {
+    const known = visitorOf(cookies(request.headers.cookie));
+    if (known) return known;
+    const fresh = newVisitor();
+    reply.header('set-cookie', `${VISITOR_COOKIE}=${fresh}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000`);
+    return fresh;
+  }
+
+  /**
+   * The kept job a signed link names, or undefined after answering with a plain page: a forged link, an expired
+   * one, or one whose job is no longer kept. No file is ever served without this.
+   */
+  private async checked(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string> }>, reply: FastifyReply): Promise<KeptJob | undefined> {
+    const check = this.links.check(request.params.id, request.query.e, request.query.s);
+    const keepFor = describeDuration(this.options.config.keepFor);
+    if (!check.ok && check.why === 'forged') {
+      plain(reply, 403, 'This link is not valid', 'This link is not valid: it may have been cut short or changed. Use the whole link you were given.');
+      return undefined;
+    }
+    if (!check.ok) {
+      plain(reply, 410, 'This link has expired', `This link has expired: results are kept for ${keepFor} after upload, and these were removed.`);
+      return undefined;
+    }
+    const kept = await this.keep.get(request.params.id);
+    if (!kept) plain(reply, 410, 'These results are gone', `These results are no longer kept: results are kept for ${keepFor} within the space set aside for them, and these were removed.`);
+    return kept;
+  }
+
+  /** Server-sent events: the job as a whole, then each change, until it has ended. */
+  private async stream(kept: KeptJob, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    reply.hijack();
+    const response = reply.raw;
+    response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    const send = (type: string, data: unknown) => response.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    // Listening before the snapshot is taken, so nothing between the two is missed; held until it is sent.
+    let held: PageEvent[] | null = [];
+    const onEvent = (event: PageEvent) => {
+      if (held) held.push(event);
+      else {
+        send(event.type, event.data);
+        if (event.type === 'done') response.end();
+      }
+    };
+    this.pages.on(kept.id, onEvent);
+    const heartbeat = setInterval(() => response.write(': still here\n\n'), HEARTBEAT_MS);
+    const close = () => {
+      clearInterval(heartbeat);
+      this.pages.off(kept.id, onEvent);
+    };
+    request.raw.on('close', close);
+    response.on('close', close);
+    const snapshot = await this.snapshot(kept);
+    send('state', snapshot);
+    if (snapshot.state !== 'waiting' && snapshot.state !== 'active' && snapshot.state !== 'finishing') {
+      response.end();
+      return;
+    }
+    const pending = held;
+    held = null;
+    for (const event of pending) onEvent(event);
+  }
+
+  /** An upload: every file becomes a job (or gets its one-line reason); answers with each one's link. */
+  private async upload(request: FastifyRequest, reply: FastifyReply) {
+    if (!this.access.allowed(cookies(request.headers.cookie))) return reply.code(403).send({ error: 'uploads here need an access key: enter it on the page first' });
+    if (!request.isMultipart()) return reply.code(415).send({ error: 'send the files as multipart/form-data' });
+    const owner = `web:${this.visitor(request, reply)}`;
+    const fields: Record<string, string> = {};
+    const results: Array<{ name: string; link?: string; reason?: string }> = [];
+    for await (const part of request.parts()) {
+      if (part.type === 'field') {
+        fields[part.fieldname] = String(part.value);
+        continue;
+      }
+      if (results.length >= MAX_FILES) {
+        part.file.resume();
+        results.push({ name: displayName(part.filename || 'upload'), reason: `at most ${MAX_FILES} files in one upload: send this one again in another` });
+        continue;
+      }
+      const file = await readUpload(part, this.options.maxFileBytes, this.options.maxPixels);
+      results.push(await this.submit(file, fields, owner));
+    }
+    if (results.length === 0) return reply.code(400).send({ error: 'no file in the upload: choose one or more images' });
+    return { jobs: results };
+  }
+
+  private async submit(file: UploadedFile, fields: Record<string, string>, owner: string): Promise<{ name: string; link?: string; reason?: string }> {
+    const name = displayName(file.name);
+    if ('reason' in file) {
+      this.log.info({ name, reason: file.reason }, 'upload refused');
+      return { name, reason: file.reason };
+    }
+    const id = newJobId();
+    const now = Date.now();
+    const expires = now + this.options.config.keepFor;
+    const report = fields.pdf === 'on' || fields.pdf === 'true';
+    const options = {
+      model: fields.model || undefined,
+      scale: fields.scale ? (Number(fields.scale) as 2 | 3 | 4) : undefined,
+      tune: fields.tune === 'raw' ? ('raw' as const) : undefined,
+    };
+    try {
+      // The header once here too, for the page's record (the queue checks it again): a bad file gets its reason.
+      const header = await probeImage(file.bytes, this.options.maxPixels);
+      const shown = { model: options.model ?? this.options.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle' } as KeptJob['options'];
+      // Kept before it is queued: its delivery may come at once (a cached result), and finds it here.
+      await this.keep.add(
+        { id, name, createdAt: now, expires, options: shown, report, format: header.format, width: header.width, height: header.height, bytes: file.bytes.length, state: 'waiting' },
+        file.bytes,
+      );
+      await this.queue!.submit({ input: file.bytes, name, owner, replyTo: { adapter: this.name }, report, earlyPreview: true, options }, id);
+      this.log.info({ job: id, name, bytes: file.bytes.length }, 'upload queued');
+      return { name, link: this.links.link(id, expires) };
+    } catch (error) {
+      await this.keep.remove(id);
+      if (!(error instanceof EnhanceError)) this.log.error({ err: error, name }, 'queueing an upload failed');
+      else this.log.info({ name, reason: error.message }, 'upload refused');
+      return { name, reason: reasonOf(error) };
+    }
+  }
+}
+
+/** A file name as shown: its last part, without control characters, at most 200 characters. Never a path. */
+function displayName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return (base || 'upload').slice(0, 200);
+}
+
+/** `7d`, `12h`, `30m`, `90s` as words: `7 days`. */
+export function describeDuration(ms: number): string {
+  for (const [unit, size] of [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
+  }
+  return `${Math.round(ms / 1000)} seconds`;
+}
+
+/** A plain page that says one thing, and nothing else: no file, no job data. */
+function plain(reply: FastifyReply, status: number, title: string, text: string): void {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain"><h1>${title}</h1><p id="reason">${text}</p><p><a href="/">Enhance an image</a></p></main></body></html>`;
+  void reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
+}
+
+function listenProblem(error: NodeJS.ErrnoException, { port, host }: WebConfig, from = { port: 'web.port', host: 'web.host' }): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `web: port ${port} (from ${from.port}) is already in use on ${host}; stop what uses it or set another port (0 turns the web page off)`;
+    case 'EACCES':
+      return `web: no permission to listen on port ${port} (from ${from.port}); ports below 1024 need privileges`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `web: host ${JSON.stringify(host)} (from ${from.host}) is not an address of this machine`;
+    default:
+      return `web: cannot listen on ${host}:${port} (from ${from.host} and ${from.port}): ${error.code ?? error.message}`;
+  }
+}
+

@@ -1,0 +1,202 @@
+/**
+ * The web door in a real browser: playwright-core driving Debian's chromium (`.ci/run` installs it), on the real
+ * service and the real x4fast, as a person uses the pages. Screenshots of the upload page, a running and a finished
+ * job, at phone and desktop width, go to $WEB_SHOTS (default <tmp>/enhancer-web-shots).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { scenePng, tempDir } from './helpers.js';
+import { startWeb, type WebService } from './web-service.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = process.env.WEB_SHOTS ?? path.join(os.tmpdir(), 'enhancer-web-shots');
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 900 };
+
+let browser: Browser;
+let context: BrowserContext;
+let dir: string;
+let running: WebService | undefined;
+
+/** What a job page showed over time: every status line and progress value, and the early preview's width. */
+declare global {
+  interface Window {
+    seen: { status: string[]; progress: number[]; early: number };
+  }
+}
+function record(): void {
+  window.seen = { status: [], progress: [], early: 0 };
+  const look = () => {
+    const status = document.getElementById('status')?.textContent ?? '';
+    if (status && window.seen.status.at(-1) !== status) window.seen.status.push(status);
+    const bar = document.getElementById('progress') as HTMLProgressElement | null;
+    if (bar && !bar.hidden && window.seen.progress.at(-1) !== bar.value / bar.max) window.seen.progress.push(bar.value / bar.max);
+  };
+  new MutationObserver(look).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  document.addEventListener('load', (e) => {
+    const img = e.target as HTMLImageElement;
+    if (img.id === 'early-img') window.seen.early = img.naturalWidth;
+  }, true);
+}
+
+/** A photo-like JPEG (the scene of src/bench), large enough for an early preview. */
+async function photo(width: number, height: number, seed: number): Promise<Buffer> {
+  return sharp(await scenePng(width, height, seed)).jpeg({ quality: 92 }).toBuffer();
+}
+
+/** The listed jobs of the upload page: name, state line and link, top first. */
+function listed(page: Page) {
+  return page.$$eval('#jobs li', (items) =>
+    items.map((li) => ({ name: li.querySelector('.job-name')?.textContent, state: li.querySelector('.job-state')?.textContent, link: (li as HTMLElement).dataset.link })),
+  );
+}
+
+async function shoot(page: Page, name: string): Promise<void> {
+  for (const [width, viewport] of [['phone', PHONE], ['desktop', DESKTOP]] as const) {
+    await page.setViewportSize(viewport);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
+    // Nothing wider than the screen: the model list's long names once pushed the options past a phone's width.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at ${width} width`).toBeLessThanOrEqual(viewport.width);
+  }
+}
+
+async function jobPage(link: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.addInitScript(record);
+  await page.goto(`${running!.base}${link}`);
+  return page;
+}
+
+const haveChromium = fs.existsSync(CHROMIUM);
+
+describe.skipIf(!haveChromium)('the web door in chromium', () => {
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  beforeEach(async () => {
+    dir = tempDir('enhancer-webui-');
+    context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true });
+  });
+  afterEach(async () => {
+    await context.close();
+    await running?.service.stop();
+    running = undefined;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('two photos through the page: the second waits 2nd in line, its progress moves, its early preview shows, then the slider and a PNG exactly 4x', async () => {
+    // Small tiles, so the run has many and the progress bar has somewhere to move.
+    running = await startWeb(dir, {}, { ENHANCER_TILE: '96' });
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await expect.poll(() => page.locator('#model option').count()).toBe(2);
+    await shoot(page, 'upload');
+    await page.setViewportSize(DESKTOP);
+    const [first, second] = [await photo(480, 360, 1), await photo(480, 360, 2)];
+    await page.setInputFiles('#files', [
+      { name: 'first.jpg', mimeType: 'image/jpeg', buffer: first },
+      { name: 'second.jpg', mimeType: 'image/jpeg', buffer: second },
+    ]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    await expect.poll(async () => (await listed(page)).filter((j) => j.link).length).toBe(2);
+    const jobs = await listed(page);
+    expect(jobs.map((j) => j.name)).toEqual(['second.jpg', 'first.jpg']);
+
+    const job = await jobPage(jobs[0].link!);
+    await job.waitForFunction(() => /^Running: \d+ of \d+ tiles/.test(document.getElementById('status')!.textContent!), undefined, { timeout: 120_000 });
+    await shoot(job, 'job-running');
+    await job.setViewportSize(DESKTOP);
+    await job.locator('#result').waitFor({ state: 'visible', timeout: 120_000 });
+    await shoot(job, 'job-done');
+    await job.setViewportSize(DESKTOP);
+
+    const seen = await job.evaluate(() => window.seen);
+    expect(seen.status.filter((line) => line !== 'Connecting…')[0]).toMatch(/^Waiting: 2nd in line, done in about \d+ (s|min)$/);
+    const moving = [...new Set(seen.progress.filter((p) => p > 0 && p < 1))];
+    expect(moving.length, `progress seen: ${seen.progress.join(', ')}`).toBeGreaterThanOrEqual(2);
+    expect(seen.early).toBeGreaterThan(0); // the region's width at output scale (276 px here)
+    expect(await job.locator('#status').textContent()).toBe('Done');
+    expect(await job.locator('#summary').textContent()).toContain('480x360 JPEG');
+    expect(await job.locator('#summary').textContent()).toContain('1920x1440 PNG (4x)');
+
+    // The slider moves the edge between before and after; zoom shows the result at its full width.
+    await job.locator('#slider').fill('20');
+    expect(await job.locator('#after').evaluate((img) => img.style.clipPath)).toBe('inset(0px 0px 0px 20%)');
+    await job.getByRole('button', { name: 'Zoom to full size' }).click();
+    expect(await job.locator('#compare').evaluate((el) => el.getBoundingClientRect().width)).toBe(1920);
+
+    const [download] = await Promise.all([job.waitForEvent('download'), job.locator('#download-png').click()]);
+    expect(download.suggestedFilename()).toBe('second.enhanced.png');
+    const png = fs.readFileSync((await download.path())!);
+    expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 480 * 4, height: 360 * 4 });
+    // Both listed jobs end as done on the upload page, which followed them too.
+    await expect.poll(async () => (await listed(page)).map((j) => j.state), { timeout: 60_000 }).toEqual(['Done', 'Done']);
+  }, 240_000);
+
+  it('a non-image, a damaged image and a file over the byte limit are each listed with their one-line reason', async () => {
+    running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await expect.poll(() => page.locator('#model option').count()).toBe(2);
+    const png = await scenePng(64, 64);
+    await page.setInputFiles('#files', [
+      { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image at all') },
+      { name: 'cut.jpg', mimeType: 'image/jpeg', buffer: (await photo(200, 200, 3)).subarray(0, 3000) },
+      { name: 'huge.png', mimeType: 'image/png', buffer: Buffer.concat([png, Buffer.alloc(1_500_000)]) },
+    ]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    await expect
+      .poll(async () => Object.fromEntries((await listed(page)).map((j) => [j.name, j.state])), { timeout: 60_000 })
+      .toEqual({
+        'notes.txt': 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)',
+        'cut.jpg': expect.stringMatching(/^(Failed: )?the image data is damaged or truncated/),
+        'huge.png': 'the file is 1.5 MB, over the limit of 1.0 MB',
+      });
+  }, 120_000);
+
+  it('Cancel on a running job stops it and the page says so', async () => {
+    running = await startWeb(dir, {}, { ENHANCER_TILE: '64' });
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await page.setInputFiles('#files', [{ name: 'big.jpg', mimeType: 'image/jpeg', buffer: await photo(960, 720, 4) }]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    await expect.poll(async () => (await listed(page))[0]?.link).toBeTruthy();
+    const job = await jobPage((await listed(page))[0].link!);
+    await job.waitForFunction(() => /^Running: \d+ of/.test(document.getElementById('status')!.textContent!), undefined, { timeout: 120_000 });
+    await job.getByRole('button', { name: 'Cancel' }).click();
+    await job.locator('#reason').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await job.locator('#status').textContent()).toBe('Cancelled');
+    expect(await job.locator('#reason').textContent()).toMatch(/cancel/i);
+    expect(await job.locator('#result').isVisible()).toBe(false);
+  }, 240_000);
+
+  it('after a restart mid-job the same link shows the result', async () => {
+    // No grace: the running job is put back for the next start instead of finishing during the stop.
+    running = await startWeb(dir, { shutdownGraceMs: 0 }, { ENHANCER_TILE: '64' });
+    const { port } = running;
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await page.setInputFiles('#files', [{ name: 'restart.jpg', mimeType: 'image/jpeg', buffer: await photo(640, 480, 5) }]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    await expect.poll(async () => (await listed(page))[0]?.link).toBeTruthy();
+    const link = (await listed(page))[0].link!;
+    const job = await jobPage(link);
+    await job.waitForFunction(() => /^Running: \d+ of/.test(document.getElementById('status')!.textContent!), undefined, { timeout: 120_000 });
+    expect(await running.service.stop()).toEqual({ code: 0, signal: null });
+    running = await startWeb(dir, { shutdownGraceMs: 0 }, { ENHANCER_TILE: '64' }, port);
+    await job.close();
+
+    const again = await jobPage(link);
+    await again.locator('#result').waitFor({ state: 'visible', timeout: 180_000 });
+    const [download] = await Promise.all([again.waitForEvent('download'), again.locator('#download-png').click()]);
+    expect(await sharp(fs.readFileSync((await download.path())!)).metadata()).toMatchObject({ width: 2560, height: 1920 });
+  }, 300_000);
+});

@@ -1,0 +1,196 @@
+/**
+ * The web door over HTTP, on the real service and the real x4fast: start-up refusals, signed links, the byte limit
+ * while an upload streams, and the access key. The pages themselves are driven in a browser in web-browser.test.ts.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { scenePng, tempDir } from './helpers.js';
+import { freePort } from './http.js';
+import { ServiceProcess, withConfig } from './service.js';
+import { splitLink, startWeb, upload, type WebService } from './web-service.js';
+
+let dir: string;
+let running: WebService | undefined;
+
+beforeEach(() => {
+  dir = tempDir('enhancer-web-');
+});
+
+afterEach(async () => {
+  await running?.service.stop();
+  running = undefined;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Reads a job's event stream until it has ended; returns the events by type. */
+async function untilEnded(base: string, link: string): Promise<Array<{ type: string; data: any }>> {
+  const { path: p, query } = splitLink(link);
+  const response = await fetch(`${base}${p}/events?${query}`);
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const text = await response.text(); // the server ends the stream once the job has ended
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('event: '))
+    .map((block) => {
+      const [type, data] = block.split('\n');
+      return { type: type.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+    });
+}
+
+describe('start-up', () => {
+  it('a non-loopback address without an access key stops start-up with one line', async () => {
+    const service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { enabled: false } }), ENHANCER_WEB_PORT: String(await freePort()), ENHANCER_WEB_HOST: '0.0.0.0' });
+    expect(await service.exited).toEqual({ code: 1, signal: null });
+    await service.closed;
+    expect(service.stderr.filter((l) => l !== '')).toEqual([
+      'error: web: host 0.0.0.0 is reachable from other machines and no access key is set: set web.accessKeys (ENHANCER_WEB_KEY), or web.open (ENHANCER_WEB_OPEN=true) to let anyone upload on purpose',
+    ]);
+  });
+
+  it('a port in use stops start-up with one line naming the port and where it was set', async () => {
+    const taken = net.createServer();
+    const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
+    try {
+      const service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { enabled: false } }), ENHANCER_WEB_PORT: String(port) });
+      expect(await service.exited).toEqual({ code: 1, signal: null });
+      await service.closed;
+      expect(service.stderr.filter((l) => l !== '')).toEqual([
+        `error: web: port ${port} (from $ENHANCER_WEB_PORT) is already in use on 127.0.0.1; stop what uses it or set another port (0 turns the web page off)`,
+      ]);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('logs the address to open', async () => {
+    running = await startWeb(dir);
+    const line = running.service.lines(`web page: open ${running.base}/ in a browser`);
+    expect(line).toHaveLength(1);
+    expect(line[0].adapter).toBe('web');
+  });
+});
+
+describe('links and limits', () => {
+  it('a job link shows the job and its 4x PNG; a forged link and an expired one give a plain page and no file', async () => {
+    running = await startWeb(dir, { web: { keepFor: '10s' } });
+    const { base } = running;
+    const input = await scenePng(64, 48);
+    const { body } = await upload(base, [{ name: 'scene.png', bytes: input }]);
+    const link = body.jobs![0].link!;
+    const { path: p, query, expires } = splitLink(link);
+    const events = await untilEnded(base, link);
+    expect(events.at(-1)).toMatchObject({ type: 'done', data: { state: 'completed', name: 'scene.png' } });
+
+    const page = await fetch(`${base}${link}`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const png = Buffer.from(await (await fetch(`${base}${p}/file/png?${query}`)).arrayBuffer());
+    expect(await sharp(png).metadata()).toMatchObject({ width: 256, height: 192, format: 'png' });
+
+    // One character of the signature changed; the expiry moved later with the old signature; no query at all.
+    const s = new URLSearchParams(query).get('s')!;
+    const forged = [
+      `${p}/file/png?e=${expires}&s=${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`,
+      `${p}/file/png?e=${expires + 86_400_000}&s=${s}`,
+      `${p}/file/png`,
+      `${p.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/file/png?${query}`,
+    ];
+    for (const route of forged) {
+      const response = await fetch(`${base}${route}`);
+      expect(response.status, route).toBe(403);
+      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await response.text()).toContain('<p id="reason">This link is not valid: it may have been cut short or changed. Use the whole link you were given.</p>');
+    }
+
+    // The link's own expiry (upload + keepFor): the only wait is for the clock to pass it.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expires - Date.now() + 100)));
+    for (const route of [link, `${p}/file/png?${query}`]) {
+      const response = await fetch(`${base}${route}`);
+      expect(response.status).toBe(410);
+      const text = await response.text();
+      expect(text).toContain('This link has expired: results are kept for 10 seconds after upload, and these were removed.');
+      expect(text).not.toContain('PNG');
+    }
+  }, 60_000);
+
+  it('a file over the byte limit is stopped at the limit with its reason; the next file in the same upload is queued', async () => {
+    running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
+    const big = Buffer.concat([await scenePng(32, 32), Buffer.alloc(5_000_000, 7)]);
+    const { status, body } = await upload(running.base, [
+      { name: 'big.png', bytes: big },
+      { name: 'small.png', bytes: await scenePng(32, 32) },
+    ]);
+    expect(status).toBe(200);
+    expect(body.jobs).toEqual([
+      { name: 'big.png', reason: 'the file is over the limit of 1.0 MB' },
+      { name: 'small.png', link: expect.stringMatching(/^\/job\/[0-9a-z]{15}\?e=\d+&s=[\w-]{43}$/) },
+    ]);
+    // Only the small one is kept; nothing of the big one reached the disk.
+    expect(fs.readdirSync(path.join(dir, 'data', 'web', 'keep'))).toEqual([splitLink(body.jobs![1].link!).id]);
+    await untilEnded(running.base, body.jobs![1].link!);
+  }, 60_000);
+
+  it('a non-image and a damaged image are each refused with their one-line reason', async () => {
+    running = await startWeb(dir);
+    const png = await scenePng(64, 64);
+    const { body } = await upload(running.base, [
+      { name: 'notes.txt', bytes: Buffer.from('just some text, not an image at all') },
+      { name: 'cut.png', bytes: png.subarray(0, Math.floor(png.length / 2)) },
+    ]);
+    expect(body.jobs![0]).toEqual({ name: 'notes.txt', reason: 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)' });
+    // A cut PNG's header is whole, so it is queued; decoding it fails with the reason, shown on its page.
+    const cut = body.jobs![1];
+    const events = cut.link ? await untilEnded(running.base, cut.link) : [];
+    const reason = cut.reason ?? events.at(-1)?.data.reason;
+    expect(reason).toMatch(/^the image data is damaged or truncated/);
+  }, 60_000);
+});
+
+describe('per visitor and per address', () => {
+  it('one browser may have limits.queuedPerOwner jobs queued; one address web.uploadsPerMinute uploads a minute', async () => {
+    running = await startWeb(dir, { limits: { queuedPerOwner: 1 }, web: { uploadsPerMinute: 2 } });
+    const { base } = running;
+    const first = await upload(base, [
+      { name: 'a.png', bytes: await scenePng(48, 48, 1) },
+      { name: 'b.png', bytes: await scenePng(48, 48, 2) },
+    ]);
+    expect(first.body.jobs![0].link).toBeDefined();
+    expect(first.body.jobs![1]).toEqual({ name: 'b.png', reason: 'you already have 1 image in the queue (the limit is 1): wait for one to finish or cancel one' });
+    await untilEnded(base, first.body.jobs![0].link!);
+    expect((await upload(base, [{ name: 'c.png', bytes: await scenePng(48, 48, 3) }])).status).toBe(200);
+    expect(await upload(base, [{ name: 'd.png', bytes: await scenePng(48, 48, 4) }])).toEqual({
+      status: 429,
+      body: { error: expect.stringMatching(/^too many uploads from this address: at most 2 a minute \(web.uploadsPerMinute\); try again in \d+ seconds$/) },
+    });
+  }, 60_000);
+});
+
+describe('access keys', () => {
+  it('on a non-loopback address uploads need the key, entered once and kept in a cookie; the key is never logged', async () => {
+    const key = 'correct-horse-battery-staple';
+    running = await startWeb(dir, {}, { ENHANCER_WEB_HOST: '0.0.0.0', ENHANCER_WEB_KEY: key });
+    const { base, service } = running;
+    const input = { name: 'a.png', bytes: await scenePng(32, 32) };
+    expect(await upload(base, [input])).toEqual({ status: 403, body: { error: 'uploads here need an access key: enter it on the page first' } });
+    const session = (await (await fetch(`${base}/api/session`)).json()) as { keyNeeded: boolean; allowed: boolean };
+    expect(session).toMatchObject({ keyNeeded: true, allowed: false });
+
+    const wrong = await fetch(`${base}/api/key`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'not-the-key-at-all' }) });
+    expect(wrong.status).toBe(403);
+    expect(await wrong.json()).toEqual({ error: 'that is not an access key of this service' });
+    const right = await fetch(`${base}/api/key`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });
+    expect(right.status).toBe(200);
+    const cookie = right.headers.get('set-cookie')!.split(';')[0];
+    expect(cookie).toMatch(/^enhancer_key=[\w-]{43}$/);
+    expect(cookie).not.toContain(key);
+
+    const { status, body } = await upload(base, [input], {}, cookie);
+    expect(status).toBe(200);
+    await untilEnded(base, body.jobs![0].link!);
+    expect(JSON.stringify(service.logs) + service.stderr.join('\n')).not.toContain(key);
+  }, 60_000);
+});
