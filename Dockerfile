@@ -1,10 +1,10 @@
 # image-enhancer: CPU image. For the GPU variant see README "Docker": base the runtime stage on
-# nvidia/cuda:12.x-cudnn-runtime with Node 20 added, and run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`
+# nvidia/cuda:12.x-cudnn-runtime with Node 20 added, and run `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
 # in the build stage (it downloads onnxruntime's CUDA provider libraries).
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY adapters ./adapters
@@ -12,8 +12,10 @@ COPY config ./config
 COPY models/manifest.json ./models/manifest.json
 # The photos the int8 variants are calibrated on: without them the build has no int8 models.
 COPY models/calibration ./models/calibration
-# npm ci compiles TypeScript (prepare); the models are converted and verified at build time, not at first use.
-RUN npm ci --no-audit --no-fund && npm run models && npm prune --omit=dev
+# npm ci compiles TypeScript (prepare); the models are converted and verified at build time, not at first use
+# (all of them: --all calibrates int8 and fetches the anime scene, so no container prepares anything at a job).
+# This image's npm 10 runs every install script: onnxruntime-node's would download CUDA libraries (see README, GPU).
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund && npm run models -- --all && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 # A font for the labels of the before/after pictures; tini as the container's init (below).

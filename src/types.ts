@@ -143,12 +143,17 @@ export interface EarlyPreview {
   ms: number;
 }
 
-/** Reported after every tile. */
+/** Reported after every tile, and once before the first while the job's model is being prepared. */
 export interface EnhanceProgress {
   tilesDone: number;
   tilesTotal: number;
   /** Estimated milliseconds left, from the throughput measured so far. */
   etaMs: number;
+  /**
+   * Set (with no tiles yet) while the job waits for its model's first preparation: the line to show its person,
+   * `preparing the anime model, about a minute, once`.
+   */
+  preparing?: string;
 }
 
 /** A job's life: waiting in line, active (on the accelerator or being finished), then one of the three ends. */

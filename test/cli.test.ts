@@ -86,11 +86,31 @@ describe('enhancer enhance', () => {
 });
 
 describe('enhancer models', () => {
-  it('a second run verifies and does nothing', () => {
-    const { code, stderr } = enhancer('models');
-    expect(code).toBe(0);
-    expect(stderr).toMatch(/x4plus: realesrgan-x4plus.onnx and realesrgan-x4plus-int8.onnx verified/);
-    expect(stderr).toMatch(/x4fast: realesrgan-x4fast.onnx and realesrgan-x4fast-int8.onnx verified/);
-    expect(stderr).toMatch(/nothing to do/);
+  it('a second run verifies and does nothing: the defaults, --all, and by name', () => {
+    const defaults = enhancer('models');
+    expect(defaults.code).toBe(0);
+    expect(defaults.stderr).toMatch(/^x4plus: realesrgan-x4plus\.onnx verified \(sha256 [0-9a-f]{12}…\)\nx4fast: realesrgan-x4fast\.onnx verified \(sha256 [0-9a-f]{12}…\)\nmodels: all present and verified, nothing to do\n$/);
+    const all = enhancer('models', '--all');
+    expect(all.code).toBe(0);
+    const verified = [...all.stderr.matchAll(/^([\w-]+): ([\w.-]+\.onnx) verified/gm)].map((m) => `${m[1]} ${m[2]}`);
+    expect(verified).toEqual([
+      'x4plus realesrgan-x4plus.onnx',
+      'x4fast realesrgan-x4fast.onnx',
+      'anime realesrgan-x4plus-anime.onnx',
+      'anime-fast realesr-animevideov3-x4.onnx',
+      'x4plus-int8 realesrgan-x4plus-int8.onnx',
+      'x4fast-int8 realesrgan-x4fast-int8.onnx',
+    ]);
+    expect(all.stderr).toMatch(/nothing to do\n$/);
+    expect(enhancer('models', 'anime-fast').stderr).toMatch(/^anime-fast: realesr-animevideov3-x4\.onnx verified/);
+  });
+
+  it('an unknown name or names with --all: one line and the usage', () => {
+    const unknown = enhancer('models', 'anime-int8');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('error: unknown model "anime-int8": enhancer models prepares x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8\n');
+    const both = enhancer('models', '--all', 'anime');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^error: models takes --all or model names, not both\nusage:/);
   });
 });

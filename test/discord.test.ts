@@ -9,7 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDiscord, snowflake, user, type Call } from './fake-discord.js';
-import { scenePng, tempDir } from './helpers.js';
+import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { ServiceProcess, withConfig } from './service.js';
 
 const TOKEN = `MTIzNDU2Nzg5.bot-token.${'S3cr3t'.repeat(8)}`;
@@ -62,7 +62,12 @@ describe('discord', () => {
     expect(register.path).toBe(`/applications/${fake.application}/guilds/${fake.guild.id}/commands`);
     expect(register.body.map((c: { name: string }) => c.name)).toEqual(['enhance', 'queue', 'cancel', 'Enhance']);
     const model = register.body[0].options.find((o: { name: string }) => o.name === 'model');
-    expect(model.choices.map((c: { value: string }) => c.value)).toEqual(['x4plus', 'x4fast']);
+    expect(model.choices).toEqual([
+      { name: 'x4plus (photos, best)', value: 'x4plus' },
+      { name: 'x4fast (photos, quick)', value: 'x4fast' },
+      { name: 'anime (drawings, anime, illustrations)', value: 'anime' },
+      { name: 'anime-fast (drawings and anime, quick)', value: 'anime-fast' },
+    ]);
     // No privileged intent: Guilds, GuildMessages, DirectMessages.
     expect(fake.identifies[0].intents).toBe(1 | 512 | 4096);
     expect(fake.identifies[0].compress ?? false).toBe(false);
@@ -98,6 +103,21 @@ describe('discord', () => {
     expect((await meta(extras.files[0].bytes)).format).toBe('jpeg');
     expect(extras.files[1].bytes.subarray(0, 5).toString()).toBe('%PDF-');
     await s.count('job delivered', 1);
+  });
+
+  it('offers the anime scene as /enhance models: anime at 2x and anime-fast at 3x, answered at those sizes', async () => {
+    await start({}, { ENHANCER_TILE: 'auto' });
+    const drawing = await drawingPng(24, 20);
+    const slow = fake.enhance(alice, fake.attachment(drawing, 'lines.png'), { model: 'anime', scale: 2 });
+    const fast = fake.enhance(alice, fake.attachment(drawing, 'lines fast.png'), { model: 'anime-fast', scale: 3 });
+    for (const [interaction, text, width, height] of [
+      [slow, /^\*\*lines\.png\*\*: done, 48x40 \(anime, 2x\) in [\d.]+ s$/, 48, 40],
+      [fast, /^\*\*lines fast\.png\*\*: done, 72x60 \(anime-fast, 3x\) in [\d.]+ s$/, 72, 60],
+    ] as const) {
+      const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+      expect(final.body.content).toMatch(text);
+      expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width, height });
+    }
   });
 
   it('enhances the image of a message through the Enhance app command, answered in that channel', async () => {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { scenePng, tempDir } from './helpers.js';
+import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
 
 let dir: string;
@@ -52,6 +52,25 @@ async function truncatedJpeg(): Promise<Buffer> {
 }
 
 describe('hot folder', () => {
+  it('offers the anime scene: inbox/anime/ and inbox/anime-fast/ by default, at 2x and 3x by preset', async () => {
+    const drawing = await drawingPng(24, 20);
+    const s = start();
+    await s.started();
+    expect(['anime', 'anime-fast', 'fast', 'raw'].every((p) => fs.existsSync(inbox(p)))).toBe(true);
+    fs.writeFileSync(inbox('anime-fast', 'lines.png'), drawing);
+    await s.until(() => listing(inbox('done')).length === 1, 'the default preset done');
+    expect(await sharp(outbox('lines.png')).metadata()).toMatchObject({ width: 96, height: 80 });
+    await s.stop();
+
+    const scaled = start({ presets: { anime: { model: 'anime', scale: 2 }, 'anime-fast': { model: 'anime-fast', scale: 3 } } });
+    await scaled.started();
+    fs.writeFileSync(inbox('anime', 'two.png'), drawing);
+    fs.writeFileSync(inbox('anime-fast', 'three.png'), drawing);
+    await scaled.until(() => listing(inbox('done')).length === 3, 'both presets done');
+    expect(await sharp(outbox('two.png')).metadata()).toMatchObject({ width: 48, height: 40 });
+    expect(await sharp(outbox('three.png')).metadata()).toMatchObject({ width: 72, height: 60 });
+  });
+
   it('turns three images and two bad files dropped at once into three full results and two reasons, and keeps going', async () => {
     const good = { 'one.png': await scenePng(24, 20, 1), 'two.png': await scenePng(20, 24, 2), 'three.jpg': await sharp(await scenePng(28, 28, 3)).jpeg().toBuffer() };
     const bad = { 'empty.jpg': Buffer.alloc(0), 'cut.jpg': await truncatedJpeg() };
@@ -83,7 +102,7 @@ describe('hot folder', () => {
     const cut = fs.readFileSync(inbox('failed', 'cut.jpg.error.txt'), 'utf8');
     expect(cut).toMatch(/^the image data is damaged or truncated/);
     expect(cut.trim().split('\n')).toHaveLength(1);
-    expect(listing(inbox())).toEqual(['done', 'failed', 'fast', 'raw']);
+    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'done', 'failed', 'fast', 'raw']);
 
     // Still running: the next file is taken, and a same-named drop never overwrites the first result.
     fs.writeFileSync(inbox('one.png'), await scenePng(16, 16, 4));
@@ -103,7 +122,7 @@ describe('hot folder', () => {
     await s.until((logs) => logs.some((l) => l.msg === 'model loaded'), 'the model to load');
     expect(await s.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
     expect(listing(outbox())).toEqual([]);
-    expect(listing(inbox())).toEqual(['done', 'failed', 'fast', 'raw']);
+    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'done', 'failed', 'fast', 'raw']);
 
     s = start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
     await s.started();

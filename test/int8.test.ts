@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
 import { cpuFlags, hasVnni, resolvePrecision } from '../src/engine/precision.js';
 import { readManifest, sha256File } from '../src/models/manifest.js';
-import { prepareModels } from '../src/models/prepare.js';
+import { parseUnit, prepareModels } from '../src/models/prepare.js';
 import { modelsDir } from '../src/paths.js';
 import { reportRows } from '../src/report/pdf.js';
 import { planRun } from '../src/engine/session.js';
@@ -220,6 +220,9 @@ describe('precision through the pipeline', () => {
   });
 });
 
+/** The photo models and their int8 variants: the anime scene (another download) is not this file's concern. */
+const PHOTO_UNITS = ['x4plus', 'x4fast', 'x4plus-int8', 'x4fast-int8'].map(parseUnit);
+
 describe('int8 preparation', () => {
   let dir: string;
   beforeAll(() => {
@@ -233,7 +236,7 @@ describe('int8 preparation', () => {
 
   it('calibrating again gives the same bytes, held to the checksum in the manifest', async () => {
     const lines: string[] = [];
-    const report = await prepareModels({ dir, say: (line) => lines.push(line) });
+    const report = await prepareModels({ dir, units: PHOTO_UNITS, say: (line) => lines.push(line) });
     expect(report.converted).toEqual(['x4fast int8']);
     const entry = (await readManifest(dir)).models.find((m) => m.name === 'x4fast')!;
     expect(await sha256File(path.join(dir, 'realesrgan-x4fast-int8.onnx'))).toBe(entry.int8!.sha256);
@@ -251,7 +254,7 @@ describe('int8 preparation', () => {
     fs.writeFileSync(manifestFile, JSON.stringify(manifest));
     fs.rmSync(path.join(dir, 'realesrgan-x4fast-int8.onnx'));
     const lines: string[] = [];
-    const report = await prepareModels({ dir, say: (line) => lines.push(line) });
+    const report = await prepareModels({ dir, units: PHOTO_UNITS, say: (line) => lines.push(line) });
     expect(report.int8Failed).toEqual(['x4fast']);
     expect(lines).toContainEqual(expect.stringMatching(/^x4fast: int8 x4fast does not match the checksum in models\/manifest\.json \(got [0-9a-f]{12}…, expected 000000000000…\); int8 is not available, float32 is$/));
     expect(fs.existsSync(path.join(dir, 'realesrgan-x4fast-int8.onnx'))).toBe(false);

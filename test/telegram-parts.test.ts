@@ -33,6 +33,19 @@ describe('caption options', () => {
     expect(unpackOptions('frp', 2)).toEqual({ options: { model: 'x4fast', tune: 'raw', scale: 2 }, report: true });
     expect(unpackOptions('', 3)).toEqual({ options: { scale: 3 }, report: false });
   });
+
+  it('reads the anime scene: anime, anime fast in either order or as anime-fast; packs and unpacks it', () => {
+    expect(parseCaption('anime')).toEqual({ options: { model: 'anime' }, report: false });
+    expect(parseCaption('/enhance anime fast 2x')).toEqual({ options: { model: 'anime-fast', scale: 2 }, report: false });
+    expect(parseCaption('FAST, Anime-style drawing')).toEqual({ options: { model: 'anime-fast' }, report: false });
+    expect(parseCaption('anime-fast 3x')).toEqual({ options: { model: 'anime-fast', scale: 3 }, report: false });
+    expect(parseCaption('animes fast')).toEqual({ options: { model: 'x4fast' }, report: false });
+    for (const text of ['anime raw', 'anime fast pdf']) {
+      const caption = parseCaption(text);
+      expect(unpackOptions(packOptions(caption), 4)).toEqual({ options: { ...caption.options, scale: 4 }, report: caption.report });
+    }
+    expect(packOptions(parseCaption('anime fast pdf'))).toBe('afp');
+  });
 });
 
 describe('who the bot listens to', () => {

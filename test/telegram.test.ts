@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
-import { scenePng, tempDir } from './helpers.js';
+import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { ServiceProcess } from './service.js';
 
 const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
@@ -138,6 +138,21 @@ describe('telegram bot', () => {
     // Asked again later, an album image is a single image: no album label, not a fourth album image.
     api.sendText(ALICE, '/enhance 3x', { reply_to_message: album[1] });
     await api.waitFor((c) => c.method === 'sendDocument' && c.params.reply_parameters?.message_id === album[1].message_id && /^72x60 PNG, 3x/.test(c.params.caption), 'the album image again');
+  });
+
+  it('the anime scene by caption: "anime 2x" and "anime fast 3x" give those models at those sizes', async () => {
+    await started();
+    const drawing = await drawingPng(24, 20);
+    const slow = api.sendDocument(ALICE, drawing, 'lines.png', 'image/png', { caption: 'anime 2x' });
+    const fast = api.sendDocument(ALICE, drawing, 'lines fast.png', 'image/png', { caption: 'Anime, fast, 3x please' });
+    for (const [message, caption, width, height] of [
+      [slow, /^48x40 PNG, 2x of 24x20 \(anime\)\./, 48, 40],
+      [fast, /^72x60 PNG, 3x of 24x20 \(anime-fast\)\./, 72, 60],
+    ] as const) {
+      const document = await api.waitFor((c) => c.method === 'sendDocument' && c.params.reply_parameters?.message_id === message.message_id, `the answer to ${message.message_id}`);
+      expect(document.params.caption).toMatch(caption);
+      expect(await decoded(document.file('document'))).toMatchObject({ width, height });
+    }
   });
 
   it('enhances an earlier image when /enhance fast 2x replies to it', async () => {

@@ -8,6 +8,14 @@ import { ApplicationCommandOptionType, ApplicationCommandType, Routes, type REST
 /** The message context-menu command's name, as shown under Apps. */
 export const ENHANCE_MESSAGE = 'Enhance';
 
+/** What each built-in model is for, beside its name in the `model` choices; a user's own model shows its name. */
+const MODEL_USES: Record<string, string> = {
+  x4plus: 'photos, best',
+  x4fast: 'photos, quick',
+  anime: 'drawings, anime, illustrations',
+  'anime-fast': 'drawings and anime, quick',
+};
+
 /**
  * The command list, with the model choices from the manifest.
  *
@@ -25,7 +33,7 @@ export function commandList(models: readonly string[]): Record<string, unknown>[
       ...everywhere,
       options: [
         { name: 'image', description: 'The image (PNG, JPEG, WebP, GIF, TIFF, AVIF)', type: ApplicationCommandOptionType.Attachment, required: true },
-        { name: 'model', description: 'Which model', type: ApplicationCommandOptionType.String, choices: models.slice(0, 25).map((m) => ({ name: m, value: m })) },
+        { name: 'model', description: 'Which model', type: ApplicationCommandOptionType.String, choices: models.slice(0, 25).map((m) => ({ name: MODEL_USES[m] ? `${m} (${MODEL_USES[m]})` : m, value: m })) },
         { name: 'scale', description: 'Output size (default 4x)', type: ApplicationCommandOptionType.Integer, choices: [2, 3, 4].map((s) => ({ name: `${s}x`, value: s })) },
         { name: 'raw', description: "The model's output without the gentle touch-up", type: ApplicationCommandOptionType.Boolean },
         {

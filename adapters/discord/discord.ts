@@ -188,6 +188,8 @@ export class DiscordAdapter implements Adapter {
       this.edits.show(job.id, { content: `${name(job)}: enhancing (${model}, ${scale}x)…`, components: [cancelButton(job.id)] }, true);
     });
     events.on('progress', (job, p) => {
+      // The model's first preparation: said at once, since it is the only news for a minute or more.
+      if (p.preparing) return this.edits.show(job.id, { content: `${name(job)}: ${p.preparing}…`, components: [cancelButton(job.id)] }, true);
       this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
       this.edits.show(job.id, { content: `${name(job)}: ${progressBar(p.tilesDone, p.tilesTotal)}, done ${relativeTime(p.etaMs)}`, components: [cancelButton(job.id)] });
     });

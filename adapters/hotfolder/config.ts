@@ -57,7 +57,7 @@ export const hotfolderSection = defineSection({
     outbox: 'outbox',
     pdf: true,
     settleMs: 1500,
-    presets: { fast: { model: 'x4fast' }, raw: { tune: 'raw' } },
+    presets: { fast: { model: 'x4fast' }, raw: { tune: 'raw' }, anime: { model: 'anime' }, 'anime-fast': { model: 'anime-fast' } },
   },
   env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox' },
 });

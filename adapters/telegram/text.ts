@@ -39,9 +39,13 @@ export function queuedText(position: number, etaMs: number, prefix = ''): string
   return `${prefix}Queued: ${where}, done in about ${duration(etaMs)}.`;
 }
 
-/** The status message while a job runs: the bar, tiles and ETA. */
+/**
+ * The status message while a job runs: the bar, tiles and ETA; or, while its model is prepared for the first
+ * time, that line (`Preparing the anime model, about a minute, once.`).
+ */
 export function progressText(progress: EnhanceProgress, prefix = ''): string {
-  const { tilesDone, tilesTotal, etaMs } = progress;
+  const { tilesDone, tilesTotal, etaMs, preparing } = progress;
+  if (preparing) return `${prefix}${preparing[0].toUpperCase()}${preparing.slice(1)}.`;
   return `${prefix}Enhancing ${bar(tilesDone, tilesTotal)} ${tilesDone}/${tilesTotal} tiles, about ${duration(etaMs)} left.`;
 }
 
@@ -61,6 +65,7 @@ export function helpText(limits: { download: number; upload: number; maxPixels: 
     '',
     'Options, in the caption, or after /enhance when you reply to an earlier image:',
     '  fast – the quicker model (x4fast) instead of the best one (x4plus)',
+    '  anime – the model for drawings, anime and illustrations: keeps thin lines and flat colours (anime fast: its quicker one)',
     '  2x, 3x – a smaller result than 4x',
     '  raw – the model output without the gentle touch-up',
     '  pdf – a PDF summary too',

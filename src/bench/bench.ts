@@ -186,7 +186,7 @@ export async function bench(runs: Array<{ model: string; size: number; precision
   }
   out.push('');
   out.push(
-    `model   prec  input     tile  tiles  device | runs  median ms  of limit |  MP/s  GFLOP/s  of limit | infer GFLOP/s | peak MB | load  decode   infer  encode   total (ms)`,
+    `model      prec  input     tile  tiles  device | runs  median ms   s/MP  of limit |  MP/s  GFLOP/s  of limit | infer GFLOP/s | peak MB | load  decode   infer  encode   total (ms)`,
   );
   for (const { model, precision, size, runs: all, best: r, medianMs } of results) {
     const held = precision === 'int8' ? bestInt8 : best;
@@ -196,8 +196,8 @@ export async function bench(runs: Array<{ model: string; size: number; precision
     const inferGflops = r.gflop / (r.ms.infer / 1000);
     const peak = Math.max(...all.map((run) => run.peakMB));
     out.push(
-      `${model.padEnd(7)} ${precision.padEnd(5)} ${`${size}x${size}`.padEnd(9)} ${pad(r.tile, 4)} ${pad(r.tiles, 6)}  ${r.device.padEnd(6)} |` +
-        ` ${pad(all.length, 4)} ${pad(medianMs.toFixed(0), 10)} ${pad(share(r.gflop, medianMs), 9)} |` +
+      `${model.padEnd(10)} ${precision.padEnd(5)} ${`${size}x${size}`.padEnd(9)} ${pad(r.tile, 4)} ${pad(r.tiles, 6)}  ${r.device.padEnd(6)} |` +
+        ` ${pad(all.length, 4)} ${pad(medianMs.toFixed(0), 10)} ${pad((medianMs / 1000 / ((size * size) / 1e6)).toFixed(2), 6)} ${pad(share(r.gflop, medianMs), 9)} |` +
         ` ${pad(((size * size) / 1e6 / seconds).toFixed(3), 5)} ${pad(gflops.toFixed(0), 8)} ${pad(share(r.gflop, r.ms.total), 9)} |` +
         ` ${pad(inferGflops.toFixed(0), 13)} | ${pad(peak.toFixed(0), 7)} |` +
         ` ${pad(r.ms.load.toFixed(0), 5)} ${pad(r.ms.decode.toFixed(0), 7)} ${pad(r.ms.infer.toFixed(0), 7)} ${pad(r.ms.encode.toFixed(0), 7)} ${pad(r.ms.total.toFixed(0), 7)}`,

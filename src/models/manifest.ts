@@ -75,8 +75,9 @@ export async function readManifest(dir: string): Promise<Manifest> {
 
 export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
   const file = path.join(dir, MANIFEST_FILE);
-  await fs.writeFile(`${file}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
-  await fs.rename(`${file}.tmp`, file);
+  // This process's own temporary name: workers preparing into one folder at once must not write one file.
+  await fs.writeFile(`${file}.${process.pid}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  await fs.rename(`${file}.${process.pid}.tmp`, file);
 }
 
 /** The entry for `name`, or an error that lists the allowed names. */

@@ -9,6 +9,7 @@ import { isDiskFull } from '../disk-space.js';
 import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
 import { makePreview } from '../imaging/preview.js';
 import { planRun } from '../engine/session.js';
+import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
 import type { EnhancedImage, EnhanceResult, Job, OutputKind, Region } from '../types.js';
@@ -24,6 +25,11 @@ export interface EnhanceProcessorOptions {
   speeds?: Pick<Throughput, 'learn'>;
   modelsDir?: string;
   maxPixels?: number;
+  /**
+   * Prepares a model the first time a job needs it (see src/models/on-demand.ts); the job's person is told
+   * through its progress. Without it a model that is not prepared fails the job with the command that prepares it.
+   */
+  preparer?: Pick<ModelPreparer, 'ensure'>;
 }
 
 /** The longest side of the early preview's region, in input pixels: 768 output pixels at 4x, a chat photo. */
@@ -61,7 +67,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
   return async (job, input, ctx) => {
     const { options } = job.request;
     const wait = Date.now() - job.createdAt;
-    const { entry } = await planRun(models, options);
+    const { entry, precision } = await planRun(models, options);
     const signature = signatureOf(input, options, entry.sha256);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
     let image = await cache?.get(signature);
@@ -72,6 +78,15 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       ctx.logger.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
       image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
     } else {
+      const unit = { model: options.model, precision };
+      await deps.preparer?.ensure(
+        unit,
+        (line) => {
+          ctx.logger.info({ job: job.id, model: options.model }, line);
+          ctx.progress({ tilesDone: 0, tilesTotal: 0, etaMs: preparationMs(unit), preparing: line });
+        },
+        ctx.signal,
+      );
       const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
       if (job.request.earlyPreview) {
         before = await decodeBefore(input);

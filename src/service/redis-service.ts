@@ -7,6 +7,8 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import type { Logger } from '../log.js';
+import { ModelPreparer } from '../models/on-demand.js';
+import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { connectRedis, safeUrl } from '../queue/redis/connection.js';
@@ -50,7 +52,8 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
 async function startRoles(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role, redis: Redis, frontLock: FrontLock | undefined): Promise<Service> {
   const front = role !== 'worker';
   const work = role !== 'front';
-  if (work) await ensureModels([config.model, ...models], log);
+  const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
+  if (work) await ensureModels([config.model, ...models], log, modelsDir(), preparer);
   fs.mkdirSync(config.data, { recursive: true });
 
   let queue: RedisQueue | undefined;
@@ -66,14 +69,14 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
     source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.
-    const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels });
+    const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels, preparer });
     worker = new Worker(source, processor, { logger: log });
   }
   // Before the doors and the worker start, so a port in use stops start-up with nothing to undo.
   const doors = front ? adapters : [];
   const observe = await observeRole(
     config,
-    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: [...(source ? [takingJobs(source)] : []), ...doorHealth(doors)] },
+    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model] : undefined, checks: [...(source ? [takingJobs(source)] : []), ...doorHealth(doors)] },
     log,
   );
   if (queue) {
@@ -94,6 +97,7 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
         for (const adapter of doors) await adapter.stop();
         const closed = (async () => {
           await worker?.close(config.shutdownGraceMs);
+          preparer.close();
           await source?.close();
           await queue?.close(config.shutdownGraceMs);
         })();

@@ -1,5 +1,5 @@
 /**
- * The running service: models checked (and prepared when missing), the queue recovered from the spool, the
+ * The running service: models checked (the default prepared when missing, the others when first needed), the queue recovered from the spool, the
  * adapters started, undelivered answers sent again, then the worker set going. `stop()` undoes it in the order
  * that loses nothing.
  */
@@ -9,7 +9,7 @@ import { EngineThread } from '../engine/engine-thread.js';
 import { EnhanceError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
-import { isPrepared, prepareModels } from '../models/prepare.js';
+import { ModelPreparer } from '../models/on-demand.js';
 import { diskSpace } from '../observe/health.js';
 import { observeRole } from '../observe/start.js';
 import { modelsDir } from '../paths.js';
@@ -49,21 +49,22 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Makes sure every model named is prepared (the config's default, those the adapters ask for); converts them once if not. */
-export async function ensureModels(models: readonly string[], log: Logger, dir = modelsDir()): Promise<void> {
+/**
+ * Checks that every model named is in the manifest (the config's default first, then those the doors' presets
+ * name), and prepares the first, in float32, before start: in a child process (`preparer`), so the service never
+ * holds a preparation's memory. The others, int8 variants and the anime scene are prepared when a job first
+ * needs them (see `ModelPreparer`).
+ */
+export async function ensureModels(models: readonly string[], log: Logger, dir = modelsDir(), preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
   const manifest = await readManifest(dir);
-  const entries = [...new Set(models)].map((name) => {
+  for (const name of new Set(models)) {
     try {
-      return findModel(manifest, name);
+      findModel(manifest, name);
     } catch (error) {
       throw new EnhanceError(`config: ${(error as Error).message}`, 'options');
     }
-  });
-  const missing = [];
-  for (const entry of entries) if (!(await isPrepared(dir, entry))) missing.push(entry.name);
-  if (missing.length === 0) return;
-  log.info({ models: missing }, 'preparing models (once; `enhancer models` does the same)');
-  await prepareModels({ dir, say: (line) => log.info(line) });
+  }
+  if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (line) => log.info(`${line} (\`enhancer models\` does the same)`));
 }
 
 /** What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out. */
@@ -107,15 +108,17 @@ export async function startService(
   await checkDoors(role === 'worker' ? [] : adapters, log, signal);
   if (signal?.aborted) throw new StartStopped();
   if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
-  await ensureModels([config.model, ...models], log);
+  const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
+  await ensureModels([config.model, ...models], log, modelsDir(), preparer);
   fs.mkdirSync(config.data, { recursive: true });
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
   const engine = new EngineThread();
-  const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
+  const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
   const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
-  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
+  // Only the default model: the others are prepared when first needed.
+  const observe = await observeRole(config, { queue, worker, models: [config.model], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
   const started: Adapter[] = [];
 
   let stopping: Promise<void> | undefined;
@@ -124,6 +127,7 @@ export async function startService(
       log.info('stopping: no new work taken');
       for (const adapter of started) await adapter.stop();
       await worker.close(config.shutdownGraceMs);
+      preparer.close();
       await queue.close(config.shutdownGraceMs);
       await engine.close();
       await observe?.close();

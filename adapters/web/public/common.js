@@ -92,5 +92,7 @@ export function follow(base, onChange) {
 }
 
 function running(p) {
+  // The model's first preparation (`preparing the anime model, about a minute, once`): no tiles yet.
+  if (p.preparing) return `${p.preparing[0].toUpperCase()}${p.preparing.slice(1)}`;
   return `Running: ${p.tilesDone} of ${p.tilesTotal} tiles, ${duration(p.etaMs)} left`;
 }
