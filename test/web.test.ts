@@ -65,6 +65,15 @@ describe('start-up', () => {
     }
   });
 
+  it('a public address that is not http(s) stops start-up with one line naming where it came from', async () => {
+    const service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { enabled: false } }), ENHANCER_PUBLIC_URL: 'enhance.example.org' });
+    expect(await service.exited).toEqual({ code: 2, signal: null });
+    await service.closed;
+    expect(service.stderr.filter((l) => l !== '')).toEqual([
+      'error: config: web.publicUrl must be the http:// or https:// address people reach the web page at, e.g. https://enhance.example.org (or empty) (got "enhance.example.org" from $ENHANCER_PUBLIC_URL)',
+    ]);
+  });
+
   it('logs the address to open', async () => {
     running = await startWeb(dir);
     const line = running.service.lines(`web page: open ${running.base}/ in a browser`);

@@ -23,7 +23,8 @@ import { modelsDir, projectRoot } from '../../src/paths.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import { newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
-import type { EnhanceProgress, Job } from '../../src/types.js';
+import type { ResultLinks } from '../../src/service/result-links.js';
+import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
 import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, VISITOR_COOKIE, visitorOf } from './access.js';
 import type { WebConfig } from './config.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
@@ -200,6 +201,50 @@ export class WebDoor implements Adapter {
     if (ended) this.emit(job.id, { type: 'done', data: await this.snapshot(ended) });
     this.log.info({ job: job.id, state: outcome.state }, 'kept for its page');
     await this.prune();
+  }
+
+  /**
+   * The chat doors' links to this door's job pages, at `publicUrl` (the address people reach it at, without a
+   * trailing slash). Its `keep` must only be called once this door has started: the service starts every door
+   * before it delivers anything.
+   *
+   * @example
+   * const links = web.resultLinks('https://enhance.example.org');
+   * new TelegramBot({ ..., links });
+   */
+  resultLinks(publicUrl: string): ResultLinks {
+    return { keep: (job, result) => this.keepLinked(job, result, publicUrl) };
+  }
+
+  /** A chat job's input and outputs into the keep, ended as completed; its page's address. Idempotent. */
+  private async keepLinked(job: Job, result: EnhanceResult, publicUrl: string): Promise<string> {
+    let kept = await this.keep.get(job.id);
+    if (!kept) {
+      const now = Date.now();
+      kept = {
+        id: job.id,
+        name: displayName(job.request.name),
+        createdAt: now,
+        expires: now + this.options.config.keepFor,
+        options: result.options,
+        report: job.request.report === true,
+        format: result.input.format,
+        width: job.width,
+        height: job.height,
+        bytes: job.bytes,
+        state: 'waiting',
+      };
+      await this.keep.add(kept, await this.queue!.readInput(job.id));
+    }
+    if (kept.state !== 'completed') {
+      for (const kind of Object.keys(result.outputs ?? {}) as KeptKind[]) {
+        if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
+      }
+      await this.keep.end(job.id, { state: 'completed', result });
+      this.log.info({ job: job.id, adapter: job.request.replyTo?.adapter }, 'kept for its page (linked from chat)');
+      await this.prune();
+    }
+    return `${publicUrl}${this.links.link(job.id, kept.expires)}`;
   }
 
   private async prune(): Promise<void> {
