@@ -359,6 +359,11 @@ export class WebDoor implements Adapter {
       const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
       return reply.type(type).header('content-length', stats.size).header('cache-control', 'private, max-age=3600').send(fs.createReadStream(file));
     });
+    app.post<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>(
+      '/job/:id/again',
+      { config: { rateLimit: { max: this.options.config.uploadsPerMinute, timeWindow: '1 minute' } } },
+      (request, reply) => this.again(request, reply),
+    );
     app.post<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/cancel', async (request, reply) => {
       const kept = await this.checked(request, reply);
       if (!kept) return;
@@ -462,6 +467,23 @@ export class WebDoor implements Adapter {
     }
     if (results.length === 0) return reply.code(400).send({ error: 'no file in the upload: choose one or more images' });
     return { jobs: results };
+  }
+
+  /**
+   * "Enhance again with other options": the kept upload of a job as a new job, with the options in the body
+   * (`model`, `scale`, `tune`, `pdf`, as the upload form sends them). An upload like any other: the access key
+   * and the visitor's limits apply. Answers with the new job's link, or its one-line reason.
+   */
+  private async again(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>, reply: FastifyReply) {
+    const kept = await this.checked(request, reply);
+    if (!kept) return;
+    if (!this.access.allowed(cookies(request.headers.cookie))) return reply.code(403).send({ error: 'enhancing again here needs an access key: enter it on the upload page first' });
+    const input = await fs.promises.readFile(this.keep.file(kept.id, 'input')).catch(() => undefined);
+    if (!input) return reply.code(410).send({ error: 'the upload of this job is no longer kept: upload the image again' });
+    const body = request.body && typeof request.body === 'object' ? request.body : {};
+    const fields = Object.fromEntries(['model', 'scale', 'tune', 'pdf'].flatMap((k) => (typeof body[k] === 'string' ? [[k, body[k] as string]] : [])));
+    const answer = await this.submit({ name: kept.name, bytes: input }, fields, `web:${this.visitor(request, reply)}`);
+    return answer.link ? { link: answer.link } : reply.code(400).send({ error: answer.reason });
   }
 
   private async submit(file: UploadedFile, fields: Record<string, string>, owner: string): Promise<{ name: string; link?: string; reason?: string }> {
