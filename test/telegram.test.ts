@@ -309,6 +309,11 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     const smallLink = splitLink(smallButton.url.slice(publicUrl.length));
     const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/png?${smallLink.query}`)).arrayBuffer());
     expect(smallPng.equals(document.file('document').bytes)).toBe(true);
+
+    // /help says where larger results go.
+    api.sendText(ALICE, '/help');
+    const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === ALICE.id && /^Send me an image/.test(c.params.text), '/help');
+    expect(help.params.text).toContain('40 KB per file I send back (larger results are on the web page the answer links to)');
   });
 });
 

@@ -161,7 +161,7 @@ export class TelegramBot implements Adapter {
       else if (ctx.msg) await ctx.reply(refusal, { reply_parameters: replyParams(ctx.msg.message_id) });
     });
     bot.command(['start', 'help'], (ctx) =>
-      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner })),
+      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner, linked: this.options.links !== undefined })),
     );
     bot.command('status', (ctx) => this.status(ctx));
     bot.command('cancel', (ctx) => this.cancelAll(ctx));
