@@ -11,7 +11,7 @@ import type { Adapter } from '../src/service/adapter.js';
 import { installLastResort } from '../src/service/last-resort.js';
 import type { ResultLinks } from '../src/service/result-links.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { ROLES, startService, type Role } from '../src/service/service.js';
+import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
 import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
@@ -167,18 +167,48 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   const adapters = role === 'worker' ? [] : createAdapters(config, log);
   if (adapters.length === 0 && role !== 'worker') log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
 
+  // A stop asked for while the doors are checked cuts the checks short (a platform that never answers).
+  const stopAsked = new AbortController();
+  void asked.then(() => stopAsked.abort());
   let service;
   try {
-    service = await startService(config, adapters, log, presetModels(config), role);
+    service = await startService(config, adapters, log, presetModels(config), role, stopAsked.signal);
   } catch (error) {
+    if (error instanceof StartStopped) {
+      log.info({ reason: await asked }, 'stopped while starting');
+      log.flush?.();
+      await lock?.release();
+      return 0;
+    }
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
     await lock?.release();
+    // A start that failed part way may leave a connection open (on Redis, its subscriber) that would keep the
+    // process up, deaf to signals, after its one line: before, it needed a SIGKILL.
+    leaveIfHeld(log, 'after a failed start');
     return 1;
   }
   const reason = await asked;
   log.info({ reason }, 'shutting down (a second signal stops at once)');
   await service.stop();
   await lock?.release();
+  leaveIfHeld(log, 'after stopping');
   return 0;
+}
+
+/** After the service stopped, how long the process may take to end by itself. */
+const HELD_EXIT_MS = 2_000;
+
+/**
+ * Ends the process if something still holds it `HELD_EXIT_MS` after the service stopped: a chat platform's
+ * socket that never answers keeps a request of a delivery open for grammY's 500 s timeout, and a stop signal must
+ * end the service within its grace whatever a door is doing. Nothing is lost by leaving: an answer not confirmed
+ * is delivered at the next start. Unref'd: it fires only if the process would otherwise stay.
+ */
+function leaveIfHeld(log: Logger, when: string): void {
+  setTimeout(() => {
+    log.warn({ open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout') }, `the process did not end by itself ${when}; ending it`);
+    log.flush?.();
+    process.exit();
+  }, HELD_EXIT_MS).unref();
 }

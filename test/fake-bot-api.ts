@@ -52,6 +52,10 @@ export const BOT: FakeUser & { is_bot: true } = { id: 9000, is_bot: true, first_
 
 export class FakeBotApi {
   readonly calls: ApiCall[] = [];
+  /** File downloads answer with their first bytes and then nothing, the connection left open. */
+  stallDownloads = false;
+  /** Downloads stalled so far. */
+  stalled = 0;
   /** Every request path the server saw (the tests check the token only ever travels here). */
   readonly paths: string[] = [];
   private readonly server: http.Server;
@@ -69,8 +73,9 @@ export class FakeBotApi {
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
-  async listen(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Listens on `port` of 127.0.0.1 (a free one when 0). */
+  async listen(port = 0): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }
@@ -106,6 +111,11 @@ export class FakeBotApi {
   /** Closes the connection of the next call of `method` without an answer, once (a network error for the client). */
   dropOnce(method: string): void {
     this.failures.push({ method, status: 0, description: '' });
+  }
+
+  /** Takes the next call of `method` and never answers it (a server gone silent mid-request), once. */
+  holdOnce(method: string): void {
+    this.failures.push({ method, status: -1, description: '' });
   }
 
   /** Stores a file as Telegram would and returns its file_id. */
@@ -202,6 +212,13 @@ export class FakeBotApi {
     if (file) {
       const found = [...this.files.values()].find((f) => f.path === file[2]);
       if (file[1] !== this.token || !found) return void res.writeHead(404).end('Not Found');
+      if (this.stallDownloads) {
+        // Headers and the first bytes, then nothing: the connection stays open until the client gives up.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': found.bytes.length }).write(found.bytes.subarray(0, 16));
+        this.stalled += 1;
+        this.wake();
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': found.bytes.length }).end(found.bytes);
       return;
     }
@@ -228,6 +245,7 @@ export class FakeBotApi {
       this.calls.push(call);
       this.wake();
       if (f.status === 0) return void req.socket.destroy();
+      if (f.status === -1) return;
       return send(f.status, { ok: false, error_code: f.status, description: f.description, ...(f.retryAfter !== undefined ? { parameters: { retry_after: f.retryAfter } } : {}) });
     }
     if (method === 'getUpdates') return this.getUpdates(params, req, (value) => send(200, { ok: true, result: value }));

@@ -4,6 +4,8 @@
  * test's own. Each step waits for log lines or files, never for time.
  */
 import fs from 'node:fs';
+import net from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -43,9 +45,10 @@ function env(): Record<string, string> {
   return { ENHANCER_REDIS_URL: redis.url, ENHANCER_REDIS_LOCK_MS: '2000', ENHANCER_TILE: '64', ENHANCER_HOTFOLDER_SETTLE_MS: '300' };
 }
 
-function front(extra: Record<string, string> = {}): ServiceProcess {
-  fs.mkdirSync(path.join(dir, 'front'), { recursive: true });
-  const p = new ServiceProcess(path.join(dir, 'front'), { ...env(), ...extra }, 'direct', ['--role', 'front']);
+/** A front in `dir/<folder>` (its own inbox, outbox and data folder). */
+function front(extra: Record<string, string> = {}, folder = 'front'): ServiceProcess {
+  fs.mkdirSync(path.join(dir, folder), { recursive: true });
+  const p = new ServiceProcess(path.join(dir, folder), { ...env(), ...extra }, 'direct', ['--role', 'front']);
   processes.push(p);
   return p;
 }
@@ -194,6 +197,54 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     const files = fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     expect(files.length).toBeGreaterThan(8);
     for (const e of files) expect(fs.readFileSync(path.join(e.parentPath, e.name)).includes(password), e.name).toBe(false);
+  });
+
+  it('refuses a second front on the same Redis with one line, and lets a new one take over from a killed front within the lock\'s TTL', async () => {
+    // The front lock lives min(10 s, redis.lockMs): 6 s here, longer than a front takes to start.
+    const ttl = { ENHANCER_REDIS_LOCK_MS: '6000' };
+    const [first, w] = [front(ttl), worker('w1', ttl)];
+    await Promise.all([first.started(), w.started()]);
+    fs.mkdirSync(path.join(dir, 'second', 'inbox'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'second', 'inbox', 'waits.png'), await scenePng(32, 32, 1));
+    const second = front(ttl, 'second');
+    const { code } = await second.exited;
+    await second.closed;
+    expect(code).toBe(1);
+    expect(second.stderr.filter((l) => l.trim() !== '')).toEqual([
+      expect.stringMatching(
+        new RegExp(`^error: another front is running on this Redis \\(host ${hostname()}, pid ${first.pid}, since \\d{4}-[\\dT:.-]+Z\\); run one front per Redis, any number of workers \\(--role worker\\)$`),
+      ),
+    ]);
+    // It took nothing from its inbox, and the first front goes on.
+    expect(listing(path.join(dir, 'second', 'inbox'))).toEqual(['waits.png']);
+    fs.writeFileSync(inbox('one.png'), await scenePng(64, 64, 1));
+    await first.count('job delivered', 1);
+
+    await first.stop('SIGKILL');
+    const third = front(ttl, 'third');
+    await third.started();
+    const [took] = third.lines('took the front lock: the front that held it stopped renewing it');
+    expect(took.waitedMs).toBeGreaterThan(0);
+    expect(took.waitedMs).toBeLessThanOrEqual(6000);
+    fs.writeFileSync(path.join(dir, 'third', 'inbox', 'two.png'), await scenePng(64, 64, 2));
+    await third.count('job delivered', 1);
+  });
+
+  it('gives the front lock back when a front\'s start fails after taking it: the next front starts', async () => {
+    const port = await freePort();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+    try {
+      const failed = front({ ENHANCER_HTTP_PORT: String(port) });
+      await new Changes().until(() => failed.stderr.find((l) => l.includes('is already in use')), { what: () => 'the port error', pollMs: 50 });
+      const next = front({}, 'next');
+      await next.started();
+      expect(next.lines('another front holds the front lock; waiting to see whether it is alive')).toEqual([]);
+      // And the failed front ends by itself with its one line (its Redis connections once kept it up, deaf to SIGTERM).
+      expect((await failed.exited).code).toBe(1);
+    } finally {
+      taken.close();
+    }
   });
 
   it('refuses to start with one line and exit 1 when Redis cannot be reached', async () => {

@@ -162,7 +162,7 @@ describe('downloading a file', () => {
     const folder = tempDir('enhancer-telegram-download-');
     try {
       const api = new Api('1:t', { apiRoot: fake.root });
-      const options = { api, token: '1:t', apiRoot: fake.root, maxBytes: 1000 };
+      const options = { api, token: '1:t', apiRoot: fake.root, maxBytes: 1000, stallMs: 5000, localServer: false };
       const bytes = Buffer.from('a'.repeat(900));
       expect((await downloadFile(fake.addFile(bytes, 'png'), options)).equals(bytes)).toBe(true);
       expect(fake.paths).toContain('/file/bot1:t/files/file1.png');
@@ -170,13 +170,53 @@ describe('downloading a file', () => {
 
       const local = path.join(folder, 'photo.jpg');
       fs.writeFileSync(local, bytes);
-      expect((await downloadFile(fake.addLocalFile(local), options)).equals(bytes)).toBe(true);
+      const local_ = { ...options, localServer: true };
+      expect((await downloadFile(fake.addLocalFile(local), local_)).equals(bytes)).toBe(true);
       fs.writeFileSync(local, Buffer.alloc(5000));
       // The server left the size out: the file's own size is checked before it is read.
-      await expect(downloadFile(fake.addLocalFile(local), options)).rejects.toBeInstanceOf(EnhanceError);
+      await expect(downloadFile(fake.addLocalFile(local), local_)).rejects.toBeInstanceOf(EnhanceError);
     } finally {
       await fake.close();
       fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('never reads a path on this disk unless the server is a local one', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    const folder = tempDir('enhancer-telegram-download-');
+    try {
+      const secret = path.join(folder, 'secret.txt');
+      fs.writeFileSync(secret, 'not for the bot');
+      const options = { api: new Api('1:t', { apiRoot: fake.root }), token: '1:t', apiRoot: fake.root, maxBytes: 1000, stallMs: 5000, localServer: false };
+      const refused = downloadFile(fake.addLocalFile(secret, 15), options);
+      await expect(refused).rejects.toBeInstanceOf(EnhanceError);
+      await expect(refused).rejects.toThrow(
+        /^the Bot API server gave a path on its own disk for the file, which the bot reads only from a local server \(telegram\.localServer\)$/,
+      );
+      // Nor over HTTP under another name: getFile was the only call.
+      expect(fake.paths.filter((p) => p.startsWith('/file/'))).toEqual([]);
+    } finally {
+      await fake.close();
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up a download from which nothing arrives, with a one-line reason', async () => {
+    const fake = await new FakeBotApi('1:t').listen();
+    try {
+      fake.stallDownloads = true;
+      const options = { api: new Api('1:t', { apiRoot: fake.root }), token: '1:t', apiRoot: fake.root, maxBytes: 1000, stallMs: 300, localServer: false };
+      const asked = Date.now();
+      const stalled = downloadFile(fake.addFile(Buffer.alloc(900), 'png'), options);
+      await expect(stalled).rejects.toBeInstanceOf(EnhanceError);
+      await expect(stalled).rejects.toThrow(/^the download from Telegram stalled \(nothing arrived for 0\.3 s\); please send it again$/);
+      expect(fake.stalled).toBe(1);
+      // Given up after the stall, not at once and not much later (a loaded 2-core machine: a wide margin).
+      const took = Date.now() - asked;
+      expect(took).toBeGreaterThanOrEqual(300);
+      expect(took).toBeLessThan(3000);
+    } finally {
+      await fake.close();
     }
   });
 });

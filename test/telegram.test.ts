@@ -216,6 +216,19 @@ describe('telegram bot: bad input and limits', () => {
     expect(service!.running).toBe(true);
   });
 
+  it('gives up a stalled download with one line to the person, takes no job, and answers the next image', async () => {
+    const s = await started({ TELEGRAM_DOWNLOAD_TIMEOUT_S: '1' });
+    api.stallDownloads = true;
+    const stalled = api.sendPhoto(ALICE, await jpeg(24, 24, 41), { width: 24, height: 24 });
+    expect(await answerText(stalled, /Not taken/)).toBe('Not taken: the download from Telegram stalled (nothing arrived for 1 s); please send it again.');
+    expect(api.stalled).toBe(1);
+    expect(s.lines('job queued')).toEqual([]);
+    api.stallDownloads = false;
+    const next = api.sendPhoto(ALICE, await jpeg(24, 24, 42), { width: 24, height: 24 });
+    await answerText(next, /^Done/);
+    expect(s.lines('job queued')).toHaveLength(1);
+  });
+
   it('retries an upload answered 429 after retry_after, and sends it once', async () => {
     await started();
     api.failOnce('sendDocument', 429, 'Too Many Requests: retry after 1', 1);

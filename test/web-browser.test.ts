@@ -59,6 +59,8 @@ async function shoot(page: Page, name: string): Promise<void> {
   for (const [width, viewport] of [['phone', PHONE], ['desktop', DESKTOP]] as const) {
     await page.setViewportSize(viewport);
     await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
+    // Nothing wider than the screen: the model list's long names once pushed the options past a phone's width.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at ${width} width`).toBeLessThanOrEqual(viewport.width);
   }
 }
 

@@ -15,6 +15,7 @@ import { readManifest } from '../../src/models/manifest.js';
 import { modelsDir } from '../../src/paths.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
+import { DoorConnection } from '../../src/service/door-connection.js';
 import type { ResultLinks } from '../../src/service/result-links.js';
 import { SentNotes } from '../../src/service/sent-notes.js';
 import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
@@ -72,7 +73,7 @@ export class DiscordAdapter implements Adapter {
   private readonly notes: SentNotes;
   private application = '';
   private models: string[] = [];
-  private retry?: NodeJS.Timeout;
+  private readonly connection: DoorConnection;
   private queue?: EnhanceQueue;
   private stopped = false;
   private readonly links?: ResultLinks;
@@ -104,6 +105,29 @@ export class DiscordAdapter implements Adapter {
       },
       (job, error) => this.log.warn({ job, why: this.secrets.reason(error) }, 'could not update the status message'),
     );
+    this.connection = new DoorConnection({
+      platform: 'Discord',
+      check: async (signal) => void (await this.rest.get(Routes.gatewayBot(), { signal })),
+      connect: () => this.connect(),
+      // discord.js bounds its own calls (15 s a REST request, tried again on a network error), and a login cut
+      // short cannot be taken back: each background try runs until discord.js gives up.
+      tryMs: 5 * 60_000,
+      refused: (error) => (refusedToken(error) ? `Discord refused the bot token: check DISCORD_TOKEN (${this.secrets.reason(error)})` : undefined),
+      reason: (error) => this.secrets.reason(error),
+      logger: this.log,
+    });
+  }
+
+  /**
+   * The credential check before any door starts: one REST call (`/gateway/bot`) with the token, within seconds
+   * (see `Adapter.check`). A 401 stops start-up; no answer, and the door connects in the background.
+   */
+  check(signal?: AbortSignal): Promise<void> {
+    return this.connection.check(signal);
+  }
+
+  down(): string | null {
+    return this.connection.problem;
   }
 
   async start(queue: EnhanceQueue): Promise<void> {
@@ -119,44 +143,38 @@ export class DiscordAdapter implements Adapter {
     // gateway cannot be reached.
     this.listen(queue);
     for (const job of await queue.getJobs()) if (job.request.replyTo?.adapter === this.name) this.watchLifetime(job);
-    try {
-      await this.connect();
-    } catch (error) {
-      if (refusedToken(error)) throw new EnhanceError(`Discord refused the bot token: check DISCORD_TOKEN (${this.secrets.reason(error)})`, 'options');
-      // Discord (or the network) is down: the rest of the service starts, the bot keeps trying.
-      this.log.warn({ why: this.secrets.reason(error), retryInS: 1 }, 'cannot reach Discord; trying again in the background');
-      this.reconnect(1000);
-    }
+    // Logs in now, or in the background once Discord can be reached; 'discord bot ready' says when.
+    this.connection.start(() => undefined);
   }
 
-  /** Logs in, waits for the gateway's ready and registers the commands (a bulk overwrite: idempotent). */
+  /**
+   * Logs in, waits for the gateway's ready and registers the commands (a bulk overwrite: idempotent). A gateway
+   * that closes for good (4004 token refused, 4014 intents not allowed) rejects with its close code.
+   */
   private async connect(): Promise<void> {
     // After a failed registration the gateway is already up; logging in twice would not be.
     if (!this.client.isReady()) {
-      const ready = new Promise<void>((resolve) => this.client.once('clientReady', () => resolve()));
-      await this.client.login(this.config.token);
-      await ready;
+      let closed: (event: { code: number }) => void = () => undefined;
+      const ready = new Promise<void>((resolve, reject) => {
+        this.client.once('clientReady', () => resolve());
+        closed = (event) => reject(new GatewayClosed(event.code));
+        this.client.once('shardDisconnect', closed);
+      });
+      try {
+        await this.client.login(this.config.token);
+        await ready;
+      } finally {
+        this.client.off('shardDisconnect', closed);
+      }
     }
     this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
     await registerCommands(this.rest, this.application, this.config.guildId, this.models);
     this.log.info({ user: this.client.user!.id, application: this.application, commands: this.config.guildId ? `guild ${this.config.guildId}` : 'global' }, 'discord bot ready');
   }
 
-  /** Tries `connect` again after `delayMs`, doubling up to five minutes, until it works or the adapter stops. */
-  private reconnect(delayMs: number): void {
-    if (this.stopped) return;
-    this.retry = setTimeout(() => {
-      this.connect().catch((error: unknown) => {
-        const next = Math.min(delayMs * 2, 300_000);
-        this.log.warn({ why: this.secrets.reason(error), retryInS: next / 1000 }, 'cannot reach Discord; trying again in the background');
-        this.reconnect(next);
-      });
-    }, delayMs);
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retry);
+    this.connection.stop();
     this.edits.clear();
     for (const timer of this.lifetimes.values()) clearTimeout(timer);
     await this.client.destroy();
@@ -454,8 +472,19 @@ function pngOverLimit(result: EnhanceResult, reply: DiscordReply): boolean {
   return (result.outputs?.png ?? 0) > reply.limitBytes;
 }
 
-/** Discord answered 401 to the token: retrying cannot help. */
+/** The gateway closed a connection for good, before its ready. */
+class GatewayClosed extends Error {
+  constructor(readonly closeCode: number) {
+    super(`the gateway closed the connection with code ${closeCode}`);
+  }
+}
+
+/** Close codes after which Discord will not let the bot in as configured: 4004 token refused, 4014 intents not allowed. */
+const REFUSING_CLOSE_CODES = [4004, 4014];
+
+/** Discord refused the token (401, or a gateway close that says so): retrying cannot help. */
 function refusedToken(error: unknown): boolean {
+  if (error instanceof GatewayClosed) return REFUSING_CLOSE_CODES.includes(error.closeCode);
   return (error as { code?: unknown }).code === 'TokenInvalid' || (error instanceof DiscordAPIError && error.status === 401);
 }
 

@@ -66,6 +66,8 @@ export const telegramSection = defineSection({
     progressEditMs: wholeNumber(0, 600_000),
     /** Long-polling timeout for getUpdates, in seconds. */
     pollTimeoutS: wholeNumber(0, 50),
+    /** A download of a person's image from which nothing arrives for this many seconds is given up. */
+    downloadTimeoutS: wholeNumber(1, 3600),
   }),
   defaults: {
     enabled: true,
@@ -78,6 +80,7 @@ export const telegramSection = defineSection({
     allowedChats: [],
     progressEditMs: 3000,
     pollTimeoutS: 30,
+    downloadTimeoutS: 30,
   },
   env: {
     TELEGRAM_ENABLED: 'enabled',
@@ -89,6 +92,7 @@ export const telegramSection = defineSection({
     TELEGRAM_MAX_DOWNLOAD_BYTES: 'maxDownloadBytes',
     TELEGRAM_MAX_UPLOAD_BYTES: 'maxUploadBytes',
     TELEGRAM_PROGRESS_EDIT_MS: 'progressEditMs',
+    TELEGRAM_DOWNLOAD_TIMEOUT_S: 'downloadTimeoutS',
   },
 });
 

@@ -11,7 +11,7 @@
  */
 import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
-import { Bot, GrammyError, InlineKeyboard, InputFile, type Context } from 'grammy';
+import { Bot, GrammyError, type Api, InlineKeyboard, InputFile, type Context } from 'grammy';
 import type { InlineKeyboardMarkup, Message } from 'grammy/types';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { estimatePngBytes, largestFittingScale } from '../../src/imaging/fit.js';
@@ -27,6 +27,7 @@ import { deliverAnswer } from './answer.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import { serverLimits, type TelegramConfig } from './config.js';
 import { downloadFile } from './download.js';
+import { DoorConnection } from '../../src/service/door-connection.js';
 import { SentNotes } from '../../src/service/sent-notes.js';
 import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
 import { safeReason } from './secret.js';
@@ -79,6 +80,7 @@ export class TelegramBot implements Adapter {
   private readonly previews = new Map<string, Promise<void>>();
   private readonly albums = new Map<string, AlbumState>();
   private readonly notes: SentNotes;
+  private readonly connection: DoorConnection;
 
   constructor(private readonly options: TelegramOptions) {
     const { config } = options;
@@ -101,25 +103,46 @@ export class TelegramBot implements Adapter {
       (error) => this.log.warn({ err: safeReason(error, this.token) }, 'editing a status message failed'),
     );
     this.install();
+    this.connection = new DoorConnection({
+      platform: 'Telegram',
+      // One getMe per try: grammY's own bot.init() retries a network error without end, which held start-up.
+      connect: async (signal) => {
+        // grammY's types take the signal of the abort-controller package; Node's own is the same at run time.
+        if (!this.bot.isInited()) this.bot.botInfo = await this.bot.api.getMe(signal as Parameters<Api['getMe']>[0]);
+      },
+      refused: (error) =>
+        error instanceof GrammyError && (error.error_code === 401 || error.error_code === 404)
+          ? `telegram: the Bot API server refused the bot (${safeReason(error, this.token)}); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT`
+          : undefined,
+      reason: (error) => safeReason(error, this.token),
+      logger: this.log,
+    });
+  }
+
+  /** The credential check before any door starts: getMe, once, within seconds (see `Adapter.check`). */
+  check(signal?: AbortSignal): Promise<void> {
+    return this.connection.check(signal);
+  }
+
+  down(): string | null {
+    return this.connection.problem;
   }
 
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
     await this.notes.open();
-    try {
-      await this.bot.init();
-    } catch (error) {
-      // An EnhanceError: `enhancer serve` shows its message as the one line it exits with.
-      throw new EnhanceError(`telegram: the Bot API server refused the bot (${safeReason(error, this.token)}); check TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT`, 'options');
-    }
+    // Deliveries and status edits of recovered jobs need only the token; they are retried while Telegram is away.
     this.listen(queue);
     await this.resume(queue);
-    this.poll();
-    this.log.info({ bot: this.bot.botInfo.username, limits: this.limits }, 'Telegram bot polling');
+    this.connection.start(() => {
+      this.poll();
+      this.log.info({ bot: this.bot.botInfo.username, limits: this.limits }, 'Telegram bot polling');
+    });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.connection.stop();
     clearTimeout(this.repoll);
     if (this.runner?.isRunning()) await this.runner.stop();
     this.editor.stop();
@@ -224,7 +247,8 @@ export class TelegramBot implements Adapter {
       if (source.fileSize !== undefined && source.fileSize > this.limits.download) {
         throw new EnhanceError(`the file is ${megabytes(source.fileSize)}, over the ${megabytes(this.limits.download)} download limit`, 'input');
       }
-      input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot: this.options.config.apiRoot, maxBytes: this.limits.download });
+      const { apiRoot, downloadTimeoutS, localServer } = this.options.config;
+      input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot, maxBytes: this.limits.download, stallMs: downloadTimeoutS * 1000, localServer });
       header = await probeImage(input, this.options.maxPixels);
     } catch (error) {
       if (!(error instanceof EnhanceError)) {

@@ -3,12 +3,14 @@
  * loaded), one worker with a `RedisJobSource` and its own engine (no door), or both in one process (`all`).
  */
 import fs from 'node:fs';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import type { Logger } from '../log.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { connectRedis, safeUrl } from '../queue/redis/connection.js';
+import { FrontLock } from '../queue/redis/front-lock.js';
 import { observeRole } from '../observe/start.js';
 import { redisConnected, takingJobs } from '../queue/redis/health.js';
 import { RedisQueue } from '../queue/redis/redis-queue.js';
@@ -16,19 +18,38 @@ import { RedisJobSource } from '../queue/redis/redis-source.js';
 import { RedisSpeeds } from '../queue/redis/speeds.js';
 import { Worker } from '../queue/worker.js';
 import type { Adapter } from './adapter.js';
+import { doorHealth } from './door-connection.js';
 import { ensureModels, frontOptions, type Role, type Service } from './service.js';
 
 /** How much longer than `shutdownGraceMs` stopping waits for Redis before it leaves without it. */
 const CLOSE_MARGIN_MS = 5_000;
+
+/** How long the front's lock outlives a front that died (or `redis.lockMs` when shorter). */
+const FRONT_LOCK_MS = 10_000;
 
 /** After leaving without Redis, how long the process may take to end by itself before it is ended. */
 const ABANDON_EXIT_MS = 2_000;
 
 /** Starts `role` on the queue at `config.redis.url`; an unreachable Redis rejects with one line within seconds. */
 export async function startOnRedis(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role): Promise<Service> {
+  const redis = await connectRedis(config.redis.url, log, role);
+  let frontLock: FrontLock | undefined;
+  try {
+    // One front per Redis: a second is refused here, before it reads or watches anything.
+    if (role !== 'worker') frontLock = await FrontLock.take(redis, { ttlMs: Math.min(FRONT_LOCK_MS, config.redis.lockMs), logger: log });
+    return await startRoles(config, adapters, log, models, role, redis, frontLock);
+  } catch (error) {
+    // A start that failed (a port in use, say) must not keep the lock: measured, its process stayed up after
+    // the error line and renewed the lock, so every later front was refused.
+    await frontLock?.release();
+    redis.disconnect();
+    throw error;
+  }
+}
+
+async function startRoles(config: Config, adapters: Adapter[], log: Logger, models: readonly string[], role: Role, redis: Redis, frontLock: FrontLock | undefined): Promise<Service> {
   const front = role !== 'worker';
   const work = role !== 'front';
-  const redis = await connectRedis(config.redis.url, log, role);
   if (work) await ensureModels([config.model, ...models], log);
   fs.mkdirSync(config.data, { recursive: true });
 
@@ -42,19 +63,19 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
   let engine: EngineThread | undefined;
   if (work) {
     engine = new EngineThread();
-    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, logger: log });
+    source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.
     const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: new RedisSpeeds(redis), maxPixels: config.limits.maxPixels });
     worker = new Worker(source, processor, { logger: log });
   }
   // Before the doors and the worker start, so a port in use stops start-up with nothing to undo.
+  const doors = front ? adapters : [];
   const observe = await observeRole(
     config,
-    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: source ? [takingJobs(source)] : [] },
+    { queue, queueCheck: redisConnected(redis), worker, models: work ? [config.model, ...models] : undefined, checks: [...(source ? [takingJobs(source)] : []), ...doorHealth(doors)] },
     log,
   );
-  const doors = front ? adapters : [];
   if (queue) {
     for (const adapter of doors) await adapter.start(queue);
     queue.startDeliveries();
@@ -91,6 +112,7 @@ export async function startOnRedis(config: Config, adapters: Adapter[], log: Log
         clearTimeout(timer);
         await engine?.close();
         await observe?.close();
+        await frontLock?.release();
         redis.disconnect();
         log.info('stopped');
       })()),

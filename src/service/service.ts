@@ -21,6 +21,7 @@ import { Worker } from '../queue/worker.js';
 import type { EnhanceQueue, Outcome } from '../queue/queue.js';
 import type { Job } from '../types.js';
 import type { Adapter } from './adapter.js';
+import { checkDoors, doorHealth } from './door-connection.js';
 import { startOnRedis } from './redis-service.js';
 
 /**
@@ -29,6 +30,14 @@ import { startOnRedis } from './redis-service.js';
  */
 export type Role = 'all' | 'front' | 'worker';
 export const ROLES: readonly Role[] = ['all', 'front', 'worker'];
+
+/** A stop was asked for while the service was starting; nothing was left running. */
+export class StartStopped extends Error {
+  constructor() {
+    super('stopped while starting');
+    this.name = 'StartStopped';
+  }
+}
 
 export interface Service {
   /** The queue the doors use; none in a worker. */
@@ -79,13 +88,25 @@ export function frontOptions(config: Config, adapters: readonly Adapter[], log: 
 
 /**
  * `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. `role` other
- * than `all` needs `config.redis.url`.
+ * than `all` needs `config.redis.url`. The doors' credential checks come first (see `checkDoors`): a refused
+ * token stops start-up before a model is prepared or a file taken. `signal` is a stop request: it cuts the checks
+ * short, and start-up then rejects with a `StartStopped` having left nothing running. Whatever fails on the way
+ * undoes what had started, so the process can end.
  */
-export async function startService(config: Config, adapters: Adapter[], log: Logger, models: readonly string[] = [], role: Role = 'all'): Promise<Service> {
-  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
-  if (role !== 'all') {
+export async function startService(
+  config: Config,
+  adapters: Adapter[],
+  log: Logger,
+  models: readonly string[] = [],
+  role: Role = 'all',
+  signal?: AbortSignal,
+): Promise<Service> {
+  if (role !== 'all' && !config.redis.url) {
     throw new EnhanceError(`--role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`, 'options');
   }
+  await checkDoors(role === 'worker' ? [] : adapters, log, signal);
+  if (signal?.aborted) throw new StartStopped();
+  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
   await ensureModels([config.model, ...models], log);
   fs.mkdirSync(config.data, { recursive: true });
   const speeds = new Throughput(config.data);
@@ -94,27 +115,34 @@ export async function startService(config: Config, adapters: Adapter[], log: Log
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels });
   const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
-  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models], checks: [diskSpace(queue.disk)] }, log);
-  const recovered = await queue.recover();
-  for (const adapter of adapters) await adapter.start(queue);
-  queue.startDeliveries();
-  worker.run();
-  log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+  const observe = await observeRole(config, { queue, worker, models: [config.model, ...models], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
+  const started: Adapter[] = [];
 
   let stopping: Promise<void> | undefined;
-  return {
-    queue,
-    worker,
-    adapters,
-    stop: () =>
-      (stopping ??= (async () => {
-        log.info('stopping: no new work taken');
-        for (const adapter of adapters) await adapter.stop();
-        await worker.close(config.shutdownGraceMs);
-        await queue.close(config.shutdownGraceMs);
-        await engine.close();
-        await observe?.close();
-        log.info('stopped');
-      })()),
-  };
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('stopping: no new work taken');
+      for (const adapter of started) await adapter.stop();
+      await worker.close(config.shutdownGraceMs);
+      await queue.close(config.shutdownGraceMs);
+      await engine.close();
+      await observe?.close();
+      log.info('stopped');
+    })());
+  try {
+    const recovered = await queue.recover();
+    for (const adapter of adapters) {
+      started.push(adapter);
+      await adapter.start(queue);
+    }
+    queue.startDeliveries();
+    worker.run();
+    log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+  } catch (error) {
+    // A hot folder whose outbox is a file, say: what already runs (the watcher, the HTTP endpoint) would keep
+    // the process alive with nothing working.
+    await stop();
+    throw error;
+  }
+  return { queue, worker, adapters, stop };
 }

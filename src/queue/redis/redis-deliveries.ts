@@ -4,6 +4,12 @@
  * that has the doors. A failed delivery is tried again on the same schedule as in process (deliveries.ts:
  * `retryDelay`, for `retryForMs` after the first failure); the attempts are kept in the BullMQ job, so they
  * survive a restart of the front. A `PermanentDeliveryError` closes the job at once.
+ *
+ * Redis failing is not the answer failing: a write Redis refuses (out of memory, see refusal.ts) while an attempt
+ * is noted or settled is tried again on the same schedule (at most 30 s apart) until Redis takes it, and an
+ * attempt that throws for any other reason is tried again by BullMQ (unlimited attempts, the same back-off),
+ * never removed. Before, such an error failed the BullMQ job, which `removeOnFail` deleted: the answer was never
+ * delivered.
  */
 import { DelayedError, Queue, Worker as BullWorker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -13,6 +19,7 @@ import type { Job } from '../../types.js';
 import { retryDelay, type RetryPolicy } from '../deliveries.js';
 import { PermanentDeliveryError, type Outcome } from '../queue.js';
 import type { DeliveryState } from '../spool.js';
+import { firstLine, untilTaken } from './refusal.js';
 import { DELIVERIES_QUEUE, deliveryOptions, PREFIX, type RedisStore } from './store.js';
 
 interface Delivery {
@@ -36,6 +43,8 @@ const CONCURRENCY = 4;
 export class RedisDeliveries {
   private readonly queue: Queue<Delivery>;
   private bull: BullWorker<Delivery> | undefined;
+  /** Ends the waits between tries of a refused write when the front stops. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: RedisDeliveriesOptions) {
     this.queue = new Queue<Delivery>(DELIVERIES_QUEUE, { connection: options.redis, prefix: PREFIX });
@@ -55,8 +64,14 @@ export class RedisDeliveries {
       concurrency: CONCURRENCY,
       // A front killed mid-delivery leaves it stalled; it is delivered again, however often that happens.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
+      settings: { backoffStrategy: (attemptsMade: number) => retryDelay(this.options.policy, attemptsMade) },
     });
     this.bull.on('error', () => {});
+    this.bull.on('failed', (delivery, error) => {
+      if (!delivery || error instanceof DelayedError) return;
+      const retryInS = Math.round(retryDelay(this.options.policy, delivery.attemptsMade) / 1000);
+      this.options.logger.warn({ job: delivery.data.id, reason: firstLine(error), retryInS }, 'delivery interrupted by an error of Redis; trying again later');
+    });
   }
 
   /**
@@ -64,6 +79,7 @@ export class RedisDeliveries {
    * the service up; what is left is delivered at the next start (deliveries are idempotent).
    */
   async close(graceMs = Infinity): Promise<void> {
+    this.stopping.abort();
     if (this.bull) {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<'late'>((resolve) => {
@@ -83,6 +99,15 @@ export class RedisDeliveries {
     await Promise.allSettled([this.bull?.disconnect(), this.queue.disconnect()]);
   }
 
+  /** `write` tried again while Redis refuses it (refusal.ts); the answer's BullMQ job stays with this attempt. */
+  private untilTaken(id: string, msg: string, write: () => Promise<unknown>): Promise<void> {
+    return untilTaken(write, {
+      policy: this.options.policy,
+      signal: this.stopping.signal,
+      onRefused: (error, delay) => this.options.logger.warn({ job: id, reason: firstLine(error), retryInS: Math.round(delay / 1000) }, msg),
+    });
+  }
+
   private async attempt(delivery: BullJob<Delivery>, token: string | undefined): Promise<void> {
     const { store, policy, logger } = this.options;
     const { id } = delivery.data;
@@ -99,19 +124,20 @@ export class RedisDeliveries {
       if (error instanceof PermanentDeliveryError || expired) {
         const why = error instanceof PermanentDeliveryError ? 'permanent failure' : `still failing after ${next.attempts} attempts`;
         logger.error({ job: id, state: job.state, attempt: next.attempts, reason }, `delivery given up (${why}): the job is closed undelivered`);
-        await store.settle(job);
+        await this.untilTaken(id, 'delivery closed, but Redis refused to note it; trying again', () => store.settle(job));
         this.options.onFailed(job, { reason, attempt: next.attempts, retryInMs: null });
         return;
       }
       logger.warn({ job: id, attempt: next.attempts, reason, retryInS: Math.round(delay / 1000) }, 'delivery failed; trying again later');
-      await delivery.updateData({ id, state: next });
+      await this.untilTaken(id, 'delivery failed, and Redis refused to note the attempt; trying again', () => delivery.updateData({ id, state: next }));
       this.options.onFailed(job, { reason, attempt: next.attempts, retryInMs: delay });
-      await delivery.moveToDelayed(Date.now() + delay, token);
+      await this.untilTaken(id, 'delivery failed, and Redis refused to put it back in line; trying again', () => delivery.moveToDelayed(Date.now() + delay, token));
       throw new DelayedError();
     }
     if (state.attempts > 0) logger.info({ job: id, attempt: state.attempts + 1 }, 'delivered after failed attempts');
-    await store.settle(job);
+    await this.untilTaken(id, 'delivery settled, but Redis refused to note it; trying again', () => store.settle(job));
     logger.info({ job: id, name: job.request.name }, 'job delivered');
     this.options.onDelivered(job);
   }
 }
+

@@ -19,6 +19,7 @@ import { QueueEmitter } from '../emitter.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from '../queue.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
+import { firstLine, OUT_OF_MEMORY, redisRefusal } from './refusal.js';
 import { RedisSpeeds } from './speeds.js';
 import { EVENTS_CHANNEL, JOBS_QUEUE, PREFIX, RedisStore, type Announcement, type QueuedJob } from './store.js';
 
@@ -106,15 +107,35 @@ export class RedisQueue implements EnhanceQueue {
         }
       }
       const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
-      const turn = await this.store.nextTurn(owner);
-      await this.store.create(job, request.input);
-      await this.line.add('enhance', { id: job.id, turn }, { jobId: job.id, priority: turn, removeOnComplete: true, removeOnFail: true });
+      await this.enqueue(job, request.input, owner);
       const { position, etaMs } = (await this.getJob(job.id))!;
       this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
       this.emitter.emit(job, 'queued', job, { position, etaMs });
       return job;
     } finally {
       this.submitting.set(owner, this.submitting.get(owner)! - 1);
+    }
+  }
+
+  /**
+   * Stores the job and adds it to the line, or leaves nothing behind and throws one line for its person: before,
+   * a refused add (Redis out of memory) left the job in its owner's count, and after `queuedPerOwner` such
+   * refusals that person could never submit again.
+   */
+  private async enqueue(job: Job, input: Uint8Array, owner: string): Promise<void> {
+    let stored = false;
+    try {
+      const turn = await this.store.nextTurn(owner);
+      await this.store.create(job, input);
+      stored = true;
+      await this.line.add('enhance', { id: job.id, turn }, { jobId: job.id, priority: turn, removeOnComplete: true, removeOnFail: true });
+    } catch (error) {
+      const why = redisRefusal(error);
+      this.log.warn({ job: job.id, owner, stored, reason: firstLine(error) }, 'submit refused: Redis did not take the job; nothing of it is kept');
+      // Deletes are allowed while Redis is out of memory; should this fail too, the owner's count drops the id.
+      if (stored) await this.store.discard(job).catch((e: unknown) => this.log.error({ job: job.id, reason: firstLine(e) }, 'could not take back a refused job'));
+      const state = why === OUT_OF_MEMORY ? `full (${why})` : why ? `unavailable right now (${why})` : 'unavailable right now';
+      throw new EnhanceError(`the queue is ${state}: send it again later`, 'limit');
     }
   }
 

@@ -14,9 +14,11 @@ import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { Job } from '../../types.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import type { Outcome } from '../queue.js';
 import type { JobLease, JobSource } from '../worker.js';
 import { watch } from './connection.js';
+import { firstLine, untilTaken } from './refusal.js';
 import { CANCEL_CHANNEL, DELIVERIES_QUEUE, deliveryOptions, JOBS_QUEUE, PREFIX, RedisStore, type QueuedJob } from './store.js';
 
 export interface RedisJobSourceOptions {
@@ -28,6 +30,8 @@ export interface RedisJobSourceOptions {
   lockMs?: number;
   /** Shown in logs, to tell workers apart; default `<host>:<pid>`. */
   name?: string;
+  /** The waits between tries of a write Redis refuses (out of memory) when a job ends (`delivery.*`). */
+  retry?: RetryPolicy;
   logger?: Logger;
 }
 
@@ -46,6 +50,8 @@ export class RedisJobSource implements JobSource {
   private bull: BullWorker | undefined;
   /** Running jobs' cancel switches, by job id. */
   private readonly running = new Map<string, AbortController>();
+  /** Ends the tries of refused writes when this worker stops. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: RedisJobSourceOptions) {
     this.store = new RedisStore(options.redis);
@@ -90,6 +96,7 @@ export class RedisJobSource implements JobSource {
 
   /** Stops taking jobs and closes this side's connections; call once the `Worker` has closed. */
   async close(): Promise<void> {
+    this.stopping.abort();
     await this.bull?.close();
     await this.deliveries.close();
     this.subscriber.disconnect();
@@ -97,6 +104,7 @@ export class RedisJobSource implements JobSource {
 
   /** Drops this side's connections without waiting for Redis: for a shutdown while Redis is unreachable. */
   async abandon(): Promise<void> {
+    this.stopping.abort();
     await Promise.allSettled([this.bull?.disconnect(), this.deliveries.disconnect()]);
     this.subscriber.disconnect();
   }
@@ -179,19 +187,27 @@ export class RedisJobSource implements JobSource {
     }
   }
 
-  /** Fails a job that cannot run, unless its end is stored already. */
+  /** Fails a job that cannot run; one whose end is stored already is made sure of delivery instead. */
   private async giveUp(id: string, reason: string): Promise<void> {
     const job = await this.store.job(id);
-    if (!job || (await this.store.outcome(id))) return;
+    if (!job) return;
+    if (await this.store.outcome(id)) {
+      if (!(await this.store.isSettled(id))) await this.untilTaken(id, 'job ended, but Redis refused its delivery; trying again', () => this.deliver(id));
+      return;
+    }
     this.log.error({ job: id, reason }, 'job given up');
     await this.end(job, { state: 'failed', reason });
   }
 
-  /** Stores the end, announces it, and hands it to the front's deliveries. */
+  /**
+   * Stores the end, announces it, and hands it to the front's deliveries. The writes Redis refuses (out of memory)
+   * are tried again until it takes them, the worker waiting meanwhile: before, a refused delivery failed the job,
+   * which BullMQ removed, with its end stored and no delivery: the answer was never given.
+   */
   private async end(job: Job, outcome: Outcome): Promise<void> {
     job.state = outcome.state;
     if (outcome.state !== 'completed') job.reason = outcome.reason;
-    await this.store.end(job, outcome);
+    await this.untilTaken(job.id, 'job ended, but Redis refused to store it; trying again', () => this.store.end(job, outcome));
     const fields = { job: job.id, state: job.state, name: job.request.name, worker: this.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;
@@ -201,7 +217,15 @@ export class RedisJobSource implements JobSource {
       this.log.info({ ...fields, reason: outcome.reason }, `job ${outcome.state}`);
       await this.store.announce({ event: outcome.state, job, args: [outcome.reason] });
     }
-    await this.deliver(job.id);
+    await this.untilTaken(job.id, 'job ended, but Redis refused its delivery; trying again', () => this.deliver(job.id));
+  }
+
+  private untilTaken(id: string, msg: string, write: () => Promise<unknown>): Promise<void> {
+    return untilTaken(write, {
+      policy: this.options.retry ?? DEFAULT_RETRY,
+      signal: this.stopping.signal,
+      onRefused: (error, delay) => this.log.warn({ job: id, worker: this.name, reason: firstLine(error), retryInS: Math.round(delay / 1000) }, msg),
+    });
   }
 
   private async deliver(id: string): Promise<void> {

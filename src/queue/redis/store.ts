@@ -7,7 +7,7 @@
  * - `enhancer:out:<id>`: a hash of its outputs (kind → bytes), from the moment they are made until delivered;
  * - `enhancer:outcome:<id>`: how it ended, stored before it is announced; kept a week after delivery, so a job
  *   that runs again (its worker died after the end was stored) is recognised and not delivered twice;
- * - `enhancer:owner:<owner>`: the ids of a person's waiting and running jobs (their limit);
+ * - `enhancer:owner:<owner>`: the ids of a person's waiting and running jobs (their limit; see `OWNER_COUNT`);
  * - `enhancer:turns`, `enhancer:turn`: fair turns (see fair.ts), shared by every front and worker;
  * - `enhancer:eta`: the latest ETA of each running job; `enhancer:speeds`: learned speeds (see speeds.ts);
  * - channels `enhancer:events` (what workers tell the fronts) and `enhancer:cancel` (what fronts tell workers).
@@ -26,9 +26,16 @@ export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 export const JOBS_QUEUE = 'jobs';
 export const DELIVERIES_QUEUE = 'deliveries';
 
-/** A delivery's BullMQ options: keyed by the job id, so a job that ended twice is delivered once. */
+/** The name of the back-off of deliveries that failed on a Redis error (the front's worker computes it). */
+export const DELIVERY_BACKOFF = 'delivery';
+
+/**
+ * A delivery's BullMQ options: keyed by the job id, so a job that ended twice is delivered once. An attempt that
+ * throws (a Redis error: a failed chat API is retried by the attempt itself) is tried again after a back-off,
+ * without end, and a delivery is never removed for failing: before, `removeOnFail` dropped the answer.
+ */
 export function deliveryOptions(id: string) {
-  return { jobId: id, removeOnComplete: true, removeOnFail: true } as const;
+  return { jobId: id, removeOnComplete: true, removeOnFail: false, attempts: Number.MAX_SAFE_INTEGER, backoff: { type: DELIVERY_BACKOFF } } as const;
 }
 
 const DAY_S = 24 * 3600;
@@ -68,6 +75,35 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
+/**
+ * The owner's jobs that are real: an id stays in the owner's set only while its job is in BullMQ's line (waiting
+ * or running) and has not ended, or is younger than ARGV[3] ms (a submit under way on the front adds it to the
+ * line right after). Others are left by a front that died between storing a job and adding it to the line, and
+ * are dropped here, so they never count against the person. SREM is allowed while Redis is out of memory.
+ * KEYS: owner set; ARGV: key prefix, BullMQ queue name, stale after (ms), now (ms).
+ */
+const OWNER_COUNT = `
+local count = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local text = redis.call('GET', ARGV[1] .. ':job:' .. id)
+  local keep = text and redis.call('EXISTS', ARGV[1] .. ':outcome:' .. id) == 0
+  if keep and redis.call('EXISTS', ARGV[1] .. ':' .. ARGV[2] .. ':' .. id) == 0 then
+    local ok, job = pcall(cjson.decode, text)
+    keep = ok and tonumber(ARGV[4]) - (tonumber(job.createdAt) or 0) < tonumber(ARGV[3])
+  end
+  if keep then count = count + 1 else redis.call('SREM', KEYS[1], id) end
+end
+return count`;
+
+/** `create` undone. KEYS: input, job record, owner set; ARGV: job id. */
+const DISCARD = `
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1`;
+
+/** How long a stored job may wait to be added to the line before its owner's count drops it. */
+const STALE_SUBMIT_MS = 120_000;
+
 /** A job as BullMQ carries it: only the id; the rest is in the job record. */
 export interface QueuedJob {
   id: string;
@@ -93,6 +129,15 @@ export class RedisStore {
       .set(key.job(job.id), JSON.stringify(job))
       .sadd(key.owner(job.request.owner ?? 'local'), job.id)
       .exec();
+  }
+
+  /**
+   * Takes back what `create` stored, for a submit whose job could not be added to the line. Deletes only, in a
+   * script: Redis allows them when it is out of memory (not in a MULTI, which it refuses whole then), and they
+   * free the input's room.
+   */
+  async discard(job: Job): Promise<void> {
+    await this.redis.eval(DISCARD, 3, key.input(job.id), key.job(job.id), key.owner(job.request.owner ?? 'local'), job.id);
   }
 
   async job(id: string): Promise<Job | undefined> {
@@ -129,9 +174,9 @@ export class RedisStore {
     return bytes;
   }
 
-  /** Jobs `owner` has waiting or running. */
-  ownerCount(owner: string): Promise<number> {
-    return this.redis.scard(key.owner(owner));
+  /** Jobs `owner` has waiting or running; ids left by a submit that never reached the line are dropped. */
+  async ownerCount(owner: string): Promise<number> {
+    return Number(await this.redis.eval(OWNER_COUNT, 1, key.owner(owner), PREFIX, JOBS_QUEUE, String(STALE_SUBMIT_MS), String(Date.now())));
   }
 
   async nextTurn(owner: string): Promise<number> {
