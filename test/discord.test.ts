@@ -10,7 +10,9 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDiscord, snowflake, user, type Call } from './fake-discord.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
+import { freePort } from './http.js';
 import { ServiceProcess, withConfig } from './service.js';
+import { splitLink } from './web-service.js';
 
 const TOKEN = `MTIzNDU2Nzg5.bot-token.${'S3cr3t'.repeat(8)}`;
 const alice = user('111111111111111111', 'alice');
@@ -177,6 +179,47 @@ describe('discord', () => {
     } else {
       expect(note).toMatch(new RegExp(`^sent at ${sent.width}x${sent.height} \\(\\d+% of 256x256\\)`));
     }
+  });
+
+  it('with web.publicUrl answers a PNG too large to upload with the comparison and a link to the full PNG, and every answer with a link', async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    await start({}, { ENHANCER_WEB_PORT: String(port), ENHANCER_PUBLIC_URL: publicUrl });
+    // 96x96 at 4x: about 265 kB by the header estimate, over the 60 kB allowed; without a link this was a refusal.
+    const input = await scenePng(96, 96, 43);
+    const interaction = fake.enhance(alice, fake.attachment(input, 'big.png'), {}, { attachmentSizeLimit: 60_000 });
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    const [line, note] = final.body.content.split('\n');
+    expect(line).toMatch(/^\*\*big\.png\*\*: done, 384x384 \(x4fast, 4x\) in [\d.]+ s$/);
+    expect(note).toMatch(/^the 4x PNG is [\d.]+ MB, over the 0\.1 MB upload limit here: download it from the page$/);
+    expect(final.files.map((f: { name: string }) => f.name)).toEqual(['big.compare.jpg']);
+    expect((await meta(final.files[0].bytes)).format).toBe('jpeg');
+    const [row] = final.body.components;
+    expect(row.components).toHaveLength(1);
+    const [button] = row.components;
+    expect(button).toMatchObject({ type: 2, style: 5, label: 'Open in the browser' });
+    expect(button.url.startsWith(`${publicUrl}/job/`)).toBe(true);
+    // The comparison was the answer; it is not sent again.
+    expect(fake.calls.filter((c) => isFollowUp(interaction)(c) && /before and after/.test(c.body?.content ?? ''))).toEqual([]);
+
+    const link = splitLink(button.url.slice(publicUrl.length));
+    expect(link.expires).toBeGreaterThan(Date.now() + 7 * 86_400_000 - 600_000);
+    expect((await fetch(button.url)).status).toBe(200);
+    const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
+    expect(state.state).toBe('completed');
+    const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+    expect(png.length).toBeGreaterThan(60_000);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', state.result.signature, 'result.png')))).toBe(true);
+    expect(await meta(png)).toMatchObject({ format: 'png', width: 384, height: 384 });
+
+    // An answer whose PNG fits is the usual one, with the link too.
+    const small = fake.enhance(alice, fake.attachment(await scenePng(16, 16, 44), 'small.png'));
+    const smallFinal = await fake.waitFor((c) => isEdit(small)(c) && isDone(c), 'the small result');
+    expect(await meta(smallFinal.files[0].bytes)).toMatchObject({ format: 'png', width: 64, height: 64 });
+    const smallUrl = smallFinal.body.components[0].components[0].url as string;
+    const smallLink = splitLink(smallUrl.slice(publicUrl.length));
+    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/png?${smallLink.query}`)).arrayBuffer());
+    expect(smallPng.equals(smallFinal.files[0].bytes)).toBe(true);
   });
 
   it('sends a smaller file when Discord refuses the first as too large, saying so', async () => {

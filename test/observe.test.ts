@@ -234,6 +234,19 @@ describe('metrics and health of a queue and worker in process', () => {
     expect(value(text, 'enhancer_worker_busy')).toBe(0);
   });
 
+  it('answers only GET and HEAD, and names its two routes on any other path', async () => {
+    const { observe } = await setup();
+    const base = `http://127.0.0.1:${observe.port}`;
+    const post = await fetch(`${base}/healthz`, { method: 'POST', body: 'x' });
+    expect([post.status, post.headers.get('allow'), await post.text()]).toEqual([405, 'GET, HEAD', 'only GET\n']);
+    const other = await get(observe.port, '/status?x=1');
+    expect([other.status, other.type, other.body]).toEqual([404, 'text/plain; charset=utf-8', 'not found: try /healthz or /metrics\n']);
+    const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type'), head.headers.get('cache-control'), await head.text()]).toEqual([503, 'application/json', 'no-store', '']);
+    const metrics = await fetch(`${base}/metrics?format=text`);
+    expect([metrics.status, metrics.headers.get('content-type'), metrics.headers.get('cache-control')]).toEqual([200, 'text/plain; version=0.0.4; charset=utf-8', 'no-store']);
+  });
+
   it('/healthz: 503 until the worker runs, 200 while it takes jobs, 503 once it is closing', async () => {
     const { worker, observe } = await setup();
     let health = await get(observe.port, '/healthz');

@@ -9,7 +9,9 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
+import { freePort } from './http.js';
 import { ServiceProcess } from './service.js';
+import { splitLink } from './web-service.js';
 
 const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
 const ALICE: FakeUser = { id: 111, first_name: 'Alice', username: 'alice' };
@@ -92,6 +94,8 @@ describe('telegram bot', () => {
     expect(document.params.caption).toMatch(/^1280x1280 PNG, 4x of 320x320 \(x4fast\)\./);
     expect((await decoded(compare.file('photo'))).format).toBe('jpeg');
     expect(compare.params.caption).toBe('Before and after.');
+    // Without web.publicUrl no answer links anywhere.
+    expect(answers.map((c) => c.params.reply_markup)).toEqual([undefined, undefined, undefined, undefined]);
 
     const texts = edits(ALICE.id, status);
     expect(texts[0]).toMatch(/^Queued: next in line, done in about \d+ (s|min)\./);
@@ -285,6 +289,59 @@ describe('telegram bot: bad input and limits', () => {
     expect(document.params.caption).toMatch(new RegExp(`^${meta.width}x${meta.height} ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent (as lossless WebP|at \\d+x\\d+)`));
     expect(document.params.caption).toMatch(/over the 0\.1 MB upload limit/);
     expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
+  });
+});
+
+describe('telegram bot: links to the web page (web.publicUrl)', () => {
+  it('answers a PNG too large to upload with the comparison and a link to the full PNG, and every answer with a link', async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    await started({ TELEGRAM_MAX_UPLOAD_BYTES: '40000', ENHANCER_WEB_PORT: String(port), ENHANCER_PUBLIC_URL: `${publicUrl}/` });
+    // 96x96 at 4x: about 265 KB by the header estimate, far over 40 KB; without a link this was an offer of 2x.
+    const input = await scenePng(96, 96, 41);
+    const big = api.sendDocument(ALICE, input, 'big.png', 'image/png');
+    const done = await answerText(big, /^Done/);
+    expect(done).toMatch(/^Done in \d+ s: 384x384 \(4x, x4fast\)\. The 4x PNG \([\d.]+ (KB|MB)\) is over the 40 KB upload limit here: download it from the page\.$/);
+    const answers = answersTo(big);
+    expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendPhoto']);
+    const compare = answers[1];
+    expect(compare.params.caption).toBe('Before and after. The full PNG is on the page.');
+    expect((await decoded(compare.file('photo'))).format).toBe('jpeg');
+    const [[button]] = compare.params.reply_markup.inline_keyboard;
+    expect(button.text).toBe('Open in the browser');
+    expect(button.url.startsWith(`${publicUrl}/job/`)).toBe(true);
+    // The status message's last word carries the same link.
+    const status = api.stored(ALICE.id, await statusOf(big));
+    expect(status.reply_markup.inline_keyboard).toEqual([[{ text: 'Open in the browser', url: button.url }]]);
+
+    // The link opens the job page, valid for web.keepFor (7 days), and the PNG behind it is the engine's, 4x.
+    const link = splitLink(button.url.slice(publicUrl.length));
+    expect(link.expires).toBeGreaterThan(Date.now() + 7 * 86_400_000 - 600_000);
+    expect((await fetch(button.url)).status).toBe(200);
+    const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
+    expect(state.state).toBe('completed');
+    const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+    expect(png.length).toBeGreaterThan(40_000);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', state.result.signature, 'result.png')))).toBe(true);
+    expect(await decoded({ bytes: png })).toMatchObject({ format: 'png', width: 384, height: 384 });
+    const before = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/input?${link.query}`)).arrayBuffer());
+    expect(before.equals(input)).toBe(true);
+
+    // An answer whose PNG fits is the usual one, with the link too.
+    const small = api.sendDocument(ALICE, await scenePng(16, 16, 42), 'small.png', 'image/png');
+    await answerText(small, /^Done/);
+    const document = answersTo(small).find((c) => c.method === 'sendDocument')!;
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 64, height: 64 });
+    const [[smallButton]] = api.stored(ALICE.id, await statusOf(small)).reply_markup.inline_keyboard;
+    expect(smallButton.url).toMatch(new RegExp(`^${publicUrl}/job/\\w+\\?e=\\d+&s=`));
+    const smallLink = splitLink(smallButton.url.slice(publicUrl.length));
+    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/png?${smallLink.query}`)).arrayBuffer());
+    expect(smallPng.equals(document.file('document').bytes)).toBe(true);
+
+    // /help says where larger results go.
+    api.sendText(ALICE, '/help');
+    const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === ALICE.id && /^Send me an image/.test(c.params.text), '/help');
+    expect(help.params.text).toContain('40 KB per file I send back (larger results are on the web page the answer links to)');
   });
 });
 

@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { scenePng, tempDir } from './helpers.js';
-import { startWeb, type WebService } from './web-service.js';
+import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = process.env.WEB_SHOTS ?? path.join(os.tmpdir(), 'enhancer-web-shots');
@@ -177,6 +177,48 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     expect(await job.locator('#reason').textContent()).toMatch(/cancel/i);
     expect(await job.locator('#result').isVisible()).toBe(false);
   }, 240_000);
+
+  it('Enhance again with other options keeps the current result on screen until the new one has arrived', async () => {
+    running = await startWeb(dir, {}, { ENHANCER_TILE: '64' });
+    const first = await upload(running.base, [{ name: 'again.jpg', bytes: await photo(192, 144, 6) }], { scale: '2' });
+    const link = first.body.jobs![0].link!;
+    const page = await jobPage(link);
+    await page.locator('#result').waitFor({ state: 'visible', timeout: 180_000 });
+    await expect.poll(() => page.locator('#after').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(384);
+    const oldAfter = await page.locator('#after').getAttribute('src');
+    // Every line the form says about the new job, with what the slider showed at that moment.
+    await page.evaluate(() => {
+      const shown: Array<{ text: string; after: string; width: number; visible: boolean }> = [];
+      (window as unknown as { shown: typeof shown }).shown = shown;
+      const status = document.getElementById('again-status')!;
+      new MutationObserver(() => {
+        const after = document.getElementById('after') as HTMLImageElement;
+        if (status.textContent && shown.at(-1)?.text !== status.textContent) {
+          shown.push({ text: status.textContent, after: after.getAttribute('src')!, width: after.naturalWidth, visible: !document.getElementById('result')!.hidden });
+        }
+      }).observe(status, { childList: true, characterData: true, subtree: true });
+    });
+    expect(await page.locator('#again-scale').inputValue()).toBe('2');
+    await page.locator('#again-scale').selectOption('4');
+    await page.getByRole('button', { name: 'Enhance again' }).click();
+    await expect.poll(() => page.locator('#again-status').textContent(), { timeout: 180_000 }).toBe('Done: the result above is the new one');
+
+    const shown = await page.evaluate(() => (window as unknown as { shown: Array<{ text: string; after: string; width: number; visible: boolean }> }).shown);
+    const meanwhile = shown.slice(0, -1);
+    expect(meanwhile.map((s) => s.text)).toEqual(expect.arrayContaining(['Uploading…', 'Queued', expect.stringMatching(/^(Next in line|Waiting|Running)/), 'Finishing: loading the new result']));
+    for (const s of meanwhile) expect(s, s.text).toMatchObject({ after: oldAfter, width: 384, visible: true });
+    // Then the new result, at the new link.
+    expect(await page.locator('#after').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(768);
+    expect(await page.locator('#after').getAttribute('src')).not.toBe(oldAfter);
+    expect(page.url()).not.toBe(`${running.base}${link}`);
+    expect(page.url()).toMatch(/\/job\/\w+\?e=\d+&s=/);
+    expect(await page.locator('#summary').textContent()).toContain('768x576 PNG (4x)');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-png').click()]);
+    expect(await sharp(fs.readFileSync((await download.path())!)).metadata()).toMatchObject({ format: 'png', width: 768, height: 576 });
+    // The first job's link still shows its own 2x result.
+    const before = await (await fetch(`${running.base}${splitLink(link).path}/file/png?${splitLink(link).query}`)).arrayBuffer();
+    expect(await sharp(Buffer.from(before)).metadata()).toMatchObject({ width: 384, height: 288 });
+  }, 420_000);
 
   it('after a restart mid-job the same link shows the result', async () => {
     // No grace: the running job is put back for the next start instead of finishing during the stop.

@@ -65,6 +65,15 @@ describe('start-up', () => {
     }
   });
 
+  it('a public address that is not http(s) stops start-up with one line naming where it came from', async () => {
+    const service = new ServiceProcess(dir, { ...withConfig(dir, { hotfolder: { enabled: false } }), ENHANCER_PUBLIC_URL: 'enhance.example.org' });
+    expect(await service.exited).toEqual({ code: 2, signal: null });
+    await service.closed;
+    expect(service.stderr.filter((l) => l !== '')).toEqual([
+      'error: config: web.publicUrl must be the http:// or https:// address people reach the web page at, e.g. https://enhance.example.org (or empty) (got "enhance.example.org" from $ENHANCER_PUBLIC_URL)',
+    ]);
+  });
+
   it('logs the address to open', async () => {
     running = await startWeb(dir);
     const line = running.service.lines(`web page: open ${running.base}/ in a browser`);
@@ -190,7 +199,21 @@ describe('access keys', () => {
 
     const { status, body } = await upload(base, [input], {}, cookie);
     expect(status).toBe(200);
-    await untilEnded(base, body.jobs![0].link!);
+    const link = body.jobs![0].link!;
+    await untilEnded(base, link);
+
+    // "Enhance again" is an upload too: a job link alone is not enough for it, the key is.
+    const { path: p, query } = splitLink(link);
+    const again = (headers: Record<string, string>, q = query) =>
+      fetch(`${base}${p}/again?${q}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ scale: '2' }) });
+    const keyless = await again({});
+    expect([keyless.status, await keyless.json()]).toEqual([403, { error: 'enhancing again here needs an access key: enter it on the upload page first' }]);
+    expect((await again({ cookie }, `${query}x`)).status).toBe(403);
+    const allowed = await again({ cookie });
+    const { link: second } = (await allowed.json()) as { link: string };
+    expect(second).toMatch(/^\/job\/\w+\?e=\d+&s=/);
+    const events = await untilEnded(base, second);
+    expect(events.at(-1)!.data).toMatchObject({ state: 'completed', name: 'a.png', result: { output: { width: 64, height: 64 }, options: { scale: 2 } } });
     expect(JSON.stringify(service.logs) + service.stderr.join('\n')).not.toContain(key);
   }, 60_000);
 });

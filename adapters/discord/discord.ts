@@ -16,6 +16,7 @@ import { modelsDir } from '../../src/paths.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import { DoorConnection } from '../../src/service/door-connection.js';
+import type { ResultLinks } from '../../src/service/result-links.js';
 import { SentNotes } from '../../src/service/sent-notes.js';
 import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
 import { Answers, type DiscordReply, type Outgoing } from './answers.js';
@@ -36,9 +37,16 @@ export interface DiscordAdapterOptions {
   /** Where the adapter notes what it has sent of each answer, e.g. `<data>/discord`. */
   stateDir: string;
   logger: Logger;
+  /**
+   * Links to the web door's job pages (with `web.publicUrl`): every answer carries one, and a PNG over the upload
+   * limit is answered with the comparison and the link instead of an offer of smaller scales or a refusal.
+   */
+  links?: ResultLinks;
 }
 
 const cancelButton = (job: string) => ({ type: 1, components: [{ type: 2, style: 4, label: 'Cancel', custom_id: `cancel:${job}` }] });
+/** A link button (style 5) to the job's page. */
+const pageButton = (url: string) => ({ type: 1, components: [{ type: 2, style: 5, label: 'Open in the browser', url }] });
 
 /**
  * The adapter; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
@@ -68,8 +76,10 @@ export class DiscordAdapter implements Adapter {
   private readonly connection: DoorConnection;
   private queue?: EnhanceQueue;
   private stopped = false;
+  private readonly links?: ResultLinks;
 
   constructor(options: DiscordAdapterOptions) {
+    this.links = options.links;
     this.config = options.config;
     this.log = options.logger.child({ adapter: 'discord' });
     this.secrets = new Secrets(this.config.token);
@@ -86,7 +96,7 @@ export class DiscordAdapter implements Adapter {
     });
     this.rest = new REST(rest).setToken(this.config.token);
     this.answers = new Answers(this.rest, this.secrets, this.log);
-    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue! });
+    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue!, linked: options.links !== undefined });
     this.edits = new StatusEdits(
       this.config.progressEveryMs,
       async (id, out) => {
@@ -386,12 +396,21 @@ export class DiscordAdapter implements Adapter {
   /**
    * The PNG (or the most faithful file that fits) in the status message. When Discord refuses the file as too
    * large (40005: its limit here is lower than the one it gave or the boost tier said), the file is fitted
-   * into 3/4 of the refused size, up to three times, and the answer says so.
+   * into 3/4 of the refused size, up to three times, and the answer says so. With a link to the job's page
+   * (`url`) the message carries its button, and a PNG over the limit is not sent: the comparison goes in its place.
    */
-  private async sendResult(job: Job, result: EnhanceResult, reply: DiscordReply, step: (name: string, run: () => Promise<void>) => Promise<void>): Promise<void> {
+  private async sendResult(job: Job, result: EnhanceResult, reply: DiscordReply, step: (name: string, run: () => Promise<void>) => Promise<void>, url?: string): Promise<void> {
     const name = `**${displayName(job.request.name)}**`;
-    const png = await this.queue!.readOutput(job.id, 'png');
     const made = `${result.output.width}x${result.output.height} (${result.options.model}, ${result.options.scale}x) in ${(result.ms.total / 1000).toFixed(1)} s`;
+    const components = url ? [pageButton(url)] : [];
+    if (url && pngOverLimit(result, reply)) {
+      const over = `the ${result.options.scale}x PNG is ${megabytes(result.outputs!.png!)}, over the ${megabytes(reply.limitBytes)} upload limit here: download it from the page`;
+      const compare = result.outputs?.compare !== undefined ? await this.queue!.readOutput(job.id, 'compare') : undefined;
+      const files = compare && compare.length <= reply.limitBytes ? [{ name: uploadName(job.request.name, 'jpg', '.compare'), data: compare }] : [];
+      await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: done, ${made}\n${over}`, components, files }));
+      return;
+    }
+    const png = await this.queue!.readOutput(job.id, 'png');
     let limit = reply.limitBytes;
     let refused = '';
     for (let attempt = 0; ; attempt++) {
@@ -402,7 +421,7 @@ export class DiscordAdapter implements Adapter {
         : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(limit)} upload limit here, so no file is attached${refused ? `\n${refused}` : ''}`;
       const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
       try {
-        await step('result', () => this.answers.edit(job.id, reply, { content, components: [], files }));
+        await step('result', () => this.answers.edit(job.id, reply, { content, components, files }));
         return;
       } catch (error) {
         if (!fitted || attempt >= 3 || !(error instanceof DiscordAPIError && Number(error.code) === 40005)) throw error;
@@ -422,9 +441,11 @@ export class DiscordAdapter implements Adapter {
     try {
       if (outcome.state === 'completed') {
         const { result } = outcome;
-        await this.sendResult(job, result, reply, step);
+        // Kept for the job's page before anything is sent: the queue forgets the files once this resolves.
+        const url = this.links ? await this.links.keep(job, result) : undefined;
+        await this.sendResult(job, result, reply, step, url);
         const extras = [];
-        if (result.outputs?.compare) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue!.readOutput(job.id, 'compare') });
+        if (result.outputs?.compare && !(url && pngOverLimit(result, reply))) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue!.readOutput(job.id, 'compare') });
         if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue!.readOutput(job.id, 'pdf') });
         const fitting = extras.filter((file) => file.data.length <= reply.limitBytes);
         if (fitting.length > 0) {
@@ -446,6 +467,11 @@ export class DiscordAdapter implements Adapter {
     this.edits.drop(job.id);
     this.answers.forget(job.id);
   }
+}
+
+/** Whether the PNG is over the upload limit where the job answers (from its recorded size, so a retry decides the same). */
+function pngOverLimit(result: EnhanceResult, reply: DiscordReply): boolean {
+  return (result.outputs?.png ?? 0) > reply.limitBytes;
 }
 
 /** The gateway closed a connection for good, before its ready. */

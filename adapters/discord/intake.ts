@@ -1,8 +1,8 @@
 /**
  * Taking an image in: the attachment Discord sent is downloaded at once (its address expires) and only from
  * Discord's CDN, its header is checked, and before anything is queued the PNG's size at the asked scale is
- * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons);
- * any problem is one line to them.
+ * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons),
+ * unless answers link to the web page, where the PNG at the asked scale is reached; any problem is one line to them.
  */
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { largestFittingScale } from '../../src/imaging/fit.js';
@@ -45,6 +45,8 @@ export interface IntakeOptions {
   secrets: Secrets;
   logger: Logger;
   queue: () => EnhanceQueue;
+  /** Answers link to the web page, where a PNG too large for the upload limit is reached: no offer, no refusal. */
+  linked?: boolean;
 }
 
 /**
@@ -83,25 +85,7 @@ export class Intake {
     try {
       input ??= await this.download(intake.attachment);
       const header = await probeImage(input, this.deps.maxPixels);
-      const asked = intake.options.scale ?? 4;
-      const channels = header.meta.channels ?? 3;
-      const bits = header.meta.depth === 'ushort' ? 16 : 8;
-      const fits = largestFittingScale(header.width, header.height, intake.reply.limitBytes, { channels, bits, scales: ([4, 3, 2] as const).filter((s) => s <= asked) });
-      if (fits === null) {
-        await intake.say({ content: `**${name}**: even at 2x the PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here: send a smaller image` });
-        return;
-      }
-      if (fits < asked) {
-        for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
-        const key = Math.random().toString(36).slice(2, 10);
-        this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
-        const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
-        await intake.say({
-          content: `**${name}**: the ${asked}x PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here; ${fits}x fits:`,
-          components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: `${s}x`, custom_id: `scale:${key}:${s}` })) }],
-        });
-        return;
-      }
+      if (!this.deps.linked && !(await this.fits(intake, input, header))) return;
       await this.deps.queue().submit({
         input,
         name: intake.attachment.name,
@@ -115,6 +99,34 @@ export class Intake {
       if (!(error instanceof EnhanceError)) this.deps.logger.error({ why: this.deps.secrets.reason(error) }, 'could not take an image');
       await intake.say({ content: `**${name}**: ${error instanceof EnhanceError ? error.message : reasonOf(new Error(this.deps.secrets.reason(error)))}`, components: [] });
     }
+  }
+
+  /**
+   * Whether the PNG at the asked scale should fit the upload limit; when it does not, says so (with the scales
+   * that fit as buttons, or a refusal when none does) and answers false.
+   */
+  private async fits(intake: ImageRequest, input: Uint8Array, header: Awaited<ReturnType<typeof probeImage>>): Promise<boolean> {
+    const name = displayName(intake.attachment.name);
+    const asked = intake.options.scale ?? 4;
+    const channels = header.meta.channels ?? 3;
+    const bits = header.meta.depth === 'ushort' ? 16 : 8;
+    const fits = largestFittingScale(header.width, header.height, intake.reply.limitBytes, { channels, bits, scales: ([4, 3, 2] as const).filter((s) => s <= asked) });
+    if (fits === null) {
+      await intake.say({ content: `**${name}**: even at 2x the PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here: send a smaller image` });
+      return false;
+    }
+    if (fits < asked) {
+      for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
+      const key = Math.random().toString(36).slice(2, 10);
+      this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
+      const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
+      await intake.say({
+        content: `**${name}**: the ${asked}x PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here; ${fits}x fits:`,
+        components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: `${s}x`, custom_id: `scale:${key}:${s}` })) }],
+      });
+      return false;
+    }
+    return true;
   }
 
   /** Downloads an attachment Discord sent, at once (its address expires); never any other address. */

@@ -2,13 +2,16 @@
  * Delivering a finished job in its chat: the enhanced PNG as a document (never a compressed photo; the most
  * faithful file that fits when it is over the upload limit), the before/after as a photo, the PDF when asked,
  * and the status message's last word. Each upload is noted, so a delivery tried again sends each file once.
+ * With links to the web page (`web.publicUrl`), the outputs are kept for the job's page first and the last word
+ * carries a button to it; a PNG over the upload limit is then not sent at all but reached through that button.
  */
 import path from 'node:path';
 import sharp from 'sharp';
-import { GrammyError, InputFile, type Api } from 'grammy';
+import { GrammyError, InlineKeyboard, InputFile, type Api } from 'grammy';
 import { fitToLimit } from '../../src/imaging/fit.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Job } from '../../src/types.js';
+import type { ResultLinks } from '../../src/service/result-links.js';
 import type { SentNotes } from '../../src/service/sent-notes.js';
 import { replyParams, type TelegramReply } from './reply.js';
 import { safeError, safeReason } from './secret.js';
@@ -25,7 +28,11 @@ export interface AnswerDeps {
   notes: SentNotes;
   editor: StatusEditor;
   uploadLimit: number;
+  links?: ResultLinks;
 }
+
+/** The button to a job's page. */
+const pageButton = (url: string) => new InlineKeyboard().url('Open in the browser', url);
 
 /**
  * Sends `job`'s answer. Rejects with a `PermanentDeliveryError` when the chat cannot be reached again, else with
@@ -42,10 +49,10 @@ export async function deliverAnswer(deps: AnswerDeps, job: Job, outcome: Outcome
   }
 }
 
-async function answer({ api, queue, notes, editor, uploadLimit }: AnswerDeps, job: Job, outcome: Outcome): Promise<void> {
+async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerDeps, job: Job, outcome: Outcome): Promise<void> {
   const r = job.request.replyTo as unknown as TelegramReply;
   const prefix = label(r.album);
-  const status = (text: string) => editor.final({ chat: r.chat, message: r.status, text });
+  const status = (text: string, url?: string) => editor.final({ chat: r.chat, message: r.status, text, ...(url ? { buttons: pageButton(url) } : {}) });
   if (outcome.state !== 'completed') {
     await status(outcome.state === 'cancelled' ? `${prefix}Cancelled.` : `${prefix}Failed: ${outcome.reason}.`);
     return;
@@ -53,7 +60,14 @@ async function answer({ api, queue, notes, editor, uploadLimit }: AnswerDeps, jo
   const { result } = outcome;
   const stem = path.parse(job.request.name).name || 'image';
   const reply = { reply_parameters: replyParams(r.message) };
+  // Kept before anything is sent: the queue forgets the files once this delivery resolves.
+  const url = links ? await links.keep(job, result) : undefined;
+  // From the recorded size, so a delivery tried again decides the same.
+  const linkedOnly = url !== undefined && (result.outputs?.png ?? 0) > uploadLimit;
   await notes.once(job.id, 'png', async () => {
+    if (linkedOnly) {
+      return ` The ${result.options.scale}x PNG (${megabytes(result.outputs!.png!)}) is over the ${megabytes(uploadLimit)} upload limit here: download it from the page.`;
+    }
     const png = await queue.readOutput(job.id, 'png');
     const fitted = await fitToLimit(png, uploadLimit);
     if (!fitted) return ` The result (${megabytes(png.length)}) does not fit the ${megabytes(uploadLimit)} upload limit, even at a quarter of its size.`;
@@ -70,7 +84,8 @@ async function answer({ api, queue, notes, editor, uploadLimit }: AnswerDeps, jo
   if (result.outputs?.compare !== undefined) {
     await notes.once(job.id, 'compare', async () => {
       const compare = await queue.readOutput(job.id, 'compare');
-      const options = { caption: `${prefix}Before and after.`, ...reply };
+      // When the PNG was too large to send, this picture is the answer, and it carries the way to the PNG.
+      const options = linkedOnly ? { caption: `${prefix}Before and after. The full PNG is on the page.`, reply_markup: pageButton(url!), ...reply } : { caption: `${prefix}Before and after.`, ...reply };
       const file = new InputFile(compare, 'compare.jpg');
       if (await fitsPhoto(compare)) await api.sendPhoto(r.chat, file, options);
       else await api.sendDocument(r.chat, file, options);
@@ -82,7 +97,7 @@ async function answer({ api, queue, notes, editor, uploadLimit }: AnswerDeps, jo
       await api.sendDocument(r.chat, new InputFile(pdf, `${stem}.pdf`), { caption: `${prefix}Summary.`, ...reply });
     });
   }
-  await status(`${doneText(result, prefix)}${(await notes.remark(job.id)) ?? ''}`);
+  await status(`${doneText(result, prefix)}${(await notes.remark(job.id)) ?? ''}`, url);
 }
 
 /** Whether a picture is within Telegram's photo limits; over them sendPhoto fails (PHOTO_INVALID_DIMENSIONS). */

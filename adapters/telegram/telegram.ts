@@ -20,6 +20,7 @@ import type { Logger } from '../../src/log.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import { JOB_ID } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
+import type { ResultLinks } from '../../src/service/result-links.js';
 import type { EnhanceProgress, Job } from '../../src/types.js';
 import { isAddressed, isAllowed } from './access.js';
 import { deliverAnswer } from './answer.js';
@@ -44,6 +45,11 @@ export interface TelegramOptions {
   maxFileBytes: number;
   queuedPerOwner: number;
   logger: Logger;
+  /**
+   * Links to the web door's job pages (with `web.publicUrl`): every answer carries one, and a PNG over the upload
+   * limit is answered with the comparison and the link instead of an offer of smaller scales.
+   */
+  links?: ResultLinks;
 }
 
 /** Album ids seen lately: how many images each had so far and the options its caption set. */
@@ -178,7 +184,7 @@ export class TelegramBot implements Adapter {
       else if (ctx.msg) await ctx.reply(refusal, { reply_parameters: replyParams(ctx.msg.message_id) });
     });
     bot.command(['start', 'help'], (ctx) =>
-      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner })),
+      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner, linked: this.options.links !== undefined })),
     );
     bot.command('status', (ctx) => this.status(ctx));
     bot.command('cancel', (ctx) => this.cancelAll(ctx));
@@ -254,7 +260,8 @@ export class TelegramBot implements Adapter {
     const scale = asked.options.scale ?? 4;
     const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
     const fitting = largestFittingScale(header.width, header.height, this.limits.upload, { ...samples, scales: ([4, 3, 2] as const).filter((s) => s <= scale) });
-    if (fitting !== scale) {
+    // With a link to the web page, the PNG at the asked scale is reached there when it cannot be sent here.
+    if (fitting !== scale && !this.options.links) {
       const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
       const why = `${prefix}The ${scale}x PNG of this ${header.width}x${header.height} image would be about ${megabytes(bytes)}, over the ${megabytes(this.limits.upload)} upload limit.`;
       if (fitting === null) return say(`${why} Even 2x would not fit: send a smaller image.`);
@@ -399,7 +406,7 @@ export class TelegramBot implements Adapter {
   async deliver(job: Job, outcome: Outcome): Promise<void> {
     // The early preview comes first, also when the job was quick.
     await this.previews.get(job.id);
-    await deliverAnswer({ api: this.bot.api, queue: this.queue!, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload }, job, outcome, this.token);
+    await deliverAnswer({ api: this.bot.api, queue: this.queue!, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload, links: this.options.links }, job, outcome, this.token);
   }
 
   /** Edits a status message; "not modified" and "not found" (deleted by the person) are not failures. */

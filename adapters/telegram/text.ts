@@ -57,7 +57,8 @@ export function doneText(result: EnhanceResult, prefix = ''): string {
 }
 
 /** `/start` and `/help`. */
-export function helpText(limits: { download: number; upload: number; maxPixels: number; queuedPerOwner: number }): string {
+export function helpText(limits: { download: number; upload: number; maxPixels: number; queuedPerOwner: number; linked?: boolean }): string {
+  const larger = limits.linked ? 'larger results are on the web page the answer links to' : 'larger results are sent at the largest scale that fits';
   return [
     'Send me an image and I send it back enhanced (RealESRGAN, 4x the size) as a PNG file, with a before/after picture.',
     '',
@@ -75,7 +76,7 @@ export function helpText(limits: { download: number; upload: number; maxPixels: 
     '/cancel – cancel your jobs (or press Cancel under a job)',
     '',
     `Limits: ${megabytes(limits.download)} per image received, ${(limits.maxPixels / 1e6).toFixed(1)} MP, ` +
-      `${megabytes(limits.upload)} per file I send back (larger results are sent at the largest scale that fits), ` +
+      `${megabytes(limits.upload)} per file I send back (${larger}), ` +
       `${limits.queuedPerOwner} jobs waiting per person.`,
   ].join('\n');
 }

@@ -35,6 +35,16 @@ function keyList() {
   );
 }
 
+/** The address people reach the web door at, without a trailing slash; empty: chat answers carry no link. */
+function publicUrl() {
+  const error = 'must be the http:// or https:// address people reach the web page at, e.g. https://enhance.example.org (or empty)';
+  return z
+    .string({ error })
+    .trim()
+    .refine((value) => value === '' || (/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(value) && URL.canParse(value)), { error })
+    .transform((value) => value.replace(/\/+$/, ''));
+}
+
 /**
  * The `web` section. `loadConfig({ sections: [webSection] })` puts it at `config.sections.web`.
  *
@@ -58,6 +68,11 @@ export const webSection = defineSection({
     keepBytes: wholeNumber(1_000_000, Number.MAX_SAFE_INTEGER),
     /** Uploads (requests, each with one or more files) one address may make per minute. */
     uploadsPerMinute: wholeNumber(1, 10_000),
+    /**
+     * Where people reach this page from elsewhere (behind a reverse proxy, say). When set, every Telegram and
+     * Discord answer carries a link to its job page, and a PNG too large for the chat is sent as that link.
+     */
+    publicUrl: publicUrl(),
   }),
   defaults: {
     port: 8080,
@@ -67,6 +82,7 @@ export const webSection = defineSection({
     keepFor: '7d',
     keepBytes: 5_000_000_000,
     uploadsPerMinute: 30,
+    publicUrl: '',
   },
   env: {
     ENHANCER_WEB_PORT: 'port',
@@ -74,6 +90,7 @@ export const webSection = defineSection({
     ENHANCER_WEB_KEY: 'accessKeys',
     ENHANCER_WEB_OPEN: 'open',
     ENHANCER_WEB_KEEP_FOR: 'keepFor',
+    ENHANCER_PUBLIC_URL: 'publicUrl',
   },
 });
 

@@ -23,7 +23,8 @@ import { modelsDir, projectRoot } from '../../src/paths.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import { newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
-import type { EnhanceProgress, Job } from '../../src/types.js';
+import type { ResultLinks } from '../../src/service/result-links.js';
+import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
 import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, VISITOR_COOKIE, visitorOf } from './access.js';
 import type { WebConfig } from './config.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
@@ -202,6 +203,50 @@ export class WebDoor implements Adapter {
     await this.prune();
   }
 
+  /**
+   * The chat doors' links to this door's job pages, at `publicUrl` (the address people reach it at, without a
+   * trailing slash). Its `keep` must only be called once this door has started: the service starts every door
+   * before it delivers anything.
+   *
+   * @example
+   * const links = web.resultLinks('https://enhance.example.org');
+   * new TelegramBot({ ..., links });
+   */
+  resultLinks(publicUrl: string): ResultLinks {
+    return { keep: (job, result) => this.keepLinked(job, result, publicUrl) };
+  }
+
+  /** A chat job's input and outputs into the keep, ended as completed; its page's address. Idempotent. */
+  private async keepLinked(job: Job, result: EnhanceResult, publicUrl: string): Promise<string> {
+    let kept = await this.keep.get(job.id);
+    if (!kept) {
+      const now = Date.now();
+      kept = {
+        id: job.id,
+        name: displayName(job.request.name),
+        createdAt: now,
+        expires: now + this.options.config.keepFor,
+        options: result.options,
+        report: job.request.report === true,
+        format: result.input.format,
+        width: job.width,
+        height: job.height,
+        bytes: job.bytes,
+        state: 'waiting',
+      };
+      await this.keep.add(kept, await this.queue!.readInput(job.id));
+    }
+    if (kept.state !== 'completed') {
+      for (const kind of Object.keys(result.outputs ?? {}) as KeptKind[]) {
+        if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
+      }
+      await this.keep.end(job.id, { state: 'completed', result });
+      this.log.info({ job: job.id, adapter: job.request.replyTo?.adapter }, 'kept for its page (linked from chat)');
+      await this.prune();
+    }
+    return `${publicUrl}${this.links.link(job.id, kept.expires)}`;
+  }
+
   private async prune(): Promise<void> {
     try {
       const removed = await this.keep.prune();
@@ -314,6 +359,11 @@ export class WebDoor implements Adapter {
       const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
       return reply.type(type).header('content-length', stats.size).header('cache-control', 'private, max-age=3600').send(fs.createReadStream(file));
     });
+    app.post<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>(
+      '/job/:id/again',
+      { config: { rateLimit: { max: this.options.config.uploadsPerMinute, timeWindow: '1 minute' } } },
+      (request, reply) => this.again(request, reply),
+    );
     app.post<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/cancel', async (request, reply) => {
       const kept = await this.checked(request, reply);
       if (!kept) return;
@@ -417,6 +467,23 @@ export class WebDoor implements Adapter {
     }
     if (results.length === 0) return reply.code(400).send({ error: 'no file in the upload: choose one or more images' });
     return { jobs: results };
+  }
+
+  /**
+   * "Enhance again with other options": the kept upload of a job as a new job, with the options in the body
+   * (`model`, `scale`, `tune`, `pdf`, as the upload form sends them). An upload like any other: the access key
+   * and the visitor's limits apply. Answers with the new job's link, or its one-line reason.
+   */
+  private async again(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>, reply: FastifyReply) {
+    const kept = await this.checked(request, reply);
+    if (!kept) return;
+    if (!this.access.allowed(cookies(request.headers.cookie))) return reply.code(403).send({ error: 'enhancing again here needs an access key: enter it on the upload page first' });
+    const input = await fs.promises.readFile(this.keep.file(kept.id, 'input')).catch(() => undefined);
+    if (!input) return reply.code(410).send({ error: 'the upload of this job is no longer kept: upload the image again' });
+    const body = request.body && typeof request.body === 'object' ? request.body : {};
+    const fields = Object.fromEntries(['model', 'scale', 'tune', 'pdf'].flatMap((k) => (typeof body[k] === 'string' ? [[k, body[k] as string]] : [])));
+    const answer = await this.submit({ name: kept.name, bytes: input }, fields, `web:${this.visitor(request, reply)}`);
+    return answer.link ? { link: answer.link } : reply.code(400).send({ error: answer.reason });
   }
 
   private async submit(file: UploadedFile, fields: Record<string, string>, owner: string): Promise<{ name: string; link?: string; reason?: string }> {

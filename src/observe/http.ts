@@ -1,9 +1,9 @@
 /**
- * The health and metrics endpoint: a plain node:http server (two read-only routes need no framework) with
- * `/healthz` and `/metrics`. Off unless a port is set (`ENHANCER_HTTP_PORT`, config `http.port`).
+ * The health and metrics endpoint, `/healthz` and `/metrics`, on fastify: the same framework as the web door, so
+ * the service has one HTTP layer, but on a listener of its own (`ENHANCER_HTTP_PORT`, config `http.port`; off
+ * unless a port is set), so metrics stay off the web door's public address.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EnhanceQueue } from '../queue/queue.js';
@@ -35,6 +35,8 @@ export interface Observability {
   close(): Promise<void>;
 }
 
+const TEXT = 'text/plain; charset=utf-8';
+
 /**
  * Starts the endpoint. Rejects with a one-line `EnhanceError` (kind `options`) naming the port and where it came
  * from when it cannot listen (in use, an address this machine does not have).
@@ -47,63 +49,57 @@ export interface Observability {
 export async function startObservability(options: ObservabilityOptions): Promise<Observability> {
   const log = options.logger ?? silentLogger;
   const metrics = createMetrics({ queue: options.queue, worker: options.worker, processMetrics: options.processMetrics });
-  const server = http.createServer((request, response) => {
-    void answer(request, response).catch((error: unknown) => {
-      log.error({ err: error, url: request.url }, 'health endpoint could not answer');
-      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      response.end(`${reasonOf(error)}\n`);
-    });
-  });
+  // forceCloseConnections: a scraper's keep-alive connection does not hold up the service's stop.
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   let lastFailing = '[]';
-  const answer = async (request: http.IncomingMessage, response: http.ServerResponse) => {
-    const route = new URL(request.url ?? '/', 'http://x').pathname;
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('only GET\n');
-    } else if (route === '/healthz') {
-      const checks = await runChecks(options.checks);
-      const ok = checks.every((c) => c.ok);
-      // Once per change, not once per probe: Docker alone probes every 30 s.
-      const failing = checks.filter((c) => !c.ok);
-      const now = JSON.stringify(failing);
-      if (now !== lastFailing) {
-        if (failing.length) log.warn({ failing }, 'health check failing');
-        else log.info('health checks pass again');
-        lastFailing = now;
-      }
-      response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      response.end(`${JSON.stringify({ ok, checks })}\n`);
-    } else if (route === '/metrics') {
-      const text = await metrics.registry.metrics();
-      response.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' }).end(text);
-    } else {
-      response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: try /healthz or /metrics\n');
+
+  // Read-only: any other method is told so before routing (fastify would answer 404 for a known path).
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') await reply.code(405).header('allow', 'GET, HEAD').type(TEXT).send('only GET\n');
+  });
+  // GET routes answer HEAD too (fastify's exposeHeadRoutes), with the same status and headers and no body.
+  app.get('/healthz', async (_request, reply) => {
+    const checks = await runChecks(options.checks);
+    const ok = checks.every((c) => c.ok);
+    // Once per change, not once per probe: Docker alone probes every 30 s.
+    const failing = checks.filter((c) => !c.ok);
+    const now = JSON.stringify(failing);
+    if (now !== lastFailing) {
+      if (failing.length) log.warn({ failing }, 'health check failing');
+      else log.info('health checks pass again');
+      lastFailing = now;
     }
-  };
+    // As bytes: a string would get "; charset=utf-8" appended, and the content type stays as it always was.
+    return reply.code(ok ? 200 : 503).type('application/json').header('cache-control', 'no-store').send(Buffer.from(`${JSON.stringify({ ok, checks })}\n`));
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(text);
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).type(TEXT).send('not found: try /healthz or /metrics\n'));
+  app.setErrorHandler((error, request, reply) => {
+    log.error({ err: error, url: request.url }, 'health endpoint could not answer');
+    return reply.code(500).type(TEXT).send(`${reasonOf(error)}\n`);
+  });
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await app.listen({ port: options.port, host: options.host });
   } catch (error) {
     metrics.close();
+    await app.close();
     throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, options), 'options');
   }
-  const port = (server.address() as AddressInfo).port;
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
   log.info({ host: options.host, port }, 'health and metrics on http (/healthz, /metrics)');
   return {
     port,
     close: async () => {
       metrics.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close();
     },
   };
 }
-
 function listenProblem(error: NodeJS.ErrnoException, { port, host, from = { port: 'http.port', host: 'http.host' } }: ObservabilityOptions): string {
   switch (error.code) {
     case 'EADDRINUSE':

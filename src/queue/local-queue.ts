@@ -224,6 +224,10 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     return this.results.read(id, kind);
   }
 
+  readInput(id: string): Promise<Buffer> {
+    return this.spool.readInput(id);
+  }
+
   events(adapter?: string): QueueListener {
     return this.emitter.listener(adapter);
   }

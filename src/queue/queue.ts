@@ -78,6 +78,8 @@ export interface EnhanceQueue {
   getJobs(owner?: string): Promise<JobStatus[]>;
   /** One stored output of a job, until the job is delivered. */
   readOutput(id: string, kind: OutputKind): Promise<Buffer>;
+  /** The job's input as submitted, byte for byte, until the job is delivered (a linked chat result keeps it for its page). */
+  readInput(id: string): Promise<Buffer>;
   /** Events of the jobs whose `replyTo.adapter` is `adapter`; of every job when left out. */
   events(adapter?: string): QueueListener;
   /**

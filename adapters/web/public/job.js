@@ -2,8 +2,9 @@
 import { follow, size } from '/static/common.js';
 
 const $ = (id) => document.getElementById(id);
-const path = location.pathname;
-const query = location.search.slice(1);
+// The job shown: this page's link, then the link of a job enhanced again from it once that one is done.
+let path = location.pathname;
+let query = location.search.slice(1);
 const file = (kind) => `${path}/file/${kind}?${query}`;
 let shownResult = false;
 let previews = 0;
@@ -37,7 +38,7 @@ const stop = follow(`${path}?${query}`, (view) => {
   }
   if (view.state === 'completed' && s?.result && !shownResult) {
     shownResult = true;
-    showResult(s);
+    void showResult(s);
   }
 });
 
@@ -56,12 +57,14 @@ function stem(name) {
   return dot > 0 ? name.slice(0, dot) : name;
 }
 
-function showResult(s) {
+async function showResult(s) {
   const r = s.result;
   $('early').hidden = true;
   $('progress').hidden = true;
-  $('before').src = file('input');
-  $('after').src = file('png');
+  // Both pictures decoded before either is swapped, so the slider never shows half of an old and a new result.
+  const [before, after] = await Promise.all([loaded(file('input')), loaded(file('png'))]);
+  $('before').src = before;
+  $('after').src = after;
   $('compare').style.setProperty('--full-width', `${r.output.width}px`);
   $('viewport').style.setProperty('--full-width', `${r.output.width}px`);
   const png = $('download-png');
@@ -100,7 +103,66 @@ function showResult(s) {
   $('result').hidden = false;
   $('status').textContent = 'Done';
   stop();
+  void offerAgain(s.options);
 }
+
+/** Resolves with `url` once the browser has the picture decoded. */
+async function loaded(url) {
+  const img = new Image();
+  img.src = url;
+  await img.decode().catch(() => {});
+  return url;
+}
+
+let models;
+/** The "Enhance again" form, set to the options of the job shown. */
+async function offerAgain(options) {
+  models ??= (await (await fetch('/api/session')).json()).models;
+  const select = $('again-model');
+  if (select.options.length === 0) for (const m of models) select.append(new Option(`${m.name}: ${m.description}`, m.name));
+  select.value = options.model;
+  $('again-scale').value = String(options.scale);
+  $('again-tune').value = options.tune;
+}
+
+// "Enhance again with other options": a new job from the same upload. Its state shows under the button while the
+// current result stays on screen; once it is done its result takes the place of this one, and the address
+// becomes its link (so a reload, or a link copied now, shows the new result).
+$('again-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('again');
+  const say = (text, error = '') => {
+    $('again-status').textContent = text;
+    $('again-error').textContent = error;
+  };
+  button.disabled = true;
+  say('Uploading…');
+  const body = { model: $('again-model').value, scale: $('again-scale').value, tune: $('again-tune').value, ...($('again-pdf').checked ? { pdf: 'on' } : {}) };
+  const response = await fetch(`${path}/again?${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const answer = await response.json().catch(() => ({ error: `the service answered ${response.status}` }));
+  if (!response.ok) {
+    say('', answer.error);
+    button.disabled = false;
+    return;
+  }
+  say('Queued');
+  const stopAgain = follow(answer.link, (view) => {
+    if (view.state === 'failed' || view.state === 'cancelled') {
+      stopAgain();
+      say('', view.text);
+      button.disabled = false;
+    } else if (view.state === 'completed' && view.snapshot?.result) {
+      stopAgain();
+      say('Finishing: loading the new result');
+      [path, query] = answer.link.split('?');
+      history.replaceState(null, '', answer.link);
+      void showResult(view.snapshot).then(() => {
+        say('Done: the result above is the new one');
+        button.disabled = false;
+      });
+    } else say(view.text);
+  });
+});
 
 // The slider: the enhanced image is clipped to the right of the handle, the upload shows on the left.
 $('slider').addEventListener('input', () => {

@@ -176,6 +176,10 @@ export class RedisQueue implements EnhanceQueue {
     return this.store.readOutput(id, kind);
   }
 
+  readInput(id: string): Promise<Buffer> {
+    return this.store.input(id);
+  }
+
   events(adapter?: string): QueueListener {
     return this.emitter.listener(adapter);
   }
