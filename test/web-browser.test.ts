@@ -9,6 +9,8 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readManifest } from '../src/models/manifest.js';
+import { modelsDir } from '../src/paths.js';
 import { scenePng, tempDir } from './helpers.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
@@ -72,6 +74,8 @@ async function jobPage(link: string): Promise<Page> {
 }
 
 const haveChromium = fs.existsSync(CHROMIUM);
+/** The page offers every model of the manifest (x4plus, x4fast and the anime scene). */
+const MODELS = (await readManifest(modelsDir())).models.length;
 
 describe.skipIf(!haveChromium)('the web door in chromium', () => {
   beforeAll(async () => {
@@ -97,7 +101,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     running = await startWeb(dir, {}, { ENHANCER_TILE: '96' });
     const page = await context.newPage();
     await page.goto(running.base);
-    await expect.poll(() => page.locator('#model option').count()).toBe(2);
+    await expect.poll(() => page.locator('#model option').count()).toBe(MODELS);
     await shoot(page, 'upload');
     await page.setViewportSize(DESKTOP);
     const [first, second] = [await photo(480, 360, 1), await photo(480, 360, 2)];
@@ -145,7 +149,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
     const page = await context.newPage();
     await page.goto(running.base);
-    await expect.poll(() => page.locator('#model option').count()).toBe(2);
+    await expect.poll(() => page.locator('#model option').count()).toBe(MODELS);
     const png = await scenePng(64, 64);
     await page.setInputFiles('#files', [
       { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image at all') },
