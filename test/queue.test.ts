@@ -198,7 +198,7 @@ describe('LocalQueue and Worker', () => {
     expect(await reason(queue.submit({ input: new Uint8Array(0), name: 'x.png' }))).toBe('true: the file is empty (0 bytes)');
     expect(await reason(queue.submit({ input: Buffer.from('hello'), name: 'x.png' }))).toMatch(/^true: not an image in a supported format/);
     expect(await reason(queue.submit({ ...(await request('x.png', 1)), options: { model: 'x9' } }))).toBe(
-      'true: unknown model "x9": allowed models are x4plus, x4fast',
+      'true: unknown model "x9": allowed models are x4plus, x4fast, anime, anime-fast',
     );
     expect(await reason(queue.submit({ input: await scenePng(1200, 900, 1), name: 'big.png' }))).toBe(
       'true: the image is 1200x900 (1.1 MP), over the limit of 1.0 MP',
