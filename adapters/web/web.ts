@@ -16,6 +16,7 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { listenProblem } from '../../src/listen-problem.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
@@ -172,7 +173,7 @@ export class WebDoor implements Adapter {
       await app.listen({ port: config.port, host: config.host });
     } catch (error) {
       await app.close();
-      throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, config, this.options.from), 'options');
+      throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, { name: 'web', port: config.port, host: config.host, from: this.options.from ?? { port: 'web.port', host: 'web.host' }, portHint: '0 turns the web page off' }), 'options');
     }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -543,18 +544,4 @@ function plain(reply: FastifyReply, status: number, title: string, text: string)
   void reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
 }
 
-function listenProblem(error: NodeJS.ErrnoException, { port, host }: WebConfig, from = { port: 'web.port', host: 'web.host' }): string {
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return `web: port ${port} (from ${from.port}) is already in use on ${host}; stop what uses it or set another port (0 turns the web page off)`;
-    case 'EACCES':
-      return `web: no permission to listen on port ${port} (from ${from.port}); ports below 1024 need privileges`;
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `web: host ${JSON.stringify(host)} (from ${from.host}) is not an address of this machine`;
-    default:
-      return `web: cannot listen on ${host}:${port} (from ${from.host} and ${from.port}): ${error.code ?? error.message}`;
-  }
-}
 

@@ -5,6 +5,7 @@
  */
 import Fastify from 'fastify';
 import { EnhanceError, reasonOf } from '../errors.js';
+import { listenProblem } from '../listen-problem.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EnhanceQueue } from '../queue/queue.js';
 import type { Worker } from '../queue/worker.js';
@@ -87,7 +88,7 @@ export async function startObservability(options: ObservabilityOptions): Promise
   } catch (error) {
     metrics.close();
     await app.close();
-    throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, options), 'options');
+    throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, { name: 'http', port: options.port, host: options.host, from: options.from ?? { port: 'http.port', host: 'http.host' } }), 'options');
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -99,18 +100,4 @@ export async function startObservability(options: ObservabilityOptions): Promise
       await app.close();
     },
   };
-}
-function listenProblem(error: NodeJS.ErrnoException, { port, host, from = { port: 'http.port', host: 'http.host' } }: ObservabilityOptions): string {
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return `http: port ${port} (from ${from.port}) is already in use on ${host}; stop what uses it or set another port`;
-    case 'EACCES':
-      return `http: no permission to listen on port ${port} (from ${from.port}); ports below 1024 need privileges`;
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `http: host ${JSON.stringify(host)} (from ${from.host}) is not an address of this machine`;
-    default:
-      return `http: cannot listen on ${host}:${port} (from ${from.host} and ${from.port}): ${error.code ?? error.message}`;
-  }
 }
