@@ -12,7 +12,7 @@ import { FakeDiscord, snowflake, user, type Call } from './fake-discord.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
 import { ServiceProcess, withConfig } from './service.js';
-import { splitLink } from './web-service.js';
+import { followChatLink, splitLink } from './web-service.js';
 
 const TOKEN = `MTIzNDU2Nzg5.bot-token.${'S3cr3t'.repeat(8)}`;
 const alice = user('111111111111111111', 'alice');
@@ -202,14 +202,9 @@ describe('discord', () => {
     // The comparison was the answer; it is not sent again.
     expect(fake.calls.filter((c) => isFollowUp(interaction)(c) && /before and after/.test(c.body?.content ?? ''))).toEqual([]);
 
-    const link = splitLink(button.url.slice(publicUrl.length));
-    expect(link.expires).toBeGreaterThan(Date.now() + 7 * 86_400_000 - 600_000);
-    expect((await fetch(button.url)).status).toBe(200);
-    const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
-    expect(state.state).toBe('completed');
-    const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+    const { signature, png } = await followChatLink(publicUrl, button.url);
     expect(png.length).toBeGreaterThan(60_000);
-    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', state.result.signature, 'result.png')))).toBe(true);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result.png')))).toBe(true);
     expect(await meta(png)).toMatchObject({ format: 'png', width: 384, height: 384 });
 
     // An answer whose PNG fits is the usual one, with the link too.

@@ -11,7 +11,7 @@ import { FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
 import { ServiceProcess } from './service.js';
-import { splitLink } from './web-service.js';
+import { followChatLink, splitLink } from './web-service.js';
 
 const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
 const ALICE: FakeUser = { id: 111, first_name: 'Alice', username: 'alice' };
@@ -315,14 +315,9 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     expect(status.reply_markup.inline_keyboard).toEqual([[{ text: 'Open in the browser', url: button.url }]]);
 
     // The link opens the job page, valid for web.keepFor (7 days), and the PNG behind it is the engine's, 4x.
-    const link = splitLink(button.url.slice(publicUrl.length));
-    expect(link.expires).toBeGreaterThan(Date.now() + 7 * 86_400_000 - 600_000);
-    expect((await fetch(button.url)).status).toBe(200);
-    const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
-    expect(state.state).toBe('completed');
-    const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+    const { link, signature, png } = await followChatLink(publicUrl, button.url);
     expect(png.length).toBeGreaterThan(40_000);
-    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', state.result.signature, 'result.png')))).toBe(true);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result.png')))).toBe(true);
     expect(await decoded({ bytes: png })).toMatchObject({ format: 'png', width: 384, height: 384 });
     const before = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/input?${link.query}`)).arrayBuffer());
     expect(before.equals(input)).toBe(true);

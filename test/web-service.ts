@@ -1,6 +1,7 @@
 /**
  * The service with its web door on a free port of 127.0.0.1, and what a browser's requests would get from it.
  */
+import { expect } from 'vitest';
 import { freePort } from './http.js';
 import { ServiceProcess, withConfig } from './service.js';
 
@@ -35,4 +36,18 @@ export async function upload(base: string, files: Array<{ name: string; bytes: U
   for (const f of files) form.append('file', new Blob([new Uint8Array(f.bytes)]), f.name);
   const response = await fetch(`${base}/api/jobs`, { method: 'POST', body: form, headers: cookie ? { cookie } : {} });
   return { status: response.status, body: (await response.json()) as { jobs?: Array<{ name: string; link?: string; reason?: string }>; error?: string } };
+}
+
+/**
+ * Follows a chat answer's link to its job page as a person would: the page opens, the link lasts `web.keepFor`
+ * (7 days), the job is completed; returns the link's parts, the job's signature and the PNG behind the link.
+ */
+export async function followChatLink(publicUrl: string, url: string) {
+  const link = splitLink(url.slice(publicUrl.length));
+  expect(link.expires).toBeGreaterThan(Date.now() + 7 * 86_400_000 - 600_000);
+  expect((await fetch(url)).status).toBe(200);
+  const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
+  expect(state.state).toBe('completed');
+  const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+  return { link, signature: state.result.signature, png };
 }
