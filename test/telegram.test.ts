@@ -11,6 +11,7 @@ import { FakeBotApi, type ApiCall, type FakeUser } from './fake-bot-api.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
 import { ServiceProcess } from './service.js';
+import { canMount, fillLeaving, mountTmpfs, NO_MOUNT, unmount } from './tmpfs.js';
 import { followChatLink, splitLink } from './web-service.js';
 
 const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
@@ -504,5 +505,35 @@ describe('telegram bot: reliability', () => {
     await answerText(photo, /^Done/);
     expect(s.running).toBe(true);
     expect(s.stderr.filter(Boolean)).toEqual([]);
+  });
+});
+
+describe.skipIf(!canMount)('telegram bot: a full disk', () => {
+  if (!canMount) console.warn(`telegram.test.ts: ${NO_MOUNT}`);
+  let data: string | undefined;
+  afterEach(() => {
+    if (data) unmount(data);
+    data = undefined;
+  });
+
+  it('tells the person once that their image waits for disk space, and answers it once there is room', async () => {
+    data = path.join(dir, 'data');
+    mountTmpfs(data, '64m');
+    // The disk fills as soon as the job is stored (the status says Queued), seconds before x4plus in 32-pixel tiles
+    // can finish, so the finished PNG meets a full disk.
+    const s = await started(SLOW);
+    const photo = api.sendPhoto(ALICE, await jpeg(96, 96, 50), { width: 96, height: 96 });
+    const status = await statusOf(photo);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Queued/.test(c.params.text), 'the job stored');
+    const filler = fillLeaving(data, 0);
+    const waiting = /^Waiting: the server is out of disk space: your image waits and goes on by itself once there is room\.$/;
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && waiting.test(c.params.text), 'the waiting notice', 120_000);
+    expect(api.of('sendDocument')).toEqual([]);
+    fs.rmSync(filler);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Done/.test(c.params.text), 'done once there is room', 120_000);
+    expect(edits(ALICE.id, status).filter((t) => waiting.test(t))).toHaveLength(1);
+    const document = answersTo(photo).find((c) => c.method === 'sendDocument')!;
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 384, height: 384 });
+    expect(s.lines('job failed')).toEqual([]);
   });
 });
