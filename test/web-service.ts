@@ -30,11 +30,11 @@ export function splitLink(link: string): { path: string; query: string; id: stri
 }
 
 /** Uploads files through the door's upload endpoint as the page does (options first), with a visitor's cookies. */
-export async function upload(base: string, files: Array<{ name: string; bytes: Uint8Array }>, fields: Record<string, string> = {}, cookie = '') {
+export async function upload(base: string, files: Array<{ name: string; bytes: Uint8Array }>, fields: Record<string, string> = {}, cookie = '', headers: Record<string, string> = {}) {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   for (const f of files) form.append('file', new Blob([new Uint8Array(f.bytes)]), f.name);
-  const response = await fetch(`${base}/api/jobs`, { method: 'POST', body: form, headers: cookie ? { cookie } : {} });
+  const response = await fetch(`${base}/api/jobs`, { method: 'POST', body: form, headers: { ...headers, ...(cookie ? { cookie } : {}) } });
   return { status: response.status, body: (await response.json()) as { jobs?: Array<{ name: string; link?: string; reason?: string }>; error?: string } };
 }
 

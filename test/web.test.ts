@@ -178,6 +178,45 @@ describe('per visitor and per address', () => {
   }, 60_000);
 });
 
+describe('behind a reverse proxy on this machine', () => {
+  const via = (address: string) => ({ 'x-forwarded-for': address });
+  const session = async (base: string, headers: Record<string, string> = {}) =>
+    (await (await fetch(`${base}/api/session`, { headers })).json()) as { keyNeeded: boolean; allowed: boolean };
+
+  it('a request the proxy passed on needs a key even on 127.0.0.1; with none configured the operator is told how to set one', async () => {
+    running = await startWeb(dir);
+    const { base } = running;
+    const input = { name: 'a.png', bytes: await scenePng(32, 32) };
+    // Before, anyone reaching the page through a public proxy could upload without a key.
+    expect(await upload(base, [input], {}, '', via('203.0.113.7'))).toEqual({
+      status: 403,
+      body: { error: 'uploads through a proxy need an access key, and this service has none: its operator sets web.accessKeys (ENHANCER_WEB_KEY), or web.open to let anyone upload' },
+    });
+    expect(await session(base, via('203.0.113.7'))).toMatchObject({ keyNeeded: true, allowed: false });
+    // A browser on this machine itself still needs none.
+    expect(await session(base)).toMatchObject({ keyNeeded: false, allowed: true });
+    expect((await upload(base, [input])).status).toBe(200);
+  });
+
+  it('with a key, a proxied browser enters it once; the rate limit counts each forwarded address, not the proxy', async () => {
+    const key = 'correct-horse-battery-staple';
+    // Two a minute: the refused upload counts as one of them.
+    running = await startWeb(dir, { web: { uploadsPerMinute: 2 } }, { ENHANCER_WEB_KEY: key });
+    const { base } = running;
+    const png = async (seed: number) => ({ name: `${seed}.png`, bytes: await scenePng(32, 32, seed) });
+    expect(await upload(base, [await png(1)], {}, '', via('203.0.113.7'))).toEqual({ status: 403, body: { error: 'uploads here need an access key: enter it on the page first' } });
+    const entered = await fetch(`${base}/api/key`, { method: 'POST', headers: { ...via('203.0.113.7'), 'content-type': 'application/json', 'x-forwarded-proto': 'https' }, body: JSON.stringify({ key }) });
+    const setCookie = entered.headers.get('set-cookie')!;
+    // The proxy said the browser came over https: the key's cookie is only ever sent back over it.
+    expect(setCookie).toMatch(/; Secure$/);
+    const cookie = setCookie.split(';')[0];
+    expect((await upload(base, [await png(2)], {}, cookie, via('203.0.113.7'))).status).toBe(200);
+    expect((await upload(base, [await png(3)], {}, cookie, via('203.0.113.7'))).status).toBe(429);
+    // Another person behind the same proxy has their own minute.
+    expect((await upload(base, [await png(4)], {}, cookie, via('198.51.100.9'))).status).toBe(200);
+  });
+});
+
 describe('access keys', () => {
   it('on a non-loopback address uploads need the key, entered once and kept in a cookie; the key is never logged', async () => {
     const key = 'correct-horse-battery-staple';

@@ -1,9 +1,11 @@
 /**
- * Who gets in: uploads are open on a loopback address; on any other they need an access key, entered once and
- * kept in a cookie (as an HMAC of the key, so the cookie is not the key itself), unless the door is open on
- * purpose. Visitors are told apart by a random cookie, for the per-person queued-job limit.
+ * Who gets in: uploads are open to a browser on this machine; from anywhere else (a non-loopback address, or a
+ * request a reverse proxy passed on) they need an access key, entered once and kept in a cookie (as an HMAC of
+ * the key, so the cookie is not the key itself), unless the door is open on purpose. Visitors are told apart by a
+ * random cookie, for the per-person queued-job limit.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import { EnhanceError } from '../../src/errors.js';
 
@@ -25,6 +27,25 @@ export function checkExposure(host: string, keys: readonly string[], open: boole
   );
 }
 
+/**
+ * The peers whose forwarding headers are believed (fastify's `trustProxy`): a reverse proxy on this machine, the
+ * set-up the README shows. The rate limit then counts each person's address, not the proxy's, and a cookie is
+ * marked Secure when the proxy says the browser came over https. A local process could claim any address, but it
+ * could as well upload directly.
+ */
+export const TRUSTED_PROXIES = ['127.0.0.0/8', '::1'];
+
+/**
+ * Whether a request came through a proxy: it carries a header proxies add. Such a request comes from elsewhere
+ * even when the service listens on 127.0.0.1: before, a page behind a public reverse proxy on this machine took
+ * uploads from anyone, without a key.
+ *
+ * @example proxied({ 'x-forwarded-for': '203.0.113.7' }) // true
+ */
+export function proxied(headers: IncomingHttpHeaders): boolean {
+  return headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined || headers['x-real-ip'] !== undefined;
+}
+
 /** The cookies of a request, by name. */
 export function cookies(header: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -41,10 +62,19 @@ export class Access {
   constructor(
     private readonly secret: Buffer,
     keys: readonly string[],
-    /** Uploads need a key: a non-loopback address without `open`. */
-    readonly keyNeeded: boolean,
+    private readonly door: { loopback: boolean; open: boolean },
   ) {
     this.tokens = keys.map((k) => this.token(k));
+  }
+
+  /** Whether an upload with these headers needs a key: from elsewhere (see `proxied`), and the door not open. */
+  keyNeeded(headers: IncomingHttpHeaders): boolean {
+    return !this.door.open && (!this.door.loopback || proxied(headers));
+  }
+
+  /** Whether any key is configured: behind a proxy on a loopback address there may be none to enter. */
+  get hasKeys(): boolean {
+    return this.tokens.length > 0;
   }
 
   /** The cookie value for a key: an HMAC, so a leaked cookie does not reveal the key. */
@@ -57,10 +87,10 @@ export class Access {
     return this.matches(this.token(key));
   }
 
-  /** Whether a request with these cookies may upload. */
-  allowed(jar: Record<string, string>): boolean {
-    if (!this.keyNeeded) return true;
-    const cookie = jar[KEY_COOKIE];
+  /** Whether a request with these headers (its cookies) may upload. */
+  allowed(headers: IncomingHttpHeaders): boolean {
+    if (!this.keyNeeded(headers)) return true;
+    const cookie = cookies(headers.cookie)[KEY_COOKIE];
     return typeof cookie === 'string' && /^[A-Za-z0-9_-]{43}$/.test(cookie) && this.matches(Buffer.from(cookie, 'base64url'));
   }
 

@@ -26,7 +26,7 @@ import { newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { ResultLinks } from '../../src/service/result-links.js';
 import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
-import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, VISITOR_COOKIE, visitorOf } from './access.js';
+import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, TRUSTED_PROXIES, VISITOR_COOKIE, visitorOf } from './access.js';
 import type { WebConfig } from './config.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
 import { LinkSigner } from './links.js';
@@ -138,7 +138,7 @@ export class WebDoor implements Adapter {
     checkExposure(config.host, config.accessKeys, config.open);
     this.queue = queue;
     this.links = await LinkSigner.open(this.options.stateDir);
-    this.access = new Access(this.links.derive('access'), config.accessKeys, !isLoopback(config.host) && !config.open);
+    this.access = new Access(this.links.derive('access'), config.accessKeys, { loopback: isLoopback(config.host), open: config.open });
     this.keep = new Keep(path.join(this.options.stateDir, 'keep'), config.keepBytes);
     await this.keep.open();
     await this.prune();
@@ -147,7 +147,7 @@ export class WebDoor implements Adapter {
     for (const name of [...Object.keys(STATIC), ...PAGES]) this.files.set(name, fs.readFileSync(path.join(dir, name)));
     this.listen(queue);
 
-    const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024 });
+    const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024, trustProxy: TRUSTED_PROXIES });
     this.app = app;
     await app.register(multipart, {
       // Past fileSize busboy drops a file's bytes and marks it truncated: nothing over the limit is held.
@@ -180,7 +180,7 @@ export class WebDoor implements Adapter {
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
     this.pruner = setInterval(() => void this.prune(), PRUNE_MS).unref();
-    this.log.info({ url: this.url, keyNeeded: this.access.keyNeeded }, `web page: open ${this.url} in a browser`);
+    this.log.info({ url: this.url, keyNeeded: this.access.keyNeeded({}) }, `web page: open ${this.url} in a browser`);
   }
 
   async stop(): Promise<void> {
@@ -319,8 +319,8 @@ export class WebDoor implements Adapter {
     app.get('/api/session', (request, reply) => {
       this.visitor(request, reply);
       return {
-        keyNeeded: this.access.keyNeeded,
-        allowed: this.access.allowed(cookies(request.headers.cookie)),
+        keyNeeded: this.access.keyNeeded(request.headers),
+        allowed: this.access.allowed(request.headers),
         models: this.models,
         defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
         maxFileBytes: this.options.maxFileBytes,
@@ -446,9 +446,20 @@ export class WebDoor implements Adapter {
     for (const event of pending) onEvent(event);
   }
 
+  /**
+   * Why this request may not upload, or undefined when it may: `needsKey` when a key would let it in, and a line
+   * for the operator when none is configured (a page behind a reverse proxy on a loopback address).
+   */
+  private refusal(request: FastifyRequest, needsKey: string): string | undefined {
+    if (this.access.allowed(request.headers)) return undefined;
+    if (this.access.hasKeys) return needsKey;
+    return 'uploads through a proxy need an access key, and this service has none: its operator sets web.accessKeys (ENHANCER_WEB_KEY), or web.open to let anyone upload';
+  }
+
   /** An upload: every file becomes a job (or gets its one-line reason); answers with each one's link. */
   private async upload(request: FastifyRequest, reply: FastifyReply) {
-    if (!this.access.allowed(cookies(request.headers.cookie))) return reply.code(403).send({ error: 'uploads here need an access key: enter it on the page first' });
+    const refused = this.refusal(request, 'uploads here need an access key: enter it on the page first');
+    if (refused) return reply.code(403).send({ error: refused });
     if (!request.isMultipart()) return reply.code(415).send({ error: 'send the files as multipart/form-data' });
     const owner = `web:${this.visitor(request, reply)}`;
     const fields: Record<string, string> = {};
@@ -478,7 +489,8 @@ export class WebDoor implements Adapter {
   private async again(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>, reply: FastifyReply) {
     const kept = await this.checked(request, reply);
     if (!kept) return;
-    if (!this.access.allowed(cookies(request.headers.cookie))) return reply.code(403).send({ error: 'enhancing again here needs an access key: enter it on the upload page first' });
+    const refused = this.refusal(request, 'enhancing again here needs an access key: enter it on the upload page first');
+    if (refused) return reply.code(403).send({ error: refused });
     const input = await fs.promises.readFile(this.keep.file(kept.id, 'input')).catch(() => undefined);
     if (!input) return reply.code(410).send({ error: 'the upload of this job is no longer kept: upload the image again' });
     const body = request.body && typeof request.body === 'object' ? request.body : {};
