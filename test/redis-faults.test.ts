@@ -11,6 +11,7 @@ import type { Outcome } from '../src/queue/queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
 import { RedisJobSource } from '../src/queue/redis/redis-source.js';
+import { OUT_OF_MEMORY, redisRefusal } from '../src/queue/redis/refusal.js';
 import { Worker } from '../src/queue/worker.js';
 import type { Job } from '../src/types.js';
 import { Changes } from './changes.js';
@@ -124,7 +125,9 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     reasons.push(await queue.submit(await request('tiny.png', 9)).then(() => 'queued', (e: Error) => e.message));
     await admin.config('SET', 'maxmemory', '0');
     expect(reasons.length).toBeGreaterThan(limit + 1);
-    expect(new Set(reasons)).toEqual(new Set(['the queue is full (Redis is out of memory): send it again later']));
+    // Should another of Redis' errors come up, the message names what Redis said.
+    const said = [...new Set(lines.filter((l) => l.msg.startsWith('submit refused')).map((l) => String(l.reason)))];
+    expect(new Set(reasons), `Redis said: ${said.join(' | ')}`).toEqual(new Set(['the queue is full (Redis is out of memory): send it again later']));
 
     // Nothing of the refused submits is counted, or left behind; the person submits up to the limit again.
     expect(await admin.scard('enhancer:owner:telegram:7')).toBe(0);
@@ -216,5 +219,20 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     expect(s.delivered.map((j) => j.request.name)).toEqual(['restart.png']);
     await expect(queue.readOutput(job.id, 'png')).rejects.toThrow('has no stored png');
     expect(await queue.getJob(job.id)).toMatchObject({ state: 'completed', position: 0 });
+  });
+});
+
+describe('which Redis errors are refusals (try again later) and which are not', () => {
+  it('reads the refusal from a command, a script, a transaction whose commands were refused, and one whose EXEC was', () => {
+    const oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    expect(redisRefusal(new Error(oom))).toBe(OUT_OF_MEMORY);
+    expect(redisRefusal(new Error(`${oom} script: 9e9730859c2e0cc3187f91ed07a918c29d77c768, on @user_script:5.`))).toBe(OUT_OF_MEMORY);
+    expect(redisRefusal(Object.assign(new Error('EXECABORT Transaction discarded because of previous errors.'), { previousErrors: [new Error(oom)] }))).toBe(OUT_OF_MEMORY);
+    // Memory ran out between queueing the commands and EXEC (the queued input counts): Redis refuses EXEC itself,
+    // and no command has an error of its own. Before, that submit was told "the queue is unavailable right now".
+    expect(redisRefusal(new Error(`EXECABORT Transaction discarded because of: -${oom}`))).toBe(OUT_OF_MEMORY);
+    expect(redisRefusal(new Error('MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.'))).toBe('Redis cannot save to its disk');
+    expect(redisRefusal(new Error('EXECABORT Transaction discarded because of previous errors.'))).toBeUndefined();
+    expect(redisRefusal(new Error("ERR unknown command 'FOO'"))).toBeUndefined();
   });
 });

@@ -21,10 +21,12 @@ const REFUSALS: Record<string, string> = {
 
 /**
  * Why Redis refused, as a few words, when `error` is such a refusal; else undefined. A transaction refused as a
- * whole (`EXECABORT`) is judged by the errors of its commands.
+ * whole (`EXECABORT`) is judged by the errors of its commands, or, when every command was queued and EXEC itself
+ * was refused (memory ran out between the two: the queued input's bytes count), by the reason EXEC names.
  *
  * @example
  * redisRefusal(new Error("OOM command not allowed when used memory > 'maxmemory'.")); // 'Redis is out of memory'
+ * redisRefusal(new Error('EXECABORT Transaction discarded because of: -OOM command not allowed …')); // the same
  * redisRefusal(new Error('ENOENT')); // undefined
  */
 export function redisRefusal(error: unknown): string | undefined {
@@ -36,7 +38,8 @@ export function redisRefusal(error: unknown): string | undefined {
       const why = redisRefusal(inner);
       if (why) return why;
     }
-    return undefined;
+    const named = /because of: -?([A-Z]+)\b/.exec(message);
+    return named ? REFUSALS[named[1]] : undefined;
   }
   return REFUSALS[code];
 }
