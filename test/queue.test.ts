@@ -42,6 +42,24 @@ interface Setup {
   now?: () => number;
 }
 
+/**
+ * Holds the finishing of the jobs `which` picks at their first stored picture (the thumbnail, after the model
+ * run) until `release()`: a job then stays in the finishing line for as long as a test needs.
+ */
+function holdPreviews(which: (job: Job) => boolean): { wrap: (processor: Processor) => Processor; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const wrap = (processor: Processor): Processor => (job, input, ctx) =>
+    processor(job, input, {
+      ...ctx,
+      writeOutput: async (kind, bytes) => {
+        if (kind === 'preview' && which(job)) await held;
+        return ctx.writeOutput(kind, bytes);
+      },
+    });
+  return { wrap, release };
+}
+
 /** A queue and worker on the scripted engine; `log` collects "event name" lines of every job. */
 function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit = Infinity, retry, now }: Setup = {}) {
   const delivered: Array<{ job: Job; outcome: Outcome }> = [];
@@ -165,16 +183,7 @@ describe('LocalQueue and Worker', () => {
 
   it('never runs two inferences at once, but finishes one job while the next is on the accelerator', async () => {
     // a's finishing is held at its first stored picture until b is on the accelerator.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const wrap = (processor: Processor): Processor => (job, input, ctx) =>
-      processor(job, input, {
-        ...ctx,
-        writeOutput: async (kind, bytes) => {
-          if (job.request.name === 'a.png' && kind === 'preview') await held;
-          return ctx.writeOutput(kind, bytes);
-        },
-      });
+    const { wrap, release } = holdPreviews((job) => job.request.name === 'a.png');
     const { queue, worker, engine, log } = setup({ wrap });
     for (const [i, name] of ['a.png', 'b.png', 'c.png'].entries()) await queue.submit(await request(name, i, { report: true }));
     worker.run();
@@ -260,16 +269,7 @@ describe('LocalQueue and Worker', () => {
 
   it('on close starts no job handed over while three finish at once: those three are delivered, the fourth kept and run by the next start', async () => {
     // a, b and c are held at their first stored picture after their model run, so all three finish together.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const wrap = (processor: Processor): Processor => (job, input, ctx) =>
-      processor(job, input, {
-        ...ctx,
-        writeOutput: async (kind, bytes) => {
-          if (kind === 'preview' && job.request.name !== 'd.png') await held;
-          return ctx.writeOutput(kind, bytes);
-        },
-      });
+    const { wrap, release } = holdPreviews((job) => job.request.name !== 'd.png');
     const first = setup({ wrap });
     const jobs = [];
     for (const [i, name] of ['a.png', 'b.png', 'c.png', 'd.png'].entries()) jobs.push(await first.queue.submit(await request(name, i)));
