@@ -14,19 +14,22 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EnhanceError } from './errors.js';
+import { DEFAULT_LOCALE, say, type Text } from './i18n/i18n.js';
 import { writeSynced } from './files.js';
 import { silentLogger, type Logger } from './log.js';
 
 /** What a person is told when an image cannot be stored now. */
-export const DISK_FULL_MESSAGE = 'the server is out of disk space, try later';
+export const DISK_FULL_TEXT: Text = { key: 'reason.diskFull' };
+export const DISK_FULL_MESSAGE = say(DEFAULT_LOCALE, DISK_FULL_TEXT);
 
 /** What a person whose job already waits is told (once). */
-export const DISK_WAIT_MESSAGE = 'the server is out of disk space: your image waits and goes on by itself once there is room';
+export const DISK_WAIT_TEXT: Text = { key: 'reason.diskWait' };
+export const DISK_WAIT_MESSAGE = say(DEFAULT_LOCALE, DISK_WAIT_TEXT);
 
 /** Thrown by a queue's `submit` while the disk is full: nothing was stored, so the image must come again later. */
 export class DiskFullError extends EnhanceError {
   constructor() {
-    super(DISK_FULL_MESSAGE, 'limit');
+    super(DISK_FULL_TEXT, 'limit');
     this.name = 'DiskFullError';
   }
 }

@@ -1,24 +1,55 @@
+import { DEFAULT_LOCALE, say, type Text } from './i18n/i18n.js';
+
+/** What an `EnhanceError` is about; see its constructor. */
+export type EnhanceErrorKind = 'input' | 'options' | 'model' | 'device' | 'limit' | 'cancelled';
+
 /**
  * An error whose message is a one-line reason meant for the person who sent the image. Anything else that
  * escapes the core is a bug and is reported as such.
+ *
+ * A reason a person reads is made from a catalogue `Text`, so each door can say it in its person's language;
+ * `message` is the English line, for logs. A plain string is for reasons only an operator reads (a bad config
+ * value, a CLI argument), which stay English.
+ *
+ * @example
+ * throw new EnhanceError({ key: 'reason.empty' }, 'input'); // message: 'the file is empty (0 bytes)'
  */
 export class EnhanceError extends Error {
+  /** The reason as a catalogue message, when it was made from one. */
+  readonly text?: Text;
+
   constructor(
-    message: string,
+    reason: string | Text,
     /**
      * `input`: the image; `options`: a bad option; `model`: models missing or damaged; `device`: accelerator;
      * `limit`: a per-person or service limit (queue full, shutting down); `cancelled`: stopped by its owner.
      */
-    readonly kind: 'input' | 'options' | 'model' | 'device' | 'limit' | 'cancelled',
+    readonly kind: EnhanceErrorKind,
   ) {
-    super(message);
+    super(typeof reason === 'string' ? reason : say(DEFAULT_LOCALE, reason));
+    if (typeof reason !== 'string') this.text = reason;
     this.name = 'EnhanceError';
   }
 }
 
-/** The one-line reason to show a person for any thrown value. */
+/** The one-line reason to show a person for any thrown value, in English (for logs and the English doors). */
 export function reasonOf(error: unknown): string {
   if (error instanceof EnhanceError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   return `internal error: ${message.split('\n')[0]}`;
+}
+
+/**
+ * The reason for any thrown value as a catalogue message, to be said in its person's language: an
+ * `EnhanceError`'s own text, else its English line as it is, else `internal error: …`.
+ */
+export function reasonTextOf(error: unknown): Text {
+  if (error instanceof EnhanceError) return error.text ?? plainText(error.message);
+  const message = error instanceof Error ? error.message : String(error);
+  return { key: 'reason.internal', values: { message: message.split('\n')[0] } };
+}
+
+/** A line that has no catalogue entry (an operator's English), carried as a `Text` all the same. */
+export function plainText(line: string): Text {
+  return { key: 'reason.plain', values: { text: line } };
 }

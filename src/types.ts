@@ -2,6 +2,7 @@
  * The one request type and the one result type that flow through the whole house: the CLI, the queue and
  * every adapter speak these.
  */
+import type { Locale, Text } from './i18n/i18n.js';
 
 /** How the model's output is finished: `gentle` touch-up (see src/imaging/tune.ts) or the `raw` model output. */
 export type Tune = 'gentle' | 'raw';
@@ -46,6 +47,11 @@ export interface EnhanceRequest {
   replyTo?: ReplyTo;
   /** Also make the PDF summary. */
   report?: boolean;
+  /**
+   * The language its person reads, a catalogue tag from `resolveLocale` (`en`, `zh-Hans`); stored with the job,
+   * so an answer after a restart is in the same language. Default `en`.
+   */
+  locale?: Locale;
   /**
    * Before the whole image, run its most detailed region through the same pipeline and announce it (the queue's
    * `preview` event), so a person sees the quality within seconds. The chat doors ask for it; default off.
@@ -151,9 +157,9 @@ export interface EnhanceProgress {
   etaMs: number;
   /**
    * Set (with no tiles yet) while the job waits for its model's first preparation: the line to show its person,
-   * `preparing the anime model, about a minute, once`.
+   * `preparing the anime model, about a minute, once` in English.
    */
-  preparing?: string;
+  preparing?: Text;
 }
 
 /** A job's life: waiting in line, active (on the accelerator or being finished), then one of the three ends. */
@@ -171,6 +177,8 @@ export interface Job {
   width: number;
   height: number;
   bytes: number;
-  /** Set when the job failed or was cancelled: the one-line reason. */
+  /** Set when the job failed or was cancelled: the one-line reason, in English (for logs). */
   reason?: string;
+  /** The same reason as a catalogue message, to say in the person's language (`say(locale, job.reasonText)`). */
+  reasonText?: Text;
 }

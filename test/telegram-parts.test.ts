@@ -179,7 +179,7 @@ describe('downloading a file', () => {
       const bytes = Buffer.from('a'.repeat(900));
       expect((await downloadFile(fake.addFile(bytes, 'png'), options)).equals(bytes)).toBe(true);
       expect(fake.paths).toContain('/file/bot1:t/files/file1.png');
-      await expect(downloadFile(fake.addFile(Buffer.alloc(1001), 'png'), options)).rejects.toThrow(/^the file is 0\.0 MB, over the limit/);
+      await expect(downloadFile(fake.addFile(Buffer.alloc(1001), 'png'), options)).rejects.toThrow(/^the file is 1 KB, over the limit of 1 KB/);
 
       const local = path.join(folder, 'photo.jpg');
       fs.writeFileSync(local, bytes);

@@ -7,6 +7,7 @@
  * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
  * answer still reach the person, through the interaction while its token lives and by channel message after.
  */
+import { DEFAULT_LOCALE, say } from '../../src/i18n/i18n.js';
 import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
 import { fitToLimit } from '../../src/imaging/fit.js';
@@ -199,7 +200,7 @@ export class DiscordAdapter implements Adapter {
     });
     events.on('progress', (job, p) => {
       // The model's first preparation: said at once, since it is the only news for a minute or more.
-      if (p.preparing) return this.edits.show(job.id, { content: `${name(job)}: ${p.preparing}…`, components: [cancelButton(job.id)] }, true);
+      if (p.preparing) return this.edits.show(job.id, { content: `${name(job)}: ${say(DEFAULT_LOCALE, p.preparing)}…`, components: [cancelButton(job.id)] }, true);
       this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
       this.edits.show(job.id, { content: `${name(job)}: ${progressBar(p.tilesDone, p.tilesTotal)}, done ${relativeTime(p.etaMs)}`, components: [cancelButton(job.id)] });
     });
@@ -415,7 +416,7 @@ export class DiscordAdapter implements Adapter {
     let refused = '';
     for (let attempt = 0; ; attempt++) {
       const fitted = await fitToLimit(png, limit);
-      const notes = [fitted?.note, refused].filter(Boolean).join('\n');
+      const notes = [fitted?.note && say(DEFAULT_LOCALE, fitted.note), refused].filter(Boolean).join('\n');
       const content = fitted
         ? `${name}: done, ${made}${notes ? `\n${notes}` : ''}`
         : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(limit)} upload limit here, so no file is attached${refused ? `\n${refused}` : ''}`;

@@ -5,6 +5,7 @@
  * With links to the web page (`web.publicUrl`), the outputs are kept for the job's page first and the last word
  * carries a button to it; a PNG over the upload limit is then not sent at all but reached through that button.
  */
+import { DEFAULT_LOCALE, say, sentence } from '../../src/i18n/i18n.js';
 import path from 'node:path';
 import sharp from 'sharp';
 import { GrammyError, InlineKeyboard, InputFile, type Api } from 'grammy';
@@ -71,7 +72,7 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
     const png = await queue.readOutput(job.id, 'png');
     const fitted = await fitToLimit(png, uploadLimit);
     if (!fitted) return ` The result (${megabytes(png.length)}) does not fit the ${megabytes(uploadLimit)} upload limit, even at a quarter of its size.`;
-    const remark = fitted.note ? ` ${fitted.note[0].toUpperCase()}${fitted.note.slice(1)}.` : '';
+    const remark = fitted.note ? ` ${sentence(say(DEFAULT_LOCALE, fitted.note))}.` : '';
     const { scale, model } = result.options;
     await api.sendDocument(r.chat, new InputFile(fitted.bytes, `${stem}-${scale}x.${fitted.format}`), {
       caption: `${prefix}${fitted.width}x${fitted.height} ${fitted.format.toUpperCase()}, ${scale}x of ${result.input.width}x${result.input.height} (${model}).${remark}`,

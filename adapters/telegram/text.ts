@@ -2,6 +2,7 @@
  * What the bot says, in one place: the status line of a job as it moves (queued, working, done), the help, and
  * small formatting helpers. Plain text only (no Markdown), so a file name can never break a message.
  */
+import { DEFAULT_LOCALE, say, sentence } from '../../src/i18n/i18n.js';
 import type { EnhanceProgress, EnhanceResult } from '../../src/types.js';
 
 /** `12 s`, `3 min`, `1 h 5 min`. */
@@ -45,7 +46,7 @@ export function queuedText(position: number, etaMs: number, prefix = ''): string
  */
 export function progressText(progress: EnhanceProgress, prefix = ''): string {
   const { tilesDone, tilesTotal, etaMs, preparing } = progress;
-  if (preparing) return `${prefix}${preparing[0].toUpperCase()}${preparing.slice(1)}.`;
+  if (preparing) return `${prefix}${sentence(say(DEFAULT_LOCALE, preparing))}.`;
   return `${prefix}Enhancing ${bar(tilesDone, tilesTotal)} ${tilesDone}/${tilesTotal} tiles, about ${duration(etaMs)} left.`;
 }
 

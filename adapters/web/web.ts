@@ -9,6 +9,7 @@
  * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
  * serves six fixed files from a table, and no part of a request ever becomes a path.
  */
+import { DEFAULT_LOCALE, say } from '../../src/i18n/i18n.js';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -87,7 +88,7 @@ const PRUNE_MS = 10 * 60_000;
 type PageEvent =
   | { type: 'queued'; data: { position: number; etaMs: number } }
   | { type: 'started'; data: object }
-  | { type: 'progress'; data: EnhanceProgress }
+  | { type: 'progress'; data: Omit<EnhanceProgress, 'preparing'> & { preparing?: string } }
   | { type: 'preview'; data: { region: object } }
   | { type: 'finishing'; data: object }
   | { type: 'done'; data: Snapshot };
@@ -268,7 +269,7 @@ export class WebDoor implements Adapter {
     events.on('started', (job) => this.emit(job.id, { type: 'started', data: {} }));
     events.on('progress', (job, progress) => {
       this.progress.set(job.id, progress);
-      this.emit(job.id, { type: 'progress', data: progress });
+      this.emit(job.id, { type: 'progress', data: { ...progress, preparing: progress.preparing && say(DEFAULT_LOCALE, progress.preparing) } });
     });
     events.on('preview', (job, preview) => {
       void (async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
@@ -154,7 +155,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
   // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
   const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
   const { precision } = await planRun(modelsDir(), options);
-  await new ModelPreparer({ dir: modelsDir() }).ensure({ model: options.model, precision }, (line) => process.stderr.write(`${line}…\n`));
+  await new ModelPreparer({ dir: modelsDir() }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
   const bar = progressBar(process.stderr);
   let result: EnhancedImage;

@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EnhanceError } from '../errors.js';
+import type { Text } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { projectRoot } from '../paths.js';
 import type { EnhancedImage, EnhanceProgress, EnhanceRequest } from '../types.js';
@@ -18,14 +19,14 @@ import type { Engine, EnhanceContext } from './enhance.js';
 /** Messages to the worker. */
 export type ToWorker =
   | { type: 'run'; request: EnhanceRequest; context: Pick<EnhanceContext, 'modelsDir' | 'maxPixels' | 'overlap' | 'region'> }
-  | { type: 'abort'; reason: string; kind: EnhanceError['kind'] };
+  | { type: 'abort'; reason: string | Text; kind: EnhanceError['kind'] };
 
 /** Messages from the worker. */
 export type FromWorker =
   | { type: 'progress'; progress: EnhanceProgress }
   | { type: 'log'; line: string }
   | { type: 'done'; result: EnhancedImage }
-  | { type: 'failed'; message: string; kind?: EnhanceError['kind'] };
+  | { type: 'failed'; message: string | Text; kind?: EnhanceError['kind'] };
 
 /** The compiled worker: vitest runs the sources, but a worker thread needs plain JavaScript. */
 const WORKER_FILE = path.join(projectRoot, 'dist', 'src', 'engine', 'engine-worker.js');
@@ -50,7 +51,8 @@ export class EngineThread implements Engine {
           const reason = context.signal?.reason;
           worker.postMessage({
             type: 'abort',
-            reason: reason instanceof Error ? reason.message : String(reason),
+            // A reason's catalogue message crosses as it is, so the person reads it in their own language.
+            reason: reason instanceof EnhanceError ? (reason.text ?? reason.message) : reason instanceof Error ? reason.message : String(reason),
             kind: reason instanceof EnhanceError ? reason.kind : 'cancelled',
           } satisfies ToWorker);
         };
@@ -58,7 +60,7 @@ export class EngineThread implements Engine {
           if (message.type === 'progress') context.onProgress?.(message.progress);
           else if (message.type === 'log') relay(context.logger, message.line);
           else if (message.type === 'done') settle(() => resolve({ ...message.result, png: asBuffer(message.result.png) }));
-          else settle(() => reject(message.kind ? new EnhanceError(message.message, message.kind) : new Error(message.message)));
+          else settle(() => reject(message.kind ? new EnhanceError(message.message, message.kind) : new Error(String(message.message))));
         };
         const onError = (error: Error) => settle(() => reject(new Error(`engine thread failed: ${error.message}`)));
         const onExit = (code: number) => settle(() => reject(new Error(`engine thread exited with code ${code}`)));

@@ -35,7 +35,7 @@ port.on('message', (message: ToWorker) => {
     (error: unknown) =>
       post({
         type: 'failed',
-        message: error instanceof Error ? error.message : String(error),
+        message: error instanceof EnhanceError ? (error.text ?? error.message) : error instanceof Error ? error.message : String(error),
         kind: error instanceof EnhanceError ? error.kind : undefined,
       }),
   );

@@ -6,7 +6,7 @@
  * scales, and says in one line exactly what was sent and why.
  */
 import sharp from 'sharp';
-import { megabytes } from './input.js';
+import type { Text } from '../i18n/i18n.js';
 
 /**
  * PNG bytes per output pixel and channel, on the high side: RealESRGAN's 4x output of photos is smooth and
@@ -48,7 +48,7 @@ export interface FittedFile {
   width: number;
   height: number;
   /** One line for the person when it is not the PNG as made; undefined when it is. */
-  note?: string;
+  note?: Text;
 }
 
 /**
@@ -65,22 +65,23 @@ export async function fitToLimit(png: Buffer, limitBytes: number): Promise<Fitte
   const width = meta.width!;
   const height = meta.height!;
   if (png.length <= limitBytes) return { bytes: png, format: 'png', width, height };
-  const over = `the PNG is ${megabytes(png.length)}, over the ${megabytes(limitBytes)} upload limit`;
+  const over: Text = { key: 'fit.over', values: { bytes: png.length, limit: limitBytes } };
   const eightBit = meta.depth !== 'ushort';
   const webp = async (input: Buffer) => sharp(input, { limitInputPixels: false }).webp({ lossless: true, effort: 4 }).toBuffer();
   if (eightBit && Math.max(width, height) <= WEBP_MAX_SIDE) {
     const bytes = await webp(png);
-    if (bytes.length <= limitBytes) return { bytes, format: 'webp', width, height, note: `sent as lossless WebP (${megabytes(bytes.length)}, the same pixels): ${over}` };
+    if (bytes.length <= limitBytes) return { bytes, format: 'webp', width, height, note: { key: 'fit.webp', values: { bytes: bytes.length, why: over } } };
   }
   for (const factor of [0.75, 0.5, 0.25]) {
     const w = Math.max(1, Math.round(width * factor));
     const h = Math.max(1, Math.round(height * factor));
     const smaller = await sharp(png, { limitInputPixels: false }).resize(w, h, { kernel: 'lanczos3', fit: 'fill' }).png({ compressionLevel: 6 }).toBuffer();
-    const why = `${over}, and lossless WebP does not fit either`;
-    if (smaller.length <= limitBytes) return { bytes: smaller, format: 'png', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), PNG, ${megabytes(smaller.length)}: ${why}` };
+    const why: Text = { key: 'fit.overWebp', values: { over } };
+    const smallerValues = { width: w, height: h, percent: factor * 100, fullWidth: width, fullHeight: height, why };
+    if (smaller.length <= limitBytes) return { bytes: smaller, format: 'png', width: w, height: h, note: { key: 'fit.smallerPng', values: { ...smallerValues, bytes: smaller.length } } };
     if (eightBit && Math.max(w, h) <= WEBP_MAX_SIDE) {
       const bytes = await webp(smaller);
-      if (bytes.length <= limitBytes) return { bytes, format: 'webp', width: w, height: h, note: `sent at ${w}x${h} (${factor * 100}% of ${width}x${height}), lossless WebP, ${megabytes(bytes.length)}: ${why}` };
+      if (bytes.length <= limitBytes) return { bytes, format: 'webp', width: w, height: h, note: { key: 'fit.smallerWebp', values: { ...smallerValues, bytes: bytes.length } } };
     }
   }
   return null;

@@ -5,6 +5,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import sharp, { type Metadata } from 'sharp';
 import { EnhanceError } from '../errors.js';
+import { DEFAULT_LOCALE, formatSize, type Text } from '../i18n/i18n.js';
 
 /** Formats accepted as input. SVG and PDF are left out on purpose: they can reference other files. */
 export const INPUT_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
@@ -25,24 +26,23 @@ export interface DecodedImage {
 }
 
 /** Reads sharp's error text into a reason a person understands. */
-export function decodeReason(message: string): string {
-  if (/unsupported image format/i.test(message)) return 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)';
+export function decodeReason(message: string): Text {
+  if (/unsupported image format/i.test(message)) return { key: 'reason.notImage' };
   // With failOn 'warning', sharp sometimes reports only that a warning stopped it, without libvips' own text
   // (seen on the same truncated JPEG, about one run in ten): decoding warnings mean damaged data.
-  if (/warning treated as error/i.test(message)) return 'the image data is damaged or truncated (the decoder stopped at a warning)';
+  if (/warning treated as error/i.test(message)) return { key: 'reason.damagedAtWarning' };
   if (/premature end|truncated|unexpected end|corrupt|invalid|bad |read error|damaged/i.test(message)) {
-    return `the image data is damaged or truncated (${message.split('\n')[0].replace(/^[^:]*:\s*/, '').trim()})`;
+    return { key: 'reason.damaged', values: { detail: message.split('\n')[0].replace(/^[^:]*:\s*/, '').trim() } };
   }
-  return `the image could not be decoded (${message.split('\n')[0]})`;
+  return { key: 'reason.undecodable', values: { detail: message.split('\n')[0] } };
 }
 
-const megapixels = (pixels: number) => `${(pixels / 1e6).toFixed(1)} MP`;
-/** Megabytes (10^6 bytes) with one decimal, as every message about a file's size writes them: `2.4 MB`. */
-export const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+/** A size in English, as the logs write it: `840 KB`, `2.4 MB` (a door says it in its person's language with `formatSize`). */
+export const megabytes = (bytes: number) => formatSize(DEFAULT_LOCALE, bytes);
 
 /** Refuses a file over `maxBytes`; callers check this before reading a large file into memory. */
 export function checkFileSize(bytes: number, maxBytes: number): void {
-  if (bytes > maxBytes) throw new EnhanceError(`the file is ${megabytes(bytes)}, over the limit of ${megabytes(maxBytes)}`, 'input');
+  if (bytes > maxBytes) throw new EnhanceError({ key: 'reason.fileTooLarge', values: { bytes, limit: maxBytes } }, 'input');
 }
 
 /**
@@ -75,7 +75,7 @@ export interface ImageHeader {
 
 /** Checks the header of `bytes` without decoding the pixels; refuses anything over `maxPixels`. */
 export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageHeader> {
-  if (bytes.length === 0) throw new EnhanceError('the file is empty (0 bytes)', 'input');
+  if (bytes.length === 0) throw new EnhanceError({ key: 'reason.empty' }, 'input');
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -84,20 +84,17 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   }
   const format = meta.format ?? 'unknown';
   if (!(INPUT_FORMATS as readonly string[]).includes(format)) {
-    throw new EnhanceError(`${format.toUpperCase()} input is not accepted: send PNG, JPEG, WebP, GIF, TIFF or AVIF`, 'input');
+    throw new EnhanceError({ key: 'reason.formatRefused', values: { format: format.toUpperCase() } }, 'input');
   }
   if ((meta.pages ?? 1) > 1) {
-    throw new EnhanceError(`animated or multi-page images are not supported (${meta.pages} frames): send a single still image`, 'input');
+    throw new EnhanceError({ key: 'reason.animated', values: { frames: meta.pages ?? 0 } }, 'input');
   }
   // Orientations 5-8 swap the sides once EXIF rotation is applied.
   const swap = (meta.orientation ?? 1) >= 5;
   const width = (swap ? meta.height : meta.width) ?? 0;
   const height = (swap ? meta.width : meta.height) ?? 0;
   if (width * height > maxPixels) {
-    throw new EnhanceError(
-      `the image is ${width}x${height} (${megapixels(width * height)}), over the limit of ${megapixels(maxPixels)}`,
-      'input',
-    );
+    throw new EnhanceError({ key: 'reason.tooManyPixels', values: { width, height, pixels: width * height, limit: maxPixels } }, 'input');
   }
   const bits = meta.depth === 'ushort' ? 16 : 8;
   const channels = meta.channels ?? 3;
@@ -105,14 +102,13 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   if (raw > MAX_RAW_BYTES) {
     const most = Math.floor(MAX_RAW_BYTES / resultRawBytes(1, 1, channels, bits));
     throw new EnhanceError(
-      `the image is ${width}x${height} (${megapixels(width * height)}, ${channels} channels of ${bits} bits): its 4x result would need ${gigabytes(raw)}, over the ${gigabytes(MAX_RAW_BYTES)} one image can hold: send one of at most ${megapixels(most)}`,
+      { key: 'reason.tooManyBytes', values: { width, height, pixels: width * height, channels, bits, bytes: raw, limit: MAX_RAW_BYTES, most } },
       'input',
     );
   }
   return { width, height, format, meta };
 }
 
-const gigabytes = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
 
 /** Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. */
 export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<DecodedImage> {

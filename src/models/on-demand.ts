@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EnhanceError } from '../errors.js';
+import { DEFAULT_LOCALE, say, type Text } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
 import { projectRoot } from '../paths.js';
 import { readManifest, sha256File } from './manifest.js';
@@ -23,7 +24,12 @@ const label = (unit: ModelUnit) => (unit.precision === 'int8' ? `${unit.model} i
  * @example preparingLine({ model: 'anime', precision: 'fp32' }); // 'preparing the anime model, about a minute, once'
  */
 export function preparingLine(unit: ModelUnit): string {
-  return `preparing the ${label(unit)} model, ${preparationTime(unit)}, once`;
+  return say(DEFAULT_LOCALE, preparingText(unit));
+}
+
+/** `preparingLine` as a catalogue message, to say in the waiting person's language. */
+export function preparingText(unit: ModelUnit): Text {
+  return { key: 'prepare.line', values: { model: label(unit), time: preparationTime(unit) } };
 }
 
 /** Estimated milliseconds a preparation of `unit` takes (for the ETA shown while it runs). */
@@ -45,7 +51,7 @@ export interface ModelPreparerOptions {
  *
  * @example
  * const preparer = new ModelPreparer({ dir: modelsDir(), logger });
- * await preparer.ensure({ model: 'anime', precision: 'fp32' }, (line) => tell(line), signal);
+ * await preparer.ensure({ model: 'anime', precision: 'fp32' }, (text) => tell(text), signal);
  */
 export class ModelPreparer {
   private readonly log: Logger;
@@ -66,17 +72,17 @@ export class ModelPreparer {
    * reason. `signal` stops this job's wait (the preparation goes on for the others). Models this project does not
    * build (a user's own ONNX in the manifest) resolve at once: loading them says what is wrong.
    */
-  async ensure(unit: ModelUnit, tell: (line: string) => void = () => {}, signal?: AbortSignal): Promise<void> {
+  async ensure(unit: ModelUnit, tell: (text: Text) => void = () => {}, signal?: AbortSignal): Promise<void> {
     if (!ALL_UNITS.some((u) => unitName(u) === unitName(unit))) return;
     if (await this.ready(unit)) return;
-    if (this.closed) throw new EnhanceError('the service is stopping: the model is prepared at the next start', 'limit');
+    if (this.closed) throw new EnhanceError({ key: 'reason.modelStopping' }, 'limit');
     const name = unitName(unit);
     let run = this.running.get(name);
     if (!run) {
       run = this.prepare(unit).finally(() => this.running.delete(name));
       this.running.set(name, run);
     }
-    tell(preparingLine(unit));
+    tell(preparingText(unit));
     if (!signal) return run;
     signal.throwIfAborted();
     let onAbort!: () => void;
@@ -121,7 +127,7 @@ export class ModelPreparer {
       // The CLI's last line is `error: <reason>`; a child that was killed or crashed has none.
       const reason = lines.error ?? (lines.code === 0 ? 'the prepared file does not match the manifest' : `enhancer models ${name} exited with ${lines.code}`);
       this.log.warn({ model: name, reason }, 'model preparation failed; the next job that needs it tries again');
-      throw new EnhanceError(`could not prepare the ${label(unit)} model: ${reason}`, 'model');
+      throw new EnhanceError({ key: 'reason.modelFailed', values: { model: label(unit), reason } }, 'model');
     }
     this.log.info({ model: name, ms: Date.now() - started }, `prepared the ${label(unit)} model`);
   }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { EnhanceError } from '../errors.js';
+import type { Text } from '../i18n/i18n.js';
 import { projectRoot } from '../paths.js';
 import { photoPatches, quantizeNet, type Int8Recipe } from './calibrate.js';
 import { readManifest, sha256, sha256File, writeManifest, type Manifest, type ModelEntry, type SourceFile } from './manifest.js';
@@ -142,12 +143,12 @@ export function parseUnit(name: string): ModelUnit {
 /**
  * How long preparing `unit` takes, as a person waiting reads it: `a few seconds`, `about a minute`, `about 3 minutes`.
  */
-export function preparationTime(unit: ModelUnit): string {
+export function preparationTime(unit: ModelUnit): Text {
   const model = BUILT_IN.find((m) => m.name === unit.model);
   const seconds = (unit.precision === 'int8' ? model?.seconds.int8 : model?.seconds.fp32) ?? 60;
-  if (seconds < 20) return 'a few seconds';
-  if (seconds < 100) return 'about a minute';
-  return `about ${Math.round(seconds / 60)} minutes`;
+  if (seconds < 20) return { key: 'prepare.fewSeconds' };
+  if (seconds < 100) return { key: 'prepare.aboutMinute' };
+  return { key: 'prepare.aboutMinutes', values: { count: Math.round(seconds / 60) } };
 }
 
 export interface PrepareOptions {

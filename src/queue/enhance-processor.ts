@@ -6,6 +6,7 @@
  */
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
 import { isDiskFull } from '../disk-space.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
 import { makePreview } from '../imaging/preview.js';
 import { planRun } from '../engine/session.js';
@@ -81,9 +82,9 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       const unit = { model: options.model, precision };
       await deps.preparer?.ensure(
         unit,
-        (line) => {
-          ctx.logger.info({ job: job.id, model: options.model }, line);
-          ctx.progress({ tilesDone: 0, tilesTotal: 0, etaMs: preparationMs(unit), preparing: line });
+        (text) => {
+          ctx.logger.info({ job: job.id, model: options.model }, say(DEFAULT_LOCALE, text));
+          ctx.progress({ tilesDone: 0, tilesTotal: 0, etaMs: preparationMs(unit), preparing: text });
         },
         ctx.signal,
       );

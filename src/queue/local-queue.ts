@@ -9,7 +9,7 @@
  * any point therefore means the job runs again, or is delivered again, at the next start.
  */
 import BetterQueue from 'better-queue';
-import { DISK_WAIT_MESSAGE, DiskFullError, DiskSpace } from '../disk-space.js';
+import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { modelsDir as defaultModelsDir } from '../paths.js';
@@ -153,7 +153,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
 
   async submit(request: EnhanceRequest, id?: string): Promise<Job> {
     if (id !== undefined && this.entries.has(id)) return this.entries.get(id)!.job;
-    if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    if (this.closing) throw new EnhanceError({ key: 'reason.shuttingDown' }, 'limit');
     // Intake is paused while the disk is full: nothing could be stored, and the person is told so at once.
     if (this.disk.full) throw new DiskFullError();
     const owner = request.owner ?? 'local';
@@ -161,10 +161,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     const limit = this.options.limitFor?.(request) ?? Infinity;
     const mine = this.pending(owner).length + (this.submitting.get(owner) ?? 0);
     if (mine >= limit) {
-      throw new EnhanceError(
-        `you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
-        'limit',
-      );
+      throw new EnhanceError({ key: 'reason.ownerLimit', values: { count: mine, limit } }, 'limit');
     }
     this.submitting.set(owner, (this.submitting.get(owner) ?? 0) + 1);
     try {
@@ -198,16 +195,16 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   async cancel(id: string, owner: string): Promise<Job> {
     const entry = this.entries.get(id);
     const job = entry?.job;
-    if (!entry || !job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');
-    if (job.request.owner !== owner) throw new EnhanceError('only the person who sent an image can cancel it', 'options');
-    const reason = 'cancelled by its owner';
+    if (!entry || !job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError({ key: 'reason.noSuchJob', values: { id } }, 'options');
+    if (job.request.owner !== owner) throw new EnhanceError({ key: 'reason.notYours' }, 'options');
+    const cancelled = new EnhanceError({ key: 'reason.cancelled' }, 'cancelled');
     if (job.state === 'active') {
-      entry.controller?.abort(new EnhanceError(reason, 'cancelled'));
+      entry.controller?.abort(cancelled);
       await entry.ended;
       return job;
     }
     this.line.cancel(id);
-    await this.end(job, { state: 'cancelled', reason });
+    await this.end(job, { state: 'cancelled', reason: cancelled.message, text: cancelled.text });
     return job;
   }
 
@@ -314,7 +311,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     if (!entry || entry.held) return;
     entry.held = true;
     this.log.info({ job: job.id, name: job.request.name }, 'job waits for disk space');
-    this.emitter.emit(job, 'held', job, { reason: DISK_WAIT_MESSAGE });
+    this.emitter.emit(job, 'held', job, { reason: DISK_WAIT_MESSAGE, text: DISK_WAIT_TEXT });
   }
 
   /**
@@ -324,7 +321,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   private async end(job: Job, outcome: Outcome, signal?: AbortSignal): Promise<void> {
     await this.disk.keep(() => this.spool.saveOutcome(job.id, outcome), { signal, onHeld: () => this.held(job) });
     job.state = outcome.state;
-    if (outcome.state !== 'completed') job.reason = outcome.reason;
+    if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     const entry = this.entries.get(job.id);
     if (entry) entry.etaMs = undefined;
     const fields = { job: job.id, state: job.state, name: job.request.name };

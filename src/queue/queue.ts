@@ -4,13 +4,14 @@
  * interface, so adapters do not change. Every read is async, since a queue on Redis cannot answer otherwise.
  */
 import type { DiskSpace } from '../disk-space.js';
+import type { Text } from '../i18n/i18n.js';
 import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';
 
 /** How a job ended, as handed to the adapter that delivers it. Results travel by reference, never as bytes. */
 export type Outcome =
   | { state: 'completed'; result: EnhanceResult }
-  | { state: 'failed'; reason: string }
-  | { state: 'cancelled'; reason: string };
+  | { state: 'failed'; reason: string; text?: Text }
+  | { state: 'cancelled'; reason: string; text?: Text };
 
 /** Events, each with the job as it is now. */
 export interface QueueEvents {
@@ -29,9 +30,9 @@ export interface QueueEvents {
   delivered: [job: Job];
   /**
    * The job (or its answer) waits for disk space: told once per job; it goes on by itself once there is room.
-   * `reason` is the plain line to show the person.
+   * `reason` is the English line, `text` the same to say in the person's language.
    */
-  held: [job: Job, info: { reason: string }];
+  held: [job: Job, info: { reason: string; text: Text }];
   /**
    * A delivery failed. `retryInMs` says when it is tried again; null means never: the failure was permanent or
    * the job ran out of retry time, and it was closed with `reason` in the log.

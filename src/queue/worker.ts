@@ -5,7 +5,8 @@
  * (`acceleratorDone`), the next job starts while this one's preview, comparison and PDF are still being made.
  */
 import { DiskWaitStopped, type DiskSpace } from '../disk-space.js';
-import { EnhanceError, reasonOf } from '../errors.js';
+import { EnhanceError, reasonOf, reasonTextOf } from '../errors.js';
+import type { Text } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EarlyPreview, EnhanceProgress, EnhanceResult, Job, OutputKind } from '../types.js';
 
@@ -50,7 +51,7 @@ export interface JobLease {
    * Ended: stored and handed to its adapter for delivery. Storing may wait for disk space; `signal` ends that
    * wait (rejecting with its reason), and the job then stays as it was stored.
    */
-  end(outcome: { state: 'completed'; result: EnhanceResult } | { state: 'failed' | 'cancelled'; reason: string }, signal?: AbortSignal): Promise<void>;
+  end(outcome: { state: 'completed'; result: EnhanceResult } | { state: 'failed' | 'cancelled'; reason: string; text?: Text }, signal?: AbortSignal): Promise<void>;
   /** The job waits for disk space: its person is told (once). */
   held?(): void;
   /** Not run to the end because the worker stopped: it stays stored and runs again (at the next start). */
@@ -246,10 +247,10 @@ export class Worker {
         this.log.info({ job: job.id, state: 'waiting' }, 'job stopped for shutdown, kept for the next start');
         await lease.putBack();
       } else if (error instanceof EnhanceError && error.kind === 'cancelled') {
-        await end({ state: 'cancelled', reason: error.message });
+        await end({ state: 'cancelled', reason: error.message, text: reasonTextOf(error) });
       } else {
         if (!(error instanceof EnhanceError)) this.log.error({ job: job.id, err: error }, 'job failed unexpectedly');
-        await end({ state: 'failed', reason: reasonOf(error) });
+        await end({ state: 'failed', reason: reasonOf(error), text: reasonTextOf(error) });
       }
     }
   }

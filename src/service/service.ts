@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import type { Config } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import { EnhanceError } from '../errors.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
@@ -64,7 +65,7 @@ export async function ensureModels(models: readonly string[], log: Logger, dir =
       throw new EnhanceError(`config: ${(error as Error).message}`, 'options');
     }
   }
-  if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (line) => log.info(`${line} (\`enhancer models\` does the same)`));
+  if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (text) => log.info(`${say(DEFAULT_LOCALE, text)} (\`enhancer models\` does the same)`));
 }
 
 /** What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out. */

@@ -19,7 +19,7 @@ import { QueueEmitter } from '../emitter.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from '../queue.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
-import { firstLine, OUT_OF_MEMORY, redisRefusal } from './refusal.js';
+import { firstLine, OUT_OF_MEMORY, redisRefusal, redisRefusalCode } from './refusal.js';
 import { RedisSpeeds } from './speeds.js';
 import { EVENTS_CHANNEL, JOBS_QUEUE, PREFIX, RedisStore, type Announcement, type QueuedJob } from './store.js';
 
@@ -92,7 +92,7 @@ export class RedisQueue implements EnhanceQueue {
       const known = await this.store.job(id);
       if (known) return known;
     }
-    if (this.closing) throw new EnhanceError('the service is shutting down: send it again in a minute', 'limit');
+    if (this.closing) throw new EnhanceError({ key: 'reason.shuttingDown' }, 'limit');
     const owner = request.owner ?? 'local';
     const limit = this.options.limitFor?.(request) ?? Infinity;
     this.submitting.set(owner, (this.submitting.get(owner) ?? 0) + 1);
@@ -100,10 +100,7 @@ export class RedisQueue implements EnhanceQueue {
       if (Number.isFinite(limit)) {
         const mine = (await this.store.ownerCount(owner)) + this.submitting.get(owner)! - 1;
         if (mine >= limit) {
-          throw new EnhanceError(
-            `you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${limit}): wait for one to finish or cancel one`,
-            'limit',
-          );
+          throw new EnhanceError({ key: 'reason.ownerLimit', values: { count: mine, limit } }, 'limit');
         }
       }
       const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
@@ -134,15 +131,19 @@ export class RedisQueue implements EnhanceQueue {
       this.log.warn({ job: job.id, owner, stored, reason: firstLine(error) }, 'submit refused: Redis did not take the job; nothing of it is kept');
       // Deletes are allowed while Redis is out of memory; should this fail too, the owner's count drops the id.
       if (stored) await this.store.discard(job).catch((e: unknown) => this.log.error({ job: job.id, reason: firstLine(e) }, 'could not take back a refused job'));
-      const state = why === OUT_OF_MEMORY ? `full (${why})` : why ? `unavailable right now (${why})` : 'unavailable right now';
-      throw new EnhanceError(`the queue is ${state}: send it again later`, 'limit');
+      const code = redisRefusalCode(error);
+      const whyText = { key: `redis.${code}` };
+      throw new EnhanceError(
+        why === OUT_OF_MEMORY ? { key: 'reason.queueFull', values: { why: whyText } } : why ? { key: 'reason.queueUnavailableWhy', values: { why: whyText } } : { key: 'reason.queueUnavailable' },
+        'limit',
+      );
     }
   }
 
   async cancel(id: string, owner: string): Promise<Job> {
     const job = await this.store.job(id);
-    if (!job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError(`no job ${id} is waiting or running`, 'options');
-    if (job.request.owner !== owner) throw new EnhanceError('only the person who sent an image can cancel it', 'options');
+    if (!job || (job.state !== 'waiting' && job.state !== 'active')) throw new EnhanceError({ key: 'reason.noSuchJob', values: { id } }, 'options');
+    if (job.request.owner !== owner) throw new EnhanceError({ key: 'reason.notYours' }, 'options');
     const ended = this.endOf(id);
     ended.catch(() => {});
     await this.store.cancel(id);
@@ -150,8 +151,9 @@ export class RedisQueue implements EnhanceQueue {
     const removed = await this.line.remove(id).catch(() => 0);
     if (removed === 1) {
       job.state = 'cancelled';
-      job.reason = 'cancelled by its owner';
-      const outcome: Outcome = { state: 'cancelled', reason: job.reason };
+      const cancelled = new EnhanceError({ key: 'reason.cancelled' }, 'cancelled');
+      [job.reason, job.reasonText] = [cancelled.message, cancelled.text];
+      const outcome: Outcome = { state: 'cancelled', reason: job.reason, text: job.reasonText };
       await this.store.end(job, outcome);
       await this.store.announce({ event: 'cancelled', job, args: [job.reason] });
       await this.deliveries.add(id);
@@ -242,7 +244,7 @@ export class RedisQueue implements EnhanceQueue {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.ends.off(id, done);
-        reject(new EnhanceError('the cancel was sent, but the worker running the job has not answered yet', 'options'));
+        reject(new EnhanceError({ key: 'reason.cancelUnanswered' }, 'options'));
       }, CANCEL_WAIT_MS);
       const done = (job: Job) => {
         clearTimeout(timer);

@@ -21,6 +21,9 @@ import { watch } from './connection.js';
 import { firstLine, untilTaken } from './refusal.js';
 import { CANCEL_CHANNEL, DELIVERIES_QUEUE, deliveryOptions, JOBS_QUEUE, PREFIX, RedisStore, type QueuedJob } from './store.js';
 
+/** Said to a job's person when they cancelled it. */
+const CANCELLED = new EnhanceError({ key: 'reason.cancelled' }, 'cancelled');
+
 export interface RedisJobSourceOptions {
   redis: Redis;
   /**
@@ -62,7 +65,7 @@ export class RedisJobSource implements JobSource {
     watch(this.subscriber, this.log, 'worker cancels');
     void this.subscriber.subscribe(CANCEL_CHANNEL);
     this.subscriber.on('message', (_channel: string, id: string) => {
-      this.running.get(id)?.abort(new EnhanceError('cancelled by its owner', 'cancelled'));
+      this.running.get(id)?.abort(new EnhanceError({ key: 'reason.cancelled' }, 'cancelled'));
     });
   }
 
@@ -134,7 +137,7 @@ export class RedisJobSource implements JobSource {
     const controller = new AbortController();
     this.running.set(id, controller);
     try {
-      if (await this.store.isCancelled(id)) return await this.end(job, { state: 'cancelled', reason: 'cancelled by its owner' });
+      if (await this.store.isCancelled(id)) return await this.end(job, { state: 'cancelled', reason: CANCELLED.message, text: CANCELLED.text });
       job.state = 'active';
       await this.store.started(job, turn);
       this.log.info({ job: id, state: 'active', name: job.request.name, worker: this.name }, 'job started');
@@ -206,7 +209,7 @@ export class RedisJobSource implements JobSource {
    */
   private async end(job: Job, outcome: Outcome): Promise<void> {
     job.state = outcome.state;
-    if (outcome.state !== 'completed') job.reason = outcome.reason;
+    if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     await this.untilTaken(job.id, 'job ended, but Redis refused to store it; trying again', () => this.store.end(job, outcome));
     const fields = { job: job.id, state: job.state, name: job.request.name, worker: this.name };
     if (outcome.state === 'completed') {

@@ -30,18 +30,24 @@ const REFUSALS: Record<string, string> = {
  * redisRefusal(new Error('ENOENT')); // undefined
  */
 export function redisRefusal(error: unknown): string | undefined {
+  const code = redisRefusalCode(error);
+  return code && REFUSALS[code];
+}
+
+/** The code of Redis' refusal (`OOM`, `MISCONF`, …) when `error` is one; its words for a person are `redis.<code>` in the catalogues. */
+export function redisRefusalCode(error: unknown): string | undefined {
   const e = error as { message?: unknown; previousErrors?: unknown[] } | undefined;
   const message = typeof e?.message === 'string' ? e.message : '';
   const code = message.split(' ', 1)[0];
   if (code === 'EXECABORT') {
     for (const inner of e?.previousErrors ?? []) {
-      const why = redisRefusal(inner);
+      const why = redisRefusalCode(inner);
       if (why) return why;
     }
     const named = /because of: -?([A-Z]+)\b/.exec(message);
-    return named ? REFUSALS[named[1]] : undefined;
+    return named && named[1] in REFUSALS ? named[1] : undefined;
   }
-  return REFUSALS[code];
+  return code in REFUSALS ? code : undefined;
 }
 
 /**
