@@ -1,6 +1,7 @@
 /**
  * Fitting a result into an upload limit: the estimate from the header, and the most faithful file that fits.
  */
+import { say } from '../src/i18n/i18n.js';
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +25,8 @@ describe('upload limits', () => {
     const sent = (await fitToLimit(png, png.length - 1))!;
     expect(sent.format).toBe('webp');
     expect(sent.bytes.length).toBeLessThan(png.length);
-    expect(sent.note).toMatch(/^sent as lossless WebP \(\d+\.\d MB, the same pixels\): the PNG is \d+\.\d MB, over the \d+\.\d MB upload limit$/);
+    expect(say('en', sent.note!)).toMatch(/^sent as lossless WebP \(\d+ KB, the same pixels\): the PNG is \d+ KB, over the \d+ KB upload limit$/);
+    expect(say('zh-Hans', sent.note!)).toMatch(/^以无损 WebP 发送（\d+ KB，像素完全相同）：PNG 文件为 \d+ KB，超过了 \d+ KB 的上传上限$/);
     const [a, b] = await Promise.all([pixels(png), pixels(sent.bytes)]);
     expect(Buffer.from(a.samples).equals(Buffer.from(b.samples))).toBe(true);
   });
@@ -36,7 +38,7 @@ describe('upload limits', () => {
     const sent = (await fitToLimit(png, png.length * 0.5))!;
     expect([sent.width, sent.height]).toEqual([200, 200]);
     expect(sent.bytes.length).toBeLessThanOrEqual(png.length * 0.5);
-    expect(sent.note).toMatch(/^sent at 200x200 \(50% of 400x400\), (PNG|lossless WebP), .*lossless WebP does not fit either$/);
+    expect(say('en', sent.note!)).toMatch(/^sent at 200x200 \(50% of 400x400\), (PNG|lossless WebP), .*lossless WebP does not fit either$/);
     expect(await fitToLimit(png, 1000)).toBeNull();
   });
 });
