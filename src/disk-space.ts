@@ -20,7 +20,6 @@ import { silentLogger, type Logger } from './log.js';
 
 /** What a person is told when an image cannot be stored now. */
 export const DISK_FULL_TEXT: Text = { key: 'reason.diskFull' };
-export const DISK_FULL_MESSAGE = say(DEFAULT_LOCALE, DISK_FULL_TEXT);
 
 /** What a person whose job already waits is told (once). */
 export const DISK_WAIT_TEXT: Text = { key: 'reason.diskWait' };

@@ -8,6 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EnhanceError } from '../src/errors.js';
+import { say, type Text } from '../src/i18n/i18n.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
@@ -265,6 +266,24 @@ describe('LocalQueue and Worker', () => {
     again.worker.run();
     await done;
     expect(again.delivered.map((d) => [d.job.id, d.outcome.state])).toEqual([[job.id, 'completed']]);
+  });
+
+  it('keeps a job’s language across a restart, and says its end in that language', async () => {
+    const first = setup();
+    const job = await first.queue.submit(await request('kept.png', 1, { locale: 'zh-Hans' }));
+    await first.queue.close();
+
+    const again = setup();
+    const [recovered] = await again.queue.recover();
+    expect([recovered.id, recovered.request.locale]).toEqual([job.id, 'zh-Hans']);
+    again.worker.run();
+    const running = await again.engine.next();
+    running.fail(new EnhanceError({ key: 'reason.damaged', values: { detail: 'VipsJpeg: premature end' } }, 'input'));
+    await next(again.queue, 'delivered');
+    const [{ job: ended, outcome }] = again.delivered;
+    expect(outcome).toMatchObject({ state: 'failed', reason: 'the image data is damaged or truncated (VipsJpeg: premature end)' });
+    expect(say(ended.request.locale!, (outcome as { text: Text }).text)).toBe('图片数据已损坏或不完整（VipsJpeg: premature end）');
+    expect(say('zh-Hans', ended.reasonText!)).toBe('图片数据已损坏或不完整（VipsJpeg: premature end）');
   });
 
   it('on close starts no job handed over while three finish at once: those three are delivered, the fourth kept and run by the next start', async () => {
