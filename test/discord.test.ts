@@ -173,7 +173,7 @@ describe('discord', () => {
     const sent = await meta(file.bytes);
     const [, note] = final.body.content.split('\n');
     if (sent.format === 'webp') {
-      expect(note).toMatch(/^sent as lossless WebP \([\d.]+ MB, the same pixels\): the PNG is [\d.]+ MB, over the 0\.1 MB upload limit$/);
+      expect(note).toMatch(/^sent as lossless WebP \(\d+ KB, the same pixels\): the PNG is \d+ KB, over the 140 KB upload limit$/);
       expect(file.name).toBe('noise.webp');
       expect([sent.width, sent.height]).toEqual([256, 256]);
     } else {
@@ -191,7 +191,7 @@ describe('discord', () => {
     const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
     const [line, note] = final.body.content.split('\n');
     expect(line).toMatch(/^\*\*big\.png\*\*: done, 384x384 \(x4fast, 4x\) in [\d.]+ s$/);
-    expect(note).toMatch(/^the 4x PNG is [\d.]+ MB, over the 0\.1 MB upload limit here: download it from the page$/);
+    expect(note).toMatch(/^the 4x PNG is \d+ KB, over the 60 KB upload limit here: download it from the page$/);
     expect(final.files.map((f: { name: string }) => f.name)).toEqual(['big.compare.jpg']);
     expect((await meta(final.files[0].bytes)).format).toBe('jpeg');
     const [row] = final.body.components;
@@ -225,7 +225,7 @@ describe('discord', () => {
     const [first, second] = fake.calls.filter((c) => isEdit(interaction)(c) && c.files.length > 0);
     expect([first.status, second]).toEqual([413, final]);
     expect(second.files[0].bytes.length).toBeLessThanOrEqual(Math.floor(first.files[0].bytes.length * 0.75));
-    expect(final.body.content.split('\n').at(-1)).toMatch(/^Discord refused a [\d.]+ MB file here as too large, so a smaller one was sent$/);
+    expect(final.body.content.split('\n').at(-1)).toMatch(/^Discord refused a \d+ KB file here as too large, so a smaller one was sent$/);
   });
 
   it('gives a one-line reason for each bad input and keeps going', async () => {
@@ -271,7 +271,7 @@ describe('discord', () => {
     // 64x64 at 4x: about 118 kB by the header estimate, over 100 kB; at 3x about 66 kB, which fits.
     const interaction = fake.enhance(alice, fake.attachment(await scenePng(64, 64, 16), 'wide.png'), {}, { attachmentSizeLimit: 100_000 });
     const offer = await fake.waitFor(isEdit(interaction), 'the offer');
-    expect(offer.body.content).toBe('**wide.png**: the 4x PNG of this 64x64 image would be over the 0.1 MB upload limit here; 3x fits:');
+    expect(offer.body.content).toBe('**wide.png**: the 4x PNG of this 64x64 image would be over the 100 KB upload limit here; 3x fits:');
     const buttons = offer.body.components[0].components;
     expect(buttons.map((b: { label: string }) => b.label)).toEqual(['3x', '2x']);
     const message = { ...fake.message({ author: fake.bot, content: offer.body.content }), components: offer.body.components };
