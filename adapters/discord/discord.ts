@@ -6,6 +6,10 @@
  *
  * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
  * answer still reach the person, through the interaction while its token lives and by channel message after.
+ *
+ * Each person is answered in their Discord language: an interaction's `locale` (`zh-CN` → the `zh-Hans`
+ * catalogue, one without a catalogue → English); a message, which carries none, in the language of that person's
+ * last interaction (`KnownLocales`), else the server's preferred one. The job keeps it as `request.locale`.
  */
 import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
 import { EnhanceError, plainText, reasonTextOf } from '../../src/errors.js';
@@ -236,8 +240,9 @@ export class DiscordAdapter implements Adapter {
     const png = await this.queue!.readOutput(job.id, 'early');
     const reply = job.request.replyTo as DiscordReply;
     if (png.length > reply.limitBytes) return;
+    const t = wordsFor(job);
     await this.answers.send(reply, {
-      content: wordsFor(job)('discord.preview', { name: bold(job.request.name) }),
+      content: t('discord.preview', { name: bold(job.request.name) }),
       files: [{ name: uploadName(job.request.name, 'png', '.early'), data: png }],
     });
   }
