@@ -13,6 +13,7 @@ import { KnownLocales } from '../adapters/discord/locales.js';
 import { Secrets } from '../adapters/discord/secrets.js';
 import { displayName, progressBar, relativeTime, uploadName } from '../adapters/discord/text.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { CATALOGUE_DIR, loadLanguages } from '../src/i18n/i18n.js';
 import { createLogger } from '../src/log.js';
 import { tempDir } from './helpers.js';
 
@@ -116,6 +117,18 @@ describe('discord commands in each language', () => {
     };
     walk(commands as unknown as Named[]);
     expect([...tags].sort()).toEqual(['zh-CN', 'zh-TW']);
+  });
+
+  it('takes a new language from its catalogue file alone, leaving out a name Discord would refuse', () => {
+    fs.copyFileSync(path.join(CATALOGUE_DIR, 'en.json'), path.join(root, 'en.json'));
+    const french = { discord: { commands: { enhance: { name: 'améliorer', description: 'Agrandir une image 4x avec RealESRGAN' }, queue: { name: 'File' } } } };
+    fs.writeFileSync(path.join(root, 'fr.json'), JSON.stringify(french));
+    const list = commandList(['x4fast'], loadLanguages(root));
+    const [enhanceFr, queueFr] = list.commands as unknown as Named[];
+    expect([enhanceFr.name, enhanceFr.name_localizations, enhanceFr.description_localizations]).toEqual(['enhance', { fr: 'améliorer' }, { fr: 'Agrandir une image 4x avec RealESRGAN' }]);
+    // 'File' has a capital letter: Discord would refuse the whole list, so only that word is left out, and said why.
+    expect([queueFr.name, queueFr.name_localizations]).toEqual(['queue', undefined]);
+    expect(list.problems).toEqual(['fr.json discord.commands.queue.name: "File" is not used for fr: a command or option name is 1-32 lower-case letters, digits, - or _, no spaces']);
   });
 
   it('keeps slash command and option names within Discord\'s rules in every language', () => {

@@ -8,16 +8,20 @@
  * `zh-TW` → `zh-Hans`) carries that catalogue's words as its localization; a new language file adds its own.
  */
 import { ApplicationCommandOptionType, ApplicationCommandType, Locale as DiscordLocale, Routes, type REST } from 'discord.js';
-import { catalogue, DEFAULT_LOCALE, matchLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import { catalogue, DEFAULT_LOCALE, matchLocale, say, type Languages, type Locale, type TextValue } from '../../src/i18n/i18n.js';
 import type { Logger } from '../../src/log.js';
 
 /** The message context-menu command's name, as shown under Apps (in English; Discord sends this name whatever the person's language). */
 export const ENHANCE_MESSAGE = 'Enhance';
 
+/** What the list is said with: the project's catalogues, or a test's own folder of them (`loadLanguages`). */
+export type CommandLanguages = Pick<Languages, 'say' | 'matchLocale' | 'catalogue'>;
+const CATALOGUES: CommandLanguages = { say, matchLocale, catalogue };
+
 /** Each Discord locale with a catalogue other than English, and that catalogue. */
-function translatedLocales(): Array<[string, Locale]> {
+function translatedLocales(languages: CommandLanguages): Array<[string, Locale]> {
   return Object.values(DiscordLocale).flatMap((tag): Array<[string, Locale]> => {
-    const locale = matchLocale(tag);
+    const locale = languages.matchLocale(tag);
     return locale && locale !== DEFAULT_LOCALE ? [[tag, locale]] : [];
   });
 }
@@ -37,14 +41,18 @@ function refusal(text: string, kind: Kind, locale: Locale): string | undefined {
 /** Builds the list, noting catalogue words Discord would refuse (left out, so the rest still registers). */
 class Words {
   readonly problems: string[] = [];
-  private readonly locales = translatedLocales();
+  private readonly locales: Array<[string, Locale]>;
+
+  constructor(private readonly languages: CommandLanguages) {
+    this.locales = translatedLocales(languages);
+  }
 
   /** `{ [field]: English, [field_localizations]: { 'zh-CN': … } }` for one catalogue key. */
   field(field: 'name' | 'description', key: string, kind: Kind, values?: Record<string, TextValue>): Record<string, unknown> {
-    const english = say(DEFAULT_LOCALE, { key, values });
+    const english = this.languages.say(DEFAULT_LOCALE, { key, values });
     const localizations: Record<string, string> = {};
     for (const [tag, locale] of this.locales) {
-      const text = say(locale, { key, values });
+      const text = this.languages.say(locale, { key, values });
       const why = refusal(text, kind, locale);
       if (why) this.problems.push(`${locale}.json ${key}: "${text}" is not used for ${tag}: ${why}`);
       else if (text !== english) localizations[tag] = text;
@@ -63,8 +71,8 @@ class Words {
 }
 
 /** The built-in models whose use the catalogue names beside them (`x4fast (photos, quick)`); a user's own shows its name. */
-function useKey(model: string): string | undefined {
-  const uses = ((catalogue(DEFAULT_LOCALE).discord as Record<string, unknown>)?.commands as Record<string, unknown>)?.uses as Record<string, unknown> | undefined;
+function useKey(model: string, languages: CommandLanguages): string | undefined {
+  const uses = ((languages.catalogue(DEFAULT_LOCALE).discord as Record<string, unknown>)?.commands as Record<string, unknown>)?.uses as Record<string, unknown> | undefined;
   return uses && typeof uses[model] === 'string' ? `discord.commands.uses.${model}` : undefined;
 }
 
@@ -76,12 +84,12 @@ function useKey(model: string): string | undefined {
  * commandList(['x4plus', 'x4fast']).commands.map((c) => c.name); // ['enhance', 'queue', 'cancel', 'Enhance']
  * commandList(['x4plus']).commands[0].name_localizations; // { 'zh-CN': '增强', 'zh-TW': '增强' }
  */
-export function commandList(models: readonly string[]): { commands: Record<string, unknown>[]; problems: string[] } {
-  const words = new Words();
+export function commandList(models: readonly string[], languages = CATALOGUES): { commands: Record<string, unknown>[]; problems: string[] } {
+  const words = new Words(languages);
   // Guild installs and DMs with the bot both take the commands (contexts 0 guild, 1 bot DM).
   const everywhere = { contexts: [0, 1], integration_types: [0] };
   const modelChoice = (m: string) => {
-    const use = useKey(m);
+    const use = useKey(m, languages);
     return use ? words.choice('discord.commands.modelChoice', m, { model: m, use: { key: use } }) : { name: m, value: m };
   };
   const commands = [
