@@ -6,11 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DiscordAPIError } from 'discord.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { commandList } from '../adapters/discord/commands.js';
 import { discordSection } from '../adapters/discord/config.js';
 import { uploadLimit } from '../adapters/discord/limits.js';
+import { KnownLocales } from '../adapters/discord/locales.js';
 import { Secrets } from '../adapters/discord/secrets.js';
 import { displayName, progressBar, relativeTime, uploadName } from '../adapters/discord/text.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { CATALOGUE_DIR, loadLanguages } from '../src/i18n/i18n.js';
+import { createLogger } from '../src/log.js';
 import { tempDir } from './helpers.js';
 
 let root: string;
@@ -75,5 +79,91 @@ describe('discord secrets', () => {
     const error = new DiscordAPIError({ message: 'Unknown Webhook', code: 10015 }, 10015, 404, 'PATCH', 'https://discord.com/api/v10/webhooks/1/interaction-token-abc/messages/@original', { body: undefined, files: undefined });
     expect(secrets.reason(error)).toBe('Discord 404 (10015): Unknown Webhook');
     expect(secrets.scrub('failed: /webhooks/1/other-token/messages and bot-token-1')).toBe('failed: /webhooks/1/[token]/messages and [token]');
+  });
+});
+
+describe('discord commands in each language', () => {
+  type Named = { name: string; name_localizations?: Record<string, string>; description_localizations?: Record<string, string>; options?: Named[]; choices?: Named[] };
+  const { commands, problems } = commandList(['x4plus', 'x4fast', 'mine']);
+  const [enhance, queue, cancel, message] = commands as unknown as Named[];
+
+  it('carries the Chinese catalogue as zh-CN (and zh-TW, until there is a zh-Hant) and English as the default', () => {
+    expect(problems).toEqual([]);
+    expect([enhance, queue, cancel, message].map((c) => [c.name, c.name_localizations])).toEqual([
+      ['enhance', { 'zh-CN': '增强', 'zh-TW': '增强' }],
+      ['queue', { 'zh-CN': '队列', 'zh-TW': '队列' }],
+      ['cancel', { 'zh-CN': '取消', 'zh-TW': '取消' }],
+      ['Enhance', { 'zh-CN': '增强图片', 'zh-TW': '增强图片' }],
+    ]);
+    expect(enhance.description_localizations).toEqual({ 'zh-CN': '用 RealESRGAN 把图片放大 4 倍', 'zh-TW': '用 RealESRGAN 把图片放大 4 倍' });
+    expect(enhance.options!.map((o) => o.name_localizations!['zh-CN'])).toEqual(['图片', '模型', '倍数', '原始输出', '精度', '报告']);
+    const [, model, scale] = enhance.options!;
+    // A model the catalogue has no use for (a person's own) shows its bare name in every language.
+    expect(model.choices!.map((c) => [c.name, c.name_localizations?.['zh-CN']])).toEqual([
+      ['x4plus (photos, best)', 'x4plus（照片，效果最好）'],
+      ['x4fast (photos, quick)', 'x4fast（照片，速度快）'],
+      ['mine', undefined],
+    ]);
+    expect(scale.choices!.map((c) => [c.name, c.name_localizations?.['zh-CN']])).toEqual([['2x', '2 倍'], ['3x', '3 倍'], ['4x', '4 倍']]);
+  });
+
+  it('names only Discord locales that have a catalogue other than English', () => {
+    const tags = new Set<string>();
+    const walk = (items: Named[]) => {
+      for (const item of items) {
+        for (const tag of Object.keys({ ...item.name_localizations, ...item.description_localizations })) tags.add(tag);
+        walk([...(item.options ?? []), ...(item.choices ?? [])]);
+      }
+    };
+    walk(commands as unknown as Named[]);
+    expect([...tags].sort()).toEqual(['zh-CN', 'zh-TW']);
+  });
+
+  it('takes a new language from its catalogue file alone, leaving out a name Discord would refuse', () => {
+    fs.copyFileSync(path.join(CATALOGUE_DIR, 'en.json'), path.join(root, 'en.json'));
+    const french = { discord: { commands: { enhance: { name: 'améliorer', description: 'Agrandir une image 4x avec RealESRGAN' }, queue: { name: 'File' } } } };
+    fs.writeFileSync(path.join(root, 'fr.json'), JSON.stringify(french));
+    const list = commandList(['x4fast'], loadLanguages(root));
+    const [enhanceFr, queueFr] = list.commands as unknown as Named[];
+    expect([enhanceFr.name, enhanceFr.name_localizations, enhanceFr.description_localizations]).toEqual(['enhance', { fr: 'améliorer' }, { fr: 'Agrandir une image 4x avec RealESRGAN' }]);
+    // 'File' has a capital letter: Discord would refuse the whole list, so only that word is left out, and said why.
+    expect([queueFr.name, queueFr.name_localizations]).toEqual(['queue', undefined]);
+    expect(list.problems).toEqual(['fr.json discord.commands.queue.name: "File" is not used for fr: a command or option name is 1-32 lower-case letters, digits, - or _, no spaces']);
+  });
+
+  it('keeps slash command and option names within Discord\'s rules in every language', () => {
+    const names = [enhance, queue, cancel, ...enhance.options!].flatMap((c) => [c.name, ...Object.values(c.name_localizations ?? {})]);
+    for (const name of names) expect(name).toMatch(/^[-_\p{L}\p{N}]{1,32}$/u);
+    for (const name of names) expect(name).toBe(name.toLowerCase());
+  });
+});
+
+describe('discord remembered languages', () => {
+  const log = createLogger('silent', { env: {} });
+
+  it('remembers each person\'s language across a restart, forgetting the longest unheard-of first', async () => {
+    const first = new KnownLocales(root, log, 2);
+    await first.open();
+    expect(first.of('1')).toBeUndefined();
+    first.remember('1', 'zh-Hans');
+    first.remember('2', 'en');
+    first.remember('1', 'zh-Hans');
+    first.remember('3', 'en');
+    await first.flushed();
+    const again = new KnownLocales(root, log, 2);
+    await again.open();
+    expect([again.of('1'), again.of('2'), again.of('3')]).toEqual(['zh-Hans', undefined, 'en']);
+  });
+
+  it('starts empty from a damaged file and drops a language that has no catalogue any more', async () => {
+    const file = path.join(root, 'locales.json');
+    fs.writeFileSync(file, '{not json');
+    const damaged = new KnownLocales(root, log);
+    await damaged.open();
+    expect(damaged.of('1')).toBeUndefined();
+    fs.writeFileSync(file, JSON.stringify({ 1: 'tlh', 2: 'zh-Hans' }));
+    const read = new KnownLocales(root, log);
+    await read.open();
+    expect([read.of('1'), read.of('2')]).toEqual([undefined, 'zh-Hans']);
   });
 });

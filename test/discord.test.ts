@@ -64,7 +64,8 @@ describe('discord', () => {
     expect(register.path).toBe(`/applications/${fake.application}/guilds/${fake.guild.id}/commands`);
     expect(register.body.map((c: { name: string }) => c.name)).toEqual(['enhance', 'queue', 'cancel', 'Enhance']);
     const model = register.body[0].options.find((o: { name: string }) => o.name === 'model');
-    expect(model.choices).toEqual([
+    // Each with its Chinese name too (the language tests read those).
+    expect(model.choices).toMatchObject([
       { name: 'x4plus (photos, best)', value: 'x4plus' },
       { name: 'x4fast (photos, quick)', value: 'x4fast' },
       { name: 'anime (drawings, anime, illustrations)', value: 'anime' },
@@ -173,7 +174,7 @@ describe('discord', () => {
     const sent = await meta(file.bytes);
     const [, note] = final.body.content.split('\n');
     if (sent.format === 'webp') {
-      expect(note).toMatch(/^sent as lossless WebP \([\d.]+ MB, the same pixels\): the PNG is [\d.]+ MB, over the 0\.1 MB upload limit$/);
+      expect(note).toMatch(/^sent as lossless WebP \(\d+ KB, the same pixels\): the PNG is \d+ KB, over the 140 KB upload limit$/);
       expect(file.name).toBe('noise.webp');
       expect([sent.width, sent.height]).toEqual([256, 256]);
     } else {
@@ -191,7 +192,7 @@ describe('discord', () => {
     const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
     const [line, note] = final.body.content.split('\n');
     expect(line).toMatch(/^\*\*big\.png\*\*: done, 384x384 \(x4fast, 4x\) in [\d.]+ s$/);
-    expect(note).toMatch(/^the 4x PNG is [\d.]+ MB, over the 0\.1 MB upload limit here: download it from the page$/);
+    expect(note).toMatch(/^the 4x PNG is \d+ KB, over the 60 KB upload limit here: download it from the page$/);
     expect(final.files.map((f: { name: string }) => f.name)).toEqual(['big.compare.jpg']);
     expect((await meta(final.files[0].bytes)).format).toBe('jpeg');
     const [row] = final.body.components;
@@ -225,7 +226,7 @@ describe('discord', () => {
     const [first, second] = fake.calls.filter((c) => isEdit(interaction)(c) && c.files.length > 0);
     expect([first.status, second]).toEqual([413, final]);
     expect(second.files[0].bytes.length).toBeLessThanOrEqual(Math.floor(first.files[0].bytes.length * 0.75));
-    expect(final.body.content.split('\n').at(-1)).toMatch(/^Discord refused a [\d.]+ MB file here as too large, so a smaller one was sent$/);
+    expect(final.body.content.split('\n').at(-1)).toMatch(/^Discord refused a \d+ KB file here as too large, so a smaller one was sent$/);
   });
 
   it('gives a one-line reason for each bad input and keeps going', async () => {
@@ -271,7 +272,7 @@ describe('discord', () => {
     // 64x64 at 4x: about 118 kB by the header estimate, over 100 kB; at 3x about 66 kB, which fits.
     const interaction = fake.enhance(alice, fake.attachment(await scenePng(64, 64, 16), 'wide.png'), {}, { attachmentSizeLimit: 100_000 });
     const offer = await fake.waitFor(isEdit(interaction), 'the offer');
-    expect(offer.body.content).toBe('**wide.png**: the 4x PNG of this 64x64 image would be over the 0.1 MB upload limit here; 3x fits:');
+    expect(offer.body.content).toBe('**wide.png**: the 4x PNG of this 64x64 image would be over the 100 KB upload limit here; 3x fits:');
     const buttons = offer.body.components[0].components;
     expect(buttons.map((b: { label: string }) => b.label)).toEqual(['3x', '2x']);
     const message = { ...fake.message({ author: fake.bot, content: offer.body.content }), components: offer.body.components };
@@ -379,19 +380,22 @@ describe('discord', () => {
     expect(fake.calls.some((c) => isEdit(interaction)(c) && isDone(c))).toBe(false);
   });
 
-  it('answers a job accepted before a restart after it, once', async () => {
+  it('answers a job accepted before a restart after it, once, in the language it was asked in', async () => {
     let s = await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
-    const interaction = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 12), 'restart.png'));
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 12), 'restart.png'), {}, { locale: 'zh-CN' });
     await s.count('job started', 1);
     await s.until((logs) => logs.some((l) => l.msg === 'model loaded'), 'the model to load');
     await s.stop('SIGKILL');
-    expect(fake.calls.some((c) => isEdit(interaction)(c) && isDone(c))).toBe(false);
+    const isDoneZh = (c: Call) => isEdit(interaction)(c) && /：完成，/.test(c.body?.content ?? '');
+    expect(fake.calls.some(isDoneZh)).toBe(false);
     s = await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
     expect(s.lines('service started')[0].recovered).toBe(1);
-    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result after the restart', 120_000);
+    // Said in the language stored with the job (request.locale), which the new process reads back with it.
+    const final = await fake.waitFor(isDoneZh, 'the result after the restart', 120_000);
+    expect(final.body.content).toMatch(/^\*\*restart\.png\*\*：完成，384x384（x4plus，4 倍），用时 [\d.]+ 秒$/);
     expect(await meta(final.files[0].bytes)).toMatchObject({ width: 384, height: 384 });
     await s.count('job delivered', 1);
-    expect(fake.calls.filter((c) => isEdit(interaction)(c) && isDone(c))).toHaveLength(1);
+    expect(fake.calls.filter(isDoneZh)).toHaveLength(1);
     // Registered at both starts, the same list: a bulk overwrite, idempotent.
     const puts = fake.calls.filter((c) => c.method === 'PUT');
     expect(puts).toHaveLength(2);
@@ -488,6 +492,79 @@ describe('discord', () => {
       expect(text.includes(TOKEN), file).toBe(false);
       expect(text.includes(interaction.token), file).toBe(false);
     }
+  });
+});
+
+describe('discord in the person\'s language', () => {
+  const carol = user('333333333333333333', 'carol');
+  const dave = user('444444444444444444', 'dave');
+  const erin = user('555555555555555555', 'erin');
+  const isDoneZh = (c: Call) => /：完成，/.test(c.body?.content ?? '');
+
+  it('answers a zh-CN interaction in Chinese and an en-US one in English, a message in its sender\'s last language (also after a restart), else the server\'s', async () => {
+    // A server whose preferred language is Chinese: what a message from someone never heard from is answered in.
+    await fake.close();
+    fake = new FakeDiscord({ token: TOKEN, guild: { id: snowflake(), channel: snowflake(), preferredLocale: 'zh-CN' } });
+    await fake.listen();
+    let s = await start();
+    const register = await fake.waitFor((c) => c.method === 'PUT', 'command registration');
+    const [enhance, queue, cancel, app] = register.body;
+    expect([enhance, queue, cancel, app].map((c: { name: string; name_localizations: Record<string, string> }) => [c.name, c.name_localizations['zh-CN']])).toEqual([
+      ['enhance', '增强'],
+      ['queue', '队列'],
+      ['cancel', '取消'],
+      ['Enhance', '增强图片'],
+    ]);
+    expect(enhance.description_localizations['zh-CN']).toBe('用 RealESRGAN 把图片放大 4 倍');
+    expect(enhance.options.map((o: { name_localizations: Record<string, string> }) => o.name_localizations['zh-CN'])).toEqual(['图片', '模型', '倍数', '原始输出', '精度', '报告']);
+    expect(enhance.options[1].choices[1]).toMatchObject({ name: 'x4fast (photos, quick)', name_localizations: { 'zh-CN': 'x4fast（照片，速度快）' }, value: 'x4fast' });
+
+    // zh-CN: queued, started and done in Chinese, the Cancel button too, and the extras' line.
+    const zh = fake.enhance(carol, fake.attachment(await scenePng(24, 20, 30), '小猫.png'), {}, { locale: 'zh-CN' });
+    const final = await fake.waitFor((c) => isEdit(zh)(c) && isDoneZh(c), 'the Chinese result');
+    expect(final.body.content).toMatch(/^\*\*小猫\.png\*\*：完成，96x80（x4fast，4 倍），用时 [\d.]+ 秒$/);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'png', width: 96, height: 80 });
+    const statuses = fake.calls.filter((c) => isEdit(zh)(c) && c !== final).map((c) => c.body);
+    expect(statuses[0].content).toMatch(/^\*\*小猫\.png\*\*：下一个就轮到你，预计 <t:\d+:R> 完成$/);
+    expect(statuses.map((b) => b.content)).toContain('**小猫.png**：正在增强（x4fast，4 倍）…');
+    for (const body of statuses) expect(body.components[0].components[0].label).toBe('取消');
+    const extras = await fake.waitFor((c) => isFollowUp(zh)(c) && c.files.some((f) => f.name.endsWith('.compare.jpg')), 'the Chinese extras');
+    expect(extras.body.content).toBe('**小猫.png**：前后对比');
+
+    // zh-CN bad input: the core's reason and the door's own, in Chinese.
+    const empty = fake.enhance(carol, fake.attachment(Buffer.alloc(0), 'empty.png'), {}, { locale: 'zh-CN' });
+    expect((await fake.waitFor(isEdit(empty), 'the Chinese empty-file reason')).body.content).toBe('**empty.png**：文件是空的（0 字节）');
+    const far = fake.enhance(carol, { ...fake.attachment(await scenePng(16, 16, 31), 'far.png'), url: 'http://192.0.2.1/far.png' }, {}, { locale: 'zh-CN' });
+    expect((await fake.waitFor(isEdit(far), 'the Chinese address reason')).body.content).toBe('**far.png**：附件不在 Discord 的 CDN 上（http://192.0.2.1），因此不会下载');
+
+    // en-US in the same Chinese server: English, as today.
+    const en = fake.enhance(dave, fake.attachment(await scenePng(24, 20, 32), 'dave.png'), {}, { locale: 'en-US' });
+    const english = await fake.waitFor((c) => isEdit(en)(c) && isDone(c), 'the English result');
+    expect(english.body.content).toMatch(/^\*\*dave\.png\*\*: done, 96x80 \(x4fast, 4x\) in [\d.]+ s$/);
+    expect(fake.calls.filter(isEdit(en))[0].body.content).toMatch(/^\*\*dave\.png\*\*: next in line, done <t:\d+:R>$/);
+
+    // Carol's DM (no server to go by): her last interaction's language.
+    const dm = snowflake();
+    fake.sendMessage({ author: carol, channel: dm, guild: null, attachments: [fake.attachment(await scenePng(24, 20, 33), 'dm.png')] });
+    const downloading = await fake.waitFor((c) => c.method === 'POST' && c.path === `/channels/${dm}/messages`, 'the Chinese status message');
+    expect(downloading.body.content).toBe('**dm.png**：正在下载…');
+    const dmFinal = await fake.waitFor((c) => c.method === 'PATCH' && c.path.startsWith(`/channels/${dm}/messages/`) && isDoneZh(c), 'the Chinese DM result');
+    expect(dmFinal.body.content).toMatch(/^\*\*dm\.png\*\*：完成，96x80（x4fast，4 倍），用时 [\d.]+ 秒$/);
+
+    // Mentions without an image: Dave's own English beats the server's Chinese; Erin, never heard from, gets the server's.
+    const hint = async (person: typeof alice) => {
+      const message = fake.sendMessage({ author: person, content: `<@${fake.bot.id}> hi`, mentions: [fake.bot] });
+      return (await fake.waitFor((c) => c.method === 'POST' && c.body?.message_reference?.message_id === message.id, `the hint to ${person.username}`)).body.content;
+    };
+    expect(await hint(dave)).toBe('Send an image as an attachment (PNG, JPEG, WebP, GIF, TIFF or AVIF) and I will enhance it 4x.');
+    expect(await hint(erin)).toBe('请以附件形式发送一张图片（PNG、JPEG、WebP、GIF、TIFF 或 AVIF），我会把它放大 4 倍。');
+
+    // After a restart, Carol's language is still known for her messages.
+    await s.stop('SIGTERM');
+    s = await start();
+    const again = fake.sendMessage({ author: carol, channel: dm, guild: null, content: 'hello' });
+    const after = await fake.waitFor((c) => c.method === 'POST' && c.body?.message_reference?.message_id === again.id, 'the hint after the restart');
+    expect(after.body.content).toBe('请以附件形式发送一张图片（PNG、JPEG、WebP、GIF、TIFF 或 AVIF），我会把它放大 4 倍。');
   });
 });
 

@@ -62,15 +62,15 @@ export const user = (id: string, username: string, bot = false): FakeUser => ({ 
 export interface FakeDiscordOptions {
   token: string;
   application?: string;
-  /** The server the bot is in, and its boost tier. */
-  guild?: { id: string; channel: string; premiumTier?: number };
+  /** The server the bot is in, its boost tier and its preferred language (`en-US` unless given). */
+  guild?: { id: string; channel: string; premiumTier?: number; preferredLocale?: string };
 }
 
 export class FakeDiscord {
   readonly calls: Call[] = [];
   readonly bot: FakeUser;
   readonly application: string;
-  readonly guild: { id: string; channel: string; premiumTier: number };
+  readonly guild: { id: string; channel: string; premiumTier: number; preferredLocale: string };
   /** Identify payloads received on the gateway. */
   readonly identifies: Json[] = [];
   /** Resume payloads received on the gateway. */
@@ -93,7 +93,7 @@ export class FakeDiscord {
   constructor(private readonly options: FakeDiscordOptions) {
     this.application = options.application ?? snowflake();
     this.bot = user(this.application, 'Enhancer', true);
-    this.guild = { id: snowflake(), channel: snowflake(), premiumTier: 0, ...options.guild };
+    this.guild = { id: snowflake(), channel: snowflake(), premiumTier: 0, preferredLocale: 'en-US', ...options.guild };
     // A request cut off mid-body (the service killed at the end of a test) is dropped, not an unhandled error.
     this.server = http.createServer((req, res) => void this.handle(req, res).catch(() => res.destroy()));
     this.wss = new WebSocketServer({ server: this.server, path: '/gateway' });
@@ -192,9 +192,10 @@ export class FakeDiscord {
 
   /**
    * Sends INTERACTION_CREATE: an application command (`data`), or a button press (`type` 3). Returns the
-   * interaction; its token is what webhook calls carry.
+   * interaction; its token is what webhook calls carry. `locale` is the person's Discord language (`en-US`
+   * unless given).
    */
-  interact(fields: { person: FakeUser; data: Json; type?: 2 | 3; dm?: boolean; channel?: string; message?: Json; attachmentSizeLimit?: number }): Json {
+  interact(fields: { person: FakeUser; data: Json; type?: 2 | 3; dm?: boolean; channel?: string; message?: Json; attachmentSizeLimit?: number; locale?: string }): Json {
     const id = snowflake();
     const channel = fields.channel ?? (fields.dm ? snowflake() : this.guild.channel);
     const interaction: Json = {
@@ -207,20 +208,20 @@ export class FakeDiscord {
       channel_id: channel,
       channel: fields.dm ? { id: channel, type: 1, recipients: [fields.person] } : { id: channel, type: 0, guild_id: this.guild.id, name: 'general' },
       app_permissions: '2248473465835073',
-      locale: 'en-US',
+      locale: fields.locale ?? 'en-US',
       entitlements: [],
       authorizing_integration_owners: { 0: this.guild.id },
       context: fields.dm ? 1 : 0,
       ...(fields.attachmentSizeLimit ? { attachment_size_limit: fields.attachmentSizeLimit } : {}),
       ...(fields.message ? { message: fields.message } : {}),
-      ...(fields.dm ? { user: fields.person } : { guild_id: this.guild.id, guild_locale: 'en-US', member: this.member(fields.person) }),
+      ...(fields.dm ? { user: fields.person } : { guild_id: this.guild.id, guild_locale: this.guild.preferredLocale, member: this.member(fields.person) }),
     };
     this.dispatch('INTERACTION_CREATE', interaction);
     return interaction;
   }
 
   /** `/enhance` with an attachment and options. */
-  enhance(person: FakeUser, image: Json, options: Record<string, string | number | boolean> = {}, extra: { dm?: boolean; attachmentSizeLimit?: number } = {}): Json {
+  enhance(person: FakeUser, image: Json, options: Record<string, string | number | boolean> = {}, extra: { dm?: boolean; attachmentSizeLimit?: number; locale?: string } = {}): Json {
     const types: Record<string, number> = { model: 3, scale: 4, raw: 5, report: 5 };
     return this.interact({
       person,
@@ -236,8 +237,8 @@ export class FakeDiscord {
   }
 
   /** A slash command without options (`/queue`, `/cancel`). */
-  command(person: FakeUser, name: string): Json {
-    return this.interact({ person, data: { id: snowflake(), name, type: 1 } });
+  command(person: FakeUser, name: string, locale?: string): Json {
+    return this.interact({ person, locale, data: { id: snowflake(), name, type: 1 } });
   }
 
   /** Closes every gateway connection as a Discord restart would (4000: unknown error, which a client resumes after). */
@@ -289,7 +290,7 @@ export class FakeDiscord {
   }
 
   private guildPayload(): Json {
-    const { id, channel, premiumTier } = this.guild;
+    const { id, channel, premiumTier, preferredLocale } = this.guild;
     return {
       id,
       name: 'Test server',
@@ -300,6 +301,7 @@ export class FakeDiscord {
       large: false,
       joined_at: new Date(0).toISOString(),
       premium_tier: premiumTier,
+      preferred_locale: preferredLocale,
       features: [],
       roles: [{ id, name: '@everyone', permissions: '2248473465835073', position: 0, color: 0, hoist: false, managed: false, mentionable: false, flags: 0 }],
       channels: [{ id: channel, type: 0, name: 'general', position: 0, permission_overwrites: [] }],

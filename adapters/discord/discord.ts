@@ -6,10 +6,14 @@
  *
  * Every job keeps where its answer goes in `replyTo` (see `DiscordReply`): after a restart, progress and the
  * answer still reach the person, through the interaction while its token lives and by channel message after.
+ *
+ * Each person is answered in their Discord language: an interaction's `locale` (`zh-CN` → the `zh-Hans`
+ * catalogue, one without a catalogue → English); a message, which carries none, in the language of that person's
+ * last interaction (`KnownLocales`), else the server's preferred one. The job keeps it as `request.locale`.
  */
-import { DEFAULT_LOCALE, say } from '../../src/i18n/i18n.js';
 import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { EnhanceError, plainText, reasonTextOf } from '../../src/errors.js';
+import { DEFAULT_LOCALE, resolveLocale, say, translator, type Locale } from '../../src/i18n/i18n.js';
 import { fitToLimit } from '../../src/imaging/fit.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
@@ -25,9 +29,10 @@ import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
 import { ENHANCE_MESSAGE, registerCommands } from './commands.js';
 import type { DiscordConfig } from './config.js';
 import { uploadLimit } from './limits.js';
+import { KnownLocales } from './locales.js';
 import { Secrets } from './secrets.js';
 import { StatusEdits } from './status.js';
-import { displayName, megabytes, progressBar, relativeTime, uploadName } from './text.js';
+import { bold, displayName, progressBar, relativeTime, uploadName } from './text.js';
 
 export interface DiscordAdapterOptions {
   config: DiscordConfig;
@@ -45,9 +50,14 @@ export interface DiscordAdapterOptions {
   links?: ResultLinks;
 }
 
-const cancelButton = (job: string) => ({ type: 1, components: [{ type: 2, style: 4, label: 'Cancel', custom_id: `cancel:${job}` }] });
+/** Says catalogue messages in one language: `t('discord.done', { name, made })`. */
+type Say = ReturnType<typeof translator>;
+
+const cancelButton = (job: string, t: Say) => ({ type: 1, components: [{ type: 2, style: 4, label: t('discord.cancel'), custom_id: `cancel:${job}` }] });
 /** A link button (style 5) to the job's page. */
-const pageButton = (url: string) => ({ type: 1, components: [{ type: 2, style: 5, label: 'Open in the browser', url }] });
+const pageButton = (url: string, t: Say) => ({ type: 1, components: [{ type: 2, style: 5, label: t('discord.openPage'), url }] });
+/** The words for a job, in the language stored with it (so also after a restart). */
+const wordsFor = (job: Job): Say => translator(job.request.locale ?? DEFAULT_LOCALE);
 
 /**
  * The adapter; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
@@ -72,6 +82,8 @@ export class DiscordAdapter implements Adapter {
   /** Deliveries already made, per job and step, so a retried `deliver` does not send a file twice. */
   /** What was sent of each answer, on disk: a delivery tried again, even after a restart, sends each part once. */
   private readonly notes: SentNotes;
+  /** Each person's language from their last interaction, for the images they send in messages. */
+  private readonly locales: KnownLocales;
   private application = '';
   private models: string[] = [];
   private readonly connection: DoorConnection;
@@ -85,6 +97,7 @@ export class DiscordAdapter implements Adapter {
     this.log = options.logger.child({ adapter: 'discord' });
     this.secrets = new Secrets(this.config.token);
     this.notes = new SentNotes(options.stateDir);
+    this.locales = new KnownLocales(options.stateDir, this.log);
     const rest = {
       ...(this.config.apiRoot ? { api: this.config.apiRoot.replace(/\/+$/, '') } : {}),
       ...(this.config.cdnRoot ? { cdn: this.config.cdnRoot.replace(/\/+$/, '') } : {}),
@@ -135,6 +148,7 @@ export class DiscordAdapter implements Adapter {
     this.queue = queue;
     this.models = (await readManifest(modelsDir())).models.map((m) => m.name);
     await this.notes.open();
+    await this.locales.open();
     // Notes of jobs closed while the service was down.
     await this.notes.prune(async (id) => (await queue.getJob(id)) !== undefined);
     this.client.on('error', (error) => this.log.error({ why: this.secrets.reason(error) }, 'discord client error'));
@@ -169,7 +183,7 @@ export class DiscordAdapter implements Adapter {
       }
     }
     this.application = this.config.applicationId || this.client.application?.id || this.client.user!.id;
-    await registerCommands(this.rest, this.application, this.config.guildId, this.models);
+    await registerCommands(this.rest, this.application, this.config.guildId, this.models, this.log);
     this.log.info({ user: this.client.user!.id, application: this.application, commands: this.config.guildId ? `guild ${this.config.guildId}` : 'global' }, 'discord bot ready');
   }
 
@@ -179,6 +193,7 @@ export class DiscordAdapter implements Adapter {
     this.edits.clear();
     for (const timer of this.lifetimes.values()) clearTimeout(timer);
     await this.client.destroy();
+    await this.locales.flushed();
   }
 
   private oops(where: string, error: unknown): void {
@@ -188,25 +203,30 @@ export class DiscordAdapter implements Adapter {
   /** Status messages from the queue's events about this adapter's jobs. */
   private listen(queue: EnhanceQueue): void {
     const events = queue.events(this.name);
-    const name = (job: Job) => `**${displayName(job.request.name)}**`;
+    const name = (job: Job) => bold(job.request.name);
     events.on('queued', (job, { position, etaMs }) => {
       this.watchLifetime(job);
-      const where = position <= 1 ? 'next in line' : `position ${position} in the queue`;
-      this.edits.show(job.id, { content: `${name(job)}: ${where}, done ${relativeTime(etaMs)}`, components: [cancelButton(job.id)] }, true);
+      const t = wordsFor(job);
+      const state = position <= 1 ? { key: 'discord.nextInLine' } : { key: 'discord.inQueue', values: { position } };
+      this.edits.show(job.id, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(etaMs) }), components: [cancelButton(job.id, t)] }, true);
     });
     events.on('started', (job) => {
       const { model, scale } = job.request.options;
-      this.edits.show(job.id, { content: `${name(job)}: enhancing (${model}, ${scale}x)…`, components: [cancelButton(job.id)] }, true);
+      const t = wordsFor(job);
+      this.edits.show(job.id, { content: t('discord.enhancing', { name: name(job), model, scale }), components: [cancelButton(job.id, t)] }, true);
     });
     events.on('progress', (job, p) => {
+      const t = wordsFor(job);
       // The model's first preparation: said at once, since it is the only news for a minute or more.
-      if (p.preparing) return this.edits.show(job.id, { content: `${name(job)}: ${say(DEFAULT_LOCALE, p.preparing)}…`, components: [cancelButton(job.id)] }, true);
+      if (p.preparing) return this.edits.show(job.id, { content: t('discord.preparing', { name: name(job), line: p.preparing }), components: [cancelButton(job.id, t)] }, true);
       this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
-      this.edits.show(job.id, { content: `${name(job)}: ${progressBar(p.tilesDone, p.tilesTotal)}, done ${relativeTime(p.etaMs)}`, components: [cancelButton(job.id)] });
+      const state = progressBar(p.tilesDone, p.tilesTotal);
+      this.edits.show(job.id, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(p.etaMs) }), components: [cancelButton(job.id, t)] });
     });
     // Told once, in the status message: the job waits for disk space and goes on by itself.
     events.on('held', (job, info) => {
-      this.edits.show(job.id, { content: `${name(job)}: ${info.reason}`, components: [cancelButton(job.id)] }, true);
+      const t = wordsFor(job);
+      this.edits.show(job.id, { content: t('discord.line', { name: name(job), text: info.text }), components: [cancelButton(job.id, t)] }, true);
     });
     events.on('preview', (job) => {
       void this.sendPreview(job).catch((error) => this.log.warn({ job: job.id, why: this.secrets.reason(error) }, 'could not send the early preview'));
@@ -220,8 +240,9 @@ export class DiscordAdapter implements Adapter {
     const png = await this.queue!.readOutput(job.id, 'early');
     const reply = job.request.replyTo as DiscordReply;
     if (png.length > reply.limitBytes) return;
+    const t = wordsFor(job);
     await this.answers.send(reply, {
-      content: `**${displayName(job.request.name)}**: early preview, a detail of the result at full size`,
+      content: t('discord.preview', { name: bold(job.request.name) }),
       files: [{ name: uploadName(job.request.name, 'png', '.early'), data: png }],
     });
   }
@@ -243,19 +264,21 @@ export class DiscordAdapter implements Adapter {
     if (!job || job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled' || this.stopped) return;
     const token = this.secrets.open(reply.interaction!.sealed);
     const progress = this.progress.get(id);
+    const t = wordsFor(job);
+    const name = bold(job.request.name);
     try {
       if (token) {
         await this.rest.patch(Routes.webhookMessage(reply.interaction!.application, token, '@original'), {
-          body: { content: `**${displayName(job.request.name)}**: still working; continued in a new message below`, components: [] },
+          body: { content: t('discord.moved', { name }), components: [] },
           auth: false,
         });
       }
     } catch (error) {
       this.log.info({ job: id, why: this.secrets.reason(error) }, 'could not note the move on the interaction reply');
     }
-    const bar = progress ? progressBar(progress.done, progress.total) : 'waiting';
-    const eta = job.etaMs > 0 ? `, done ${relativeTime(job.etaMs)}` : '';
-    this.edits.show(id, { content: `**${displayName(job.request.name)}**: ${bar}${eta}`, components: [cancelButton(id)] }, true);
+    const state = progress ? progressBar(progress.done, progress.total) : { key: 'discord.waiting' };
+    const content = job.etaMs > 0 ? t('discord.stateEta', { name, state, eta: relativeTime(job.etaMs) }) : t('discord.line', { name, text: state });
+    this.edits.show(id, { content, components: [cancelButton(id, t)] }, true);
     this.log.info({ job: id }, 'interaction token lifetime over: answering by channel message');
   }
 
@@ -269,18 +292,22 @@ export class DiscordAdapter implements Adapter {
 
   private async onInteraction(interaction: Interaction): Promise<void> {
     if (!interaction.isRepliable()) return;
+    // The person's own language setting in Discord (`zh-CN`, `en-US`), sent with every interaction.
+    const locale = resolveLocale([interaction.locale]);
+    const t = translator(locale);
     if (!this.allowed(interaction.guildId, interaction.channelId, interaction.user.id)) {
-      await interaction.reply({ content: 'This bot does not answer here.', flags: 64 });
+      await interaction.reply({ content: t('discord.notHere'), flags: 64 });
       return;
     }
+    this.locales.remember(interaction.user.id, locale);
     if (interaction.isChatInputCommand()) {
-      if (interaction.commandName === 'enhance') return this.onEnhance(interaction);
-      if (interaction.commandName === 'queue') return this.onQueue(interaction);
-      if (interaction.commandName === 'cancel') return this.onCancelAll(interaction);
+      if (interaction.commandName === 'enhance') return this.onEnhance(interaction, locale);
+      if (interaction.commandName === 'queue') return this.onQueue(interaction, t);
+      if (interaction.commandName === 'cancel') return this.onCancelAll(interaction, t);
     } else if (interaction.isMessageContextMenuCommand() && interaction.commandName === ENHANCE_MESSAGE) {
-      return this.onEnhanceMessage(interaction);
+      return this.onEnhanceMessage(interaction, locale);
     } else if (interaction.isButton()) {
-      return this.onButton(interaction);
+      return this.onButton(interaction, locale);
     }
   }
 
@@ -297,7 +324,7 @@ export class DiscordAdapter implements Adapter {
     };
   }
 
-  private async onEnhance(interaction: ChatInputCommandInteraction): Promise<void> {
+  private async onEnhance(interaction: ChatInputCommandInteraction, locale: Locale): Promise<void> {
     const deferred = await interaction.deferReply({ withResponse: true });
     const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
     const attachment = interaction.options.getAttachment('image', true);
@@ -310,17 +337,18 @@ export class DiscordAdapter implements Adapter {
       ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
       ...(precision ? { precision: precision as EnhanceOptions['precision'] } : {}),
     };
-    await this.intake.accept({ attachment: attachmentOf(attachment), options, report: interaction.options.getBoolean('report') ?? false, reply, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
+    const report = interaction.options.getBoolean('report') ?? false;
+    await this.intake.accept({ attachment: attachmentOf(attachment), options, report, reply, locale, say: (out) => this.answers.edit(`pre:${interaction.id}`, reply, out) });
     this.answers.forget(`pre:${interaction.id}`);
   }
 
-  private async onEnhanceMessage(interaction: MessageContextMenuCommandInteraction): Promise<void> {
+  private async onEnhanceMessage(interaction: MessageContextMenuCommandInteraction, locale: Locale): Promise<void> {
     const deferred = await interaction.deferReply({ withResponse: true });
     const reply = this.interactionReply(interaction, deferred.interaction.responseMessageId);
     const say = (out: Outgoing) => this.answers.edit(`pre:${interaction.id}`, reply, out);
     const image = firstImage(interaction.targetMessage.attachments.values());
-    if (!image) return say({ content: 'That message has no image attached: Enhance works on a message with an image file.' });
-    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, say });
+    if (!image) return say({ content: translator(locale)('discord.noImageInMessage') });
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply, locale, say });
     this.answers.forget(`pre:${interaction.id}`);
   }
 
@@ -331,35 +359,38 @@ export class DiscordAdapter implements Adapter {
     const base = { adapter: 'discord' as const, user: message.author.id, channel: message.channelId, ...(message.guildId ? { guild: message.guildId } : {}), source: message.id };
     const reply: DiscordReply = { ...base, limitBytes: uploadLimit({ premiumTier: message.guild?.premiumTier }, this.config.uploadLimitBytes) };
     const key = `msg:${message.id}`;
+    // A message carries no locale: the person's last interaction's, else the server's language.
+    const locale = this.locales.of(message.author.id) ?? resolveLocale([message.guild?.preferredLocale]);
+    const t = translator(locale);
     if (!this.allowed(message.guildId, message.channelId, message.author.id)) {
-      await this.answers.send(reply, { content: 'This bot does not answer here.' });
+      await this.answers.send(reply, { content: t('discord.notHere') });
       return;
     }
     const image = firstImage(message.attachments.values());
     if (!image) {
-      await this.answers.send(reply, { content: 'Send an image as an attachment (PNG, JPEG, WebP, GIF, TIFF or AVIF) and I will enhance it 4x.' });
+      await this.answers.send(reply, { content: t('discord.sendImage') });
       return;
     }
     // The status message first: every later word about this image edits it.
-    await this.answers.edit(key, reply, { content: `**${displayName(image.name)}**: downloading…` });
+    await this.answers.edit(key, reply, { content: t('discord.downloading', { name: bold(image.name) }) });
     const at = this.answers.where(key);
     const withMessage: DiscordReply = at ? { ...reply, channel: at.channel, message: at.message } : reply;
     if (at && at.channel !== reply.channel) delete withMessage.guild;
-    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, say: (out) => this.answers.edit(key, withMessage, out) });
+    await this.intake.accept({ attachment: attachmentOf(image), options: {}, report: false, reply: withMessage, locale, say: (out) => this.answers.edit(key, withMessage, out) });
     this.answers.forget(key);
   }
 
-  private async onQueue(interaction: ChatInputCommandInteraction): Promise<void> {
+  private async onQueue(interaction: ChatInputCommandInteraction, t: Say): Promise<void> {
     const jobs = await this.queue!.getJobs(`discord:${interaction.user.id}`);
     const lines = jobs.map((job) => {
       const p = this.progress.get(job.id);
-      const state = job.state === 'active' ? (p ? progressBar(p.done, p.total) : 'starting') : `position ${job.position}`;
-      return `**${displayName(job.request.name)}**: ${state}, done ${relativeTime(job.etaMs)}`;
+      const state = job.state === 'active' ? (p ? progressBar(p.done, p.total) : { key: 'discord.starting' }) : { key: 'discord.position', values: { position: job.position } };
+      return t('discord.stateEta', { name: bold(job.request.name), state, eta: relativeTime(job.etaMs) });
     });
-    await interaction.reply({ content: lines.length > 0 ? lines.join('\n') : 'You have no images waiting or being enhanced.', flags: 64, allowedMentions: { parse: [] } });
+    await interaction.reply({ content: lines.length > 0 ? lines.join('\n') : t('discord.noJobs'), flags: 64, allowedMentions: { parse: [] } });
   }
 
-  private async onCancelAll(interaction: ChatInputCommandInteraction): Promise<void> {
+  private async onCancelAll(interaction: ChatInputCommandInteraction, t: Say): Promise<void> {
     const owner = `discord:${interaction.user.id}`;
     const jobs = await this.queue!.getJobs(owner);
     const cancelled: string[] = [];
@@ -371,26 +402,29 @@ export class DiscordAdapter implements Adapter {
         if (!(error instanceof EnhanceError)) throw error;
       }
     }
-    await interaction.reply({ content: cancelled.length > 0 ? `Cancelled: ${cancelled.join(', ')}` : 'You have no images waiting or being enhanced.', flags: 64, allowedMentions: { parse: [] } });
+    const content = cancelled.length > 0 ? t('discord.cancelledList', { names: cancelled.join(t('discord.listSeparator')) }) : t('discord.noJobs');
+    await interaction.reply({ content, flags: 64, allowedMentions: { parse: [] } });
   }
 
-  private async onButton(interaction: ButtonInteraction): Promise<void> {
+  private async onButton(interaction: ButtonInteraction, locale: Locale): Promise<void> {
     const [kind, id, extra] = interaction.customId.split(':');
+    const t = translator(locale);
     if (kind === 'cancel') {
       await interaction.deferUpdate();
       try {
         await this.queue!.cancel(id, `discord:${interaction.user.id}`);
       } catch (error) {
-        await interaction.followUp({ content: error instanceof EnhanceError ? error.message : reasonOf(error), flags: 64 });
+        await interaction.followUp({ content: say(locale, reasonTextOf(error)), flags: 64 });
       }
     } else if (kind === 'scale') {
       const offer = this.intake.takeOffer(id, interaction.user.id);
       if (!offer) {
-        await interaction.reply({ content: 'That choice is no longer open: send the image again.', flags: 64 });
+        await interaction.reply({ content: t('discord.choiceGone'), flags: 64 });
         return;
       }
-      await interaction.update({ content: `**${displayName(offer.intake.attachment.name)}**: ${extra}x, queued`, components: [] });
-      await this.intake.accept({ ...offer.intake, options: { ...offer.intake.options, scale: Number(extra) as 2 | 3 | 4 } }, offer.input);
+      await interaction.update({ content: t('discord.scaleQueued', { name: bold(offer.intake.attachment.name), scale: Number(extra) }), components: [] });
+      // Answered from now on in the language of the press: the person's setting as it is now.
+      await this.intake.accept({ ...offer.intake, locale, options: { ...offer.intake.options, scale: Number(extra) as 2 | 3 | 4 } }, offer.input);
     }
   }
 
@@ -401,14 +435,16 @@ export class DiscordAdapter implements Adapter {
    * (`url`) the message carries its button, and a PNG over the limit is not sent: the comparison goes in its place.
    */
   private async sendResult(job: Job, result: EnhanceResult, reply: DiscordReply, step: (name: string, run: () => Promise<void>) => Promise<void>, url?: string): Promise<void> {
-    const name = `**${displayName(job.request.name)}**`;
-    const made = `${result.output.width}x${result.output.height} (${result.options.model}, ${result.options.scale}x) in ${(result.ms.total / 1000).toFixed(1)} s`;
-    const components = url ? [pageButton(url)] : [];
+    const t = wordsFor(job);
+    const name = bold(job.request.name);
+    const { width, height } = result.output;
+    const made = t('discord.made', { width, height, model: result.options.model, scale: result.options.scale, seconds: (result.ms.total / 1000).toFixed(1) });
+    const components = url ? [pageButton(url, t)] : [];
     if (url && pngOverLimit(result, reply)) {
-      const over = `the ${result.options.scale}x PNG is ${megabytes(result.outputs!.png!)}, over the ${megabytes(reply.limitBytes)} upload limit here: download it from the page`;
+      const over = t('discord.overPage', { scale: result.options.scale, bytes: result.outputs!.png!, limit: reply.limitBytes });
       const compare = result.outputs?.compare !== undefined ? await this.queue!.readOutput(job.id, 'compare') : undefined;
       const files = compare && compare.length <= reply.limitBytes ? [{ name: uploadName(job.request.name, 'jpg', '.compare'), data: compare }] : [];
-      await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: done, ${made}\n${over}`, components, files }));
+      await step('result', () => this.answers.edit(job.id, reply, { content: `${t('discord.done', { name, made })}\n${over}`, components, files }));
       return;
     }
     const png = await this.queue!.readOutput(job.id, 'png');
@@ -416,17 +452,17 @@ export class DiscordAdapter implements Adapter {
     let refused = '';
     for (let attempt = 0; ; attempt++) {
       const fitted = await fitToLimit(png, limit);
-      const notes = [fitted?.note && say(DEFAULT_LOCALE, fitted.note), refused].filter(Boolean).join('\n');
+      const notes = [fitted?.note && t('reason.plain', { text: fitted.note }), refused].filter(Boolean).join('\n');
       const content = fitted
-        ? `${name}: done, ${made}${notes ? `\n${notes}` : ''}`
-        : `${name}: done, ${made}, but not even a quarter of it fits the ${megabytes(limit)} upload limit here, so no file is attached${refused ? `\n${refused}` : ''}`;
+        ? `${t('discord.done', { name, made })}${notes ? `\n${notes}` : ''}`
+        : `${t('discord.doneNoFile', { name, made, limit })}${refused ? `\n${refused}` : ''}`;
       const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
       try {
         await step('result', () => this.answers.edit(job.id, reply, { content, components, files }));
         return;
       } catch (error) {
         if (!fitted || attempt >= 3 || !(error instanceof DiscordAPIError && Number(error.code) === 40005)) throw error;
-        refused = `Discord refused a ${megabytes(fitted.bytes.length)} file here as too large, so a smaller one was sent`;
+        refused = t('discord.refusedFile', { bytes: fitted.bytes.length });
         limit = Math.floor(fitted.bytes.length * 0.75);
         this.log.warn({ job: job.id, refusedBytes: fitted.bytes.length, nextLimit: limit }, 'Discord refused the file as too large; fitting it into less');
       }
@@ -438,7 +474,8 @@ export class DiscordAdapter implements Adapter {
     await this.edits.close(job.id);
     clearTimeout(this.lifetimes.get(job.id));
     const step = (name: string, run: () => Promise<void>) => this.notes.once(job.id, name, run);
-    const name = `**${displayName(job.request.name)}**`;
+    const t = wordsFor(job);
+    const name = bold(job.request.name);
     try {
       if (outcome.state === 'completed') {
         const { result } = outcome;
@@ -450,13 +487,15 @@ export class DiscordAdapter implements Adapter {
         if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue!.readOutput(job.id, 'pdf') });
         const fitting = extras.filter((file) => file.data.length <= reply.limitBytes);
         if (fitting.length > 0) {
-          const what = fitting.map((f) => (f.name.endsWith('.pdf') ? 'the PDF summary' : 'before and after')).join(', ');
-          await step('extras', () => this.answers.send(reply, { content: `${name}: ${what}`, files: fitting }));
+          const what = fitting.map((f) => t(f.name.endsWith('.pdf') ? 'discord.pdf' : 'discord.compare')).join(t('discord.listSeparator'));
+          await step('extras', () => this.answers.send(reply, { content: t('discord.line', { name, text: what }), files: fitting }));
         }
       } else if (outcome.state === 'failed') {
-        await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: could not be enhanced: ${outcome.reason}`, components: [] }));
+        const reason = outcome.text ?? plainText(outcome.reason);
+        await step('result', () => this.answers.edit(job.id, reply, { content: t('discord.failed', { name, reason }), components: [] }));
       } else {
-        await step('result', () => this.answers.edit(job.id, reply, { content: `${name}: cancelled (${outcome.reason})`, components: [] }));
+        const reason = outcome.text ?? plainText(outcome.reason);
+        await step('result', () => this.answers.edit(job.id, reply, { content: t('discord.cancelled', { name, reason }), components: [] }));
       }
     } catch (error) {
       if (error instanceof PermanentDeliveryError) throw error;

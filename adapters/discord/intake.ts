@@ -4,7 +4,8 @@
  * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons),
  * unless answers link to the web page, where the PNG at the asked scale is reached; any problem is one line to them.
  */
-import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { EnhanceError, reasonTextOf } from '../../src/errors.js';
+import { translator, type Locale } from '../../src/i18n/i18n.js';
 import { largestFittingScale } from '../../src/imaging/fit.js';
 import { checkFileSize, probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -13,7 +14,7 @@ import type { EnhanceOptions } from '../../src/types.js';
 import type { DiscordReply, Outgoing } from './answers.js';
 import type { DiscordConfig } from './config.js';
 import type { Secrets } from './secrets.js';
-import { displayName, megabytes } from './text.js';
+import { bold } from './text.js';
 
 /** An image someone asked for, before it is downloaded. */
 export interface ImageRequest {
@@ -21,6 +22,8 @@ export interface ImageRequest {
   options: Partial<EnhanceOptions>;
   report: boolean;
   reply: DiscordReply;
+  /** The language its person reads (a catalogue tag), stored with the job. */
+  locale: Locale;
   /** Writes a message about this request before it is a job (a reason, a choice of scales). */
   say: (out: Outgoing) => Promise<void>;
 }
@@ -81,7 +84,7 @@ export class Intake {
 
   /** Downloads, checks and queues an image; any problem is one line to the person. */
   async accept(intake: ImageRequest, input?: Uint8Array): Promise<void> {
-    const name = displayName(intake.attachment.name);
+    const t = translator(intake.locale);
     try {
       input ??= await this.download(intake.attachment);
       const header = await probeImage(input, this.deps.maxPixels);
@@ -93,11 +96,14 @@ export class Intake {
         owner: `discord:${intake.reply.user}`,
         replyTo: intake.reply,
         report: intake.report,
+        locale: intake.locale,
         earlyPreview: true,
       });
     } catch (error) {
       if (!(error instanceof EnhanceError)) this.deps.logger.error({ why: this.deps.secrets.reason(error) }, 'could not take an image');
-      await intake.say({ content: `**${name}**: ${error instanceof EnhanceError ? error.message : reasonOf(new Error(this.deps.secrets.reason(error)))}`, components: [] });
+      // Discord's errors carry the request's address, which may hold a token: said without it.
+      const reason = error instanceof EnhanceError ? reasonTextOf(error) : reasonTextOf(new Error(this.deps.secrets.reason(error)));
+      await intake.say({ content: t('discord.line', { name: bold(intake.attachment.name), text: reason }), components: [] });
     }
   }
 
@@ -106,13 +112,14 @@ export class Intake {
    * that fit as buttons, or a refusal when none does) and answers false.
    */
   private async fits(intake: ImageRequest, input: Uint8Array, header: Awaited<ReturnType<typeof probeImage>>): Promise<boolean> {
-    const name = displayName(intake.attachment.name);
+    const t = translator(intake.locale);
+    const name = bold(intake.attachment.name);
     const asked = intake.options.scale ?? 4;
     const channels = header.meta.channels ?? 3;
     const bits = header.meta.depth === 'ushort' ? 16 : 8;
     const fits = largestFittingScale(header.width, header.height, intake.reply.limitBytes, { channels, bits, scales: ([4, 3, 2] as const).filter((s) => s <= asked) });
     if (fits === null) {
-      await intake.say({ content: `**${name}**: even at 2x the PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here: send a smaller image` });
+      await intake.say({ content: t('discord.tooLarge', { name, width: header.width, height: header.height, limit: intake.reply.limitBytes }) });
       return false;
     }
     if (fits < asked) {
@@ -121,8 +128,8 @@ export class Intake {
       this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
       const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
       await intake.say({
-        content: `**${name}**: the ${asked}x PNG of this ${header.width}x${header.height} image would be over the ${megabytes(intake.reply.limitBytes)} upload limit here; ${fits}x fits:`,
-        components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: `${s}x`, custom_id: `scale:${key}:${s}` })) }],
+        content: t('discord.offer', { name, asked, width: header.width, height: header.height, limit: intake.reply.limitBytes, fits }),
+        components: [{ type: 1, components: scales.map((s) => ({ type: 2, style: 1, label: t('discord.scale', { scale: s }), custom_id: `scale:${key}:${s}` })) }],
       });
       return false;
     }
@@ -133,9 +140,9 @@ export class Intake {
   private async download(attachment: ImageRequest['attachment']): Promise<Uint8Array> {
     checkFileSize(attachment.size, this.deps.maxFileBytes);
     const url = new URL(attachment.url);
-    if (!this.deps.cdnOrigins.includes(url.origin)) throw new EnhanceError(`the attachment is not on Discord's CDN (${url.origin}), so it is not downloaded`, 'input');
+    if (!this.deps.cdnOrigins.includes(url.origin)) throw new EnhanceError({ key: 'discord.notOnCdn', values: { origin: url.origin } }, 'input');
     const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(120_000) });
-    if (!response.ok) throw new EnhanceError(`the attachment could not be downloaded from Discord (HTTP ${response.status}); send it again`, 'input');
+    if (!response.ok) throw new EnhanceError({ key: 'discord.downloadFailed', values: { status: response.status } }, 'input');
     const bytes = new Uint8Array(await response.arrayBuffer());
     checkFileSize(bytes.length, this.deps.maxFileBytes);
     return bytes;

@@ -1,6 +1,6 @@
 /**
- * What the bot writes: one-line messages built from a job's state. Kept apart from the adapter so the wording is
- * in one place and the tests can read it back.
+ * The pieces of what the bot writes that are the same in every language (names, bars, Discord timestamps); the
+ * words themselves are in the `discord` section of the catalogues (src/i18n/catalogues).
  */
 
 /** A name as it may appear in a message: no Markdown, mentions or line breaks, at most 80 characters. */
@@ -45,5 +45,12 @@ export function progressBar(done: number, total: number): string {
   return `\`${'█'.repeat(cells)}${'░'.repeat(10 - cells)}\` ${Math.floor(fraction * 100)}%`;
 }
 
-/** Sizes are written as the core's messages (fitToLimit's notes) write them, so one answer never mixes two units. */
-export { megabytes } from '../../src/imaging/input.js';
+/**
+ * A file name in bold, as each message about an image starts: `**cat photo.png**`.
+ *
+ * @example
+ * bold('cat*.png'); // '**cat .png**'
+ */
+export function bold(name: string): string {
+  return `**${displayName(name)}**`;
+}
