@@ -84,8 +84,7 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
 export function findModel(manifest: Manifest, name: string): ModelEntry {
   const entry = manifest.models.find((m) => m.name === name);
   if (!entry) {
-    const allowed = manifest.models.map((m) => m.name).join(', ');
-    throw new EnhanceError(`unknown model "${name}": allowed models are ${allowed}`, 'options');
+    throw new EnhanceError({ key: 'reason.unknownModel', values: { name, allowed: manifest.models.map((m) => m.name) } }, 'options');
   }
   return entry;
 }
