@@ -10,11 +10,12 @@
  * an SVG `<text>` names a system font family, which is what drew boxes before.
  *
  * @example
- * const { svg, width } = drawText('处理前：双三次插值放大', { size: 16, x: 10, baseline: 22, fill: '#222' });
+ * const { svg, width } = await drawText('处理前：双三次插值放大', { size: 16, x: 10, baseline: 22, fill: '#222' });
  * sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width + 20}" height="32">${svg}</svg>`));
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import * as fontkit from 'fontkit';
 
@@ -30,17 +31,19 @@ export const FONT_FILES: Readonly<Record<Weight, string>> = { regular: file(400)
 /**
  * A WOFF 1.0 file as the plain OpenType font it wraps: its tables inflated (zlib) and laid out again. fontkit reads
  * WOFF too, but inflates it in JavaScript for every font object, and pdfkit makes one per document: that was
- * 0.4 s of each report. Done once here with Node's zlib, a report takes the ready bytes.
+ * 0.4 s of each report. Done once here with Node's zlib (off the event loop), a report takes the ready bytes.
  */
-export function woffToOpenType(woff: Buffer): Buffer {
+export async function woffToOpenType(woff: Buffer): Promise<Buffer> {
   if (woff.toString('latin1', 0, 4) !== 'wOFF') throw new Error('not a WOFF 1.0 font');
   const count = woff.readUInt16BE(12);
-  const tables = Array.from({ length: count }, (_, i) => {
-    const at = 44 + 20 * i;
-    const [offset, packed, length] = [woff.readUInt32BE(at + 4), woff.readUInt32BE(at + 8), woff.readUInt32BE(at + 12)];
-    const stored = woff.subarray(offset, offset + packed);
-    return { tag: woff.subarray(at, at + 4), checksum: woff.readUInt32BE(at + 16), data: packed < length ? zlib.inflateSync(stored) : stored };
-  });
+  const tables = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const at = 44 + 20 * i;
+      const [offset, packed, length] = [woff.readUInt32BE(at + 4), woff.readUInt32BE(at + 8), woff.readUInt32BE(at + 12)];
+      const stored = woff.subarray(offset, offset + packed);
+      return { tag: woff.subarray(at, at + 4), checksum: woff.readUInt32BE(at + 16), data: packed < length ? await inflate(stored) : stored };
+    }),
+  );
   const pad = (n: number) => (n + 3) & ~3;
   const power = 2 ** Math.floor(Math.log2(count));
   const head = Buffer.alloc(12 + 16 * count);
@@ -62,21 +65,26 @@ export function woffToOpenType(woff: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-const bytes = new Map<Weight, Buffer>();
-/** The font as OpenType bytes (read and inflated once per process), for pdfkit's `registerFont`. */
-export function fontBytes(weight: Weight = 'regular'): Buffer {
-  let font = bytes.get(weight);
-  if (!font) bytes.set(weight, (font = woffToOpenType(fs.readFileSync(FONT_FILES[weight]))));
-  return font;
+const inflate = promisify(zlib.inflate);
+
+/** `make()` once per weight; a failure is not kept, so the next call tries again. */
+function once<T>(make: (weight: Weight) => Promise<T>): (weight?: Weight) => Promise<T> {
+  const made = new Map<Weight, Promise<T>>();
+  return (weight = 'regular') => {
+    let value = made.get(weight);
+    if (!value) {
+      made.set(weight, (value = make(weight)));
+      value.catch(() => made.delete(weight));
+    }
+    return value;
+  };
 }
 
-const opened = new Map<Weight, fontkit.Font>();
+/** The font as OpenType bytes (read and inflated once per process), for pdfkit's `registerFont`. */
+export const fontBytes = once(async (weight) => woffToOpenType(await fs.promises.readFile(FONT_FILES[weight])));
+
 /** The parsed font, kept for the process: fontkit caches its glyphs and layout tables in it. */
-export function cjkFont(weight: Weight = 'regular'): fontkit.Font {
-  let font = opened.get(weight);
-  if (!font) opened.set(weight, (font = fontkit.create(fontBytes(weight))));
-  return font;
-}
+export const cjkFont = once(async (weight) => fontkit.create(await fontBytes(weight)));
 
 export interface DrawOptions {
   /** Font size in pixels. */
@@ -95,10 +103,10 @@ export interface DrawOptions {
  * `text` as SVG paths in Noto Sans SC: `svg` goes inside an `<svg>` element; `width` and `size` are what was drawn.
  *
  * @example
- * drawText('after: x4plus', { size: 16, x: 10, baseline: 22, fill: '#222', maxWidth: 360 }).width; // 96
+ * (await drawText('after: x4plus', { size: 16, x: 10, baseline: 22, fill: '#222', maxWidth: 360 })).width; // 96
  */
-export function drawText(text: string, options: DrawOptions): { svg: string; width: number; size: number } {
-  const font = cjkFont(options.weight);
+export async function drawText(text: string, options: DrawOptions): Promise<{ svg: string; width: number; size: number }> {
+  const font = await cjkFont(options.weight);
   const run = font.layout(text);
   let size = options.size;
   if (options.maxWidth !== undefined && run.advanceWidth > 0) {

@@ -108,8 +108,8 @@ export async function afterCrop(png: Uint8Array, region: Region): Promise<Buffer
 }
 
 /** A label drawn from the project's own font (src/fonts/cjk.ts), so it reads the same on any system. */
-function label(text: string, width: number): Buffer {
-  const { svg } = drawText(text, { size: 16, x: 10, baseline: 22, fill: '#222', maxWidth: width - 20, minSize: 11 });
+async function label(text: string, width: number): Promise<Buffer> {
+  const { svg } = await drawText(text, { size: 16, x: 10, baseline: 22, fill: '#222', maxWidth: width - 20, minSize: 11 });
   return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${LABEL_HEIGHT}">${svg}</svg>`);
 }
 
@@ -143,12 +143,13 @@ export async function makeComparison(
   const afterLine = whole
     ? t('compare.after', { model })
     : t('compare.afterDetail', { model, left: region.left, top: region.top, width: output.width, height: output.height });
+  const [beforeLabel, afterLabel] = await Promise.all([label(beforeLine, panel), label(afterLine, panel)]);
   return sharp({
     create: { width: panel * 2 + GAP, height: height + LABEL_HEIGHT, channels: 3, background: '#f4f4f4' },
   })
     .composite([
-      { input: label(beforeLine, panel), left: 0, top: 0 },
-      { input: label(afterLine, panel), left: panel + GAP, top: 0 },
+      { input: beforeLabel, left: 0, top: 0 },
+      { input: afterLabel, left: panel + GAP, top: 0 },
       { input: left, left: 0, top: LABEL_HEIGHT },
       { input: right, left: panel + GAP, top: LABEL_HEIGHT },
     ])

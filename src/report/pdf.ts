@@ -84,11 +84,14 @@ export async function makeReport(input: ReportInput): Promise<Buffer> {
   const pw = Math.max(1, Math.round(out.width * fit * DPI_SCALE));
   const ph = Math.max(1, Math.round(out.height * fit * DPI_SCALE));
   const region = detailRegion(before, out.width, out.height, 256);
-  const [beforeWhole, afterWhole, beforeZoom, afterZoom] = await Promise.all([
+  const [beforeWhole, afterWhole, beforeZoom, afterZoom, regular, bold, boldFont] = await Promise.all([
     jpeg(raw.clone().resize(pw, ph, { kernel: 'cubic', fit: 'fill' })),
     jpeg(sharp(result.png, { limitInputPixels: false }).resize(pw, ph, { kernel: 'lanczos3', fit: 'fill' }).flatten({ background: '#ffffff' }).toColourspace('srgb')),
     beforeCrop(before, out.width, region).then((b) => jpeg(sharp(b))),
     afterCrop(result.png, region).then((b) => jpeg(sharp(b))),
+    fontBytes('regular'),
+    fontBytes('bold'),
+    cjkFont('bold'),
   ]);
 
   const doc = new PDFDocument({
@@ -103,8 +106,8 @@ export async function makeReport(input: ReportInput): Promise<Buffer> {
     doc.on('error', reject);
   });
 
-  doc.registerFont(REGULAR, fontBytes('regular'));
-  doc.registerFont(BOLD, fontBytes('bold'));
+  doc.registerFont(REGULAR, regular);
+  doc.registerFont(BOLD, bold);
   doc.font(BOLD).fontSize(16).text(t('report.title'), MARGIN, MARGIN);
   doc.font(REGULAR).fontSize(10).fillColor('#444').text(t('report.header', { name: input.job.name, id: input.job.id }), { lineBreak: false });
   let y = MARGIN + 44;
@@ -137,7 +140,7 @@ export async function makeReport(input: ReportInput): Promise<Buffer> {
   // The checksums are hex: a fixed-width face (a standard PDF font, nothing embedded) keeps them easy to compare.
   const hex = new Set([result.modelSha256, result.signature]);
   // Courier sits lower in its line than Noto Sans SC: set on the label's baseline, not at the same top.
-  const baseline = (cjkFont('bold').ascent / cjkFont('bold').unitsPerEm) * 8.5;
+  const baseline = (boldFont.ascent / boldFont.unitsPerEm) * 8.5;
   const valueW = PAGE.width - 2 * MARGIN - labelW;
   for (const [label, value] of rows) {
     doc.font(BOLD).fontSize(8.5).fillColor('#333').text(label, MARGIN, y, { width: labelW });
