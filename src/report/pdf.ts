@@ -3,8 +3,9 @@
  * needed to reproduce or audit the result. One A4 page, in the job's language.
  *
  * All its text is set in Noto Sans SC (src/fonts/cjk.ts), whatever the language: a Chinese file name in an English
- * report must not come out as garbage, as it did in Helvetica. pdfkit embeds only the glyphs the page uses (a
- * subset: a few KB per weight), not the 1.8 MB font.
+ * report must not come out as garbage, as it did in Helvetica. pdfkit embeds only the glyphs the page uses, not the
+ * 1.8 MB font: measured on a 300x280 job, 49 KB in English and 88 KB in Chinese, against 14 KB in Helvetica (the
+ * subsets carry the font's shared CFF subroutines, 10-40 KB a weight), and 0.1-0.3 s more CPU per report.
  */
 import PDFDocument from 'pdfkit';
 import sharp, { type Sharp } from 'sharp';
