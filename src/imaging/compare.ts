@@ -7,6 +7,8 @@
  */
 import sharp from 'sharp';
 import { EnhanceError } from '../errors.js';
+import { drawText } from '../fonts/cjk.js';
+import { DEFAULT_LOCALE, translator, type Locale } from '../i18n/i18n.js';
 import { decodeReason } from './input.js';
 import type { Region } from '../types.js';
 import { FLATTEN_BACKGROUND } from './preview.js';
@@ -105,28 +107,26 @@ export async function afterCrop(png: Uint8Array, region: Region): Promise<Buffer
     .toBuffer();
 }
 
-const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function label(text: string, width: number): Buffer {
-  return Buffer.from(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${LABEL_HEIGHT}">` +
-      `<text x="10" y="22" font-family="DejaVu Sans, sans-serif" font-size="16" fill="#222">${escapeXml(text)}</text></svg>`,
-  );
+/** A label drawn from the project's own font (src/fonts/cjk.ts), so it reads the same on any system. */
+async function label(text: string, width: number): Promise<Buffer> {
+  const { svg } = await drawText(text, { size: 16, x: 10, baseline: 22, fill: '#222', maxWidth: width - 20, minSize: 11 });
+  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${LABEL_HEIGHT}">${svg}</svg>`);
 }
 
 /**
- * The comparison JPEG: before | after, each under a label.
+ * The comparison JPEG: before | after, each under a label in the job's language.
  *
  * @example
- * const jpg = await makeComparison(originalBytes, result.png, result.output, 'x4plus');
+ * const jpg = await makeComparison(originalBytes, result.png, result.output, 'x4plus', { locale: 'zh-Hans' });
  */
 export async function makeComparison(
   input: Uint8Array,
   png: Uint8Array,
   output: { width: number; height: number },
   model: string,
-  before?: Before,
+  { before, locale = DEFAULT_LOCALE }: { before?: Before; locale?: Locale } = {},
 ): Promise<Buffer> {
+  const t = translator(locale);
   const original = before ?? (await decodeBefore(input));
   const whole = Math.max(output.width, output.height) <= WHOLE_MAX;
   const region = whole ? { left: 0, top: 0, width: output.width, height: output.height } : detailRegion(original, output.width, output.height);
@@ -139,13 +139,17 @@ export async function makeComparison(
     const blowUp = (b: Buffer) => sharp(b).resize(panel, height, { kernel: 'nearest', fit: 'fill' }).png().toBuffer();
     [left, right] = await Promise.all([blowUp(left), blowUp(right)]);
   }
-  const what = whole ? '' : ` · detail at ${region.left},${region.top} of ${output.width}x${output.height}`;
+  const beforeLine = whole ? t('compare.before') : t('compare.beforeDetail');
+  const afterLine = whole
+    ? t('compare.after', { model })
+    : t('compare.afterDetail', { model, left: region.left, top: region.top, width: output.width, height: output.height });
+  const [beforeLabel, afterLabel] = await Promise.all([label(beforeLine, panel), label(afterLine, panel)]);
   return sharp({
     create: { width: panel * 2 + GAP, height: height + LABEL_HEIGHT, channels: 3, background: '#f4f4f4' },
   })
     .composite([
-      { input: label(`before: bicubic enlargement${whole ? '' : ' (1:1)'}`, panel), left: 0, top: 0 },
-      { input: label(`after: ${model}${what}`, panel), left: panel + GAP, top: 0 },
+      { input: beforeLabel, left: 0, top: 0 },
+      { input: afterLabel, left: panel + GAP, top: 0 },
       { input: left, left: 0, top: LABEL_HEIGHT },
       { input: right, left: panel + GAP, top: LABEL_HEIGHT },
     ])

@@ -131,11 +131,13 @@ async function finish(job: Job, input: Buffer, image: EnhancedImage, before: Bef
   const { png, ...result } = image;
   const outputs: Partial<Record<OutputKind, number>> = { png: await ctx.writeOutput('png', png) };
   const original = before ?? (await decodeBefore(input));
-  const [preview, compare] = await Promise.all([makePreview(png), makeComparison(input, png, image.output, image.options.model, original)]);
+  // The picture's labels and the PDF speak the job's language (stored with the request, so after a restart too).
+  const locale = job.request.locale ?? DEFAULT_LOCALE;
+  const [preview, compare] = await Promise.all([makePreview(png), makeComparison(input, png, image.output, image.options.model, { before: original, locale })]);
   outputs.preview = await ctx.writeOutput('preview', preview);
   outputs.compare = await ctx.writeOutput('compare', compare);
   if (job.request.report) {
-    const pdf = await makeReport({ job: { ...job, name: job.request.name }, result: image, input, before: original });
+    const pdf = await makeReport({ job: { ...job, name: job.request.name }, result: image, input, before: original, locale });
     outputs.pdf = await ctx.writeOutput('pdf', pdf);
   }
   return { ...result, outputs, ms: { ...result.ms, render: performance.now() - t } };
