@@ -18,8 +18,9 @@ COPY models/calibration ./models/calibration
 RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund && npm run models -- --all && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-# A font for the labels of the before/after pictures; tini as the container's init (below).
-RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core tini && rm -rf /var/lib/apt/lists/*
+# tini as the container's init (below). No system font: the PDF and the before/after labels draw their text
+# with Noto Sans SC from node_modules (src/fonts/cjk.ts), Chinese included.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=536870912 \
