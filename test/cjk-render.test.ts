@@ -30,7 +30,7 @@ const TOFU = '\uE000';
 /** What a font without Chinese shows: every CJK character and full-width sign a box. */
 const asTofu = (text: string) => text.replace(/[\u3000-\u9fff\uff00-\uffef]/g, TOFU);
 
-const missing = ['pdftoppm', 'pdftotext'].filter((command) => {
+const missing = ['pdftoppm', 'pdftotext', 'pdfinfo'].filter((command) => {
   try {
     execFileSync(command, ['-v'], { stdio: 'ignore' });
     return false;
@@ -193,6 +193,21 @@ describe('Chinese in the PDF summary', () => {
     // Measured: 0.00 from the glyphs (one rasteriser, one place), 71 from the boxes.
     expect(asGlyphs, `${asGlyphs.toFixed(2)} from the glyphs, ${asBoxes.toFixed(2)} from boxes`).toBeLessThan(1);
     expect(asBoxes).toBeGreaterThan(10);
+  });
+
+  it('stays one page for a square photo in either language (the table takes its room first)', async () => {
+    // 200x200 gives the whole pictures their full height; Noto Sans SC's taller lines had pushed the table over
+    // the page's end, and pdfkit started a page for each row left: 7 pages.
+    const input = await scenePng(200, 200, 3);
+    const png = await sharp(input).resize(800, 800, { kernel: 'cubic' }).png().toBuffer();
+    const square: EnhancedImage = { ...result, input: { ...result.input, width: 200, height: 200 }, output: { ...result.output, width: 800, height: 800 }, png };
+    for (const locale of ['en', 'zh-Hans']) {
+      const bytes = await makeReport({ ...report, input, result: square, locale });
+      const pages = /^Pages:\s+(\d+)$/m.exec(execFileSync('pdfinfo', ['-'], { input: bytes }).toString())?.[1];
+      expect([locale, pages]).toEqual([locale, '1']);
+      // And the table's last row is on it.
+      expect(pdfText(bytes)).toContain(DATE.getUTCFullYear().toString());
+    }
   });
 
   it('embeds a subset of the font and gives its Chinese back as text', async () => {

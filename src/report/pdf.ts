@@ -72,28 +72,23 @@ export function reportRows(input: ReportInput): Array<[string, string]> {
   ];
 }
 
+/** The most height the whole pictures and the zoomed crops take; less when the table needs the room. */
+const WHOLE_MAX_H = 230;
+const ZOOM_MAX_SIDE = 200;
+/** Height of a section title, and of the captions under a pair of pictures. */
+const TITLE_H = 16;
+const CAPTION_H = 21;
+const HEADER_H = 44;
+const LABEL_W = 110;
+const ROW_SIZE = 8.5;
+
 /** Renders the report; resolves to the PDF bytes. */
 export async function makeReport(input: ReportInput): Promise<Buffer> {
   const { result } = input;
   const t = translator(input.locale ?? DEFAULT_LOCALE);
   const before = input.before ?? (await decodeBefore(input.input));
   const out = result.output;
-  const raw = sharp(before.rgb, { raw: { width: before.width, height: before.height, channels: 3 } });
-  // Whole pictures: both at the same size in the page, fitted in a column.
-  const boxH = 230;
-  const fit = Math.min(COLUMN / out.width, boxH / out.height);
-  const pw = Math.max(1, Math.round(out.width * fit * DPI_SCALE));
-  const ph = Math.max(1, Math.round(out.height * fit * DPI_SCALE));
-  const region = detailRegion(before, out.width, out.height, 256);
-  const [beforeWhole, afterWhole, beforeZoom, afterZoom, regular, bold, boldFont] = await Promise.all([
-    jpeg(raw.clone().resize(pw, ph, { kernel: 'cubic', fit: 'fill' })),
-    jpeg(sharp(result.png, { limitInputPixels: false }).resize(pw, ph, { kernel: 'lanczos3', fit: 'fill' }).flatten({ background: '#ffffff' }).toColourspace('srgb')),
-    beforeCrop(before, out.width, region).then((b) => jpeg(sharp(b))),
-    afterCrop(result.png, region).then((b) => jpeg(sharp(b))),
-    fontBytes('regular'),
-    fontBytes('bold'),
-    cjkFont('bold'),
-  ]);
+  const [regular, bold, boldFont] = await Promise.all([fontBytes('regular'), fontBytes('bold'), cjkFont('bold')]);
 
   const doc = new PDFDocument({
     size: 'A4',
@@ -106,52 +101,73 @@ export async function makeReport(input: ReportInput): Promise<Buffer> {
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
   });
-
   doc.registerFont(REGULAR, regular);
   doc.registerFont(BOLD, bold);
+
+  // The table first: Noto Sans SC's lines are a third taller than Helvetica's, and a page that ran over made pdfkit
+  // start a new page for every row left (7 pages for a square photo). The pictures get what the table leaves.
+  const rows = reportRows(input);
+  // The checksums are hex: a fixed-width face (a standard PDF font, nothing embedded) keeps them easy to compare.
+  const hex = new Set([result.modelSha256, result.signature]);
+  const valueW = PAGE.width - 2 * MARGIN - LABEL_W;
+  const rowHeights = rows.map(([label, value]) => {
+    const labelHeight = doc.font(BOLD).fontSize(ROW_SIZE).heightOfString(label, { width: LABEL_W });
+    const valueHeight = doc.font(hex.has(value) ? 'Courier' : REGULAR).fontSize(ROW_SIZE).heightOfString(value, { width: valueW });
+    return Math.max(12, Math.max(labelHeight, valueHeight) + 2);
+  });
+  const table = rowHeights.reduce((a, b) => a + b, 0);
+  const room = PAGE.height - 2 * MARGIN - HEADER_H - 3 * TITLE_H - 2 * CAPTION_H - table;
+  const shrink = Math.min(1, room / (WHOLE_MAX_H + ZOOM_MAX_SIDE));
+
+  // Whole pictures: both at the same size in the page, fitted in a column.
+  const fit = Math.min(COLUMN / out.width, (WHOLE_MAX_H * shrink) / out.height);
+  const pw = Math.max(1, Math.round(out.width * fit * DPI_SCALE));
+  const ph = Math.max(1, Math.round(out.height * fit * DPI_SCALE));
+  const region = detailRegion(before, out.width, out.height, 256);
+  const raw = sharp(before.rgb, { raw: { width: before.width, height: before.height, channels: 3 } });
+  const [beforeWhole, afterWhole, beforeZoom, afterZoom] = await Promise.all([
+    jpeg(raw.clone().resize(pw, ph, { kernel: 'cubic', fit: 'fill' })),
+    jpeg(sharp(result.png, { limitInputPixels: false }).resize(pw, ph, { kernel: 'lanczos3', fit: 'fill' }).flatten({ background: '#ffffff' }).toColourspace('srgb')),
+    beforeCrop(before, out.width, region).then((b) => jpeg(sharp(b))),
+    afterCrop(result.png, region).then((b) => jpeg(sharp(b))),
+  ]);
+
   doc.font(BOLD).fontSize(16).text(t('report.title'), MARGIN, MARGIN);
   doc.font(REGULAR).fontSize(10).fillColor('#444').text(t('report.header', { name: input.job.name, id: input.job.id }), { lineBreak: false });
-  let y = MARGIN + 44;
+  let y = MARGIN + HEADER_H;
 
   const pair = (title: string, left: Buffer, right: Buffer, w: number, h: number, captions: [string, string]) => {
     doc.font(BOLD).fontSize(11).fillColor('#000').text(title, MARGIN, y);
-    y += 16;
+    y += TITLE_H;
     doc.image(left, MARGIN, y, { width: w, height: h });
     doc.image(right, MARGIN + COLUMN + 12, y, { width: w, height: h });
     y += h + 3;
     doc.font(REGULAR).fontSize(8).fillColor('#555');
-    doc.text(captions[0], MARGIN, y, { width: COLUMN });
-    doc.text(captions[1], MARGIN + COLUMN + 12, y, { width: COLUMN });
-    y += 18;
+    doc.text(captions[0], MARGIN, y, { width: COLUMN, lineBreak: false });
+    doc.text(captions[1], MARGIN + COLUMN + 12, y, { width: COLUMN, lineBreak: false });
+    y += CAPTION_H - 3;
   };
   pair(t('report.pairTitle'), beforeWhole, afterWhole, pw / DPI_SCALE, ph / DPI_SCALE, [
     t('report.beforeCaption', { width: result.input.width, height: result.input.height }),
     t('report.afterCaption', { width: out.width, height: out.height, model: result.options.model }),
   ]);
-  const zoomSide = Math.min(COLUMN, 200);
+  const zoomSide = Math.min(COLUMN, ZOOM_MAX_SIDE * shrink);
   const zw = (region.width / Math.max(region.width, region.height)) * zoomSide;
   const zh = (region.height / Math.max(region.width, region.height)) * zoomSide;
   const detail = { width: region.width, height: region.height, left: region.left, top: region.top };
   pair(t('report.detailTitle', detail), beforeZoom, afterZoom, zw, zh, [t('report.detailBefore'), t('report.detailAfter')]);
 
   doc.font(BOLD).fontSize(11).fillColor('#000').text(t('report.details'), MARGIN, y);
-  y += 16;
-  const labelW = 110;
-  const rows = reportRows(input);
-  // The checksums are hex: a fixed-width face (a standard PDF font, nothing embedded) keeps them easy to compare.
-  const hex = new Set([result.modelSha256, result.signature]);
+  y += TITLE_H;
   // Courier sits lower in its line than Noto Sans SC: set on the label's baseline, not at the same top.
-  const baseline = (boldFont.ascent / boldFont.unitsPerEm) * 8.5;
-  const valueW = PAGE.width - 2 * MARGIN - labelW;
-  for (const [label, value] of rows) {
-    doc.font(BOLD).fontSize(8.5).fillColor('#333').text(label, MARGIN, y, { width: labelW });
-    const labelHeight = doc.heightOfString(label, { width: labelW });
+  const baseline = (boldFont.ascent / boldFont.unitsPerEm) * ROW_SIZE;
+  rows.forEach(([label, value], i) => {
+    doc.font(BOLD).fontSize(ROW_SIZE).fillColor('#333').text(label, MARGIN, y, { width: LABEL_W });
     doc.font(hex.has(value) ? 'Courier' : REGULAR).fillColor('#000');
-    const height = Math.max(labelHeight, doc.heightOfString(value, { width: valueW }));
-    if (hex.has(value)) doc.text(value, MARGIN + labelW, y + baseline, { width: valueW, baseline: 'alphabetic' });
-    else doc.text(value, MARGIN + labelW, y, { width: valueW });
-    y += Math.max(12, height + 3);
-  }
+    if (hex.has(value)) doc.text(value, MARGIN + LABEL_W, y + baseline, { width: valueW, baseline: 'alphabetic' });
+    else doc.text(value, MARGIN + LABEL_W, y, { width: valueW });
+    y += rowHeights[i];
+  });
   doc.end();
   return done;
 }
