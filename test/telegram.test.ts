@@ -291,7 +291,7 @@ describe('telegram bot: bad input and limits', () => {
     const meta = await decoded(file);
     expect(file.filename).toBe(`noise-4x.${meta.format}`);
     expect(document.params.caption).toMatch(new RegExp(`^${meta.width}x${meta.height} ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent (as lossless WebP|at \\d+x\\d+)`));
-    expect(document.params.caption).toMatch(/over the 0\.1 MB upload limit/);
+    expect(document.params.caption).toMatch(/over the 130 KB upload limit/);
     expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
   });
 });
@@ -346,6 +346,7 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
 
 describe("telegram bot: the person's language", () => {
   it('answers a sender whose Telegram is in Chinese (zh-hans) in Chinese and one in English in English, side by side', async () => {
+    // x4plus in 32-pixel tiles: four model runs per image, long enough for progress edits to be seen.
     await started(SLOW);
     // The command menu: English for everyone, Chinese for Chinese apps.
     await api.waitFor((c) => c.method === 'setMyCommands' && c.params.language_code === 'zh', 'the Chinese command menu');
@@ -355,8 +356,8 @@ describe("telegram bot: the person's language", () => {
     expect(menus[0].params.commands[0].description).toBe('What this bot does');
     expect(menus[1].params.commands[0].description).toBe('这个机器人能做什么');
 
-    const liPhoto = api.sendPhoto(LI, await jpeg(96, 96, 60), { width: 96, height: 96 });
-    const danaPhoto = api.sendPhoto(DANA, await jpeg(96, 96, 61), { width: 96, height: 96 });
+    const liPhoto = api.sendPhoto(LI, await jpeg(64, 64, 60), { width: 64, height: 64 });
+    const danaPhoto = api.sendPhoto(DANA, await jpeg(64, 64, 61), { width: 64, height: 64 });
     const liBad = api.sendDocument(LI, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
     const danaBad = api.sendDocument(DANA, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
     const liText = api.sendDocument(LI, Buffer.from('hello'), 'notes.txt', 'text/plain');
@@ -384,8 +385,8 @@ describe("telegram bot: the person's language", () => {
         expect(texts[0]).toMatch(/^已收到 photo-\d+\.jpg，正在排队……$/);
         expect(texts[1]).toMatch(/^排队中：(下一个就轮到你|第 \d+ 位)，大约 \d+ (秒|分钟)后完成。$/);
         expect(texts.some((t) => /^正在增强 [▓░]{10} \d+\/\d+ 块，还剩大约 \d+ (秒|分钟)。$/.test(t))).toBe(true);
-        expect(texts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：384x384（4 倍，x4plus）。$/);
-        expect(captions).toEqual(['384x384 PNG，由 96x96 放大 4 倍（x4plus）。', '处理前后对比。']);
+        expect(texts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：256x256（4 倍，x4plus）。$/);
+        expect(captions).toEqual(['256x256 PNG，由 64x64 放大 4 倍（x4plus）。', '处理前后对比。']);
         expect(cancel).toBe('取消');
         // No English word a person reads (the file and model names aside).
         const english = [...texts, ...captions].map((t) => t.replace(/photo-\d+\.jpg|x4plus|PNG/g, '')).filter((t) => /[A-Za-z]{3,}/.test(t));
@@ -394,8 +395,8 @@ describe("telegram bot: the person's language", () => {
         expect(texts[0]).toMatch(/^Received photo-\d+\.jpg, queueing…$/);
         expect(texts[1]).toMatch(/^Queued: (next in line|position \d+), done in about \d+ (s|min)\.$/);
         expect(texts.some((t) => /^Enhancing [▓░]{10} \d+\/\d+ tiles, about \d+ (s|min) left\.$/.test(t))).toBe(true);
-        expect(texts.at(-1)).toMatch(/^Done in \d+ (s|min): 384x384 \(4x, x4plus\)\.$/);
-        expect(captions).toEqual(['384x384 PNG, 4x of 96x96 (x4plus).', 'Before and after.']);
+        expect(texts.at(-1)).toMatch(/^Done in \d+ (s|min): 256x256 \(4x, x4plus\)\.$/);
+        expect(captions).toEqual(['256x256 PNG, 4x of 64x64 (x4plus).', 'Before and after.']);
         expect(cancel).toBe('Cancel');
         expect([...texts, ...captions].filter((t) => /[\u4e00-\u9fff]/.test(t))).toEqual([]);
       }
