@@ -51,6 +51,7 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
         presets: hotfolder.presets,
         pdf: hotfolder.pdf,
         settleMs: hotfolder.settleMs,
+        locale: hotfolder.locale,
         maxFileBytes: config.limits.maxFileBytes,
         logger,
       }),

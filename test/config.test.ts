@@ -61,13 +61,17 @@ describe('config', () => {
       inbox: path.join(root, 'drop'),
       outbox: path.resolve('elsewhere'),
       presets: { tiny: { model: 'x4fast', scale: 2, report: true } },
+      locale: 'en',
     });
+    // A language tag finds its catalogue: zh-CN is Simplified Chinese.
+    expect(load({ ENHANCER_HOTFOLDER_LOCALE: 'zh-CN' }).sections.hotfolder.locale).toBe('zh-Hans');
   });
 
   it('stops with one line naming the key, what is allowed and where the value came from', () => {
     expect(failure({ ENHANCER_DEVICE: 'gpu' })).toBe('config: device: device must be auto, cpu or cuda (got "gpu") from $ENHANCER_DEVICE');
     expect(failure({ LOG_LEVEL: 'loud' })).toBe('config: logLevel must be one of fatal, error, warn, info, debug, trace, silent (got "loud" from $LOG_LEVEL)');
     expect(failure({ ENHANCER_HOTFOLDER: 'maybe' })).toBe('config: hotfolder.enabled must be true or false (got "maybe" from $ENHANCER_HOTFOLDER)');
+    expect(failure({ ENHANCER_HOTFOLDER_LOCALE: 'fr' })).toBe('config: hotfolder.locale must be a language there is a catalogue for: en, zh-Hans (got "fr" from $ENHANCER_HOTFOLDER_LOCALE)');
     file({ limits: { queuedPerOwner: 0 } });
     expect(failure()).toMatch(/^config: limits.queuedPerOwner must be a whole number from 1 to 10000 \(got 0 from .*enhancer.json\)$/);
     // Past about 89.5 MP an 8-bit RGB input's 4x result cannot be held in one buffer (src/imaging/input.ts).
@@ -76,7 +80,7 @@ describe('config', () => {
     file({ hotfolder: { settleMs: 'soon' } });
     expect(failure()).toMatch(/^config: hotfolder.settleMs must be a whole number from 50 to 600000 \(got "soon" from .*enhancer.json\)$/);
     file({ hotfolder: { watch: true } });
-    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, inbox, outbox, pdf, settleMs, presets$/);
+    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, inbox, outbox, pdf, settleMs, presets, locale$/);
     file({ hotfolder: { outbox: '' } });
     expect(failure()).toMatch(/^config: hotfolder.outbox must be a folder path \(got "" from .*enhancer.json\)$/);
     file({ hotfolder: 'yes' });

@@ -36,6 +36,8 @@ export interface FakeUser {
   id: number;
   first_name: string;
   username?: string;
+  /** The language the person's Telegram app is set to, as Telegram reports it (`en`, `zh-hans`). */
+  language_code?: string;
 }
 
 type Chat = { id: number; type: 'private' | 'group' | 'supergroup'; title?: string; first_name?: string };
@@ -352,6 +354,7 @@ export class FakeBotApi {
       }
       case 'answerCallbackQuery':
       case 'deleteMessage':
+      case 'setMyCommands':
         return true;
       default:
         return undefined;

@@ -112,6 +112,20 @@ describe('hot folder', () => {
     expect(s.running).toBe(true);
   });
 
+  it('writes the reasons of failed files in the language of hotfolder.locale', async () => {
+    const s = start({ locale: 'zh-Hans' });
+    await s.started();
+    fs.writeFileSync(inbox('empty.jpg'), Buffer.alloc(0));
+    fs.writeFileSync(inbox('cut.jpg'), await truncatedJpeg());
+    await s.until(() => listing(inbox('failed')).length === 4, 'both failed');
+    expect(fs.readFileSync(inbox('failed', 'empty.jpg.error.txt'), 'utf8')).toBe('文件是空的（0 字节）\n');
+    const cut = fs.readFileSync(inbox('failed', 'cut.jpg.error.txt'), 'utf8');
+    expect(cut).toMatch(/^图片数据已损坏或不完整/);
+    expect(cut).not.toMatch(/damaged|truncated/);
+    // The log stays English, for whoever runs it.
+    expect(s.lines('moved to failed/').map((l) => l.reason).sort()).toEqual(['the file is empty (0 bytes)', expect.stringMatching(/^the image data is damaged or truncated/)]);
+  });
+
   it('finishes a job whose service was killed mid-inference, once, after a restart', async () => {
     const photo = await scenePng(96, 96, 5);
     let s = start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
@@ -328,5 +342,9 @@ describe('hot folder', () => {
     expect(bad.stderr.filter(Boolean)).toEqual([
       `error: config: hotfolder.settleMs must be a whole number from 50 to 600000 (got "soon" from ${path.relative(dir, path.join(dir, 'enhancer.json'))})`,
     ]);
+    // A language there is no catalogue for: refused, not quietly English.
+    const unknown = new ServiceProcess(dir, { ...withConfig(dir, {}), ENHANCER_HOTFOLDER_LOCALE: 'tlh' });
+    expect((await unknown.exited).code).toBe(2);
+    expect(unknown.stderr.filter(Boolean)).toEqual(['error: config: hotfolder.locale must be a language there is a catalogue for: en, zh-Hans (got "tlh" from $ENHANCER_HOTFOLDER_LOCALE)']);
   });
 });

@@ -18,6 +18,9 @@ const TOKEN = '123456789:AAH-fake_token-for-the-tests-only';
 const ALICE: FakeUser = { id: 111, first_name: 'Alice', username: 'alice' };
 const BOB: FakeUser = { id: 222, first_name: 'Bob' };
 const CAROL: FakeUser = { id: 333, first_name: 'Carol' };
+/** Whose Telegram is set to Simplified Chinese, and to English. */
+const LI: FakeUser = { id: 444, first_name: '李雷', language_code: 'zh-hans' };
+const DANA: FakeUser = { id: 555, first_name: 'Dana', language_code: 'en' };
 
 let dir: string;
 let api: FakeBotApi;
@@ -288,7 +291,7 @@ describe('telegram bot: bad input and limits', () => {
     const meta = await decoded(file);
     expect(file.filename).toBe(`noise-4x.${meta.format}`);
     expect(document.params.caption).toMatch(new RegExp(`^${meta.width}x${meta.height} ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent (as lossless WebP|at \\d+x\\d+)`));
-    expect(document.params.caption).toMatch(/over the 0\.1 MB upload limit/);
+    expect(document.params.caption).toMatch(/over the 130 KB upload limit/);
     expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
   });
 });
@@ -338,6 +341,66 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     api.sendText(ALICE, '/help');
     const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === ALICE.id && /^Send me an image/.test(c.params.text), '/help');
     expect(help.params.text).toContain('40 KB per file I send back (larger results are on the web page the answer links to)');
+  });
+});
+
+describe("telegram bot: the person's language", () => {
+  it('answers a sender whose Telegram is in Chinese (zh-hans) in Chinese and one in English in English, side by side', async () => {
+    // x4plus in 32-pixel tiles: four model runs per image, long enough for progress edits to be seen.
+    await started(SLOW);
+    // The command menu: English for everyone, Chinese for Chinese apps.
+    await api.waitFor((c) => c.method === 'setMyCommands' && c.params.language_code === 'zh', 'the Chinese command menu');
+    const menus = api.of('setMyCommands');
+    expect(menus.map((c) => c.params.language_code)).toEqual([undefined, 'zh']);
+    expect(menus.map((c) => c.params.commands.map((m: { command: string }) => m.command))).toEqual([['start', 'help', 'enhance', 'status', 'cancel'], ['start', 'help', 'enhance', 'status', 'cancel']]);
+    expect(menus[0].params.commands[0].description).toBe('What this bot does');
+    expect(menus[1].params.commands[0].description).toBe('这个机器人能做什么');
+
+    const liPhoto = api.sendPhoto(LI, await jpeg(64, 64, 60), { width: 64, height: 64 });
+    const danaPhoto = api.sendPhoto(DANA, await jpeg(64, 64, 61), { width: 64, height: 64 });
+    const liBad = api.sendDocument(LI, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
+    const danaBad = api.sendDocument(DANA, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
+    const liText = api.sendDocument(LI, Buffer.from('hello'), 'notes.txt', 'text/plain');
+    api.sendText(LI, '/help');
+
+    // Refusals at the door, in the sender's language.
+    expect(await answerText(liBad, /未接收/)).toBe('未接收：不是受支持格式的图片（PNG、JPEG、WebP、GIF、TIFF、AVIF）。');
+    expect(await answerText(danaBad, /Not taken/)).toBe('Not taken: not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF).');
+    expect(await answerText(liText, /不是图片/)).toBe('这不是图片（text/plain）：请发送照片或图片文件。');
+    const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === LI.id && /^把图片发给我/.test(c.params.text), 'the Chinese /help');
+    expect(help.params.text).toContain('限制：收到的每张图片最大 20.0 MB、不超过 16.0 百万像素；我发回的每个文件最大 50.0 MB');
+
+    // The image: acknowledged, queued, progress, done and its files, each in its person's language.
+    for (const [photo, person] of [
+      [liPhoto, LI],
+      [danaPhoto, DANA],
+    ] as const) {
+      const status = await statusOf(photo);
+      await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^(完成|Done)/.test(c.params.text), `${person.first_name}'s answer`, 120_000);
+      const first = answersTo(photo)[0];
+      const texts = [first.params.text as string, ...edits(person.id, status)];
+      const captions = answersTo(photo).slice(1).map((c) => c.params.caption as string);
+      const cancel = api.of('editMessageText').find((c) => c.params.message_id === status)!.params.reply_markup.inline_keyboard[0][0].text;
+      if (person === LI) {
+        expect(texts[0]).toMatch(/^已收到 photo-\d+\.jpg，正在排队……$/);
+        expect(texts[1]).toMatch(/^排队中：(下一个就轮到你|第 \d+ 位)，大约 \d+ (秒|分钟)后完成。$/);
+        expect(texts.some((t) => /^正在增强 [▓░]{10} \d+\/\d+ 块，还剩大约 \d+ (秒|分钟)。$/.test(t))).toBe(true);
+        expect(texts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：256x256（4 倍，x4plus）。$/);
+        expect(captions).toEqual(['256x256 PNG，由 64x64 放大 4 倍（x4plus）。', '处理前后对比。']);
+        expect(cancel).toBe('取消');
+        // No English word a person reads (the file and model names aside).
+        const english = [...texts, ...captions].map((t) => t.replace(/photo-\d+\.jpg|x4plus|PNG/g, '')).filter((t) => /[A-Za-z]{3,}/.test(t));
+        expect(english).toEqual([]);
+      } else {
+        expect(texts[0]).toMatch(/^Received photo-\d+\.jpg, queueing…$/);
+        expect(texts[1]).toMatch(/^Queued: (next in line|position \d+), done in about \d+ (s|min)\.$/);
+        expect(texts.some((t) => /^Enhancing [▓░]{10} \d+\/\d+ tiles, about \d+ (s|min) left\.$/.test(t))).toBe(true);
+        expect(texts.at(-1)).toMatch(/^Done in \d+ (s|min): 256x256 \(4x, x4plus\)\.$/);
+        expect(captions).toEqual(['256x256 PNG, 4x of 64x64 (x4plus).', 'Before and after.']);
+        expect(cancel).toBe('Cancel');
+        expect([...texts, ...captions].filter((t) => /[\u4e00-\u9fff]/.test(t))).toEqual([]);
+      }
+    }
   });
 });
 
@@ -434,13 +497,23 @@ describe('telegram bot: reliability', () => {
     let s = await started(SLOW);
     const photo = api.sendPhoto(ALICE, await jpeg(96, 96, 30), { width: 96, height: 96 });
     const status = await statusOf(photo);
+    // And one from a person whose Telegram is in Chinese: the job keeps that language across the restart.
+    const liPhoto = api.sendPhoto(LI, await jpeg(32, 32, 34), { width: 32, height: 32 });
+    const liStatus = await statusOf(liPhoto);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === liStatus && /^排队中/.test(c.params.text), "Li's job stored");
     await s.count('model loaded', 1);
     await s.stop('SIGKILL');
     expect(api.of('sendDocument')).toEqual([]);
 
     s = await started(SLOW);
-    expect(s.lines('service started')[0].recovered).toBe(1);
+    expect(s.lines('service started')[0].recovered).toBe(2);
     await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Done/.test(c.params.text), 'done after the restart', 120_000);
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === liStatus && /^完成/.test(c.params.text), "Li's done after the restart", 120_000);
+    const liTexts = edits(LI.id, liStatus);
+    expect(liTexts.some((t) => /^服务重启后已恢复。排队中：(下一个就轮到你|第 \d+ 位)，大约 \d+ (秒|分钟)后完成。$/.test(t))).toBe(true);
+    expect(liTexts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：128x128（4 倍，x4plus）。$/);
+    expect(liTexts.filter((t) => /[A-Za-z]{4,}/.test(t.replace(/x4plus/g, '')))).toEqual([]);
+    expect(answersTo(liPhoto).find((c) => c.method === 'sendDocument')!.params.caption).toBe('128x128 PNG，由 32x32 放大 4 倍（x4plus）。');
     const answers = answersTo(photo);
     expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendDocument', 'sendPhoto']);
     expect(await decoded(answers[1].file('document'))).toMatchObject({ width: 384, height: 384 });

@@ -1,9 +1,10 @@
 /**
  * The hot folder's config section, `hotfolder` in config/enhancer.json: where the inbox and outbox are, whether
- * it runs, and the presets (`inbox/<name>/`).
+ * it runs, the presets (`inbox/<name>/`) and the language its `.error.txt` reasons and PDFs are written in.
  */
 import { z } from 'zod';
 import { defineSection, flag, folder, requestOption, wholeNumber, type SectionValue } from '../../src/config.js';
+import { LOCALES, matchLocale } from '../../src/i18n/i18n.js';
 import type { EnhanceOptions } from '../../src/types.js';
 
 /** Options a preset sets; the rest come from the defaults. `report` writes the PDF summary (or not). */
@@ -18,6 +19,20 @@ const PRESET_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const presetName = z.string().refine((name) => PRESET_NAME.test(name) && !RESERVED_INBOX_NAMES.includes(name), {
   error: `a preset name is a folder name of a-z, 0-9, _ and - (up to 32, not ${RESERVED_INBOX_NAMES.join(' or ')})`,
 });
+
+/**
+ * A language there is a catalogue for, as its catalogue's tag: `zh-Hans`, also written `zh`, `zh-CN`, `zh_CN`.
+ * One there is none for is refused, so a typo does not quietly fall back to English.
+ */
+function language() {
+  const error = `must be a language there is a catalogue for: ${LOCALES.join(', ')}`;
+  return z.string({ error }).transform((tag, ctx) => {
+    const locale = matchLocale(tag);
+    if (locale) return locale;
+    ctx.addIssue({ code: 'custom', message: error });
+    return z.NEVER;
+  });
+}
 
 const preset = z.strictObject({
   model: requestOption('model').optional(),
@@ -50,6 +65,8 @@ export const hotfolderSection = defineSection({
     settleMs: wholeNumber(50, 600_000),
     /** `inbox/<name>/` runs with these options; the file's object replaces the defaults. */
     presets: z.record(presetName, preset),
+    /** The language of the `<name>.error.txt` reasons and the PDF summaries (logs stay English). */
+    locale: language(),
   }),
   defaults: {
     enabled: true,
@@ -58,8 +75,9 @@ export const hotfolderSection = defineSection({
     pdf: true,
     settleMs: 1500,
     presets: { fast: { model: 'x4fast' }, raw: { tune: 'raw' }, anime: { model: 'anime' }, 'anime-fast': { model: 'anime-fast' } },
+    locale: 'en',
   },
-  env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox' },
+  env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox', ENHANCER_HOTFOLDER_LOCALE: 'locale' },
 });
 
 /** The hot folder's checked config. */

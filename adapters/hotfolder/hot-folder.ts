@@ -13,7 +13,8 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
 import { DiskFullError } from '../../src/disk-space.js';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { EnhanceError, plainText, reasonOf, reasonTextOf } from '../../src/errors.js';
+import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
@@ -34,6 +35,8 @@ export interface HotFolderOptions {
   /** Write the PDF summary (a preset may say otherwise). */
   pdf: boolean;
   settleMs: number;
+  /** The language of the `.error.txt` reasons and of the PDFs (`hotfolder.locale`); the log stays English. */
+  locale: Locale;
   /** Files larger than this are refused without being read. */
   maxFileBytes: number;
   logger: Logger;
@@ -258,7 +261,7 @@ export class HotFolder implements Adapter {
         return;
       }
       this.log.error({ file: rel.join('/'), err: reasonOf(error) }, 'could not move the file into .working/');
-      await this.moveToFailed(id, file, name, `the file could not be taken (${code ?? reasonOf(error)})`).catch((again: unknown) =>
+      await this.moveToFailed(id, file, name, { key: 'hotfolder.cannotTake', values: { code: code ?? reasonTextOf(error) } }).catch((again: unknown) =>
         this.log.error({ file: rel.join('/'), err: reasonOf(again) }, 'could not move the file to failed/ either; it stays where it is'),
       );
       return;
@@ -311,19 +314,19 @@ export class HotFolder implements Adapter {
   private async submit(working: string, id: string, preset: string, name: string): Promise<void> {
     try {
       const stats = await fs.lstat(working);
-      if (stats.isSymbolicLink()) throw new EnhanceError('symbolic links are not taken: put the image file itself in the inbox', 'input');
-      if (!stats.isFile()) throw new EnhanceError('not a regular file', 'input');
+      if (stats.isSymbolicLink()) throw new EnhanceError({ key: 'hotfolder.symlink' }, 'input');
+      if (!stats.isFile()) throw new EnhanceError({ key: 'hotfolder.notFile' }, 'input');
       checkFileSize(stats.size, this.options.maxFileBytes);
       const { report, ...options } = this.options.presets[preset] ?? {};
       const replyTo: HotFolderReply = { adapter: 'hotfolder', working: path.relative(this.options.inbox, working), name, preset };
       await this.queue!.submit(
-        { input: await fs.readFile(working), name, owner: 'hotfolder', replyTo, report: report ?? this.options.pdf, options },
+        { input: await fs.readFile(working), name, owner: 'hotfolder', replyTo, locale: this.options.locale, report: report ?? this.options.pdf, options },
         id,
       );
     } catch (error) {
       if (error instanceof DiskFullError) return this.later(working, id, preset, name);
       if (!(error instanceof EnhanceError)) this.log.error({ err: error, job: id }, 'queueing a file failed');
-      await this.moveToFailed(id, working, name, reasonOf(error)).catch((again: unknown) => {
+      await this.moveToFailed(id, working, name, reasonTextOf(error)).catch((again: unknown) => {
         if (!this.queue!.disk?.report(again)) throw again;
         // Queued again once there is room; refused again then, it gets its reason then.
         this.later(working, id, preset, name);
@@ -349,7 +352,7 @@ export class HotFolder implements Adapter {
     const reply = job.request.replyTo as unknown as HotFolderReply;
     const working = inside(path.join(this.options.inbox, WORKING), path.relative(WORKING, reply.working));
     if (outcome.state === 'completed') await this.writeResults(job.id, working, reply.name, outcome);
-    else await this.moveToFailed(job.id, working, reply.name, outcome.reason);
+    else await this.moveToFailed(job.id, working, reply.name, outcome.text ?? plainText(outcome.reason));
   }
 
   /** The original has gone to done/ or failed/: its name file goes too. */
@@ -395,17 +398,18 @@ export class HotFolder implements Adapter {
     });
   }
 
-  private moveToFailed(id: string, working: string, name: string, reason: string): Promise<void> {
+  /** Moves the original to failed/ with `<name>.error.txt` beside it: the reason in `hotfolder.locale`, the log's in English. */
+  private moveToFailed(id: string, working: string, name: string, reason: Text): Promise<void> {
     return this.lock(async () => {
       if (!(await exists(working))) return;
       const { base, ext } = splitName(name);
       const suffixes = [ext, `${ext}.error.txt`];
       const stem = await this.reserve(id, () => freeStem(this.failed, base, suffixes));
-      await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${reason}\n`);
+      await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${say(this.options.locale, reason)}\n`);
       await fs.rename(working, inside(this.failed, stem + ext));
       await this.clearWorking(working);
       await fs.rm(this.reservation(id), { force: true });
-      this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason }, 'moved to failed/');
+      this.log.warn({ job: id, file: `failed/${stem}${ext}`, reason: say(DEFAULT_LOCALE, reason) }, 'moved to failed/');
     });
   }
 }

@@ -5,10 +5,11 @@
  * With links to the web page (`web.publicUrl`), the outputs are kept for the job's page first and the last word
  * carries a button to it; a PNG over the upload limit is then not sent at all but reached through that button.
  */
-import { DEFAULT_LOCALE, say, sentence } from '../../src/i18n/i18n.js';
 import path from 'node:path';
 import sharp from 'sharp';
 import { GrammyError, InlineKeyboard, InputFile, type Api } from 'grammy';
+import { plainText } from '../../src/errors.js';
+import { DEFAULT_LOCALE, say, sentence, translator, type Locale } from '../../src/i18n/i18n.js';
 import { fitToLimit } from '../../src/imaging/fit.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Job } from '../../src/types.js';
@@ -17,7 +18,7 @@ import type { SentNotes } from '../../src/service/sent-notes.js';
 import { replyParams, type TelegramReply } from './reply.js';
 import { safeError, safeReason } from './secret.js';
 import type { StatusEditor } from './status-editor.js';
-import { doneText, label, megabytes } from './text.js';
+import { doneText, label } from './text.js';
 
 /** Telegram's limits for a photo (sendPhoto): 10 MB, width + height at most 10000. */
 const PHOTO_MAX_BYTES = 10_000_000;
@@ -33,7 +34,7 @@ export interface AnswerDeps {
 }
 
 /** The button to a job's page. */
-const pageButton = (url: string) => new InlineKeyboard().url('Open in the browser', url);
+const pageButton = (locale: Locale, url: string) => new InlineKeyboard().url(translator(locale)('telegram.openInBrowser'), url);
 
 /**
  * Sends `job`'s answer. Rejects with a `PermanentDeliveryError` when the chat cannot be reached again, else with
@@ -52,10 +53,14 @@ export async function deliverAnswer(deps: AnswerDeps, job: Job, outcome: Outcome
 
 async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerDeps, job: Job, outcome: Outcome): Promise<void> {
   const r = job.request.replyTo as unknown as TelegramReply;
-  const prefix = label(r.album);
-  const status = (text: string, url?: string) => editor.final({ chat: r.chat, message: r.status, text, ...(url ? { buttons: pageButton(url) } : {}) });
+  // The language its sender's Telegram was in when it was sent, stored with the job (also across a restart).
+  const locale = job.request.locale ?? DEFAULT_LOCALE;
+  const t = translator(locale);
+  const prefix = label(locale, r.album);
+  const status = (text: string, url?: string) => editor.final({ chat: r.chat, message: r.status, text, ...(url ? { buttons: pageButton(locale, url) } : {}) });
   if (outcome.state !== 'completed') {
-    await status(outcome.state === 'cancelled' ? `${prefix}Cancelled.` : `${prefix}Failed: ${outcome.reason}.`);
+    const reason = outcome.text ?? plainText(outcome.reason);
+    await status(prefix + (outcome.state === 'cancelled' ? t('telegram.cancelled') : t('telegram.failed', { reason })));
     return;
   }
   const { result } = outcome;
@@ -67,15 +72,18 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
   const linkedOnly = url !== undefined && (result.outputs?.png ?? 0) > uploadLimit;
   await notes.once(job.id, 'png', async () => {
     if (linkedOnly) {
-      return ` The ${result.options.scale}x PNG (${megabytes(result.outputs!.png!)}) is over the ${megabytes(uploadLimit)} upload limit here: download it from the page.`;
+      return t('telegram.linkedOnly', { scale: result.options.scale, bytes: result.outputs!.png!, limit: uploadLimit });
     }
     const png = await queue.readOutput(job.id, 'png');
     const fitted = await fitToLimit(png, uploadLimit);
-    if (!fitted) return ` The result (${megabytes(png.length)}) does not fit the ${megabytes(uploadLimit)} upload limit, even at a quarter of its size.`;
-    const remark = fitted.note ? ` ${sentence(say(DEFAULT_LOCALE, fitted.note))}.` : '';
+    if (!fitted) return t('telegram.noFit', { bytes: png.length, limit: uploadLimit });
+    const remark = fitted.note ? t('telegram.remark', { line: sentence(say(locale, fitted.note), locale) }) : '';
     const { scale, model } = result.options;
     await api.sendDocument(r.chat, new InputFile(fitted.bytes, `${stem}-${scale}x.${fitted.format}`), {
-      caption: `${prefix}${fitted.width}x${fitted.height} ${fitted.format.toUpperCase()}, ${scale}x of ${result.input.width}x${result.input.height} (${model}).${remark}`,
+      caption:
+        prefix +
+        t('telegram.resultCaption', { width: fitted.width, height: fitted.height, format: fitted.format.toUpperCase(), scale, inWidth: result.input.width, inHeight: result.input.height, model }) +
+        remark,
       // A PNG sent as a file stays a file, byte for byte: no "photo" conversion by the client or server.
       disable_content_type_detection: true,
       ...reply,
@@ -86,7 +94,9 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
     await notes.once(job.id, 'compare', async () => {
       const compare = await queue.readOutput(job.id, 'compare');
       // When the PNG was too large to send, this picture is the answer, and it carries the way to the PNG.
-      const options = linkedOnly ? { caption: `${prefix}Before and after. The full PNG is on the page.`, reply_markup: pageButton(url!), ...reply } : { caption: `${prefix}Before and after.`, ...reply };
+      const options = linkedOnly
+        ? { caption: prefix + t('telegram.compareLinked'), reply_markup: pageButton(locale, url!), ...reply }
+        : { caption: prefix + t('telegram.compare'), ...reply };
       const file = new InputFile(compare, 'compare.jpg');
       if (await fitsPhoto(compare)) await api.sendPhoto(r.chat, file, options);
       else await api.sendDocument(r.chat, file, options);
@@ -95,10 +105,10 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
   if (result.outputs?.pdf !== undefined) {
     await notes.once(job.id, 'pdf', async () => {
       const pdf = await queue.readOutput(job.id, 'pdf');
-      await api.sendDocument(r.chat, new InputFile(pdf, `${stem}.pdf`), { caption: `${prefix}Summary.`, ...reply });
+      await api.sendDocument(r.chat, new InputFile(pdf, `${stem}.pdf`), { caption: prefix + t('telegram.summary'), ...reply });
     });
   }
-  await status(`${doneText(result, prefix)}${(await notes.remark(job.id)) ?? ''}`, url);
+  await status(`${doneText(locale, result, prefix)}${(await notes.remark(job.id)) ?? ''}`, url);
 }
 
 /** Whether a picture is within Telegram's photo limits; over them sendPhoto fails (PHOTO_INVALID_DIMENSIONS). */

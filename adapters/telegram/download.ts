@@ -44,7 +44,7 @@ export async function downloadFile(fileId: string, options: DownloadOptions): Pr
   try {
     return await download(fileId, options, stall.signal, alive);
   } catch (error) {
-    if (stall.signal.aborted) throw new EnhanceError(`the download from Telegram stalled (nothing arrived for ${options.stallMs / 1000} s); please send it again`, 'input');
+    if (stall.signal.aborted) throw new EnhanceError({ key: 'telegram.stalled', values: { seconds: options.stallMs / 1000 } }, 'input');
     throw error;
   } finally {
     clearTimeout(timer);
@@ -56,10 +56,10 @@ async function download(fileId: string, options: DownloadOptions, signal: AbortS
   const file = await options.api.getFile(fileId, signal as Parameters<Api['getFile']>[1]);
   alive();
   if (file.file_size !== undefined) checkFileSize(file.file_size, options.maxBytes);
-  if (!file.file_path) throw new EnhanceError('Telegram did not give an address for the file (too large for this server?)', 'input');
+  if (!file.file_path) throw new EnhanceError({ key: 'telegram.noFilePath' }, 'input');
   if (path.isAbsolute(file.file_path)) {
     if (!options.localServer) {
-      throw new EnhanceError('the Bot API server gave a path on its own disk for the file, which the bot reads only from a local server (telegram.localServer)', 'input');
+      throw new EnhanceError({ key: 'telegram.localPath' }, 'input');
     }
     const stats = await fs.stat(file.file_path);
     checkFileSize(stats.size, options.maxBytes);

@@ -3,6 +3,7 @@
  */
 import { InlineKeyboard } from 'grammy';
 import type { Message, ReplyParameters } from 'grammy/types';
+import { translator, type Locale } from '../../src/i18n/i18n.js';
 
 /** What a Telegram job carries in `request.replyTo`: plain data, stored with the job across restarts. */
 export type TelegramReply = {
@@ -51,5 +52,5 @@ export function imageOf(message: Message | undefined): ImageSource | null {
 /** A reply to `message`, sent even if that message was deleted meanwhile. */
 export const replyParams = (message: number): ReplyParameters => ({ message_id: message, allow_sending_without_reply: true });
 
-/** The Cancel button under a job's status message. */
-export const cancelButton = (job: string) => new InlineKeyboard().text('Cancel', `cancel:${job}`);
+/** The Cancel button under a job's status message, in its person's language. */
+export const cancelButton = (locale: Locale, job: string) => new InlineKeyboard().text(translator(locale)('telegram.cancelButton'), `cancel:${job}`);

@@ -13,7 +13,8 @@ import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import { Bot, GrammyError, type Api, InlineKeyboard, InputFile, type Context } from 'grammy';
 import type { InlineKeyboardMarkup, Message } from 'grammy/types';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { EnhanceError, reasonTextOf } from '../../src/errors.js';
+import { DEFAULT_LOCALE, LOCALES, say, translator, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { estimatePngBytes, largestFittingScale } from '../../src/imaging/fit.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -32,7 +33,7 @@ import { SentNotes } from '../../src/service/sent-notes.js';
 import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
 import { safeReason } from './secret.js';
 import { StatusEditor } from './status-editor.js';
-import { helpText, label, megabytes, progressText, queuedText } from './text.js';
+import { helpText, label, localeOf, progressText, queuedText } from './text.js';
 
 export type { TelegramReply } from './reply.js';
 
@@ -135,6 +136,7 @@ export class TelegramBot implements Adapter {
     this.listen(queue);
     await this.resume(queue);
     this.connection.start(() => {
+      void this.registerCommands();
       this.poll();
       this.log.info({ bot: this.bot.botInfo.username, limits: this.limits }, 'Telegram bot polling');
     });
@@ -146,6 +148,32 @@ export class TelegramBot implements Adapter {
     clearTimeout(this.repoll);
     if (this.runner?.isRunning()) await this.runner.stop();
     this.editor.stop();
+  }
+
+  /**
+   * The command menu Telegram shows under `/`: in English for everyone, and in each other catalogue's language for
+   * the people whose app is set to it (`language_code` `zh`). A failure only costs the menu, so it is logged.
+   */
+  private async registerCommands(): Promise<void> {
+    const commands = (locale: Locale) => {
+      const t = translator(locale);
+      return [
+        { command: 'start', description: t('telegram.commandStart') },
+        { command: 'help', description: t('telegram.commandHelp') },
+        { command: 'enhance', description: t('telegram.commandEnhance') },
+        { command: 'status', description: t('telegram.commandStatus') },
+        { command: 'cancel', description: t('telegram.commandCancel') },
+      ];
+    };
+    try {
+      await this.bot.api.setMyCommands(commands(DEFAULT_LOCALE));
+      // Telegram names a language by its two-letter code only: zh-Hans is `zh`.
+      for (const locale of LOCALES.filter((l) => l !== DEFAULT_LOCALE)) {
+        await this.bot.api.setMyCommands(commands(locale), { language_code: new Intl.Locale(locale).language as 'zh' });
+      }
+    } catch (error) {
+      this.log.warn({ err: safeReason(error, this.token) }, 'registering the command menu failed');
+    }
   }
 
   /**
@@ -178,20 +206,20 @@ export class TelegramBot implements Adapter {
     bot.use(async (ctx, next) => {
       const { allowedUsers: users, allowedChats: chats } = this.options.config;
       if (isAllowed({ users, chats }, ctx.from?.id, ctx.chat?.id)) return next();
-      const refusal = `Sorry, this bot is private. Its owner can let you in by adding your user id ${ctx.from?.id ?? '?'} to the allowlist.`;
+      const refusal = translator(localeOf(ctx.from))('telegram.private', { id: ctx.from?.id ?? '?' });
       this.log.info({ user: ctx.from?.id, chat: ctx.chat?.id }, 'refused: not on the allowlist');
       if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: refusal });
       else if (ctx.msg) await ctx.reply(refusal, { reply_parameters: replyParams(ctx.msg.message_id) });
     });
     bot.command(['start', 'help'], (ctx) =>
-      ctx.reply(helpText({ ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner, linked: this.options.links !== undefined })),
+      ctx.reply(helpText(localeOf(ctx.from), { ...this.limits, maxPixels: this.options.maxPixels, queuedPerOwner: this.options.queuedPerOwner, linked: this.options.links !== undefined })),
     );
     bot.command('status', (ctx) => this.status(ctx));
     bot.command('cancel', (ctx) => this.cancelAll(ctx));
     bot.command('enhance', async (ctx) => {
       const target = imageOf(ctx.msg) ? ctx.msg : ctx.msg.reply_to_message;
       if (!imageOf(target)) {
-        await ctx.reply('Reply /enhance to a message with an image (or send an image with options in its caption).', {
+        await ctx.reply(translator(localeOf(ctx.from))('telegram.enhanceHint'), {
           reply_parameters: replyParams(ctx.msg.message_id),
         });
         return;
@@ -209,7 +237,7 @@ export class TelegramBot implements Adapter {
       const offer = ctx.callbackQuery.message;
       const image = offer && 'reply_to_message' in offer ? offer.reply_to_message : undefined;
       if (!offer || !imageOf(image)) {
-        await ctx.answerCallbackQuery({ text: 'The image this was for is gone: please send it again.' });
+        await ctx.answerCallbackQuery({ text: translator(localeOf(ctx.from))('telegram.imageGone') });
         return;
       }
       await ctx.answerCallbackQuery();
@@ -217,7 +245,7 @@ export class TelegramBot implements Adapter {
       await this.take(ctx, image!, unpackOptions(ctx.match[2], scale), offer.message_id);
     });
     bot.on('message', async (ctx) => {
-      if (ctx.chat.type === 'private') await ctx.reply('Send me a photo or an image file to enhance; /help says more.');
+      if (ctx.chat.type === 'private') await ctx.reply(translator(localeOf(ctx.from))('telegram.sendImage'));
     });
   }
 
@@ -230,22 +258,24 @@ export class TelegramBot implements Adapter {
     const source = imageOf(message)!;
     const chat = message.chat.id;
     const owner = `telegram:${ctx.from?.id ?? chat}`;
-    const prefix = label(albumIndex);
-    const say = async (text: string, buttons?: InlineKeyboard) => {
+    // The sender's language (the presser's, for a button), kept with the job for every later answer.
+    const locale = localeOf(ctx.from);
+    const t = translator(locale);
+    const prefix = label(locale, albumIndex);
+    const answer = async (text: string, buttons?: InlineKeyboard) => {
       if (status) await this.editStatus(chat, status, text, buttons);
       else status = (await this.bot.api.sendMessage(chat, text, { reply_parameters: replyParams(message.message_id), reply_markup: buttons })).message_id;
     };
-    if (source.notImage) return say(`${prefix}That is not an image (${source.notImage}): send a photo or an image file.`);
+    const refuse = (reason: Text) => answer(prefix + t('telegram.notTaken', { reason }));
+    if (source.notImage) return answer(prefix + t('telegram.notImage', { type: source.notImage }));
     // The queue checks this too; asking first saves downloading an image that cannot be taken.
     const mine = (await this.queue!.getJobs(owner)).length;
-    if (mine >= this.options.queuedPerOwner) {
-      return say(`${prefix}Not taken: you already have ${mine} image${mine > 1 ? 's' : ''} in the queue (the limit is ${this.options.queuedPerOwner}): wait for one to finish or cancel one.`);
-    }
+    if (mine >= this.options.queuedPerOwner) return refuse({ key: 'reason.ownerLimit', values: { count: mine, limit: this.options.queuedPerOwner } });
     let input: Buffer;
     let header;
     try {
       if (source.fileSize !== undefined && source.fileSize > this.limits.download) {
-        throw new EnhanceError(`the file is ${megabytes(source.fileSize)}, over the ${megabytes(this.limits.download)} download limit`, 'input');
+        throw new EnhanceError({ key: 'telegram.downloadLimit', values: { bytes: source.fileSize, limit: this.limits.download } }, 'input');
       }
       const { apiRoot, downloadTimeoutS, localServer } = this.options.config;
       input = await downloadFile(source.fileId, { api: this.bot.api, token: this.token, apiRoot, maxBytes: this.limits.download, stallMs: downloadTimeoutS * 1000, localServer });
@@ -253,9 +283,9 @@ export class TelegramBot implements Adapter {
     } catch (error) {
       if (!(error instanceof EnhanceError)) {
         this.log.warn({ chat, err: safeReason(error, this.token) }, 'downloading an image failed');
-        return say(`${prefix}The image could not be downloaded from Telegram; please send it again.`);
+        return answer(prefix + t('telegram.downloadFailed'));
       }
-      return say(`${prefix}Not taken: ${error.message}.`);
+      return refuse(reasonTextOf(error));
     }
     const scale = asked.options.scale ?? 4;
     const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
@@ -263,19 +293,19 @@ export class TelegramBot implements Adapter {
     // With a link to the web page, the PNG at the asked scale is reached there when it cannot be sent here.
     if (fitting !== scale && !this.options.links) {
       const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
-      const why = `${prefix}The ${scale}x PNG of this ${header.width}x${header.height} image would be about ${megabytes(bytes)}, over the ${megabytes(this.limits.upload)} upload limit.`;
-      if (fitting === null) return say(`${why} Even 2x would not fit: send a smaller image.`);
+      const why = prefix + t('telegram.tooLarge', { scale, width: header.width, height: header.height, bytes, limit: this.limits.upload });
+      if (fitting === null) return answer(why + t('telegram.evenTwo'));
       const buttons = new InlineKeyboard();
-      for (const s of ([4, 3, 2] as const).filter((s) => s <= fitting)) buttons.text(`${s}x`, `go:${s}:${packOptions(asked)}`);
-      return say(`${why} The largest scale that fits is ${fitting}x:`, buttons);
+      for (const s of ([4, 3, 2] as const).filter((s) => s <= fitting)) buttons.text(t('telegram.scaleButton', { scale: s }), `go:${s}:${packOptions(asked)}`);
+      return answer(why + t('telegram.largestFits', { scale: fitting }), buttons);
     }
-    await say(`${prefix}Received ${source.name}, queueing…`);
+    await answer(prefix + t('telegram.received', { name: source.name }));
     const replyTo: TelegramReply = { adapter: 'telegram', chat, message: message.message_id, status: status!, ...(albumIndex ? { album: albumIndex } : {}) };
     try {
-      await this.queue!.submit({ input, name: source.name, owner, replyTo, options: asked.options, report: asked.report, earlyPreview: true });
+      await this.queue!.submit({ input, name: source.name, owner, replyTo, locale, options: asked.options, report: asked.report, earlyPreview: true });
     } catch (error) {
       if (!(error instanceof EnhanceError)) this.log.error({ chat, err: safeReason(error, this.token) }, 'queueing an image failed');
-      await this.editStatus(chat, status!, `${prefix}Not taken: ${reasonOf(error)}.`);
+      await this.editStatus(chat, status!, prefix + t('telegram.notTaken', { reason: reasonTextOf(error) }));
     }
   }
 
@@ -297,14 +327,16 @@ export class TelegramBot implements Adapter {
 
   private async status(ctx: Context): Promise<void> {
     const jobs = await this.queue!.getJobs(`telegram:${ctx.from?.id}`);
+    const locale = localeOf(ctx.from);
+    const t = translator(locale);
     if (jobs.length === 0) {
-      await ctx.reply('You have no jobs waiting or running.');
+      await ctx.reply(t('telegram.noJobs'));
       return;
     }
     const lines = jobs.map((job) => {
       const progress = this.progress.get(job.id);
-      const where = job.state === 'active' ? (progress ? progressText(progress) : 'Starting…') : queuedText(job.position, job.etaMs);
-      return `${job.request.name}: ${where}`;
+      const state = job.state === 'active' ? (progress ? progressText(locale, progress) : t('telegram.starting')) : queuedText(locale, job.position, job.etaMs);
+      return t('telegram.statusLine', { name: job.request.name, state });
     });
     await ctx.reply(lines.join('\n'));
   }
@@ -321,19 +353,22 @@ export class TelegramBot implements Adapter {
         // It ended meanwhile.
       }
     }
-    await ctx.reply(cancelled === 0 ? 'You have no jobs waiting or running.' : `Cancelled ${cancelled} job${cancelled === 1 ? '' : 's'}.`);
+    const t = translator(localeOf(ctx.from));
+    await ctx.reply(cancelled === 0 ? t('telegram.noJobs') : t('telegram.cancelledJobs', { count: cancelled }));
   }
 
   private async cancelOne(ctx: Context, id: string): Promise<void> {
+    const locale = localeOf(ctx.from);
+    const t = translator(locale);
     if (!JOB_ID.test(id) || !(await this.queue!.getJob(id))) {
-      await ctx.answerCallbackQuery({ text: 'That job has already ended.' });
+      await ctx.answerCallbackQuery({ text: t('telegram.alreadyEnded') });
       return;
     }
     try {
       await this.queue!.cancel(id, `telegram:${ctx.from?.id}`);
-      await ctx.answerCallbackQuery({ text: 'Cancelling…' });
+      await ctx.answerCallbackQuery({ text: t('telegram.cancelling') });
     } catch (error) {
-      await ctx.answerCallbackQuery({ text: reasonOf(error) });
+      await ctx.answerCallbackQuery({ text: say(locale, reasonTextOf(error)) });
     }
   }
 
@@ -344,21 +379,26 @@ export class TelegramBot implements Adapter {
     const reply = (job: Job) => job.request.replyTo as unknown as TelegramReply;
     events.on('queued', (job, info) => {
       const r = reply(job);
-      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(info.position, info.etaMs, label(r.album)), buttons: cancelButton(job.id) });
+      const locale = localeOfJob(job);
+      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(locale, info.position, info.etaMs, label(locale, r.album)), buttons: cancelButton(locale, job.id) });
     });
     events.on('started', (job) => {
       const r = reply(job);
-      this.editor.update({ chat: r.chat, message: r.status, text: `${label(r.album)}Starting…`, buttons: cancelButton(job.id) });
+      const locale = localeOfJob(job);
+      this.editor.update({ chat: r.chat, message: r.status, text: label(locale, r.album) + translator(locale)('telegram.starting'), buttons: cancelButton(locale, job.id) });
     });
     events.on('progress', (job, progress) => {
       const r = reply(job);
+      const locale = localeOfJob(job);
       this.progress.set(job.id, progress);
-      this.editor.update({ chat: r.chat, message: r.status, text: progressText(progress, label(r.album)), buttons: cancelButton(job.id) });
+      this.editor.update({ chat: r.chat, message: r.status, text: progressText(locale, progress, label(locale, r.album)), buttons: cancelButton(locale, job.id) });
     });
     // Told once, in the status message: the job waits for disk space and goes on by itself.
     events.on('held', (job, info) => {
       const r = reply(job);
-      this.editor.now({ chat: r.chat, message: r.status, text: `${label(r.album)}Waiting: ${info.reason}.`, buttons: cancelButton(job.id) });
+      const locale = localeOfJob(job);
+      const text = label(locale, r.album) + translator(locale)('telegram.waiting', { reason: info.text });
+      this.editor.now({ chat: r.chat, message: r.status, text, buttons: cancelButton(locale, job.id) });
     });
     events.on('preview', (job) => {
       const sending = this.sendEarly(job).catch((error: unknown) =>
@@ -386,16 +426,19 @@ export class TelegramBot implements Adapter {
       if (r?.adapter !== this.name || job.state !== 'waiting') continue;
       // At once, like the first word of a new job: a throttled update was replaced by the job's `Starting…` when
       // the worker took it within the chat's edit interval, and the person never learned of the restart.
-      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(job.position, job.etaMs, `${label(r.album)}Back after a restart. `), buttons: cancelButton(job.id) });
+      const locale = localeOfJob(job);
+      const prefix = label(locale, r.album) + translator(locale)('telegram.restarted');
+      this.editor.now({ chat: r.chat, message: r.status, text: queuedText(locale, job.position, job.etaMs, prefix), buttons: cancelButton(locale, job.id) });
     }
   }
 
   private async sendEarly(job: Job): Promise<void> {
     const r = job.request.replyTo as unknown as TelegramReply;
+    const locale = localeOfJob(job);
     await this.notes.once(job.id, 'early', async () => {
       const png = await this.queue!.readOutput(job.id, 'early');
       await this.bot.api.sendPhoto(r.chat, new InputFile(png, 'preview.png'), {
-        caption: `${label(r.album)}Early preview: a detail at full quality. The whole image follows.`,
+        caption: label(locale, r.album) + translator(locale)('telegram.earlyPreview'),
         reply_parameters: replyParams(r.message),
       });
     });
@@ -419,3 +462,6 @@ export class TelegramBot implements Adapter {
     }
   }
 }
+
+/** The language a job's person reads, stored with it when it was sent. */
+const localeOfJob = (job: Job): Locale => job.request.locale ?? DEFAULT_LOCALE;
