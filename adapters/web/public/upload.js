@@ -1,5 +1,6 @@
 // The upload page: options from the server, files chosen or dropped, one job per file, each listed with its state.
-import { follow, megabytes } from '/static/common.js';
+import { follow } from '/static/common.js';
+import { t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
 let session;
@@ -8,10 +9,10 @@ let chosen = [];
 async function load() {
   session = await (await fetch('/api/session')).json();
   for (const m of session.models) {
-    const option = new Option(`${m.name}: ${m.description}`, m.name, false, m.name === session.defaults.model);
+    const option = new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name, false, m.name === session.defaults.model);
     $('model').append(option);
   }
-  $('limits').textContent = `PNG, JPEG, WebP, GIF, TIFF or AVIF; up to ${megabytes(session.maxFileBytes)} and ${(session.maxPixels / 1e6).toFixed(1)} MP each`;
+  $('limits').textContent = session.limits;
   showForms();
 }
 
@@ -57,7 +58,7 @@ $('upload-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   $('upload-error').textContent = '';
   if (chosen.length === 0) {
-    $('upload-error').textContent = 'Choose one or more images first.';
+    $('upload-error').textContent = t('web.chooseFirst');
     return;
   }
   const form = new FormData();
@@ -67,18 +68,18 @@ $('upload-form').addEventListener('submit', async (event) => {
   const refused = [];
   for (const file of chosen) {
     // Not sent at all: the server would stop reading it at the limit anyway.
-    if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: `the file is ${megabytes(file.size)}, over the limit of ${megabytes(session.maxFileBytes)}` });
+    if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: t('reason.fileTooLarge', { bytes: file.size, limit: session.maxFileBytes }) });
     else form.append('file', file, file.name);
   }
   const button = $('enhance');
   button.disabled = true;
-  button.textContent = 'Uploading…';
+  button.textContent = t('web.uploading');
   try {
     let jobs = [];
     if (refused.length < chosen.length) {
       const response = await fetch('/api/jobs', { method: 'POST', body: form });
       const answer = await response.json();
-      if (!response.ok) throw new Error(answer.error ?? `the upload failed (${response.status})`);
+      if (!response.ok) throw new Error(answer.error ?? t('web.uploadFailed', { status: response.status }));
       jobs = answer.jobs;
     }
     for (const job of [...refused, ...jobs]) list(job);
@@ -88,7 +89,7 @@ $('upload-form').addEventListener('submit', async (event) => {
     $('upload-error').textContent = error.message;
   } finally {
     button.disabled = false;
-    button.textContent = 'Enhance';
+    button.textContent = t('web.enhance');
   }
 });
 
@@ -113,7 +114,7 @@ function list(job) {
   bar.value = 0;
   const open = document.createElement('a');
   open.href = job.link;
-  open.textContent = 'Open the job page';
+  open.textContent = t('web.openJob');
   item.append(bar, open);
   follow(job.link, (view) => {
     state.textContent = view.text;
@@ -127,6 +128,6 @@ function list(job) {
 }
 
 load().catch((error) => {
-  $('upload-error').textContent = `the page could not load its options: ${error.message}`;
+  $('upload-error').textContent = t('web.loadFailed', { message: error.message });
   $('upload-form').hidden = false;
 });
