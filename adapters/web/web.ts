@@ -528,7 +528,7 @@ export class WebDoor implements Adapter {
         file.bytes,
       );
       await this.queue!.submit({ input: file.bytes, name, owner, replyTo: { adapter: this.name }, report, earlyPreview: true, options, locale }, id);
-      this.log.info({ job: id, name, bytes: file.bytes.length }, 'upload queued');
+      this.log.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
       return { name, link: this.links.link(id, expires) };
     } catch (error) {
       await this.keep.remove(id);
