@@ -42,11 +42,12 @@ export type PageEvent =
 
 /** `2nd`, `第 2 位`: by the language's ordinal plural rules (`web.ordinal_one`, `_two`, `_few`, `_other`). */
 export function ordinal(locale: Locale, n: number): string {
-  const form = new Intl.PluralRules(locale, { type: 'ordinal' }).select(n);
-  const key = `web.ordinal_${form}`;
+  // The key by the plural category (`one`, `two`, `few`, `other`), as i18next names plural forms.
+  const keyOf = (form: string) => `web.ordinal_${form}`;
+  const key = keyOf(new Intl.PluralRules(locale, { type: 'ordinal' }).select(n));
   const line = say(locale, { key, values: { n } });
   // A form the catalogue has no line for (its language lists fewer): the `other` one.
-  return line === say(locale, { key: 'missing', values: { key } }) ? say(locale, { key: 'web.ordinal_other', values: { n } }) : line;
+  return line === say(locale, { key: 'missing', values: { key } }) ? say(locale, { key: keyOf('other'), values: { n } }) : line;
 }
 
 /** `Waiting: 2nd in line, done in about 12 s`, or `Next in line, …` for the first. */

@@ -14,6 +14,17 @@ async function load() {
   }
   $('limits').textContent = session.limits;
   showForms();
+  // The jobs listed before a reload (the language switch reloads the page): listed again, in the new language.
+  for (const job of listedJobs()) list(job, false);
+}
+
+/** The jobs this tab has listed with a link, oldest first: kept for the tab's life, so a reload keeps them. */
+function listedJobs() {
+  try {
+    return JSON.parse(sessionStorage.getItem('jobs') ?? '[]');
+  } catch {
+    return [];
+  }
 }
 
 function showForms() {
@@ -94,7 +105,8 @@ $('upload-form').addEventListener('submit', async (event) => {
 });
 
 /** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
-function list(job) {
+function list(job, fresh = true) {
+  if (fresh && job.link) sessionStorage.setItem('jobs', JSON.stringify([...listedJobs(), { name: job.name, link: job.link }].slice(-50)));
   const item = document.createElement('li');
   const name = document.createElement('span');
   name.className = 'job-name';
