@@ -274,6 +274,7 @@ describe("the visitor's language", () => {
     expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=en' })).toBe('en');
     // A cookie naming no catalogue is passed over.
     expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=tlh' })).toBe('zh-Hans');
+    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'other=%E0%A4%A; lang=%' })).toBe('zh-Hans');
   });
 
   it('a job page says where the job stands in its viewer’s language', () => {
