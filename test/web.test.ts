@@ -317,7 +317,9 @@ describe("the visitor's language", () => {
     const png = await scenePng(64, 64);
     const { body } = await upload(base, [{ name: 'cut.png', bytes: png.subarray(0, Math.floor(png.length / 2)) }], {}, '', zh);
     const link = body.jobs![0].link!;
-    expect(service.lines('upload queued').at(-1)).toMatchObject({ name: 'cut.png', locale: 'zh-Hans' });
+    // Stored with the job (its PDF and comparison follow it): the log line says so, once the service has written it.
+    await service.until((logs) => logs.some((l) => l.msg === 'upload queued' && l.name === 'cut.png'), 'the upload of cut.png');
+    expect(service.lines('upload queued').find((l) => l.name === 'cut.png')).toMatchObject({ locale: 'zh-Hans' });
     const { path: p, query } = splitLink(link);
     const events = await untilEnded(base, link);
     expect(events.at(-1)!.data).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^the image data is damaged or truncated/) });

@@ -3,11 +3,12 @@
  * one job a file; each job has a page reached only through its signed, expiring link (links.ts), where position,
  * ETA, progress and the early preview are pushed by server-sent events, then a before/after slider, the summary
  * and the downloads. Results move into the keep (keep.ts) when the queue delivers them, so a job page works
- * across restarts until its link expires.
+ * across restarts until its link expires. Everything a visitor reads is in their language (language.ts chooses it
+ * and renders the pages, status.ts says a job's lines per viewer), and an upload stores it with its job.
  *
  * fastify because it is well kept, streams multipart uploads through busboy (@fastify/multipart, so a file over
  * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
- * serves six fixed files from a table, and no part of a request ever becomes a path.
+ * serves seven fixed files from a table, and no part of a request ever becomes a path.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
