@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
-import { acceptedLanguages, localeOf } from '../adapters/web/language.js';
+import { acceptedLanguages, localeOf, renderPage } from '../adapters/web/language.js';
+import { LOCALES, say } from '../src/i18n/i18n.js';
 import { runningLine, waitingLine } from '../adapters/web/status.js';
 import { ServiceProcess, withConfig } from './service.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
@@ -275,6 +276,26 @@ describe("the visitor's language", () => {
     // A cookie naming no catalogue is passed over.
     expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=tlh' })).toBe('zh-Hans');
     expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'other=%E0%A4%A; lang=%' })).toBe('zh-Hans');
+  });
+
+  it('every line the door and its pages name is in the catalogue', () => {
+    const web = path.join(import.meta.dirname, '..', 'adapters', 'web');
+    const named = new Set<string>();
+    for (const file of fs.readdirSync(web).filter((f) => f.endsWith('.ts'))) {
+      for (const m of fs.readFileSync(path.join(web, file), 'utf8').matchAll(/webSay\([\w.() ]+?, '([\w.]+)'/g)) named.add(m[1]);
+    }
+    expect(named.size).toBeGreaterThan(20);
+    // With a count, so plural lines (`seconds_one`, `seconds_other`) are found too.
+    const missing = (locale: string, name: string) => say(locale, { key: `web.${name}`, values: { count: 2 } }).startsWith('(message ');
+    expect([...named].filter((name) => missing('en', name))).toEqual([]);
+    for (const page of ['index.html', 'job.html']) {
+      const template = fs.readFileSync(path.join(web, 'public', page), 'utf8');
+      for (const locale of LOCALES) {
+        // Every hole filled (the script's words, in their data block, keep their own `{{value}}` holes).
+        const html = renderPage(template, locale).replace(/<script type="application\/json" id="words">.*?<\/script>/s, '');
+        expect(html, `${page} in ${locale}`).not.toMatch(/{{|\(message /);
+      }
+    }
   });
 
   it('a job page says where the job stands in its viewer’s language', () => {
