@@ -330,6 +330,10 @@ describe("the visitor's language", () => {
       status: 403,
       body: { error: '通过代理上传需要访问密钥，但此服务没有设置密钥：请服务的管理者设置 web.accessKeys（ENHANCER_WEB_KEY），或设置 web.open 允许任何人上传' },
     });
+    const key = await fetch(`${base}/api/key`, { method: 'POST', headers: { ...zh, 'content-type': 'application/json' }, body: JSON.stringify({ key: 'guess' }) });
+    expect([key.status, await key.json()]).toEqual([403, { error: '这不是此服务的访问密钥' }]);
+    const nothing = await fetch(`${base}/static/nothing.js`, { headers: zh });
+    expect([nothing.status, await nothing.text()]).toEqual([404, '未找到\n']);
     const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; description: string }> };
     expect(session.limits).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 1\.0 MB、[\d.]+ 百万像素$/);
     expect(session.models.find((m) => m.name === 'x4fast')?.description).toBe('RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
