@@ -66,6 +66,17 @@ async function shoot(page: Page, name: string): Promise<void> {
   }
 }
 
+/** The words a person reads on the page, without the language switch (which names every language in its own). */
+function readable(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const choice = document.querySelector<HTMLElement>('.lang')!;
+    choice.hidden = true;
+    const text = document.querySelector('main')!.innerText;
+    choice.hidden = false;
+    return text;
+  });
+}
+
 async function jobPage(link: string): Promise<Page> {
   const page = await context.newPage();
   await page.addInitScript(record);
@@ -223,6 +234,93 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     const before = await (await fetch(`${running.base}${splitLink(link).path}/file/png?${splitLink(link).query}`)).arrayBuffer();
     expect(await sharp(Buffer.from(before)).metadata()).toMatchObject({ width: 384, height: 288 });
   }, 420_000);
+
+  it('a Chinese browser gets the pages in Chinese; the switch turns them English and the choice is remembered', async () => {
+    running = await startWeb(dir);
+    const zh = await browser.newContext({ viewport: DESKTOP, locale: 'zh-CN' });
+    // The words travel in a JSON data block: the strict CSP stays, and nothing on the pages breaks it.
+    const violations: string[] = [];
+    await zh.exposeFunction('violated', (what: string) => violations.push(what));
+    await zh.addInitScript(() =>
+      document.addEventListener('securitypolicyviolation', (e) => (window as unknown as { violated: (what: string) => void }).violated(`${e.violatedDirective} ${e.blockedURI}`)),
+    );
+    try {
+      const page = await zh.newPage();
+      await page.goto(running.base);
+      await expect.poll(() => page.locator('#model option').count()).toBe(MODELS);
+      expect(await page.locator('html').getAttribute('lang')).toBe('zh-Hans');
+      expect(await page.title()).toBe('图片增强');
+      expect(await page.locator('h1').textContent()).toBe('图片增强');
+      expect(await page.locator('.drop-title').textContent()).toBe('选择图片，或把图片拖到这里');
+      expect(await page.locator('#limits').textContent()).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 [\d.]+ MB、[\d.]+ 百万像素$/);
+      expect(await page.locator('#model option[value="x4fast"]').textContent()).toBe('x4fast：RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
+      expect(await page.locator('#tune option[value="gentle"]').textContent()).toBe('轻度润饰');
+      expect(await page.locator('#scale option[value="4"]').textContent()).toBe('4 倍');
+      const upload = await readable(page);
+      for (const english of ['Enhance', 'Choose images', 'Options', 'Model', 'Scale', 'PDF summary', 'gentle touch-up']) expect(upload).not.toContain(english);
+      await shoot(page, 'upload-zh');
+      await page.setViewportSize(DESKTOP);
+
+      // A bad file's reason and a tiny image's whole run, in Chinese.
+      await page.setInputFiles('#files', [
+        { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image at all') },
+        { name: 'tiny.png', mimeType: 'image/png', buffer: await scenePng(64, 48) },
+      ]);
+      await page.getByRole('button', { name: '开始增强' }).click();
+      await expect
+        .poll(async () => Object.fromEntries((await listed(page)).map((j) => [j.name, j.state])), { timeout: 60_000 })
+        .toEqual({ 'notes.txt': '不是受支持格式的图片（PNG、JPEG、WebP、GIF、TIFF、AVIF）', 'tiny.png': '完成' });
+      expect(await page.locator('#jobs a').textContent()).toBe('打开任务页面');
+      const link = (await listed(page)).find((j) => j.link)!.link!;
+      const job = await zh.newPage();
+      await job.goto(`${running.base}${link}`);
+      await job.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+      expect(await job.locator('html').getAttribute('lang')).toBe('zh-Hans');
+      expect(await job.title()).toBe('tiny.png：图片增强');
+      expect(await job.locator('#status').textContent()).toBe('完成');
+      expect(await job.locator('#download-png').textContent()).toMatch(/^下载 PNG（256x192，\d+ KB）$/);
+      const summary = await job.locator('#summary').innerText();
+      expect(summary).toContain('输出');
+      expect(summary).toContain('256x192 PNG（4 倍），');
+      expect(summary).toContain('保留至');
+      const shown = await readable(job);
+      expect(shown).toContain('处理前后对比');
+      expect(shown).toContain('拖动滑块进行对比。');
+      for (const english of ['Done', 'Download', 'Summary', 'Before and after', 'Zoom', 'Enhance again', 'Input', 'kept until', 'runs']) expect(shown).not.toContain(english);
+      await job.getByRole('button', { name: '按原始尺寸查看' }).click();
+      expect(await job.locator('#zoom').textContent()).toBe('适应页面大小');
+      await shoot(job, 'job-done-zh');
+      await job.setViewportSize(DESKTOP);
+
+      // The switch: English at once, and still English after a reload and on a new page of the same browser.
+      await Promise.all([job.waitForEvent('load'), job.locator('#lang').selectOption('en')]);
+      await job.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+      expect(await job.locator('html').getAttribute('lang')).toBe('en');
+      expect(await job.locator('#status').textContent()).toBe('Done');
+      expect(await job.locator('#download-png').textContent()).toMatch(/^Download PNG \(256x192, \d+ KB\)$/);
+      expect(await readable(job)).not.toMatch(/[\u4e00-\u9fff]/);
+      await job.reload();
+      await job.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+      expect(await job.locator('h2').first().textContent()).not.toBe('处理前后对比');
+      expect(await job.locator('#summary').innerText()).toContain('256x192 PNG (4x)');
+      // The upload page, reloaded, is English too, and still lists the job it uploaded (now said in English).
+      await page.reload();
+      expect(await page.locator('h1').textContent()).toBe('image-enhancer');
+      await expect.poll(async () => (await listed(page)).map((j) => [j.name, j.state]), { timeout: 30_000 }).toEqual([['tiny.png', 'Done']]);
+      expect(await page.locator('#jobs a').textContent()).toBe('Open the job page');
+      const fresh = await zh.newPage();
+      await fresh.goto(running.base);
+      expect(await fresh.locator('h1').textContent()).toBe('image-enhancer');
+      expect(await fresh.getByRole('button', { name: 'Enhance', exact: true }).isVisible()).toBe(true);
+      expect(await fresh.locator('#lang').inputValue()).toBe('en');
+      // And back to Chinese from the upload page.
+      await Promise.all([fresh.waitForEvent('load'), fresh.locator('#lang').selectOption('zh-Hans')]);
+      expect(await fresh.locator('h1').textContent()).toBe('图片增强');
+      expect(violations).toEqual([]);
+    } finally {
+      await zh.close();
+    }
+  }, 180_000);
 
   it('after a restart mid-job the same link shows the result', async () => {
     // No grace: the running job is put back for the next start instead of finishing during the stop.

@@ -9,6 +9,9 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
+import { acceptedLanguages, localeOf, renderPage } from '../adapters/web/language.js';
+import { LOCALES, say } from '../src/i18n/i18n.js';
+import { runningLine, waitingLine } from '../adapters/web/status.js';
 import { ServiceProcess, withConfig } from './service.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
@@ -254,5 +257,112 @@ describe('access keys', () => {
     const events = await untilEnded(base, second);
     expect(events.at(-1)!.data).toMatchObject({ state: 'completed', name: 'a.png', result: { output: { width: 64, height: 64 }, options: { scale: 2 } } });
     expect(JSON.stringify(service.logs) + service.stderr.join('\n')).not.toContain(key);
+  }, 60_000);
+});
+
+describe("the visitor's language", () => {
+  it('Accept-Language is read by q-value, then by order; a cookie the switch set comes first; else English', () => {
+    expect(acceptedLanguages('en;q=0.5, zh-CN, fr;q=0, de;q=0.7')).toEqual(['zh-CN', 'de', 'en']);
+    expect(acceptedLanguages('zh-CN,zh;q=0.9,en;q=0.8')).toEqual(['zh-CN', 'zh', 'en']);
+    expect(acceptedLanguages('*, en;q=x')).toEqual([]);
+    // The first language there is a catalogue for, by q-value: French has none, English is wanted more than Chinese.
+    expect(localeOf({ 'accept-language': 'fr, zh-CN;q=0.8, en;q=0.9' })).toBe('en');
+    expect(localeOf({ 'accept-language': 'fr, en;q=0.8, zh-TW;q=0.9' })).toBe('zh-Hans');
+    expect(localeOf({ 'accept-language': 'zh-CN;q=0, en' })).toBe('en');
+    expect(localeOf({ 'accept-language': 'de-DE' })).toBe('en');
+    expect(localeOf({})).toBe('en');
+    expect(localeOf({ 'accept-language': 'en', cookie: 'enhancer_visitor=x; lang=zh-Hans' })).toBe('zh-Hans');
+    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=en' })).toBe('en');
+    // A cookie naming no catalogue is passed over.
+    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=tlh' })).toBe('zh-Hans');
+    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'other=%E0%A4%A; lang=%' })).toBe('zh-Hans');
+  });
+
+  it('every line the door and its pages name is in the catalogue', () => {
+    const web = path.join(import.meta.dirname, '..', 'adapters', 'web');
+    const named = new Set<string>();
+    for (const file of fs.readdirSync(web).filter((f) => f.endsWith('.ts'))) {
+      for (const m of fs.readFileSync(path.join(web, file), 'utf8').matchAll(/webSay\([\w.() ]+?, '([\w.]+)'/g)) named.add(m[1]);
+    }
+    expect(named.size).toBeGreaterThan(20);
+    // With a count, so plural lines (`seconds_one`, `seconds_other`) are found too.
+    const missing = (locale: string, name: string) => say(locale, { key: `web.${name}`, values: { count: 2 } }).startsWith('(message ');
+    expect([...named].filter((name) => missing('en', name))).toEqual([]);
+    for (const page of ['index.html', 'job.html']) {
+      const template = fs.readFileSync(path.join(web, 'public', page), 'utf8');
+      for (const locale of LOCALES) {
+        // Every hole filled (the script's words, in their data block, keep their own `{{value}}` holes).
+        const html = renderPage(template, locale).replace(/<script type="application\/json" id="words">.*?<\/script>/s, '');
+        expect(html, `${page} in ${locale}`).not.toMatch(/{{|\(message /);
+      }
+    }
+  });
+
+  it('a job page says where the job stands in its viewer’s language', () => {
+    expect(waitingLine('en', 2, 12_000)).toBe('Waiting: 2nd in line, done in about 12 s');
+    expect(waitingLine('en', 23, 180_000)).toBe('Waiting: 23rd in line, done in about 3 min');
+    expect(waitingLine('en', 11, 400)).toBe('Waiting: 11th in line, done in about 1 s');
+    expect(waitingLine('zh-Hans', 2, 12_000)).toBe('排队中：第 2 位，约 12 秒后完成');
+    expect(waitingLine('zh-Hans', 1, 180_000)).toBe('下一个就轮到你，约 3 分钟后完成');
+    expect(runningLine('zh-Hans', { tilesDone: 3, tilesTotal: 20, etaMs: 12_000 })).toBe('处理中：已完成 3/20 块，还需约 12 秒');
+    const preparing = { key: 'prepare.line', values: { model: 'anime', time: { key: 'prepare.aboutMinute' } } };
+    expect(runningLine('en', { tilesDone: 0, tilesTotal: 0, etaMs: 0, preparing })).toBe('Preparing the anime model, about a minute, once');
+    expect(runningLine('zh-Hans', { tilesDone: 0, tilesTotal: 0, etaMs: 0, preparing })).toBe('正在准备 anime 模型，大约一分钟，仅此一次');
+  });
+
+  it('refusals, reasons and plain pages come in the language the browser asks for; a cookie beats the header', async () => {
+    running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
+    const { base, service } = running;
+    const zh = { 'accept-language': 'zh-CN,zh;q=0.9,en;q=0.8' };
+    const text = { name: 'notes.txt', bytes: Buffer.from('just some text, not an image at all') };
+    const big = { name: 'big.png', bytes: Buffer.concat([await scenePng(32, 32), Buffer.alloc(2_000_000, 7)]) };
+    expect((await upload(base, [text, big], {}, '', zh)).body.jobs).toEqual([
+      { name: 'notes.txt', reason: '不是受支持格式的图片（PNG、JPEG、WebP、GIF、TIFF、AVIF）' },
+      { name: 'big.png', reason: '文件超过了 1.0 MB 的上限' },
+    ]);
+    // Chinese wanted less than English (q-values), and a cookie that chose English over a Chinese browser.
+    const english = { name: 'notes.txt', reason: 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)' };
+    expect((await upload(base, [text], {}, '', { 'accept-language': 'zh-CN;q=0.5, en' })).body.jobs).toEqual([english]);
+    expect((await upload(base, [text], {}, 'lang=en', zh)).body.jobs).toEqual([english]);
+    expect((await upload(base, [text], {}, 'lang=zh-Hans', { 'accept-language': 'en' })).body.jobs![0].reason).toBe('不是受支持格式的图片（PNG、JPEG、WebP、GIF、TIFF、AVIF）');
+    // The API's own refusals too.
+    expect(await upload(base, [text], {}, '', { ...zh, 'x-forwarded-for': '203.0.113.7' })).toEqual({
+      status: 403,
+      body: { error: '通过代理上传需要访问密钥，但此服务没有设置密钥：请服务的管理者设置 web.accessKeys（ENHANCER_WEB_KEY），或设置 web.open 允许任何人上传' },
+    });
+    const key = await fetch(`${base}/api/key`, { method: 'POST', headers: { ...zh, 'content-type': 'application/json' }, body: JSON.stringify({ key: 'guess' }) });
+    expect([key.status, await key.json()]).toEqual([403, { error: '这不是此服务的访问密钥' }]);
+    const nothing = await fetch(`${base}/static/nothing.js`, { headers: zh });
+    expect([nothing.status, await nothing.text()]).toEqual([404, '未找到\n']);
+    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; description: string }> };
+    expect(session.limits).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 1\.0 MB、[\d.]+ 百万像素$/);
+    expect(session.models.find((m) => m.name === 'x4fast')?.description).toBe('RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
+
+    // A damaged image uploaded by a Chinese browser fails in the queue: its reason is said to each viewer in theirs.
+    const png = await scenePng(64, 64);
+    const { body } = await upload(base, [{ name: 'cut.png', bytes: png.subarray(0, Math.floor(png.length / 2)) }], {}, '', zh);
+    const link = body.jobs![0].link!;
+    // Stored with the job (its PDF and comparison follow it): the log line says so, once the service has written it.
+    await service.until((logs) => logs.some((l) => l.msg === 'upload queued' && l.name === 'cut.png'), 'the upload of cut.png');
+    expect(service.lines('upload queued').find((l) => l.name === 'cut.png')).toMatchObject({ locale: 'zh-Hans' });
+    const { path: p, query } = splitLink(link);
+    const events = await untilEnded(base, link);
+    expect(events.at(-1)!.data).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^the image data is damaged or truncated/) });
+    const seen = async (headers: Record<string, string>) => (await (await fetch(`${base}${p}/state?${query}`, { headers })).json()) as { reason: string; text: string };
+    expect(await seen(zh)).toMatchObject({ reason: expect.stringMatching(/^图片数据已损坏或不完整（/), text: expect.stringMatching(/^失败：图片数据已损坏或不完整/) });
+    expect(await seen({ 'accept-language': 'en-GB' })).toMatchObject({ text: expect.stringMatching(/^Failed: the image data is damaged or truncated/) });
+
+    // The pages themselves, and a forged link's plain page.
+    const page = await (await fetch(`${base}${link}`, { headers: zh })).text();
+    expect(page).toContain('<html lang="zh-Hans">');
+    expect(page).toContain('<h2>处理前后对比</h2>');
+    expect(page).not.toContain('Before and after');
+    expect(await (await fetch(`${base}/`, { headers: { cookie: 'lang=en', ...zh } })).text()).toContain('<h1>image-enhancer</h1>');
+    const forged = await fetch(`${base}${p}?e=${splitLink(link).expires}&s=${'A'.repeat(43)}`, { headers: zh });
+    expect(forged.status).toBe(403);
+    const plain = await forged.text();
+    expect(plain).toContain('<html lang="zh-Hans">');
+    expect(plain).toContain('<p id="reason">此链接无效：它可能被截断或改动过。请使用你收到的完整链接。</p>');
+    expect(plain).not.toMatch(/not valid|whole link/);
   }, 60_000);
 });

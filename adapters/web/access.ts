@@ -51,7 +51,14 @@ export function cookies(header: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of (header ?? '').split(';')) {
     const at = pair.indexOf('=');
-    if (at > 0) out[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+    if (at <= 0) continue;
+    const value = pair.slice(at + 1).trim();
+    // A value that is not valid percent-encoding (a cookie set by something else) is taken as it is, not thrown.
+    try {
+      out[pair.slice(0, at).trim()] = decodeURIComponent(value);
+    } catch {
+      out[pair.slice(0, at).trim()] = value;
+    }
   }
   return out;
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic } from '../../src/files.js';
 import { JOB_ID } from '../../src/queue/spool.js';
+import type { Text } from '../../src/i18n/i18n.js';
 import type { EnhanceOptions, EnhanceResult, JobState, OutputKind } from '../../src/types.js';
 
 /** Files a kept job may have: the upload and the queue's outputs. */
@@ -32,7 +33,9 @@ export interface KeptJob {
   bytes: number;
   /** `waiting` until the queue delivers its end; the queue knows where it stands meanwhile. */
   state: JobState;
+  /** Why it failed or was cancelled, in English (logs), and as a catalogue message for each viewer's language. */
   reason?: string;
+  reasonText?: Text;
   result?: EnhanceResult;
   /** When the end was kept, for "oldest out first". */
   endedAt?: number;
@@ -82,7 +85,7 @@ export class Keep {
   }
 
   /** Records the job's end; after this its files are served from here. */
-  async end(id: string, change: Pick<KeptJob, 'state' | 'reason' | 'result'>): Promise<KeptJob | undefined> {
+  async end(id: string, change: Pick<KeptJob, 'state' | 'reason' | 'reasonText' | 'result'>): Promise<KeptJob | undefined> {
     const job = await this.get(id);
     if (!job) return undefined;
     const ended: KeptJob = { ...job, ...change, endedAt: job.endedAt ?? Date.now() };

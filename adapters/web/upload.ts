@@ -4,11 +4,12 @@
  * pixel limit is refused without being held (the rest of it is read and dropped, never kept).
  */
 import type { MultipartFile } from '@fastify/multipart';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
-import { megabytes, probeImage } from '../../src/imaging/input.js';
+import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
+import type { Text } from '../../src/i18n/i18n.js';
+import { probeImage } from '../../src/imaging/input.js';
 
-/** One file of an upload: its bytes, or the one-line reason it was refused. */
-export type UploadedFile = { name: string; bytes: Buffer } | { name: string; reason: string };
+/** One file of an upload: its bytes, or the one-line reason it was refused (said in the uploader's language). */
+export type UploadedFile = { name: string; bytes: Buffer } | { name: string; reason: Text };
 
 /** Enough of any accepted format for its header: PNG's IHDR, JPEG's SOF after EXIF, WebP's VP8 header. */
 const HEADER_BYTES = 64 * 1024;
@@ -24,7 +25,7 @@ export async function readUpload(part: MultipartFile, maxBytes: number, maxPixel
   const name = part.filename || 'upload';
   const chunks: Buffer[] = [];
   let size = 0;
-  let refused: string | undefined;
+  let refused: Text | undefined;
   let checked = false;
   for await (const chunk of part.file as AsyncIterable<Buffer>) {
     if (refused) continue; // read and dropped, so the request goes on to the next file
@@ -36,18 +37,18 @@ export async function readUpload(part: MultipartFile, maxBytes: number, maxPixel
       if (refused) chunks.length = 0;
     }
   }
-  if (part.file.truncated) return { name, reason: `the file is over the limit of ${megabytes(maxBytes)}` };
+  if (part.file.truncated) return { name, reason: { key: 'web.overLimit', values: { limit: maxBytes } } };
   if (refused) return { name, reason: refused };
-  if (size === 0) return { name, reason: 'the file is empty (0 bytes)' };
+  if (size === 0) return { name, reason: { key: 'reason.empty' } };
   return { name, bytes: Buffer.concat(chunks, size) };
 }
 
-async function headerRefusal(head: Buffer, maxPixels: number): Promise<string | undefined> {
+async function headerRefusal(head: Buffer, maxPixels: number): Promise<Text | undefined> {
   try {
     await probeImage(head, maxPixels);
     return undefined;
   } catch (error) {
-    const reason = reasonOf(error);
-    return error instanceof EnhanceError && SETTLED_BY_HEADER.test(reason) ? reason : undefined;
+    // Told apart by the English line, which every reason also has.
+    return error instanceof EnhanceError && SETTLED_BY_HEADER.test(reasonOf(error)) ? reasonTextOf(error) : undefined;
   }
 }

@@ -3,20 +3,21 @@
  * one job a file; each job has a page reached only through its signed, expiring link (links.ts), where position,
  * ETA, progress and the early preview are pushed by server-sent events, then a before/after slider, the summary
  * and the downloads. Results move into the keep (keep.ts) when the queue delivers them, so a job page works
- * across restarts until its link expires.
+ * across restarts until its link expires. Everything a visitor reads is in their language (language.ts chooses it
+ * and renders the pages, status.ts says a job's lines per viewer), and an upload stores it with its job.
  *
  * fastify because it is well kept, streams multipart uploads through busboy (@fastify/multipart, so a file over
  * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
- * serves six fixed files from a table, and no part of a request ever becomes a path.
+ * serves seven fixed files from a table, and no part of a request ever becomes a path.
  */
-import { DEFAULT_LOCALE, say } from '../../src/i18n/i18n.js';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
+import { catalogue, DEFAULT_LOCALE, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -30,7 +31,9 @@ import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
 import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, TRUSTED_PROXIES, VISITOR_COOKIE, visitorOf } from './access.js';
 import type { WebConfig } from './config.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
+import { describeDuration, localeOf, plainPage, renderPage, webSay } from './language.js';
 import { LinkSigner } from './links.js';
+import { eventFor, snapshotFor, type PageEvent, type Snapshot } from './status.js';
 import { readUpload, type UploadedFile } from './upload.js';
 
 export interface WebOptions {
@@ -52,6 +55,7 @@ const STATIC: Record<string, string> = {
   'upload.js': 'text/javascript; charset=utf-8',
   'job.js': 'text/javascript; charset=utf-8',
   'common.js': 'text/javascript; charset=utf-8',
+  'language.js': 'text/javascript; charset=utf-8',
 };
 const PAGES = ['index.html', 'job.html'] as const;
 
@@ -84,35 +88,6 @@ const HEARTBEAT_MS = 25_000;
 /** Expired and over-size kept results are removed this often (and after each delivery). */
 const PRUNE_MS = 10 * 60_000;
 
-/** What a job page is told, first as a whole (`state`), then as it changes. */
-type PageEvent =
-  | { type: 'queued'; data: { position: number; etaMs: number } }
-  | { type: 'started'; data: object }
-  | { type: 'progress'; data: Omit<EnhanceProgress, 'preparing'> & { preparing?: string } }
-  | { type: 'preview'; data: { region: object } }
-  | { type: 'finishing'; data: object }
-  | { type: 'done'; data: Snapshot };
-
-/** A job as its page sees it. */
-interface Snapshot {
-  id: string;
-  name: string;
-  state: KeptJob['state'] | 'finishing';
-  position: number;
-  etaMs: number;
-  progress?: EnhanceProgress;
-  preview: boolean;
-  reason?: string;
-  result?: KeptJob['result'];
-  width: number;
-  height: number;
-  bytes: number;
-  format: string;
-  expires: number;
-  report: boolean;
-  options: KeptJob['options'];
-}
-
 export class WebDoor implements Adapter {
   readonly name = 'web';
   private readonly log: Logger;
@@ -124,6 +99,8 @@ export class WebDoor implements Adapter {
   private pages = new EventEmitter();
   private readonly progress = new Map<string, EnhanceProgress>();
   private readonly files = new Map<string, Buffer>();
+  /** Each page in each language, rendered once at start: `index.html:zh-Hans`. */
+  private readonly rendered = new Map<string, string>();
   private models: Array<{ name: string; description: string }> = [];
   private pruner?: NodeJS.Timeout;
   /** The address people open, once listening. */
@@ -146,6 +123,15 @@ export class WebDoor implements Adapter {
     this.models = (await readManifest(modelsDir())).models.map((m) => ({ name: m.name, description: m.description }));
     const dir = path.join(projectRoot, 'adapters', 'web', 'public');
     for (const name of [...Object.keys(STATIC), ...PAGES]) this.files.set(name, fs.readFileSync(path.join(dir, name)));
+    for (const name of PAGES) {
+      for (const locale of LOCALES) {
+        const html = renderPage(this.files.get(name)!.toString('utf8'), locale);
+        // A hole the catalogue has no line for is a bug: found at start, not by a visitor.
+        const missing = /\(message web\.[\w.]+ is missing/.exec(html);
+        if (missing) throw new Error(`adapters/web/public/${name}: ${missing[0]} (add it to the web section of en.json)`);
+        this.rendered.set(`${name}:${locale}`, html);
+      }
+    }
     this.listen(queue);
 
     const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024, trustProxy: TRUSTED_PROXIES });
@@ -157,8 +143,8 @@ export class WebDoor implements Adapter {
     });
     await app.register(rateLimit, {
       global: false,
-      errorResponseBuilder: (_request, context) =>
-        Object.assign(new Error(`too many uploads from this address: at most ${context.max} a minute (web.uploadsPerMinute); try again in ${context.after}`), { statusCode: 429 }),
+      errorResponseBuilder: (request, context) =>
+        Object.assign(new Error(webSay(localeOf(request.headers), 'rateLimited', { max: context.max, count: Math.max(1, Math.ceil(context.ttl / 1000)) })), { statusCode: 429 }),
     });
     app.addHook('onSend', async (_request, reply) => {
       reply.headers(SECURITY_HEADERS);
@@ -166,7 +152,7 @@ export class WebDoor implements Adapter {
     app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
       const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
       if (status >= 500) this.log.error({ err: error, url: request.url.split('?')[0] }, 'the web door could not answer');
-      void reply.code(status).type('application/json').send({ error: status >= 500 ? reasonOf(error) : error.message.split('\n')[0] });
+      void reply.code(status).type('application/json').send({ error: status >= 500 ? say(localeOf(request.headers), reasonTextOf(error)) : error.message.split('\n')[0] });
     });
     this.routes(app);
 
@@ -198,7 +184,10 @@ export class WebDoor implements Adapter {
         if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
       }
     }
-    const ended = await this.keep.end(job.id, outcome.state === 'completed' ? { state: 'completed', result: outcome.result } : { state: outcome.state, reason: outcome.reason });
+    const ended = await this.keep.end(
+      job.id,
+      outcome.state === 'completed' ? { state: 'completed', result: outcome.result } : { state: outcome.state, reason: outcome.reason, reasonText: outcome.text },
+    );
     this.progress.delete(job.id);
     if (ended) this.emit(job.id, { type: 'done', data: await this.snapshot(ended) });
     this.log.info({ job: job.id, state: outcome.state }, 'kept for its page');
@@ -269,7 +258,7 @@ export class WebDoor implements Adapter {
     events.on('started', (job) => this.emit(job.id, { type: 'started', data: {} }));
     events.on('progress', (job, progress) => {
       this.progress.set(job.id, progress);
-      this.emit(job.id, { type: 'progress', data: { ...progress, preparing: progress.preparing && say(DEFAULT_LOCALE, progress.preparing) } });
+      this.emit(job.id, { type: 'progress', data: progress });
     });
     events.on('preview', (job, preview) => {
       void (async () => {
@@ -302,7 +291,7 @@ export class WebDoor implements Adapter {
       options: kept.options,
       preview: fs.existsSync(this.keep.file(kept.id, 'early')),
     };
-    if (kept.state !== 'waiting' && kept.state !== 'active') return { ...base, state: kept.state, position: 0, etaMs: 0, reason: kept.reason, result: kept.result };
+    if (kept.state !== 'waiting' && kept.state !== 'active') return { ...base, state: kept.state, position: 0, etaMs: 0, reason: kept.reason, reasonText: kept.reasonText, result: kept.result };
     const status = await this.queue!.getJob(kept.id);
     const state = !status ? 'waiting' : status.state === 'waiting' || status.state === 'active' ? status.state : 'finishing';
     return { ...base, state, position: status?.position ?? 0, etaMs: status?.etaMs ?? 0, progress: this.progress.get(kept.id) };
@@ -314,15 +303,19 @@ export class WebDoor implements Adapter {
     app.get('/', (request, reply) => this.page(request, reply, 'index.html'));
     app.get<{ Params: { name: string } }>('/static/:name', (request, reply) => {
       const type = Object.hasOwn(STATIC, request.params.name) ? STATIC[request.params.name] : undefined;
-      if (!type) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+      if (!type) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'notFound')}\n`);
       return reply.type(type).header('cache-control', 'no-cache').send(this.files.get(request.params.name));
     });
     app.get('/api/session', (request, reply) => {
       this.visitor(request, reply);
+      const locale = localeOf(request.headers);
+      const help = (catalogue(DEFAULT_LOCALE).web as { modelHelp?: Record<string, string> }).modelHelp ?? {};
       return {
         keyNeeded: this.access.keyNeeded(request.headers),
         allowed: this.access.allowed(request.headers),
-        models: this.models,
+        // A model the catalogue has no line for (one added to the manifest since) is described as the manifest does.
+        models: this.models.map((m) => ({ name: m.name, description: Object.hasOwn(help, m.name) ? webSay(locale, `modelHelp.${m.name}`) : m.description })),
+        limits: webSay(locale, 'limits', { bytes: this.options.maxFileBytes, pixels: this.options.maxPixels }),
         defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
         maxFileBytes: this.options.maxFileBytes,
         maxPixels: this.options.maxPixels,
@@ -331,7 +324,7 @@ export class WebDoor implements Adapter {
     });
     app.post<{ Body: { key?: unknown } }>('/api/key', { config: { rateLimit: { max: 10, timeWindow: '1 minute' } } }, (request, reply) => {
       const key = request.body?.key;
-      if (typeof key !== 'string' || !this.access.validKey(key)) return reply.code(403).send({ error: 'that is not an access key of this service' });
+      if (typeof key !== 'string' || !this.access.validKey(key)) return reply.code(403).send({ error: webSay(localeOf(request.headers), 'badKey') });
       const secure = request.protocol === 'https' ? '; Secure' : '';
       return reply
         .header('set-cookie', `${KEY_COOKIE}=${this.access.token(key).toString('base64url')}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000${secure}`)
@@ -344,7 +337,7 @@ export class WebDoor implements Adapter {
     });
     app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/state', async (request, reply) => {
       const kept = await this.checked(request, reply);
-      if (kept) return reply.header('cache-control', 'no-store').send(await this.snapshot(kept));
+      if (kept) return reply.header('cache-control', 'no-store').send(snapshotFor(localeOf(request.headers), await this.snapshot(kept)));
     });
     app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/events', async (request, reply) => {
       const kept = await this.checked(request, reply);
@@ -354,10 +347,10 @@ export class WebDoor implements Adapter {
       const kept = await this.checked(request, reply);
       if (!kept) return;
       const kind = request.params.kind as KeptKind;
-      if (!KEPT_KINDS.includes(kind)) return reply.code(404).type('text/plain; charset=utf-8').send('no such file\n');
+      if (!KEPT_KINDS.includes(kind)) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'noSuchFile')}\n`);
       const file = this.keep.file(kept.id, kind);
       const stats = await fs.promises.stat(file).catch(() => undefined);
-      if (!stats) return reply.code(404).type('text/plain; charset=utf-8').send('not made (yet)\n');
+      if (!stats) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'notMade')}\n`);
       const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
       return reply.type(type).header('content-length', stats.size).header('cache-control', 'private, max-age=3600').send(fs.createReadStream(file));
     });
@@ -371,17 +364,19 @@ export class WebDoor implements Adapter {
       if (!kept) return;
       try {
         const job = await this.queue!.getJob(kept.id);
-        if (!job || (job.state !== 'waiting' && job.state !== 'active')) return reply.code(409).send({ error: 'the job has already ended' });
+        if (!job || (job.state !== 'waiting' && job.state !== 'active')) return reply.code(409).send({ error: webSay(localeOf(request.headers), 'jobEnded') });
         await this.queue!.cancel(kept.id, job.request.owner ?? 'local');
         return { ok: true };
       } catch (error) {
-        return reply.code(409).send({ error: reasonOf(error) });
+        return reply.code(409).send({ error: say(localeOf(request.headers), reasonTextOf(error)) });
       }
     });
   }
 
-  private page(_request: FastifyRequest, reply: FastifyReply, name: (typeof PAGES)[number]) {
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.files.get(name));
+  /** A page in the visitor's language (it varies with the `lang` cookie and `Accept-Language`). */
+  private page(request: FastifyRequest, reply: FastifyReply, name: (typeof PAGES)[number]) {
+    const html = this.rendered.get(`${name}:${localeOf(request.headers)}`) ?? this.rendered.get(`${name}:${DEFAULT_LOCALE}`);
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('vary', 'accept-language, cookie').send(html);
   }
 
   /** The visitor's id, set as a cookie the first time. */
@@ -399,17 +394,20 @@ export class WebDoor implements Adapter {
    */
   private async checked(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string> }>, reply: FastifyReply): Promise<KeptJob | undefined> {
     const check = this.links.check(request.params.id, request.query.e, request.query.s);
-    const keepFor = describeDuration(this.options.config.keepFor);
+    const locale = localeOf(request.headers);
+    const keepFor = describeDuration(locale, this.options.config.keepFor);
+    const plain = (status: number, name: 'forged' | 'expired' | 'gone') =>
+      void reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(plainPage(locale, webSay(locale, `${name}Title`), webSay(locale, name, { keepFor })));
     if (!check.ok && check.why === 'forged') {
-      plain(reply, 403, 'This link is not valid', 'This link is not valid: it may have been cut short or changed. Use the whole link you were given.');
+      plain(403, 'forged');
       return undefined;
     }
     if (!check.ok) {
-      plain(reply, 410, 'This link has expired', `This link has expired: results are kept for ${keepFor} after upload, and these were removed.`);
+      plain(410, 'expired');
       return undefined;
     }
     const kept = await this.keep.get(request.params.id);
-    if (!kept) plain(reply, 410, 'These results are gone', `These results are no longer kept: results are kept for ${keepFor} within the space set aside for them, and these were removed.`);
+    if (!kept) plain(410, 'gone');
     return kept;
   }
 
@@ -418,13 +416,16 @@ export class WebDoor implements Adapter {
     reply.hijack();
     const response = reply.raw;
     response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    // Each viewer's own language: the person who opens a link may not be the one who uploaded.
+    const locale = localeOf(request.headers);
     const send = (type: string, data: unknown) => response.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     // Listening before the snapshot is taken, so nothing between the two is missed; held until it is sent.
     let held: PageEvent[] | null = [];
     const onEvent = (event: PageEvent) => {
       if (held) held.push(event);
       else {
-        send(event.type, event.data);
+        const said = eventFor(locale, event);
+        send(said.type, said.data);
         if (event.type === 'done') response.end();
       }
     };
@@ -437,7 +438,7 @@ export class WebDoor implements Adapter {
     request.raw.on('close', close);
     response.on('close', close);
     const snapshot = await this.snapshot(kept);
-    send('state', snapshot);
+    send('state', snapshotFor(locale, snapshot));
     if (snapshot.state !== 'waiting' && snapshot.state !== 'active' && snapshot.state !== 'finishing') {
       response.end();
       return;
@@ -451,17 +452,17 @@ export class WebDoor implements Adapter {
    * Why this request may not upload, or undefined when it may: `needsKey` when a key would let it in, and a line
    * for the operator when none is configured (a page behind a reverse proxy on a loopback address).
    */
-  private refusal(request: FastifyRequest, needsKey: string): string | undefined {
+  private refusal(request: FastifyRequest, needsKey: 'needKey' | 'needKeyAgain'): string | undefined {
     if (this.access.allowed(request.headers)) return undefined;
-    if (this.access.hasKeys) return needsKey;
-    return 'uploads through a proxy need an access key, and this service has none: its operator sets web.accessKeys (ENHANCER_WEB_KEY), or web.open to let anyone upload';
+    return webSay(localeOf(request.headers), this.access.hasKeys ? needsKey : 'noKeys');
   }
 
   /** An upload: every file becomes a job (or gets its one-line reason); answers with each one's link. */
   private async upload(request: FastifyRequest, reply: FastifyReply) {
-    const refused = this.refusal(request, 'uploads here need an access key: enter it on the page first');
+    const refused = this.refusal(request, 'needKey');
     if (refused) return reply.code(403).send({ error: refused });
-    if (!request.isMultipart()) return reply.code(415).send({ error: 'send the files as multipart/form-data' });
+    const locale = localeOf(request.headers);
+    if (!request.isMultipart()) return reply.code(415).send({ error: webSay(locale, 'notMultipart') });
     const owner = `web:${this.visitor(request, reply)}`;
     const fields: Record<string, string> = {};
     const results: Array<{ name: string; link?: string; reason?: string }> = [];
@@ -472,13 +473,13 @@ export class WebDoor implements Adapter {
       }
       if (results.length >= MAX_FILES) {
         part.file.resume();
-        results.push({ name: displayName(part.filename || 'upload'), reason: `at most ${MAX_FILES} files in one upload: send this one again in another` });
+        results.push({ name: displayName(part.filename || 'upload'), reason: webSay(locale, 'tooManyFiles', { n: MAX_FILES }) });
         continue;
       }
       const file = await readUpload(part, this.options.maxFileBytes, this.options.maxPixels);
-      results.push(await this.submit(file, fields, owner));
+      results.push(await this.submit(file, fields, owner, locale));
     }
-    if (results.length === 0) return reply.code(400).send({ error: 'no file in the upload: choose one or more images' });
+    if (results.length === 0) return reply.code(400).send({ error: webSay(locale, 'noFile') });
     return { jobs: results };
   }
 
@@ -490,21 +491,24 @@ export class WebDoor implements Adapter {
   private async again(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>, reply: FastifyReply) {
     const kept = await this.checked(request, reply);
     if (!kept) return;
-    const refused = this.refusal(request, 'enhancing again here needs an access key: enter it on the upload page first');
+    const refused = this.refusal(request, 'needKeyAgain');
     if (refused) return reply.code(403).send({ error: refused });
+    const locale = localeOf(request.headers);
     const input = await fs.promises.readFile(this.keep.file(kept.id, 'input')).catch(() => undefined);
-    if (!input) return reply.code(410).send({ error: 'the upload of this job is no longer kept: upload the image again' });
+    if (!input) return reply.code(410).send({ error: webSay(locale, 'inputGone') });
     const body = request.body && typeof request.body === 'object' ? request.body : {};
     const fields = Object.fromEntries(['model', 'scale', 'tune', 'pdf'].flatMap((k) => (typeof body[k] === 'string' ? [[k, body[k] as string]] : [])));
-    const answer = await this.submit({ name: kept.name, bytes: input }, fields, `web:${this.visitor(request, reply)}`);
+    const answer = await this.submit({ name: kept.name, bytes: input }, fields, `web:${this.visitor(request, reply)}`, locale);
     return answer.link ? { link: answer.link } : reply.code(400).send({ error: answer.reason });
   }
 
-  private async submit(file: UploadedFile, fields: Record<string, string>, owner: string): Promise<{ name: string; link?: string; reason?: string }> {
+  /** One file as a job, `locale` stored with it (its PDF and comparison are made in it); its reason said in it. */
+  private async submit(file: UploadedFile, fields: Record<string, string>, owner: string, locale: Locale): Promise<{ name: string; link?: string; reason?: string }> {
     const name = displayName(file.name);
+    const refused = (reason: Text) => ({ name, reason: say(locale, reason) });
     if ('reason' in file) {
-      this.log.info({ name, reason: file.reason }, 'upload refused');
-      return { name, reason: file.reason };
+      this.log.info({ name, reason: say(DEFAULT_LOCALE, file.reason) }, 'upload refused');
+      return refused(file.reason);
     }
     const id = newJobId();
     const now = Date.now();
@@ -524,14 +528,14 @@ export class WebDoor implements Adapter {
         { id, name, createdAt: now, expires, options: shown, report, format: header.format, width: header.width, height: header.height, bytes: file.bytes.length, state: 'waiting' },
         file.bytes,
       );
-      await this.queue!.submit({ input: file.bytes, name, owner, replyTo: { adapter: this.name }, report, earlyPreview: true, options }, id);
-      this.log.info({ job: id, name, bytes: file.bytes.length }, 'upload queued');
+      await this.queue!.submit({ input: file.bytes, name, owner, replyTo: { adapter: this.name }, report, earlyPreview: true, options, locale }, id);
+      this.log.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
       return { name, link: this.links.link(id, expires) };
     } catch (error) {
       await this.keep.remove(id);
       if (!(error instanceof EnhanceError)) this.log.error({ err: error, name }, 'queueing an upload failed');
       else this.log.info({ name, reason: error.message }, 'upload refused');
-      return { name, reason: reasonOf(error) };
+      return refused(reasonTextOf(error));
     }
   }
 }
@@ -542,19 +546,3 @@ function displayName(name: string): string {
   const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
   return (base || 'upload').slice(0, 200);
 }
-
-/** `7d`, `12h`, `30m`, `90s` as words: `7 days`. */
-export function describeDuration(ms: number): string {
-  for (const [unit, size] of [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000]] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
-  }
-  return `${Math.round(ms / 1000)} seconds`;
-}
-
-/** A plain page that says one thing, and nothing else: no file, no job data. */
-function plain(reply: FastifyReply, status: number, title: string, text: string): void {
-  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain"><h1>${title}</h1><p id="reason">${text}</p><p><a href="/">Enhance an image</a></p></main></body></html>`;
-  void reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
-}
-
-

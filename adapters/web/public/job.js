@@ -1,5 +1,6 @@
 // A job page: live state from the server's events, the early preview, then the slider, summary and downloads.
-import { follow, size } from '/static/common.js';
+import { follow } from '/static/common.js';
+import { lang, t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
 // The job shown: this page's link, then the link of a job enhanced again from it once that one is done.
@@ -13,7 +14,7 @@ const stop = follow(`${path}?${query}`, (view) => {
   const s = view.snapshot;
   if (s) {
     $('name').textContent = s.name;
-    document.title = `${s.name}: image-enhancer`;
+    document.title = t('web.namedTitle', { name: s.name });
   }
   $('status').textContent = view.text;
   const running = view.state === 'waiting' || view.state === 'active';
@@ -34,7 +35,7 @@ const stop = follow(`${path}?${query}`, (view) => {
   if (view.state === 'failed' || view.state === 'cancelled') {
     $('reason').textContent = view.reason;
     $('reason').hidden = false;
-    $('status').textContent = view.state === 'failed' ? 'Failed' : 'Cancelled';
+    $('status').textContent = t(view.state === 'failed' ? 'web.failed' : 'web.cancelled');
   }
   if (view.state === 'completed' && s?.result && !shownResult) {
     shownResult = true;
@@ -70,7 +71,7 @@ async function showResult(s) {
   const png = $('download-png');
   png.href = file('png');
   png.download = `${stem(s.name)}.enhanced.png`;
-  png.textContent = `Download PNG (${r.output.width}x${r.output.height}, ${size(r.outputs?.png ?? 0)})`;
+  png.textContent = t('web.downloadPngSized', { width: r.output.width, height: r.output.height, size: s.sizes.png });
   if (r.outputs?.pdf !== undefined) {
     const pdf = $('download-pdf');
     pdf.href = file('pdf');
@@ -80,16 +81,16 @@ async function showResult(s) {
   const ms = r.ms;
   const stages = ['wait', 'load', 'decode', 'preview', 'infer', 'encode', 'render', 'total']
     .filter((k) => ms[k] !== undefined)
-    .map((k) => `${k} ${(ms[k] / 1000).toFixed(2)} s`)
-    .join(', ');
+    .map((k) => t('web.stageTime', { stage: t(`web.stage.${k}`), seconds: (ms[k] / 1000).toFixed(2) }))
+    .join(t('web.separator'));
   const rows = [
-    ['Input', `${r.input.width}x${r.input.height} ${r.input.format.toUpperCase()}, ${size(s.bytes)}`],
-    ['Output', `${r.output.width}x${r.output.height} PNG (${r.options.scale}x), ${size(r.outputs?.png ?? 0)}`],
-    ['Model', `${r.options.model} (sha256 ${r.modelSha256.slice(0, 12)}…), ${r.options.tune === 'raw' ? 'raw output' : 'gentle touch-up'}`],
-    ['Device', `${r.device}, ${r.precision}, tile ${r.tile || 'whole image'} (${r.tiles} runs)`],
-    ['Time', stages + (r.cached ? ' (from the cache)' : '')],
-    ['Signature', r.signature],
-    ['Job', `${s.id}, kept until ${new Date(s.expires).toLocaleString()}`],
+    [t('web.rowInput'), t('web.input', { width: r.input.width, height: r.input.height, format: r.input.format.toUpperCase(), size: s.sizes.input })],
+    [t('web.rowOutput'), t('web.output', { width: r.output.width, height: r.output.height, scale: r.options.scale, size: s.sizes.png })],
+    [t('web.rowModel'), t('web.modelUsed', { model: r.options.model, sha: r.modelSha256.slice(0, 12), tune: t(r.options.tune === 'raw' ? 'web.tuneRawShort' : 'web.tuneGentle') })],
+    [t('web.rowDevice'), t('web.device', { device: r.device, precision: r.precision, tile: r.tile || t('web.wholeImage'), tiles: r.tiles })],
+    [t('web.rowTime'), stages + (r.cached ? t('web.fromCache') : '')],
+    [t('web.rowSignature'), r.signature],
+    [t('web.rowJob'), t('web.kept', { id: s.id, date: new Date(s.expires).toLocaleString(lang) })],
   ];
   const dl = $('summary');
   dl.replaceChildren();
@@ -101,7 +102,7 @@ async function showResult(s) {
     dl.append(dt, dd);
   }
   $('result').hidden = false;
-  $('status').textContent = 'Done';
+  $('status').textContent = t('web.done');
   stop();
   void offerAgain(s.options);
 }
@@ -119,7 +120,7 @@ let models;
 async function offerAgain(options) {
   models ??= (await (await fetch('/api/session')).json()).models;
   const select = $('again-model');
-  if (select.options.length === 0) for (const m of models) select.append(new Option(`${m.name}: ${m.description}`, m.name));
+  if (select.options.length === 0) for (const m of models) select.append(new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name));
   select.value = options.model;
   $('again-scale').value = String(options.scale);
   $('again-tune').value = options.tune;
@@ -136,16 +137,16 @@ $('again-form').addEventListener('submit', async (event) => {
     $('again-error').textContent = error;
   };
   button.disabled = true;
-  say('Uploading…');
+  say(t('web.uploading'));
   const body = { model: $('again-model').value, scale: $('again-scale').value, tune: $('again-tune').value, ...($('again-pdf').checked ? { pdf: 'on' } : {}) };
   const response = await fetch(`${path}/again?${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const answer = await response.json().catch(() => ({ error: `the service answered ${response.status}` }));
+  const answer = await response.json().catch(() => ({ error: t('web.serviceAnswered', { status: response.status }) }));
   if (!response.ok) {
     say('', answer.error);
     button.disabled = false;
     return;
   }
-  say('Queued');
+  say(t('web.queued'));
   const stopAgain = follow(answer.link, (view) => {
     if (view.state === 'failed' || view.state === 'cancelled') {
       stopAgain();
@@ -153,11 +154,11 @@ $('again-form').addEventListener('submit', async (event) => {
       button.disabled = false;
     } else if (view.state === 'completed' && view.snapshot?.result) {
       stopAgain();
-      say('Finishing: loading the new result');
+      say(t('web.loadingNew'));
       [path, query] = answer.link.split('?');
       history.replaceState(null, '', answer.link);
       void showResult(view.snapshot).then(() => {
-        say('Done: the result above is the new one');
+        say(t('web.newShown'));
         button.disabled = false;
       });
     } else say(view.text);
@@ -174,5 +175,5 @@ $('slider').addEventListener('input', () => {
 $('zoom').addEventListener('click', () => {
   const zoomed = $('viewport').classList.toggle('zoomed');
   $('zoom').setAttribute('aria-pressed', String(zoomed));
-  $('zoom').textContent = zoomed ? 'Fit to the page' : 'Zoom to full size';
+  $('zoom').textContent = t(zoomed ? 'web.fit' : 'web.zoom');
 });

@@ -1,5 +1,6 @@
 // The upload page: options from the server, files chosen or dropped, one job per file, each listed with its state.
-import { follow, megabytes } from '/static/common.js';
+import { follow } from '/static/common.js';
+import { t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
 let session;
@@ -8,11 +9,22 @@ let chosen = [];
 async function load() {
   session = await (await fetch('/api/session')).json();
   for (const m of session.models) {
-    const option = new Option(`${m.name}: ${m.description}`, m.name, false, m.name === session.defaults.model);
+    const option = new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name, false, m.name === session.defaults.model);
     $('model').append(option);
   }
-  $('limits').textContent = `PNG, JPEG, WebP, GIF, TIFF or AVIF; up to ${megabytes(session.maxFileBytes)} and ${(session.maxPixels / 1e6).toFixed(1)} MP each`;
+  $('limits').textContent = session.limits;
   showForms();
+  // The jobs listed before a reload (the language switch reloads the page): listed again, in the new language.
+  for (const job of listedJobs()) list(job, false);
+}
+
+/** The jobs this tab has listed with a link, oldest first: kept for the tab's life, so a reload keeps them. */
+function listedJobs() {
+  try {
+    return JSON.parse(sessionStorage.getItem('jobs') ?? '[]');
+  } catch {
+    return [];
+  }
 }
 
 function showForms() {
@@ -57,7 +69,7 @@ $('upload-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   $('upload-error').textContent = '';
   if (chosen.length === 0) {
-    $('upload-error').textContent = 'Choose one or more images first.';
+    $('upload-error').textContent = t('web.chooseFirst');
     return;
   }
   const form = new FormData();
@@ -67,18 +79,18 @@ $('upload-form').addEventListener('submit', async (event) => {
   const refused = [];
   for (const file of chosen) {
     // Not sent at all: the server would stop reading it at the limit anyway.
-    if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: `the file is ${megabytes(file.size)}, over the limit of ${megabytes(session.maxFileBytes)}` });
+    if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: t('reason.fileTooLarge', { bytes: file.size, limit: session.maxFileBytes }) });
     else form.append('file', file, file.name);
   }
   const button = $('enhance');
   button.disabled = true;
-  button.textContent = 'Uploading…';
+  button.textContent = t('web.uploading');
   try {
     let jobs = [];
     if (refused.length < chosen.length) {
       const response = await fetch('/api/jobs', { method: 'POST', body: form });
       const answer = await response.json();
-      if (!response.ok) throw new Error(answer.error ?? `the upload failed (${response.status})`);
+      if (!response.ok) throw new Error(answer.error ?? t('web.uploadFailed', { status: response.status }));
       jobs = answer.jobs;
     }
     for (const job of [...refused, ...jobs]) list(job);
@@ -88,12 +100,13 @@ $('upload-form').addEventListener('submit', async (event) => {
     $('upload-error').textContent = error.message;
   } finally {
     button.disabled = false;
-    button.textContent = 'Enhance';
+    button.textContent = t('web.enhance');
   }
 });
 
 /** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
-function list(job) {
+function list(job, fresh = true) {
+  if (fresh && job.link) sessionStorage.setItem('jobs', JSON.stringify([...listedJobs(), { name: job.name, link: job.link }].slice(-50)));
   const item = document.createElement('li');
   const name = document.createElement('span');
   name.className = 'job-name';
@@ -113,7 +126,7 @@ function list(job) {
   bar.value = 0;
   const open = document.createElement('a');
   open.href = job.link;
-  open.textContent = 'Open the job page';
+  open.textContent = t('web.openJob');
   item.append(bar, open);
   follow(job.link, (view) => {
     state.textContent = view.text;
@@ -127,6 +140,6 @@ function list(job) {
 }
 
 load().catch((error) => {
-  $('upload-error').textContent = `the page could not load its options: ${error.message}`;
+  $('upload-error').textContent = t('web.loadFailed', { message: error.message });
   $('upload-form').hidden = false;
 });
