@@ -25,6 +25,11 @@ describe('caption options', () => {
     expect(parseCaption('/enhance@enhancer_bot best x4')).toEqual({ options: { model: 'x4plus', scale: 4 }, report: false });
     expect(parseCaption('a 12x zoom, breakfast')).toEqual({ options: {}, report: false });
     expect(parseCaption(undefined)).toEqual({ options: {}, report: false });
+    // Chinese, from the zh-Hans catalogue's `telegram.words`, written with or without spaces, mixed with English.
+    expect(parseCaption('动漫 快速 2倍')).toEqual({ options: { model: 'anime-fast', scale: 2 }, report: false });
+    expect(parseCaption('请帮我放大3 倍，不润色，也要报告')).toEqual({ options: { scale: 3, tune: 'raw' }, report: true });
+    expect(parseCaption('快速 4x pdf')).toEqual({ options: { model: 'x4fast', scale: 4 }, report: true });
+    expect(parseCaption('我家的猫，2024年拍的')).toEqual({ options: {}, report: false });
   });
 
   it('packs into a button and back', () => {

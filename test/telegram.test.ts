@@ -356,7 +356,8 @@ describe("telegram bot: the person's language", () => {
     expect(menus[0].params.commands[0].description).toBe('What this bot does');
     expect(menus[1].params.commands[0].description).toBe('这个机器人能做什么');
 
-    const liPhoto = api.sendPhoto(LI, await jpeg(64, 64, 60), { width: 64, height: 64 });
+    // Li writes the options in Chinese: 2倍 is 2x (the zh-Hans catalogue's `telegram.words`).
+    const liPhoto = api.sendPhoto(LI, await jpeg(64, 64, 60), { width: 64, height: 64 }, { caption: '我家的猫，2倍' });
     const danaPhoto = api.sendPhoto(DANA, await jpeg(64, 64, 61), { width: 64, height: 64 });
     const liBad = api.sendDocument(LI, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
     const danaBad = api.sendDocument(DANA, Buffer.from('not a picture at all'), 'fake.png', 'image/png');
@@ -385,8 +386,8 @@ describe("telegram bot: the person's language", () => {
         expect(texts[0]).toMatch(/^已收到 photo-\d+\.jpg，正在排队……$/);
         expect(texts[1]).toMatch(/^排队中：(下一个就轮到你|第 \d+ 位)，大约 \d+ (秒|分钟)后完成。$/);
         expect(texts.some((t) => /^正在增强 [▓░]{10} \d+\/\d+ 块，还剩大约 \d+ (秒|分钟)。$/.test(t))).toBe(true);
-        expect(texts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：256x256（4 倍，x4plus）。$/);
-        expect(captions).toEqual(['256x256 PNG，由 64x64 放大 4 倍（x4plus）。', '处理前后对比。']);
+        expect(texts.at(-1)).toMatch(/^完成，用时 \d+ (秒|分钟)：128x128（2 倍，x4plus）。$/);
+        expect(captions).toEqual(['128x128 PNG，由 64x64 放大 2 倍（x4plus）。', '处理前后对比。']);
         expect(cancel).toBe('取消');
         // No English word a person reads (the file and model names aside).
         const english = [...texts, ...captions].map((t) => t.replace(/photo-\d+\.jpg|x4plus|PNG/g, '')).filter((t) => /[A-Za-z]{3,}/.test(t));

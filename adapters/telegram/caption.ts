@@ -5,6 +5,7 @@
  * on a CPU) and `pdf` (the PDF summary too). Other words are left
  * alone, so an ordinary caption does no harm.
  */
+import { catalogue, LOCALES } from '../../src/i18n/i18n.js';
 import type { EnhanceOptions } from '../../src/types.js';
 
 /** What a caption asks for. */
@@ -28,25 +29,63 @@ function modelFor(anime: boolean, fast: boolean, best: boolean): string | undefi
   return undefined;
 }
 
+/** The option words that are not a scale, by what they ask for. */
+type OptionWord = 'fast' | 'best' | 'anime' | 'raw' | 'pdf';
+const OPTION_WORDS: readonly OptionWord[] = ['fast', 'best', 'anime', 'raw', 'pdf'];
+
+/** Letters and digits of a word in a language that puts spaces between words: such a word counts only whole. */
+const SPACED = /^[a-z0-9]+$/;
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 /**
- * Reads the option words in `text` (any case, anywhere; a leading `/enhance` or `/enhance@bot` is skipped).
+ * Each option's words in every catalogue (`telegram.words`, space-separated), so a caption is read in any of
+ * the languages, whatever the sender's own: `快速 2倍` asks what `fast 2x` asks. A word of Latin letters counts
+ * only as a whole word (`breakfast` is not `fast`); one in Chinese, written without spaces, anywhere.
+ */
+const WORDS = (() => {
+  const words = new Map<OptionWord, string[]>(OPTION_WORDS.map((w) => [w, []]));
+  const scales: RegExp[] = [];
+  for (const locale of LOCALES) {
+    const section = (catalogue(locale).telegram as { words?: Record<string, string> } | undefined)?.words ?? {};
+    for (const word of OPTION_WORDS) words.get(word)!.push(...(section[word] ?? '').toLowerCase().split(/\s+/).filter(Boolean));
+    // `{{n}}x`: the number and its word, nothing else (a bare `{{n}}` would read any 2 as a scale).
+    for (const pattern of (section.scale ?? '').toLowerCase().split(/\s+/).filter((p) => p.includes('{{n}}') && p !== '{{n}}')) {
+      const spaced = SPACED.test(pattern.replace('{{n}}', ''));
+      // `2x` is one word; Chinese may put a space between the number and 倍 or not: `2倍`, `2 倍`.
+      const body = pattern.split('{{n}}').map(escapeRegExp).join(spaced ? '([234])' : '\\s*([234])\\s*');
+      scales.push(spaced ? new RegExp(`(?:^|[^a-z0-9@/])${body}(?=$|[^a-z0-9@/])`) : new RegExp(body));
+    }
+  }
+  return { words, scales };
+})();
+
+/**
+ * Reads the option words in `text` (any case, anywhere, in any language there is a catalogue for; a leading
+ * `/enhance` or `/enhance@bot` is skipped).
  *
  * @example
  * parseCaption('/enhance fast 2x'); // { options: { model: 'x4fast', scale: 2 }, report: false }
  * parseCaption('holiday, 3x pdf');  // { options: { scale: 3 }, report: true }
  * parseCaption('anime fast 2x');    // { options: { model: 'anime-fast', scale: 2 }, report: false }
+ * parseCaption('动漫 快速 2倍');      // { options: { model: 'anime-fast', scale: 2 }, report: false }
  */
 export function parseCaption(text: string | undefined): CaptionOptions {
   const result: CaptionOptions = { options: {}, report: false };
-  const words = (text ?? '').toLowerCase().split(/[^a-z0-9@/]+/);
-  const model = modelFor(words.includes('anime'), words.includes('fast'), words.includes('best'));
+  const lower = (text ?? '').toLowerCase();
+  const tokens = new Set(lower.split(/[^a-z0-9@/]+/));
+  const asks = (option: OptionWord) => WORDS.words.get(option)!.some((word) => (SPACED.test(word) ? tokens.has(word) : lower.includes(word)));
+  const model = modelFor(asks('anime'), asks('fast'), asks('best'));
   if (model) result.options.model = model;
-  for (const word of words) {
-    if (/^[234]x$/.test(word) || /^x[234]$/.test(word)) result.options.scale = Number(word.replace('x', '')) as 2 | 3 | 4;
-    else if (word === 'raw') result.options.tune = 'raw';
-    else if (word === 'int8' || word === 'fp32') result.options.precision = word;
-    else if (word === 'pdf') result.report = true;
+  // The last scale written wins, as before when the words were read in order.
+  let scaleAt = -1;
+  for (const pattern of WORDS.scales) {
+    for (const match of lower.matchAll(new RegExp(pattern.source, 'g'))) {
+      if (match.index >= scaleAt) [scaleAt, result.options.scale] = [match.index, Number(match[1]) as 2 | 3 | 4];
+    }
   }
+  if (asks('raw')) result.options.tune = 'raw';
+  for (const word of ['int8', 'fp32'] as const) if (tokens.has(word)) result.options.precision = word;
+  if (asks('pdf')) result.report = true;
   return result;
 }
 
