@@ -44,7 +44,13 @@ export function reasonOf(error: unknown): string {
  * `EnhanceError`'s own text, else its English line as it is, else `internal error: …`.
  */
 export function reasonTextOf(error: unknown): Text {
-  if (error instanceof EnhanceError) return error.text ?? plainText(error.message);
+  if (error instanceof EnhanceError) {
+    if (error.text) return error.text;
+    // A model or accelerator fault is the operator's to mend (its line names the command to run): the person is
+    // told, in their language, that the server could not run it, with that line as it is.
+    if (error.kind === 'model' || error.kind === 'device') return { key: 'reason.server', values: { detail: error.message } };
+    return plainText(error.message);
+  }
   const message = error instanceof Error ? error.message : String(error);
   return { key: 'reason.internal', values: { message: message.split('\n')[0] } };
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EnhanceError, reasonTextOf } from '../src/errors.js';
 import { CATALOGUE_DIR, LOCALES, formatDuration, formatSize, loadLanguages, resolveLocale, say } from '../src/i18n/i18n.js';
 
 type Tree = { [key: string]: string | Tree };
@@ -77,6 +78,14 @@ describe('saying things', () => {
     const full = { key: 'reason.queueFull', values: { why: { key: 'redis.OOM' } } };
     expect(say('en', full)).toBe('the queue is full (Redis is out of memory): send it again later');
     expect(say('zh-Hans', full)).toBe('队列已满（Redis 内存不足）：请稍后再发送');
+  });
+
+  it('says any thrown value in the person’s language: its own message, an operator’s fault, a bug', () => {
+    const missing = new EnhanceError('model x4plus is not prepared (models/x.onnx is missing): run `enhancer models`', 'model');
+    expect(say('en', reasonTextOf(missing))).toBe(missing.message);
+    expect(say('zh-Hans', reasonTextOf(missing))).toBe(`服务器暂时无法处理这个任务（${missing.message}）`);
+    expect(say('zh-Hans', reasonTextOf(new EnhanceError({ key: 'reason.empty' }, 'input')))).toBe('文件是空的（0 字节）');
+    expect(say('zh-Hans', reasonTextOf(new TypeError('x is not a function\n    at y')))).toBe('内部错误：x is not a function');
   });
 
   it('finds the catalogue for a person’s language tag', () => {
