@@ -40,14 +40,9 @@ export type PageEvent =
   | { type: 'finishing'; data: object }
   | { type: 'done'; data: Snapshot };
 
-/** `2nd`, `第 2 位`: by the language's ordinal plural rules (`web.ordinal_one`, `_two`, `_few`, `_other`). */
+/** `2nd`, `第 2 位`: i18next picks the form by the language's ordinal plural rules (`web.nth_ordinal_one`, `_two`, …). */
 export function ordinal(locale: Locale, n: number): string {
-  // The key by the plural category (`one`, `two`, `few`, `other`), as i18next names plural forms.
-  const keyOf = (form: string) => `web.ordinal_${form}`;
-  const key = keyOf(new Intl.PluralRules(locale, { type: 'ordinal' }).select(n));
-  const line = say(locale, { key, values: { n } });
-  // A form the catalogue has no line for (its language lists fewer): the `other` one.
-  return line === say(locale, { key: 'missing', values: { key } }) ? say(locale, { key: keyOf('other'), values: { n } }) : line;
+  return webSay(locale, 'nth', { count: n, ordinal: true });
 }
 
 /** `Waiting: 2nd in line, done in about 12 s`, or `Next in line, …` for the first. */

@@ -22,7 +22,8 @@ export type Locale = string;
 export const DEFAULT_LOCALE: Locale = 'en';
 
 /** A value a message is built from: plain data, so it can be stored with a job and said later in any language. */
-export type TextValue = string | number | readonly string[] | Text;
+/** `ordinal: true` with a `count` picks an ordinal form (`_ordinal_one`: `1st`). */
+export type TextValue = string | number | boolean | readonly string[] | Text;
 
 /**
  * A message not yet said in a language: a catalogue key and its values. A value that is itself a `Text` is said in
