@@ -123,7 +123,7 @@ describe.skipIf(!canMount)('a full disk', () => {
       const filler = fillLeaving(data(), 0);
       const held = next(queue, 'held');
       call.finish();
-      expect((await held)[1]).toEqual({ reason: 'the server is out of disk space: your image waits and goes on by itself once there is room' });
+      expect((await held)[1]).toEqual({ reason: 'the server is out of disk space: your image waits and goes on by itself once there is room', text: { key: 'reason.diskWait' } });
       expect(queue.disk.full).toBe(true);
       const refused = await queue.submit(await request('b.png', 2)).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(DiskFullError);

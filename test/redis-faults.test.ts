@@ -198,7 +198,7 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     expect([refused.job, refused.reason]).toEqual([job.id, expect.stringMatching(/^OOM command not allowed/)]);
     await admin.config('SET', 'maxmemory', '0');
     await done;
-    expect(answers).toEqual([{ name: 'ended.png', outcome: { state: 'failed', reason: 'internal error: the accelerator went away' } }]);
+    expect(answers).toEqual([{ name: 'ended.png', outcome: { state: 'failed', reason: 'internal error: the accelerator went away', text: { key: 'reason.internal', values: { message: 'the accelerator went away' } } } }]);
     expect(await admin.scard('enhancer:owner:telegram:7')).toBe(0);
   });
 

@@ -169,7 +169,8 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
       const cancelled = await queue.cancel(job.id, 'telegram:1');
       expect(cancelled.state).toBe('cancelled');
       await changes.until(() => answers.length === 1, { what: () => 'the answer' });
-      expect(answers[0].outcome).toEqual({ state: 'cancelled', reason: 'cancelled by its owner' });
+      // The reason as its catalogue message too, so the door says it in its person's language.
+      expect(answers[0].outcome).toEqual({ state: 'cancelled', reason: 'cancelled by its owner', text: { key: 'reason.cancelled' } });
       expect(w.lines('job cancelled').map((l) => l.job)).toEqual([job.id]);
       expect(completed(w)).toEqual([]);
     } finally {
