@@ -285,8 +285,9 @@ describe("the visitor's language", () => {
       for (const m of fs.readFileSync(path.join(web, file), 'utf8').matchAll(/webSay\([\w.() ]+?, '([\w.]+)'/g)) named.add(m[1]);
     }
     expect(named.size).toBeGreaterThan(20);
-    // With a count, so plural lines (`seconds_one`, `seconds_other`) are found too.
-    const missing = (locale: string, name: string) => say(locale, { key: `web.${name}`, values: { count: 2 } }).startsWith('(message ');
+    // With a count, so plural lines (`seconds_one`, `seconds_other`) are found too, and ordinal ones (`nth_ordinal_two`).
+    const missing = (locale: string, name: string) =>
+      [false, true].every((ordinal) => say(locale, { key: `web.${name}`, values: { count: 2, ordinal } }).startsWith('(message '));
     expect([...named].filter((name) => missing('en', name))).toEqual([]);
     for (const page of ['index.html', 'job.html']) {
       const template = fs.readFileSync(path.join(web, 'public', page), 'utf8');
