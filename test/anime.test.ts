@@ -14,16 +14,7 @@ import { enhance } from '../src/engine/enhance.js';
 import { param, parseParam, readBin, type NcnnLayer, type NcnnNet } from '../src/models/ncnn.js';
 import { BUILT_IN, obtainSources, WAIFU2X } from '../src/models/prepare.js';
 import { drawingPng, pixels, psnr } from './helpers.js';
-
-/** CHW float64. */
-interface Tensor {
-  c: number;
-  h: number;
-  w: number;
-  data: Float64Array;
-}
-
-const tensor = (c: number, h: number, w: number): Tensor => ({ c, h, w, data: new Float64Array(c * h * w) });
+import { pixelShuffle, prelu, tensor, upscaleNearest, type Tensor } from './reference-tensor.js';
 
 /** Convolution, stride 1, zero padding `4=`; the fused activation `9=1` ReLU or `9=2` LeakyReLU(-23310). */
 function convolution(x: Tensor, layer: NcnnLayer): Tensor {
@@ -67,36 +58,6 @@ function convolution(x: Tensor, layer: NcnnLayer): Tensor {
   return out;
 }
 
-function prelu(x: Tensor, slopes: Float32Array): Tensor {
-  const plane = x.h * x.w;
-  return { ...x, data: x.data.map((v, i) => (v >= 0 ? v : v * slopes[slopes.length === 1 ? 0 : Math.floor(i / plane)])) };
-}
-
-function nearest(x: Tensor, s: number): Tensor {
-  const out = tensor(x.c, x.h * s, x.w * s);
-  for (let c = 0; c < x.c; c++) {
-    for (let y = 0; y < out.h; y++) {
-      for (let xx = 0; xx < out.w; xx++) out.data[(c * out.h + y) * out.w + xx] = x.data[(c * x.h + Math.floor(y / s)) * x.w + Math.floor(xx / s)];
-    }
-  }
-  return out;
-}
-
-/** PyTorch's pixel_shuffle: out[c][y*r+i][x*r+j] = in[c*r*r + i*r + j][y][x]. */
-function pixelShuffle(x: Tensor, r: number): Tensor {
-  const out = tensor(x.c / (r * r), x.h * r, x.w * r);
-  for (let c = 0; c < out.c; c++) {
-    for (let i = 0; i < r; i++) {
-      for (let j = 0; j < r; j++) {
-        for (let y = 0; y < x.h; y++) {
-          for (let xx = 0; xx < x.w; xx++) out.data[(c * out.h + y * r + i) * out.w + xx * r + j] = x.data[((c * r * r + i * r + j) * x.h + y) * x.w + xx];
-        }
-      }
-    }
-  }
-  return out;
-}
-
 /** Runs `net` on `input` by walking its layers in file order; returns the `output`-less last blob, clamped to [0,1]. */
 function forward(net: NcnnNet, input: Tensor): Tensor {
   const blobs = new Map<string, Tensor>();
@@ -135,7 +96,7 @@ function forward(net: NcnnNet, input: Tensor): Tensor {
         out = { ...ins[0], data: ins[0].data.map((v, i) => v + ins[1].data[i]) };
         break;
       case 'Interp':
-        out = nearest(ins[0], param(layer, 1, 1));
+        out = upscaleNearest(ins[0], param(layer, 1, 1));
         break;
       case 'PixelShuffle':
         out = pixelShuffle(ins[0], param(layer, 0, 1));

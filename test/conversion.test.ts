@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseParam, readBin, type NcnnNet } from '../src/models/ncnn.js';
 import { ModelProto } from '../src/models/onnx-schema.js';
 import { convertToOnnx } from '../src/models/to-onnx.js';
+import { idx, map, pixelShuffle, prelu, tensor, upscaleNearest, type Tensor } from './reference-tensor.js';
 
 const H = 5;
 const W = 7;
@@ -228,16 +229,7 @@ function randomConv(
 // ---------------------------------------------------------------------------------------------------------------
 // Reference implementation: CHW float64 tensors and plain loops.
 
-interface Tensor {
-  c: number;
-  h: number;
-  w: number;
-  data: Float64Array;
-}
-
-const tensor = (c: number, h: number, w: number): Tensor => ({ c, h, w, data: new Float64Array(c * h * w) });
-const idx = (t: Tensor, c: number, y: number, x: number) => (c * t.h + y) * t.w + x;
-const map = (t: Tensor, f: (v: number, i: number) => number): Tensor => ({ ...t, data: t.data.map(f) });
+// (test/reference-tensor.ts: the tensor, PReLU, nearest enlargement and pixel shuffle shared with anime.test.ts)
 
 function randomInput(seed: number): Tensor {
   const t = tensor(3, H, W);
@@ -279,45 +271,12 @@ function activate(x: Tensor, act: Activation): Tensor {
 const relu = (x: Tensor) => map(x, (v) => Math.max(v, 0));
 const leakyRelu = (x: Tensor, slope: number) => map(x, (v) => (v >= 0 ? v : v * slope));
 
-function prelu(x: Tensor, slopes: ArrayLike<number>): Tensor {
-  return map(x, (v, i) => (v >= 0 ? v : v * slopes[Math.floor(i / (x.h * x.w))]));
-}
-
 /** Eltwise sum with coefficients: a * x0 + b * x1. */
 function eltwise(x0: Tensor, x1: Tensor, a: number, b: number): Tensor {
   return map(x0, (v, i) => a * v + b * x1.data[i]);
 }
 
 const add = (x0: Tensor, x1: Tensor) => eltwise(x0, x1, 1, 1);
-
-function upscaleNearest(x: Tensor, s: number): Tensor {
-  const out = tensor(x.c, x.h * s, x.w * s);
-  for (let c = 0; c < x.c; c++) {
-    for (let y = 0; y < out.h; y++) {
-      for (let xx = 0; xx < out.w; xx++) {
-        out.data[idx(out, c, y, xx)] = x.data[idx(x, c, Math.floor(y / s), Math.floor(xx / s))];
-      }
-    }
-  }
-  return out;
-}
-
-/** PyTorch pixel_shuffle: out[c][y*r+i][x*r+j] = in[c*r*r + i*r + j][y][x]. */
-function pixelShuffle(x: Tensor, r: number): Tensor {
-  const out = tensor(x.c / (r * r), x.h * r, x.w * r);
-  for (let c = 0; c < out.c; c++) {
-    for (let y = 0; y < x.h; y++) {
-      for (let xx = 0; xx < x.w; xx++) {
-        for (let i = 0; i < r; i++) {
-          for (let j = 0; j < r; j++) {
-            out.data[idx(out, c, y * r + i, xx * r + j)] = x.data[idx(x, c * r * r + i * r + j, y, xx)];
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
 
 /** The other DepthToSpace ordering (DCR): out[c][y*r+i][x*r+j] = in[(i*r + j)*C + c][y][x]. Only used to show a test tells the two apart. */
 function pixelShuffleDcr(x: Tensor, r: number): Tensor {
