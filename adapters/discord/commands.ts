@@ -8,15 +8,15 @@
  * `zh-TW` → `zh-Hans`) carries that catalogue's words as its localization; a new language file adds its own.
  */
 import { ApplicationCommandOptionType, ApplicationCommandType, Locale as DiscordLocale, Routes, type REST } from 'discord.js';
-import { catalogue, DEFAULT_LOCALE, matchLocale, say, type Languages, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import { DEFAULT_LOCALE, hasText, matchLocale, say, type Languages, type Locale, type TextValue } from '../../src/i18n/i18n.js';
 import type { Logger } from '../../src/log.js';
 
 /** The message context-menu command's name, as shown under Apps (in English; Discord sends this name whatever the person's language). */
 export const ENHANCE_MESSAGE = 'Enhance';
 
 /** What the list is said with: the project's catalogues, or a test's own folder of them (`loadLanguages`). */
-export type CommandLanguages = Pick<Languages, 'say' | 'matchLocale' | 'catalogue'>;
-const CATALOGUES: CommandLanguages = { say, matchLocale, catalogue };
+export type CommandLanguages = Pick<Languages, 'say' | 'matchLocale' | 'has'>;
+const CATALOGUES: CommandLanguages = { say, matchLocale, has: hasText };
 
 /** Each Discord locale with a catalogue other than English, and that catalogue. */
 function translatedLocales(languages: CommandLanguages): Array<[string, Locale]> {
@@ -72,8 +72,8 @@ class Words {
 
 /** The built-in models whose use the catalogue names beside them (`x4fast (photos, quick)`); a user's own shows its name. */
 function useKey(model: string, languages: CommandLanguages): string | undefined {
-  const uses = ((languages.catalogue(DEFAULT_LOCALE).discord as Record<string, unknown>)?.commands as Record<string, unknown>)?.uses as Record<string, unknown> | undefined;
-  return uses && typeof uses[model] === 'string' ? `discord.commands.uses.${model}` : undefined;
+  const key = `discord.commands.uses.${model}`;
+  return languages.has(key) ? key : undefined;
 }
 
 /**

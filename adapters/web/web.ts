@@ -17,7 +17,7 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
-import { catalogue, DEFAULT_LOCALE, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
+import { DEFAULT_LOCALE, hasText, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -309,12 +309,11 @@ export class WebDoor implements Adapter {
     app.get('/api/session', (request, reply) => {
       this.visitor(request, reply);
       const locale = localeOf(request.headers);
-      const help = (catalogue(DEFAULT_LOCALE).web as { modelHelp?: Record<string, string> }).modelHelp ?? {};
       return {
         keyNeeded: this.access.keyNeeded(request.headers),
         allowed: this.access.allowed(request.headers),
         // A model the catalogue has no line for (one added to the manifest since) is described as the manifest does.
-        models: this.models.map((m) => ({ name: m.name, description: Object.hasOwn(help, m.name) ? webSay(locale, `modelHelp.${m.name}`) : m.description })),
+        models: this.models.map((m) => ({ name: m.name, description: hasText(`web.modelHelp.${m.name}`) ? webSay(locale, `modelHelp.${m.name}`) : m.description })),
         limits: webSay(locale, 'limits', { bytes: this.options.maxFileBytes, pixels: this.options.maxPixels }),
         defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
         maxFileBytes: this.options.maxFileBytes,

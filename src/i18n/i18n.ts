@@ -69,6 +69,8 @@ export interface Languages {
   /** The raw catalogue of `locale`, English for one there is none of. */
   catalogue(locale: Locale): Catalogue;
   say(locale: Locale, text: Text): string;
+  /** Whether English (so every catalogue, by fallback) has a line for `key`: for words only some things have. */
+  has(key: string): boolean;
   formatSize(locale: Locale, bytes: number): string;
   formatMegapixels(locale: Locale, pixels: number): string;
   formatDuration(locale: Locale, ms: number): string;
@@ -157,6 +159,7 @@ export function loadLanguages(dir: string): Languages {
     locales,
     catalogue: (locale) => catalogues.get(locale) ?? catalogues.get(DEFAULT_LOCALE)!,
     say,
+    has: (key) => instance.exists(key, { lng: DEFAULT_LOCALE }),
     formatSize,
     formatMegapixels,
     formatDuration,
@@ -191,6 +194,16 @@ export const formatDuration = (locale: Locale, ms: number): string => languages.
  * say('zh-Hans', { key: 'reason.ownerLimit', values: { count: 3, limit: 2 } });
  */
 export const say = (locale: Locale, text: Text): string => languages.say(locale, text);
+
+/**
+ * Whether there is a line for `key` (in English, so in every language by fallback): for words only some things
+ * have, such as the built-in models' uses.
+ *
+ * @example
+ * hasText('web.modelHelp.x4plus'); // true
+ * hasText('web.modelHelp.my-own-model'); // false
+ */
+export const hasText = (key: string): boolean => languages.has(key);
 
 /**
  * `say` bound to one language, for a door that writes many messages to one person.
