@@ -19,7 +19,7 @@ import { writeSynced } from './files.js';
 import { silentLogger, type Logger } from './log.js';
 
 /** What a person is told when an image cannot be stored now. */
-export const DISK_FULL_TEXT: Text = { key: 'reason.diskFull' };
+const DISK_FULL_TEXT: Text = { key: 'reason.diskFull' };
 
 /** What a person whose job already waits is told (once). */
 export const DISK_WAIT_TEXT: Text = { key: 'reason.diskWait' };

@@ -72,7 +72,6 @@ export interface Languages {
   /** Whether English (so every catalogue, by fallback) has a line for `key`: for words only some things have. */
   has(key: string): boolean;
   formatSize(locale: Locale, bytes: number): string;
-  formatMegapixels(locale: Locale, pixels: number): string;
   formatDuration(locale: Locale, ms: number): string;
   matchLocale(tag: string | null | undefined): Locale | undefined;
 }
@@ -161,7 +160,6 @@ export function loadLanguages(dir: string): Languages {
     say,
     has: (key) => instance.exists(key, { lng: DEFAULT_LOCALE }),
     formatSize,
-    formatMegapixels,
     formatDuration,
     matchLocale,
   };
@@ -180,9 +178,6 @@ export const catalogue = (locale: Locale): Catalogue => languages.catalogue(loca
  * message about a file's size writes them).
  */
 export const formatSize = (locale: Locale, bytes: number): string => languages.formatSize(locale, bytes);
-
-/** A pixel count in megapixels with one decimal: `12.3 MP`. */
-export const formatMegapixels = (locale: Locale, pixels: number): string => languages.formatMegapixels(locale, pixels);
 
 /** A span of time: `12 s` under 90 s, `3 min` under 90 min, else `1 h 5 min`. */
 export const formatDuration = (locale: Locale, ms: number): string => languages.formatDuration(locale, ms);

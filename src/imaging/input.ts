@@ -5,7 +5,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import sharp, { type Metadata } from 'sharp';
 import { EnhanceError } from '../errors.js';
-import { DEFAULT_LOCALE, formatSize, type Text } from '../i18n/i18n.js';
+import type { Text } from '../i18n/i18n.js';
 
 /** Formats accepted as input. SVG and PDF are left out on purpose: they can reference other files. */
 export const INPUT_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
@@ -36,9 +36,6 @@ export function decodeReason(message: string): Text {
   }
   return { key: 'reason.undecodable', values: { detail: message.split('\n')[0] } };
 }
-
-/** A size in English, as the logs write it: `840 KB`, `2.4 MB` (a door says it in its person's language with `formatSize`). */
-export const megabytes = (bytes: number) => formatSize(DEFAULT_LOCALE, bytes);
 
 /** Refuses a file over `maxBytes`; callers check this before reading a large file into memory. */
 export function checkFileSize(bytes: number, maxBytes: number): void {
