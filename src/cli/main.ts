@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
-import { writeAtomic } from '../files.js';
+import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
@@ -181,7 +181,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
   }
 
   try {
-    await writeAtomic(output, result.png);
+    await writeAtomic(output, result.png, SHARED_FILE);
   } catch (error) {
     throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
   }

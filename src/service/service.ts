@@ -76,7 +76,10 @@ export function frontOptions(config: Config, adapters: readonly Adapter[], log: 
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
     retry: config.delivery,
-    limitFor: (request: { replyTo?: { adapter: string } }) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
+    limitFor: (request: { replyTo?: { adapter: string } }) => {
+      const door = byName.get(request.replyTo?.adapter ?? '');
+      return door?.trusted || door?.ownLimits ? Infinity : config.limits.queuedPerOwner;
+    },
     deliver: async (job: Job, outcome: Outcome) => {
       const name = job.request.replyTo?.adapter ?? '';
       const adapter = byName.get(name);
