@@ -7,6 +7,7 @@
  * every user of the machine.
  */
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -16,6 +17,21 @@ export const PRIVATE_FILE = 0o600;
 export const PRIVATE_DIR = 0o700;
 /** Mode of files made for people (the outbox, the CLI's results): what the umask leaves. */
 export const SHARED_FILE = 0o666;
+
+/**
+ * Makes the service's data folder, or makes an existing one private again (0700): everything in it, people's
+ * uploads and results, is then out of other users' reach whatever the modes inside. Returns why it could not
+ * (a folder of another user), for a warning; the service still runs.
+ */
+export function privateDataFolder(dir: string): string | undefined {
+  fsSync.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+  try {
+    if ((fsSync.statSync(dir).mode & 0o777) !== PRIVATE_DIR) fsSync.chmodSync(dir, PRIVATE_DIR);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
 
 /** Makes a folder of the service's own (and its missing parents), private. */
 export async function mkdirPrivate(dir: string): Promise<void> {

@@ -3,10 +3,10 @@
  * adapters started, undelivered answers sent again, then the worker set going. `stop()` undoes it in the order
  * that loses nothing.
  */
-import fs from 'node:fs';
 import type { Config } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import { EnhanceError } from '../errors.js';
+import { privateDataFolder } from '../files.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
@@ -114,7 +114,8 @@ export async function startService(
   if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
   const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
   await ensureModels([config.model, ...models], log, modelsDir(), preparer);
-  fs.mkdirSync(config.data, { recursive: true });
+  const notPrivate = privateDataFolder(config.data);
+  if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
   const engine = new EngineThread();
