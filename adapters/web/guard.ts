@@ -52,9 +52,35 @@ export interface GuardOptions {
   logger: Logger;
 }
 
-/** A refusal of the guard: one line in the catalogue's `webDoor` section, then the connection closed when a body is left unread. */
-function refuse(reply: FastifyReply, status: number, line: string, close: boolean): FastifyReply {
-  if (close) reply.header('connection', 'close');
+/**
+ * Bodies up to this size are still taken in (and dropped) after a refusal, for `LINGER_MS` at most, so the client
+ * finishes sending and reads the answer: closing at once made it fail with EPIPE instead. A larger one, or one
+ * not in by then, has its connection closed.
+ */
+export const LINGER_BYTES = 64 * 1024;
+export const LINGER_MS = 5_000;
+
+/**
+ * Readies an answer to a request whose body will not be read: a small body is drained for a moment, a large one
+ * (or a slow one) closes the connection, so a refused request never holds a socket for long.
+ */
+export function leaveBody(request: FastifyRequest, reply: FastifyReply): void {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (request.headers['transfer-encoding'] === undefined && declared === 0) return;
+  if (request.headers['transfer-encoding'] !== undefined || !(declared <= LINGER_BYTES)) {
+    reply.header('connection', 'close');
+    return;
+  }
+  const raw = request.raw;
+  const timer = setTimeout(() => {
+    if (!raw.complete) raw.socket.destroy();
+  }, LINGER_MS).unref();
+  raw.once('close', () => clearTimeout(timer));
+}
+
+/** A refusal of the guard: one line from the catalogue's `webDoor` section. */
+function refuse(request: FastifyRequest, reply: FastifyReply, status: number, line: string): FastifyReply {
+  leaveBody(request, reply);
   return reply.code(status).type('text/plain; charset=utf-8').send(`${line}\n`);
 }
 
@@ -116,23 +142,23 @@ export function guard(app: FastifyInstance, options: GuardOptions & { publicOrig
     const locale = options.localeOf(request);
     const host = request.headers.host;
     if (!host || !servedHost(hostName(host), options.hosts)) {
-      return refuse(reply, 421, say(locale, { key: 'webDoor.host', values: { host: hostName(host ?? '').slice(0, 100) } }), true);
+      return refuse(request, reply, 421, say(locale, { key: 'webDoor.host', values: { host: hostName(host ?? '').slice(0, 100) } }));
     }
     const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
     if (CHANGING.has(request.method)) {
       const why = crossSite(request.headers, `${request.protocol}://${request.host}`, options.publicOrigin);
       if (why) {
         options.logger.info({ why, url: request.routeOptions.url }, 'cross-site request refused');
-        return refuse(reply, 403, say(locale, { key: 'webDoor.crossSite' }), hasBody);
+        return refuse(request, reply, 403, say(locale, { key: 'webDoor.crossSite' }));
       }
     }
     if (!hasBody) return;
     const declared = Number(request.headers['content-length']);
     if (request.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(declared)) {
-      return refuse(reply, 411, say(locale, { key: 'webDoor.length' }), true);
+      return refuse(request, reply, 411, say(locale, { key: 'webDoor.length' }));
     }
     const limit = request.routeOptions.bodyLimit ?? options.bodyLimit;
-    if (declared > limit) return refuse(reply, 413, say(locale, { key: 'webDoor.tooLarge', values: { limit } }), true);
+    if (declared > limit) return refuse(request, reply, 413, say(locale, { key: 'webDoor.tooLarge', values: { limit } }));
     bodyDeadline(request, declared, options.logger);
   });
 }
@@ -140,12 +166,13 @@ export function guard(app: FastifyInstance, options: GuardOptions & { publicOrig
 /** Ends a request whose body has not arrived within the time its size allows. */
 function bodyDeadline(request: FastifyRequest, bytes: number, log: Logger): void {
   const raw = request.raw;
+  const start = Date.now();
   const timer = setTimeout(() => {
-    if (raw.complete) return;
+    // In whole, or its connection already gone (a refusal that lingered, the client that left).
+    if (raw.complete || raw.socket.destroyed) return;
     log.info({ bytes, url: request.routeOptions.url, ms: Date.now() - start }, 'a request body came too slowly; connection closed');
     raw.socket.destroy();
   }, BODY_BASE_MS + (bytes / MIN_BYTES_PER_S) * 1000);
-  const start = Date.now();
   timer.unref();
   const clear = () => clearTimeout(timer);
   raw.once('end', clear);

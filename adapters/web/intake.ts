@@ -3,6 +3,7 @@
  * upload with other options). Each file becomes one job, kept for its page before it is queued, or gets its
  * one-line reason; the whole upload counts once against its sender's limit (people.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { EnhanceError, reasonTextOf } from '../../src/errors.js';
 import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { probeImage } from '../../src/imaging/input.js';
@@ -111,9 +112,14 @@ export class Intake {
     } catch (error) {
       this.o.people.settle(id);
       await this.o.keep.remove(id);
-      if (!(error instanceof EnhanceError)) this.o.logger.error({ err: error, name }, 'queueing an upload failed');
-      else this.o.logger.info({ name, reason: error.message }, 'upload refused');
-      return refused(reasonTextOf(error));
+      if (error instanceof EnhanceError) {
+        this.o.logger.info({ name, reason: error.message }, 'upload refused');
+        return refused(reasonTextOf(error));
+      }
+      // Not the person's to mend: a plain line and a reference to the log line that has the rest.
+      const ref = randomBytes(4).toString('hex');
+      this.o.logger.error({ ref, err: error, name }, 'queueing an upload failed');
+      return refused({ key: 'webDoor.internal', values: { ref } });
     }
   }
 }

@@ -52,7 +52,7 @@ export async function buildServer(ctx: WebContext): Promise<FastifyInstance> {
     requestIdHeader: false,
     // Malformed URLs and the like: a plain line, never the URL back.
     frameworkErrors: (error, request, reply) => {
-      void plain(reply, 400, say(localeOf(request.headers), { key: 'webDoor.badRequest' }));
+      void plain(reply.headers(SECURITY_HEADERS), 400, say(localeOf(request.headers), { key: 'webDoor.badRequest' }));
       ctx.log.info({ code: error.code }, 'malformed request refused');
     },
     clientErrorHandler: (error, socket) => clientError(error as NodeJS.ErrnoException, socket),

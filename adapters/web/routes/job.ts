@@ -12,6 +12,7 @@ import { admission, visitorOfRequest, type UploadLimiter, type WebContext } from
 import { choicesFrom } from '../intake.js';
 import { KEPT_KINDS, type KeptKind } from '../keep.js';
 import { describeDuration, plainPage, webSay } from '../language.js';
+import { leaveBody } from '../guard.js';
 import { plain } from '../server.js';
 import { snapshotFor } from '../status.js';
 
@@ -42,8 +43,8 @@ export async function jobRoutes(app: FastifyInstance, ctx: WebContext & { upload
     const locale = request.locale;
     const keepFor = describeDuration(locale, ctx.config.keepFor);
     const refuse = (status: number, name: 'forged' | 'expired' | 'gone') => {
-      // A body this request still carries is not read: the connection closes after the answer.
-      if (request.headers['content-length'] !== undefined) reply.header('connection', 'close');
+      // A body this request still carries is not read (see `leaveBody`).
+      leaveBody(request, reply);
       return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(plainPage(locale, webSay(locale, `${name}Title`), webSay(locale, name, { keepFor })));
     };
     const check = ctx.links.check(params.id, query.e, query.s);
