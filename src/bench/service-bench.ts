@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { runtimeSettings } from '../config.js';
 import { EngineThread } from '../engine/engine-thread.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
@@ -27,7 +28,7 @@ export interface ServiceBenchRun {
 
 export async function benchServiceOne(model: string, size: number, earlyPreview = true): Promise<ServiceBenchRun> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'enhancer-bench-'));
-  const engine = new EngineThread();
+  const engine = new EngineThread(runtimeSettings());
   try {
     let deliverMs = 0;
     const queue: LocalQueue = new LocalQueue({

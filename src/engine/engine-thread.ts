@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { projectRoot } from '../paths.js';
 import type { EnhancedImage, EnhanceProgress, EnhanceRequest } from '../types.js';
 import type { Engine, EnhanceContext } from './enhance.js';
+import { DEFAULT_RUNTIME, type RuntimeSettings } from './session.js';
 
 /** Messages to the worker. */
 export type ToWorker =
@@ -37,6 +38,9 @@ const LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error'> = { 20: 'debug
 export class EngineThread implements Engine {
   private worker: Worker | null = null;
   private busy = false;
+
+  /** `runtime`: the CPU provider's threads and the GPU, handed to the thread when it starts. */
+  constructor(private readonly runtime: RuntimeSettings = DEFAULT_RUNTIME) {}
 
   /** `enhance` with the same request, context and result, run on the worker thread. */
   async enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
@@ -94,7 +98,7 @@ export class EngineThread implements Engine {
 
   private start(): Worker {
     if (!this.worker) {
-      const worker = new Worker(WORKER_FILE);
+      const worker = new Worker(WORKER_FILE, { workerData: this.runtime });
       // A worker that failed or exited is replaced at the next enhancement.
       const forget = () => {
         if (this.worker === worker) this.worker = null;

@@ -3,11 +3,11 @@
  * log lines and the result. onnxruntime-node's `run` is synchronous under its promise, so this is what keeps
  * the service's event loop free while a model runs.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { EnhanceError } from '../errors.js';
 import { enhance } from './enhance.js';
-import { ModelPool } from './session.js';
+import { ModelPool, type RuntimeSettings } from './session.js';
 import type { ToWorker, FromWorker } from './engine-thread.js';
 
 const port = parentPort!;
@@ -15,8 +15,8 @@ const post = (message: FromWorker) => port.postMessage(message);
 // The worker's log lines go to the main thread, which writes them with its own logger.
 const logger = pino({ level: 'debug', base: undefined }, { write: (line: string) => post({ type: 'log', line }) });
 let controller: AbortController | null = null;
-// Consecutive jobs on one model reuse its session.
-const models = new ModelPool();
+// Consecutive jobs on one model reuse its session, with the threads and GPU the thread was started with.
+const models = new ModelPool(workerData as RuntimeSettings);
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'abort') {

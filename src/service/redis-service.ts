@@ -66,7 +66,7 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
   let source: RedisJobSource | undefined;
   let engine: EngineThread | undefined;
   if (work) {
-    engine = new EngineThread();
+    engine = new EngineThread({ threads: config.threads, gpu: config.gpu });
     source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.

@@ -118,7 +118,7 @@ export async function startService(
   if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
-  const engine = new EngineThread();
+  const engine = new EngineThread({ threads: config.threads, gpu: config.gpu });
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
   const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
