@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { runtimeSettings } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { silentLogger } from '../log.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
@@ -90,7 +90,7 @@ async function measure(setup: string, m: Measured): Promise<QueueBenchRow> {
 
 async function inProcess(dir: string): Promise<Measured> {
   const delivered = new Map<string, () => void>();
-  const engine = new EngineThread(runtimeSettings());
+  const engine = new EngineProcess({ dataDir: path.join(dir, 'local'), ...runtimeSettings() });
   const queue = new LocalQueue({ dataDir: path.join(dir, 'local'), deliver: deliverTo(delivered) });
   const worker = new Worker(queue, enhanceProcessor({ engine }));
   worker.run();

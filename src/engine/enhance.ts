@@ -23,7 +23,7 @@ export interface EnhanceContext {
   /** Overlap added around each window, in input pixels (default 16). */
   overlap?: number;
   onProgress?: (progress: EnhanceProgress) => void;
-  /** Keeps models loaded between calls (the service's engine thread); without it each call loads its own. */
+  /** Keeps models loaded between calls (the service's engine process); without it each call loads its own. */
   models?: ModelPool;
   /** Threads and GPU for a model this call loads itself (a `models` pool has its own); default every core, GPU 0. */
   runtime?: RuntimeSettings;
@@ -39,7 +39,7 @@ export interface EnhanceContext {
 }
 
 /**
- * What the queue's worker runs: `enhance` itself, or `EngineThread` (the same call on a worker thread), or in
+ * What the queue's worker runs: `enhance` itself, or `EngineProcess` (the same call in a child process), or in
  * tests a scripted stand-in whose timing the test controls.
  */
 export interface Engine {
