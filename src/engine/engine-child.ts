@@ -44,8 +44,7 @@ process.on('message', (message: ToChild) => {
   enhance(message.request, { ...message.context, models, signal: controller.signal, logger, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     async ({ png, ...result }) => {
       try {
-        // A file, not the message: 100 MB took 0.8-1.2 s through the channel and 0.55 s written and read back
-        // (see engine-process.ts). Private: it is someone's picture.
+        // A file, not the message (see `resultFile` in engine-process.ts). Private: it is someone's picture.
         await fs.writeFile(message.resultFile, png, { mode: 0o600, flag: 'wx' });
         post({ type: 'done', result, file: message.resultFile });
       } catch (error) {
