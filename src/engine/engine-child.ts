@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { isDiskFull } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
+import { PRIVATE_FILE } from '../files.js';
 import { enhance } from './enhance.js';
 import type { FromChild, ToChild } from './engine-process.js';
 import { ModelPool } from './session.js';
@@ -45,7 +46,7 @@ process.on('message', (message: ToChild) => {
     async ({ png, ...result }) => {
       try {
         // A file, not the message (see `resultFile` in engine-process.ts). Private: it is someone's picture.
-        await fs.writeFile(message.resultFile, png, { mode: 0o600, flag: 'wx' });
+        await fs.writeFile(message.resultFile, png, { mode: PRIVATE_FILE, flag: 'wx' });
         post({ type: 'done', result, file: message.resultFile });
       } catch (error) {
         // A full disk must not fail a job that has done its work: the channel is slower but needs no disk, and

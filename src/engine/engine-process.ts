@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EnhanceError, type EnhanceErrorKind } from '../errors.js';
+import { mkdirPrivate } from '../files.js';
 import type { Text } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
 import { MALLOC_ENV } from '../malloc.js';
@@ -103,7 +104,7 @@ export class EngineProcess implements Engine {
     const log = context.logger ?? this.options.logger ?? silentLogger;
     const resultFile = path.join(this.resultsDir, `${randomUUID()}.png`);
     try {
-      await fs.promises.mkdir(this.resultsDir, { recursive: true, mode: 0o700 });
+      await mkdirPrivate(this.resultsDir);
       const child = this.start();
       child.ref();
       child.channel?.ref();
