@@ -1,6 +1,7 @@
 /**
  * The engine in its child process, on the real models: a cancel that ends an x4plus job mid-window within 3 s,
- * a child killed from outside that fails only its own job, and no result file left behind.
+ * a stop that does the same and keeps the job, a child killed from outside that fails only its own job, and no
+ * result file left behind.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,6 +116,37 @@ describe('EngineProcess', () => {
     } finally {
       await worker.close(0);
       await queue.close();
+    }
+  });
+
+  it('a worker stopped past its grace ends an x4plus job mid-window within 3 s and keeps it for the next start', async () => {
+    const { logger, until } = watchedLogger();
+    engine = new EngineProcess({ dataDir: dir, logger });
+    const data = path.join(dir, 'data');
+    const queue = new LocalQueue({ dataDir: data, deliver: async () => {} });
+    const worker = new Worker(queue, enhanceProcessor({ engine }), { logger });
+    let job;
+    try {
+      job = await queue.submit({ input: await scenePng(256, 256, 5), name: 'kept.png', options: { model: 'x4plus', tile: 0, device: 'cpu' } });
+      worker.run();
+      await until('model loaded');
+      const stoppedAt = performance.now();
+      // No grace: the running job is stopped at once, as after `shutdownGraceMs`.
+      await worker.close(0);
+      const ms = performance.now() - stoppedAt;
+      console.log(`worker stop mid-window to the job kept: ${ms.toFixed(0)} ms`);
+      expect(ms).toBeLessThan(3_000);
+      expect(engine.pid).toBeUndefined();
+    } finally {
+      await worker.close(0);
+      await queue.close();
+    }
+    // The next start finds it waiting.
+    const next = new LocalQueue({ dataDir: data, deliver: async () => {} });
+    try {
+      expect((await next.recover()).map((j) => [j.id, j.state])).toEqual([[job.id, 'waiting']]);
+    } finally {
+      await next.close();
     }
   });
 });

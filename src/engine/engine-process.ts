@@ -83,7 +83,6 @@ export interface EngineProcessOptions {
 export class EngineProcess implements Engine {
   private child: ChildProcess | null = null;
   private busy = false;
-  private closed = false;
   private readonly resultsDir: string;
 
   constructor(private readonly options: EngineProcessOptions) {
@@ -98,7 +97,6 @@ export class EngineProcess implements Engine {
   /** `enhance` with the same request, context and result, run in the child process. */
   async enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
     if (this.busy) throw new Error('EngineProcess runs one enhancement at a time');
-    if (this.closed) throw new Error('EngineProcess is closed');
     context.signal?.throwIfAborted();
     this.busy = true;
     const log = context.logger ?? this.options.logger ?? silentLogger;
@@ -119,9 +117,8 @@ export class EngineProcess implements Engine {
     }
   }
 
-  /** Ends the child; a later `enhance` fails. */
+  /** Ends the child; a later `enhance` forks a new one. */
   async close(): Promise<void> {
-    this.closed = true;
     const child = this.child;
     this.child = null;
     if (child) await end(child);
