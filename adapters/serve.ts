@@ -137,9 +137,6 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   try {
     role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
-    // The engine's thread reads the variables (src/engine/session.ts); values from the config file reach it so.
-    if (config.threads > 0) process.env.ENHANCER_THREADS = String(config.threads);
-    process.env.ENHANCER_GPU = String(config.gpu);
     log = createLogger(config.logLevel);
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.

@@ -4,6 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, runtimeSettings } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
@@ -58,6 +59,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`error: ${(error as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+    // ENHANCER_THREADS or ENHANCER_GPU not a whole number: the line names it and its value.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`error: ${error.message}\n`);
       return 2;
     }
     process.stderr.write(`error: ${reasonOf(error)}\n`);
@@ -139,6 +145,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
+  // The service's threads and GPU settings, from the environment (the CLI reads no config file).
+  const runtime = runtimeSettings();
   const input = positionals[0];
   const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
   if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
@@ -174,7 +182,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
           precision: values.precision as never,
         },
       },
-      { onProgress: bar.update, logger: createLogger('warn') },
+      { onProgress: bar.update, logger: createLogger('warn'), runtime },
     );
   } finally {
     bar.clear();

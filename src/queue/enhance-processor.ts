@@ -1,7 +1,7 @@
 /**
  * The processor a worker runs for every job: the result cache, the early preview, the engine, learned speeds,
  * then the thumbnail, the before/after picture and the PDF, each stored in the result store. The engine is
- * passed in (the service's `EngineThread`, a GPU worker's own, or a test's scripted stand-in), so the same
+ * passed in (the service's `EngineProcess`, a GPU worker's own, or a test's scripted stand-in), so the same
  * processor runs in process or inside a worker on another machine.
  */
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
@@ -60,7 +60,7 @@ export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region
  * The processor for `Worker`.
  *
  * @example
- * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineThread(), cache, speeds }));
+ * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineProcess({ dataDir }), cache, speeds }));
  * worker.run();
  */
 export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {

@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { privateDataFolder } from '../files.js';
 import type { Logger } from '../log.js';
 import { ModelPreparer } from '../models/on-demand.js';
@@ -64,9 +64,9 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
   }
   let worker: Worker | undefined;
   let source: RedisJobSource | undefined;
-  let engine: EngineThread | undefined;
+  let engine: EngineProcess | undefined;
   if (work) {
-    engine = new EngineThread();
+    engine = new EngineProcess({ dataDir: config.data, modelsDir: modelsDir(), threads: config.threads, gpu: config.gpu, logger: log });
     source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.

@@ -4,7 +4,7 @@
  * that loses nothing.
  */
 import type { Config } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { EnhanceError } from '../errors.js';
 import { privateDataFolder } from '../files.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
@@ -118,7 +118,7 @@ export async function startService(
   if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
-  const engine = new EngineThread();
+  const engine = new EngineProcess({ dataDir: config.data, modelsDir: modelsDir(), threads: config.threads, gpu: config.gpu, logger: log });
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
   const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
