@@ -34,8 +34,8 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   // First, so a port in use or a missing access key stops start-up before any other door has started.
   if (web.port !== 0) {
     const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
-    const from = { port: process.env.ENHANCER_WEB_PORT ? '$ENHANCER_WEB_PORT' : 'web.port', host: process.env.ENHANCER_WEB_HOST ? '$ENHANCER_WEB_HOST' : 'web.host' };
-    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, from, logger });
+    const from = { port: config.origin('web.port'), host: config.origin('web.host') };
+    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, modelsDir: config.models, from, logger });
     adapters.push(door);
     if (web.publicUrl) links = door.resultLinks(web.publicUrl);
   } else if (web.publicUrl) {
@@ -65,7 +65,7 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const discord = config.sections.discord;
   if (discord.token) {
     const { maxPixels, maxFileBytes } = config.limits;
-    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), logger, links }));
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), modelsDir: config.models, logger, links }));
   }
   return adapters;
 }
@@ -137,7 +137,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   try {
     role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
-    log = createLogger(config.logLevel);
+    log = createLogger({ level: config.logLevel, format: config.logFormat, colour: config.logColour });
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.
     if (!(error instanceof ConfigError) && !(error instanceof EnhanceError)) throw error;

@@ -20,8 +20,8 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: '1',
 };
 
-/** True when this process started with the settings (or is not on glibc, where they mean nothing). */
-export function mallocTuned(): boolean {
+/** True when an environment (the launcher's own, bin/enhancer.js) has the settings, or not on glibc, where they mean nothing. */
+export function mallocTuned(env: NodeJS.ProcessEnv): boolean {
   if (process.platform !== 'linux') return true;
-  return Object.entries(MALLOC_ENV).every(([k, v]) => process.env[k] === v);
+  return Object.entries(MALLOC_ENV).every(([k, v]) => env[k] === v);
 }

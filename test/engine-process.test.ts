@@ -15,7 +15,7 @@ import { enhanceProcessor } from '../src/queue/enhance-processor.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceProgress } from '../src/types.js';
-import { scenePng, tempDir } from './helpers.js';
+import { ENGINE_ENV, scenePng, tempDir } from './helpers.js';
 import { next } from './queue-helpers.js';
 
 /** A logger whose lines the test reads, and waits on: `until('model loaded')` is the model about to run. */
@@ -54,7 +54,7 @@ afterEach(async () => {
 describe('EngineProcess', () => {
   it('ends an x4plus job mid-window within 3 s of a cancel, with the cancel reason; the next job runs in a fresh child', async () => {
     const { logger, lines, until } = watchedLogger();
-    engine = new EngineProcess({ dataDir: dir, logger });
+    engine = new EngineProcess({ dataDir: dir, logger, env: ENGINE_ENV });
     const cancel = new AbortController();
     const progress: EnhanceProgress[] = [];
     // One 256x256 window of x4plus: about 12 s of one synchronous onnxruntime call on 2 cores.
@@ -91,7 +91,7 @@ describe('EngineProcess', () => {
 
   it('a child killed from outside fails only the job it ran, with a one-line reason; the next job runs', async () => {
     const { logger, until } = watchedLogger();
-    engine = new EngineProcess({ dataDir: dir, logger });
+    engine = new EngineProcess({ dataDir: dir, logger, env: ENGINE_ENV });
     const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), deliver: async () => {} });
     const worker = new Worker(queue, enhanceProcessor({ engine }), { logger });
     try {
@@ -121,7 +121,7 @@ describe('EngineProcess', () => {
 
   it('a worker stopped past its grace ends an x4plus job mid-window within 3 s and keeps it for the next start', async () => {
     const { logger, until } = watchedLogger();
-    engine = new EngineProcess({ dataDir: dir, logger });
+    engine = new EngineProcess({ dataDir: dir, logger, env: ENGINE_ENV });
     const data = path.join(dir, 'data');
     const queue = new LocalQueue({ dataDir: data, deliver: async () => {} });
     const worker = new Worker(queue, enhanceProcessor({ engine }), { logger });

@@ -12,7 +12,7 @@ import { LocalQueue } from '../src/queue/local-queue.js';
 import type { Outcome } from '../src/queue/queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceRequest, EnhanceResult, Job, OutputKind } from '../src/types.js';
-import { pixels, psnr, scenePng, tempDir } from './helpers.js';
+import { ENGINE_ENV, pixels, psnr, scenePng, tempDir } from './helpers.js';
 
 let dir: string;
 let engine: EngineProcess;
@@ -23,7 +23,7 @@ let delivered: Array<{ job: Job; outcome: Outcome; files: Map<OutputKind, Buffer
 
 beforeEach(() => {
   dir = tempDir('enhancer-queue-engine-');
-  engine = new EngineProcess({ dataDir: dir });
+  engine = new EngineProcess({ dataDir: dir, env: ENGINE_ENV });
   delivered = [];
   queue = new LocalQueue({
     dataDir: dir,

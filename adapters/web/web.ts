@@ -18,7 +18,7 @@ import { hasText, LOCALES, type Locale } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
-import { modelsDir, projectRoot } from '../../src/paths.js';
+import { projectRoot } from '../../src/paths.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { ResultLinks } from '../../src/service/result-links.js';
@@ -45,6 +45,8 @@ export interface WebOptions {
   queuedPerOwner: number;
   /** The service's default model, preselected on the page. */
   defaultModel: string;
+  /** The prepared models and their manifest (`config.models`). */
+  modelsDir: string;
   logger: Logger;
   /** Where the port and host were set, for the one-line error. */
   from?: { port: string; host: string };
@@ -98,7 +100,7 @@ export class WebDoor implements Adapter {
     this.keep = new Keep(path.join(this.options.stateDir, 'keep'), config.keepBytes);
     await this.keep.open();
     await this.prune();
-    this.models = (await readManifest(modelsDir())).models.map((m) => ({ name: m.name, description: m.description }));
+    this.models = (await readManifest(this.options.modelsDir)).models.map((m) => ({ name: m.name, description: m.description }));
     this.loadPages();
     this.people.recover(await queue.getJobs());
     this.listen(queue);

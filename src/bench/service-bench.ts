@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runtimeSettings } from '../config.js';
+import { cliSettings } from '../config.js';
 import { EngineProcess } from '../engine/engine-process.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
@@ -28,7 +28,7 @@ export interface ServiceBenchRun {
 
 export async function benchServiceOne(model: string, size: number, earlyPreview = true): Promise<ServiceBenchRun> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'enhancer-bench-'));
-  const engine = new EngineProcess({ dataDir: path.join(dir, 'data'), ...runtimeSettings() });
+  const engine = new EngineProcess({ dataDir: path.join(dir, 'data'), ...cliSettings(), modelsDir: cliSettings().models });
   try {
     let deliverMs = 0;
     const queue: LocalQueue = new LocalQueue({

@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, runtimeSettings } from '../config.js';
+import { cliSettings, ConfigError } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
@@ -18,7 +18,6 @@ import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
 import { normalizeOptions } from '../options.js';
 import { planRun } from '../engine/session.js';
-import { modelsDir } from '../paths.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { formatDuration, progressBar } from './progress.js';
 
@@ -76,11 +75,12 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
 }
 
 async function modelsCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' }, dir: { type: 'string' } });
   if (values.all && positionals.length > 0) throw new UsageError('models takes --all or model names, not both');
   const units = values.all ? ALL_UNITS : positionals.length > 0 ? positionals.map(parseUnit) : DEFAULT_UNITS;
   const report = await prepareModels({
-    dir: modelsDir(),
+    // --dir: where the service's preparer asks for them (its config's `models`); else ENHANCER_MODELS, models/.
+    dir: (values.dir as string | undefined) ?? cliSettings().models,
     units,
     from: values.from as string | undefined,
     say: (line) => process.stderr.write(`${line}\n`),
@@ -121,7 +121,7 @@ async function benchCommand(args: string[]): Promise<number> {
     await benchQueue(Boolean(values.json));
     return 0;
   }
-  const manifest = await readManifest(modelsDir());
+  const manifest = await readManifest(cliSettings().models);
   const models = values.model ? [findModel(manifest, values.model as string)] : manifest.models;
   // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike; int8 only where
   // a model has it.
@@ -145,8 +145,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
-  // The service's threads and GPU settings, from the environment (the CLI reads no config file).
-  const runtime = runtimeSettings();
+  // The models folder, threads and GPU from the environment, as the service reads them (the CLI reads no config file).
+  const settings = cliSettings();
   const input = positionals[0];
   const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
   if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
@@ -162,8 +162,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
 
   // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
   const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
-  const { precision } = await planRun(modelsDir(), options);
-  await new ModelPreparer({ dir: modelsDir() }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
+  const { precision } = await planRun(settings.models, options);
+  await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
   const bar = progressBar(process.stderr);
   let result: EnhancedImage;
@@ -182,7 +182,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
           precision: values.precision as never,
         },
       },
-      { onProgress: bar.update, logger: createLogger('warn'), runtime },
+      { onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
     );
   } finally {
     bar.clear();

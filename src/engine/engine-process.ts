@@ -19,8 +19,7 @@ import { EnhanceError, type EnhanceErrorKind } from '../errors.js';
 import { mkdirPrivate } from '../files.js';
 import type { Text } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
-import { MALLOC_ENV } from '../malloc.js';
-import { modelsDir as defaultModelsDir, projectRoot } from '../paths.js';
+import { DEFAULT_MODELS_DIR, projectRoot } from '../paths.js';
 import type { EnhancedImage, EnhanceProgress, EnhanceRequest } from '../types.js';
 import type { Engine, EnhanceContext } from './enhance.js';
 import { DEFAULT_RUNTIME } from './session.js';
@@ -75,7 +74,10 @@ export interface EngineProcessOptions {
   gpu?: number;
   /** For the engine's own lines (a child ended or cut short) when a call brings no logger. */
   logger?: Logger;
-  /** The environment the child starts in, with `MALLOC_ENV` laid over it (default this process's, passed on as it is). */
+  /**
+   * The environment the child starts in; default this process's, which the launcher (bin/enhancer.js) started with
+   * `MALLOC_ENV` (src/malloc.ts): a caller that was not launched so (a test, a benchmark) passes it here.
+   */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -167,7 +169,7 @@ export class EngineProcess implements Engine {
       // Aborted while the folder was made: nothing was sent, so nothing is to be stopped.
       if (signal?.aborted) return settle(() => reject(signal.reason));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const { modelsDir = this.options.modelsDir ?? defaultModelsDir(), maxPixels, overlap, region } = context;
+      const { modelsDir = this.options.modelsDir ?? DEFAULT_MODELS_DIR, maxPixels, overlap, region } = context;
       child.send({ type: 'run', request, context: { modelsDir, maxPixels, overlap, region }, resultFile } satisfies ToChild, () => {});
     });
   }
@@ -182,7 +184,7 @@ export class EngineProcess implements Engine {
       // Buffers and typed arrays cross as they are, not as JSON.
       serialization: 'advanced',
       // glibc reads these only at start (see src/malloc.ts).
-      env: { ...(this.options.env ?? process.env), ...MALLOC_ENV },
+      env: this.options.env,
       // Not the service's own flags: a test runner's loaders or an --inspect port are not the child's.
       execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -9,7 +9,7 @@ import { finishPng, resizeAlpha } from '../imaging/output.js';
 import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
 import { normalizeOptions } from '../options.js';
-import { modelsDir } from '../paths.js';
+import { DEFAULT_MODELS_DIR } from '../paths.js';
 import type { DecodedImage } from '../imaging/input.js';
 import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
@@ -108,7 +108,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const tDecoded = performance.now();
 
   const tLoad = performance.now();
-  const dir = context.modelsDir ?? modelsDir();
+  const dir = context.modelsDir ?? DEFAULT_MODELS_DIR;
   const plan = await planRun(dir, options);
   if (plan.precisionFallback && !fellBack.has(plan.precisionFallback)) {
     fellBack.add(plan.precisionFallback);

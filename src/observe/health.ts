@@ -68,7 +68,7 @@ export async function runChecks(checks: readonly HealthCheck[], timeoutMs = CHEC
  * and inode stay the same (a later probe: 0.7 ms), and an altered or replaced file is hashed again.
  *
  * @example
- * modelsVerified(modelsDir(), ['x4plus', 'x4fast']);
+ * modelsVerified(config.models, ['x4plus', 'x4fast']);
  */
 export function modelsVerified(dir: string, models: readonly string[]): HealthCheck {
   const known = new Map<string, { stamp: string; sha256: Promise<string> }>();

@@ -11,7 +11,7 @@ import { decodeBefore, detailRegion, makeComparison, type Before } from '../imag
 import { makePreview } from '../imaging/preview.js';
 import { planRun } from '../engine/session.js';
 import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
-import { modelsDir as defaultModelsDir } from '../paths.js';
+import { DEFAULT_MODELS_DIR } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
 import type { EnhancedImage, EnhanceResult, Job, OutputKind, Region } from '../types.js';
 import type { ResultCache } from './cache.js';
@@ -64,7 +64,7 @@ export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region
  * worker.run();
  */
 export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
-  const models = deps.modelsDir ?? defaultModelsDir();
+  const models = deps.modelsDir ?? DEFAULT_MODELS_DIR;
   return async (job, input, ctx) => {
     const { options } = job.request;
     const wait = Date.now() - job.createdAt;

@@ -61,6 +61,7 @@ export function frontOptions(config: Config, doors: readonly Adapter[], log: Log
   const byName = new Map(doors.map((a) => [a.name, a]));
   return {
     defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
+    modelsDir: config.models,
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
     retry: config.delivery,

@@ -15,7 +15,6 @@ import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
 import { observeRole } from '../observe/start.js';
-import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import type { EnhanceQueue } from '../queue/queue.js';
@@ -74,7 +73,7 @@ export function roleProblem(role: Role, config: Pick<Config, 'redis'>): string |
  * holds a preparation's memory. The others, int8 variants and the anime scene are prepared when a job first
  * needs them (see `ModelPreparer`).
  */
-export async function ensureModels(models: readonly string[], log: Logger, dir = modelsDir(), preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
+export async function ensureModels(models: readonly string[], log: Logger, dir: string, preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
   const manifest = await readManifest(dir);
   for (const name of new Set(models)) {
     try {
@@ -103,8 +102,8 @@ export async function startService(options: StartOptions): Promise<Service> {
 
   const closer = new Closer(log);
   try {
-    const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
-    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, modelsDir(), preparer);
+    const preparer = new ModelPreparer({ dir: config.models, logger: log });
+    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, config.models, preparer);
     const notPrivate = privateDataFolder(config.data);
     if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
     const backend: Backend = config.redis.url ? await redisBackend(config, role, doors, log, closer) : localBackend(config, doors, log);
@@ -112,11 +111,11 @@ export async function startService(options: StartOptions): Promise<Service> {
 
     let worker: Worker | undefined;
     if (work && source) {
-      const engine = new EngineProcess({ dataDir: config.data, modelsDir: modelsDir(), threads: config.threads, gpu: config.gpu, logger: log });
+      const engine = new EngineProcess({ dataDir: config.data, modelsDir: config.models, threads: config.threads, gpu: config.gpu, logger: log });
       closer.add('engine', () => engine.close());
       // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
       // rename, so two workers sharing a data folder do not see each other's halves.
-      const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: backend.speeds, maxPixels: config.limits.maxPixels, preparer });
+      const processor = enhanceProcessor({ engine, modelsDir: config.models, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: backend.speeds, maxPixels: config.limits.maxPixels, preparer });
       worker = new Worker(source, processor, { logger: log, disk: backend.disk });
     }
     closer.add('worker and queue', () =>
