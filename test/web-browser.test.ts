@@ -172,7 +172,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       .poll(async () => Object.fromEntries((await listed(page)).map((j) => [j.name, j.state])), { timeout: 60_000 })
       .toEqual({
         'notes.txt': 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)',
-        'cut.jpg': expect.stringMatching(/^(Failed: )?the image data is damaged or truncated/),
+        'cut.jpg': expect.stringMatching(/^(Failed: )?the file is damaged or incomplete: send it again, or export it anew$/),
         'huge.png': 'the file is 1.5 MB, over the limit of 1.0 MB',
       });
   }, 120_000);
