@@ -101,7 +101,7 @@ export function renderPage(template: string, locale: Locale, given: Record<strin
 /** A plain page that says one thing, and nothing else: no file, no job data. */
 export function plainPage(locale: Locale, title: string, text: string): string {
   return renderPage(
-    '<!doctype html><html lang="{{lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{plainTitle}}</title><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain">{{switch}}<h1>{{plainTitle}}</h1><p id="reason">{{plainText}}</p><p><a href="/">{{enhanceImage}}</a></p></main></body></html>',
+    '<!doctype html><html lang="{{lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{plainTitle}}</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain">{{switch}}<h1>{{plainTitle}}</h1><p id="reason">{{plainText}}</p><p><a href="/">{{enhanceImage}}</a></p></main></body></html>',
     locale,
     { plainTitle: title, plainText: text },
   );

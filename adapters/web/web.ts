@@ -8,7 +8,7 @@
  *
  * fastify because it is well kept, streams multipart uploads through busboy (@fastify/multipart, so a file over
  * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
- * serves seven fixed files from a table, and no part of a request ever becomes a path.
+ * serves eight fixed files from a table, and no part of a request ever becomes a path.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -56,6 +56,7 @@ const STATIC: Record<string, string> = {
   'job.js': 'text/javascript; charset=utf-8',
   'common.js': 'text/javascript; charset=utf-8',
   'language.js': 'text/javascript; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
 const PAGES = ['index.html', 'job.html'] as const;
 
@@ -301,6 +302,8 @@ export class WebDoor implements Adapter {
 
   private routes(app: FastifyInstance): void {
     app.get('/', (request, reply) => this.page(request, reply, 'index.html'));
+    // Where a browser asks for an icon when a page names none (a download, an error answer): the same picture.
+    app.get('/favicon.ico', (_request, reply) => reply.type(STATIC['favicon.svg']).header('cache-control', 'max-age=86400').send(this.files.get('favicon.svg')));
     app.get<{ Params: { name: string } }>('/static/:name', (request, reply) => {
       const type = Object.hasOwn(STATIC, request.params.name) ? STATIC[request.params.name] : undefined;
       if (!type) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'notFound')}\n`);
