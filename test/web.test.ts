@@ -335,9 +335,9 @@ describe("the visitor's language", () => {
     expect([key.status, await key.json()]).toEqual([403, { error: '这不是此服务的访问密钥' }]);
     const nothing = await fetch(`${base}/static/nothing.js`, { headers: zh });
     expect([nothing.status, await nothing.text()]).toEqual([404, '未找到\n']);
-    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; description: string }> };
+    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; label: string; architecture: string }> };
     expect(session.limits).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 1\.0 MB、[\d.]+ 百万像素$/);
-    expect(session.models.find((m) => m.name === 'x4fast')?.description).toBe('RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
+    expect(session.models.find((m) => m.name === 'x4fast')).toEqual({ name: 'x4fast', label: '照片，速度快', architecture: 'RealESRGAN x4 compact（SRVGGNet，32 个卷积层）' });
 
     // A damaged image uploaded by a Chinese browser fails in the queue: its reason is said to each viewer in theirs.
     const png = await scenePng(64, 64);

@@ -5,7 +5,7 @@
  * JSON data block, so there is one catalogue and no copy of it in the script.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { catalogue, DEFAULT_LOCALE, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
 import { cookies } from './access.js';
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */
@@ -49,6 +49,30 @@ export function localeOf(headers: IncomingHttpHeaders): Locale {
 /** `say` for the door's own words: `web.<name>`. */
 export function webSay(locale: Locale, name: string, values?: Record<string, TextValue>): string {
   return say(locale, { key: `web.${name}`, values });
+}
+
+/** A model as the page offers it: by its use (the choice) and its architecture (the job's summary). */
+export interface ModelChoice {
+  name: string;
+  /** `Photos, fast` */
+  label: string;
+  /** `RealESRGAN x4 compact (SRVGGNet, 32 convolutions)` */
+  architecture: string;
+}
+
+/**
+ * The manifest's models as the page offers them, in `locale`. One the catalogue has no line for (added to the
+ * manifest since) goes by its name, and its manifest description is its architecture.
+ *
+ * @example
+ * modelChoices('en', [{ name: 'x4fast', description: '…' }]); // [{ name: 'x4fast', label: 'Photos, fast', architecture: 'RealESRGAN x4 compact (…)' }]
+ */
+export function modelChoices(locale: Locale, models: ReadonlyArray<{ name: string; description: string }>): ModelChoice[] {
+  return models.map((m) =>
+    hasText(`web.models.${m.name}.label`)
+      ? { name: m.name, label: webSay(locale, `models.${m.name}.label`), architecture: webSay(locale, `models.${m.name}.architecture`) }
+      : { name: m.name, label: m.name, architecture: m.description },
+  );
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -17,7 +17,7 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, hasText, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
+import { DEFAULT_LOCALE, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
 import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
@@ -31,7 +31,7 @@ import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
 import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, TRUSTED_PROXIES, VISITOR_COOKIE, visitorOf } from './access.js';
 import type { WebConfig } from './config.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
-import { describeDuration, localeOf, plainPage, renderPage, webSay } from './language.js';
+import { describeDuration, localeOf, modelChoices, plainPage, renderPage, webSay } from './language.js';
 import { LinkSigner } from './links.js';
 import { eventFor, snapshotFor, type PageEvent, type Snapshot } from './status.js';
 import { readUpload, type UploadedFile } from './upload.js';
@@ -315,8 +315,7 @@ export class WebDoor implements Adapter {
       return {
         keyNeeded: this.access.keyNeeded(request.headers),
         allowed: this.access.allowed(request.headers),
-        // A model the catalogue has no line for (one added to the manifest since) is described as the manifest does.
-        models: this.models.map((m) => ({ name: m.name, description: hasText(`web.modelHelp.${m.name}`) ? webSay(locale, `modelHelp.${m.name}`) : m.description })),
+        models: modelChoices(locale, this.models),
         limits: webSay(locale, 'limits', { bytes: this.options.maxFileBytes, pixels: this.options.maxPixels }),
         defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
         maxFileBytes: this.options.maxFileBytes,

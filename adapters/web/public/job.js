@@ -58,6 +58,10 @@ function stem(name) {
   return dot > 0 ? name.slice(0, dot) : name;
 }
 
+let models;
+/** The service's models (`{ name, label, architecture }`), asked once. */
+const modelList = async () => (models ??= (await (await fetch('/api/session')).json()).models);
+
 async function showResult(s) {
   const r = s.result;
   $('early').hidden = true;
@@ -78,6 +82,8 @@ async function showResult(s) {
     pdf.download = `${stem(s.name)}.pdf`;
     pdf.hidden = false;
   }
+  // The model by its use and its architecture; one no longer offered by its name.
+  const model = (await modelList()).find((m) => m.name === r.options.model) ?? { label: r.options.model, architecture: r.options.model };
   const ms = r.ms;
   const stages = ['wait', 'load', 'decode', 'preview', 'infer', 'encode', 'render', 'total']
     .filter((k) => ms[k] !== undefined)
@@ -86,7 +92,7 @@ async function showResult(s) {
   const rows = [
     [t('web.rowInput'), t('web.input', { width: r.input.width, height: r.input.height, format: r.input.format.toUpperCase(), size: s.sizes.input })],
     [t('web.rowOutput'), t('web.output', { width: r.output.width, height: r.output.height, scale: r.options.scale, size: s.sizes.png })],
-    [t('web.rowModel'), t('web.modelUsed', { model: r.options.model, sha: r.modelSha256.slice(0, 12), tune: t(r.options.tune === 'raw' ? 'web.tuneRawShort' : 'web.tuneGentle') })],
+    [t('web.rowModel'), t('web.modelUsed', { label: model.label, architecture: model.architecture, sha: r.modelSha256.slice(0, 12), tune: t(r.options.tune === 'raw' ? 'web.tuneRawShort' : 'web.tuneGentle') })],
     [t('web.rowDevice'), t('web.device', { device: r.device, precision: r.precision, tile: r.tile || t('web.wholeImage'), tiles: r.tiles })],
     [t('web.rowTime'), stages + (r.cached ? t('web.fromCache') : '')],
     [t('web.rowSignature'), r.signature],
@@ -115,12 +121,10 @@ async function loaded(url) {
   return url;
 }
 
-let models;
 /** The "Enhance again" form, set to the options of the job shown. */
 async function offerAgain(options) {
-  models ??= (await (await fetch('/api/session')).json()).models;
   const select = $('again-model');
-  if (select.options.length === 0) for (const m of models) select.append(new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name));
+  if (select.options.length === 0) for (const m of await modelList()) select.append(new Option(m.label, m.name));
   select.value = options.model;
   $('again-scale').value = String(options.scale);
   $('again-tune').value = options.tune;

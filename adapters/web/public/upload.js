@@ -8,10 +8,8 @@ let chosen = [];
 
 async function load() {
   session = await (await fetch('/api/session')).json();
-  for (const m of session.models) {
-    const option = new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name, false, m.name === session.defaults.model);
-    $('model').append(option);
-  }
+  // Each model by its use ("Photos, fast"); what it is made of is said in a finished job's summary.
+  for (const m of session.models) $('model').append(new Option(m.label, m.name, false, m.name === session.defaults.model));
   $('limits').textContent = session.limits;
   showForms();
   // The jobs listed before a reload (the language switch reloads the page): listed again, in the new language.
