@@ -1,6 +1,6 @@
 // A job page: live state from the server's events, the early preview, then the slider, summary and downloads.
 import { follow } from '/static/common.js';
-import { lang, t } from '/static/language.js';
+import { has, lang, t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
 // The job shown: this page's link, then the link of a job enhanced again from it once that one is done.
@@ -58,6 +58,9 @@ function stem(name) {
   return dot > 0 ? name.slice(0, dot) : name;
 }
 
+/** `key`'s line, or `fallback` where the catalogue names no such thing (a device added since, say). */
+const word = (key, fallback) => (has(key) ? t(key) : fallback);
+
 let models;
 /** The service's models (`{ name, label, architecture }`), asked once. */
 const modelList = async () => (models ??= (await (await fetch('/api/session')).json()).models);
@@ -84,6 +87,7 @@ async function showResult(s) {
   }
   // The model by its use and its architecture; one no longer offered by its name.
   const model = (await modelList()).find((m) => m.name === r.options.model) ?? { label: r.options.model, architecture: r.options.model };
+  const device = { device: word(`web.deviceName.${r.device}`, r.device), precision: word(`web.precisionName.${r.precision}`, r.precision) };
   const ms = r.ms;
   const stages = ['wait', 'load', 'decode', 'preview', 'infer', 'encode', 'render', 'total']
     .filter((k) => ms[k] !== undefined)
@@ -93,7 +97,7 @@ async function showResult(s) {
     [t('web.rowInput'), t('web.input', { width: r.input.width, height: r.input.height, format: r.input.format.toUpperCase(), size: s.sizes.input })],
     [t('web.rowOutput'), t('web.output', { width: r.output.width, height: r.output.height, scale: r.options.scale, size: s.sizes.png })],
     [t('web.rowModel'), t('web.modelUsed', { label: model.label, architecture: model.architecture, sha: r.modelSha256.slice(0, 12), tune: t(r.options.tune === 'raw' ? 'web.tuneRawShort' : 'web.tuneGentle') })],
-    [t('web.rowDevice'), t('web.device', { device: r.device, precision: r.precision, tile: r.tile || t('web.wholeImage'), tiles: r.tiles })],
+    [t('web.rowDevice'), r.tile ? t('web.device', { ...device, count: r.tiles, tile: r.tile }) : t('web.deviceWhole', device)],
     [t('web.rowTime'), stages + (r.cached ? t('web.fromCache') : '')],
     [t('web.rowSignature'), r.signature],
     [t('web.rowJob'), t('web.kept', { id: s.id, date: new Date(s.expires).toLocaleString(lang) })],
