@@ -4,18 +4,17 @@
  * job, at phone and desktop width, go to $WEB_SHOTS (default <tmp>/enhancer-web-shots).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readManifest } from '../src/models/manifest.js';
 import { modelsDir } from '../src/paths.js';
+import { haveChromium, launchChromium, shotsDir } from './browser.js';
 import { scenePng, tempDir } from './helpers.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = process.env.WEB_SHOTS ?? path.join(os.tmpdir(), 'enhancer-web-shots');
+let SHOTS: string;
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 900 };
 
@@ -84,14 +83,13 @@ async function jobPage(link: string): Promise<Page> {
   return page;
 }
 
-const haveChromium = fs.existsSync(CHROMIUM);
 /** The page offers every model of the manifest (x4plus, x4fast and the anime scene). */
 const MODELS = (await readManifest(modelsDir())).models.length;
 
 describe.skipIf(!haveChromium)('the web door in chromium', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    SHOTS = shotsDir('enhancer-web-shots');
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
