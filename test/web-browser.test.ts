@@ -140,10 +140,10 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     expect(await job.locator('#summary').textContent()).toContain('480x360 JPEG');
     expect(await job.locator('#summary').textContent()).toContain('1920x1440 PNG (4x)');
 
-    // The slider moves the edge between before and after; zoom shows the result at its full width.
+    // The slider moves the edge between before and after; Actual size shows the result at its full width.
     await job.locator('#slider').fill('20');
     expect(await job.locator('#after').evaluate((img) => img.style.clipPath)).toBe('inset(0px 0px 0px 20%)');
-    await job.getByRole('button', { name: 'Zoom to full size' }).click();
+    await job.getByRole('button', { name: 'Actual size' }).click();
     expect(await job.locator('#compare').evaluate((el) => el.getBoundingClientRect().width)).toBe(1920);
 
     const [download] = await Promise.all([job.waitForEvent('download'), job.locator('#download-png').click()]);
@@ -285,8 +285,8 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       expect(shown).toContain('处理前后对比');
       expect(shown).toContain('拖动滑块进行对比。');
       for (const english of ['Done', 'Download', 'Summary', 'Before and after', 'Zoom', 'Enhance again', 'Input', 'kept until', 'runs']) expect(shown).not.toContain(english);
-      await job.getByRole('button', { name: '按原始尺寸查看' }).click();
-      expect(await job.locator('#zoom').textContent()).toBe('适应页面大小');
+      await job.getByRole('button', { name: '实际大小' }).click();
+      expect(await job.locator('#zoom').textContent()).toBe('适应屏幕');
       await shoot(job, 'job-done-zh');
       await job.setViewportSize(DESKTOP);
 

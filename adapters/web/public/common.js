@@ -55,3 +55,17 @@ export function follow(base, onChange) {
   });
   return () => source.close();
 }
+
+/**
+ * The options a form sets, as the server reads them (`model`, `scale`, `tune`, and `pdf: 'on'` when ticked):
+ * every named select and checkbox in it, as a browser's own submission would send them. The upload form and
+ * "Enhance again" both send theirs through here, so one cannot leave out an option the other sends.
+ */
+export function chosenOptions(form) {
+  const options = {};
+  for (const field of form.querySelectorAll('select[name], input[type=checkbox][name]')) {
+    if (field.type !== 'checkbox') options[field.name] = field.value;
+    else if (field.checked) options[field.name] = 'on';
+  }
+  return options;
+}

@@ -1,5 +1,5 @@
 // The upload page: options from the server, files chosen or dropped, one job per file, each listed with its state.
-import { follow } from '/static/common.js';
+import { chosenOptions, follow } from '/static/common.js';
 import { t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
@@ -72,8 +72,7 @@ $('upload-form').addEventListener('submit', async (event) => {
   }
   const form = new FormData();
   // Options before files: the server reads the upload as it streams, and needs them for each file.
-  for (const id of ['model', 'scale', 'tune']) form.append(id, $(id).value);
-  if ($('pdf').checked) form.append('pdf', 'on');
+  for (const [name, value] of Object.entries(chosenOptions($('upload-form')))) form.append(name, value);
   const refused = [];
   for (const file of chosen) {
     // Not sent at all: the server would stop reading it at the limit anyway.
