@@ -33,9 +33,9 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   let links: ResultLinks | undefined;
   // First, so a port in use or a missing access key stops start-up before any other door has started.
   if (web.port !== 0) {
-    const { maxPixels, maxFileBytes } = config.limits;
+    const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
     const from = { port: process.env.ENHANCER_WEB_PORT ? '$ENHANCER_WEB_PORT' : 'web.port', host: process.env.ENHANCER_WEB_HOST ? '$ENHANCER_WEB_HOST' : 'web.host' };
-    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, defaultModel: config.model, from, logger });
+    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, from, logger });
     adapters.push(door);
     if (web.publicUrl) links = door.resultLinks(web.publicUrl);
   } else if (web.publicUrl) {
@@ -137,9 +137,6 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   try {
     role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
-    // The engine's thread reads the variables (src/engine/session.ts); values from the config file reach it so.
-    if (config.threads > 0) process.env.ENHANCER_THREADS = String(config.threads);
-    process.env.ENHANCER_GPU = String(config.gpu);
     log = createLogger(config.logLevel);
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.

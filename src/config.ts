@@ -11,6 +11,7 @@ import { folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
 import { checkLayers, readConfigFile } from './config/layers.js';
 import { MAX_INPUT_PIXELS } from './imaging/input.js';
 import type { AnySection, SectionValues } from './config/section.js';
+import type { RuntimeSettings } from './engine/session.js';
 import { projectRoot } from './paths.js';
 
 export { ConfigError } from './config/errors.js';
@@ -201,4 +202,21 @@ function variablesOf(sections: readonly AnySection[]): Record<string, string> {
     }
   }
   return variables;
+}
+
+/**
+ * The engine's threads and GPU from `ENHANCER_THREADS` and `ENHANCER_GPU` alone, checked as the service checks
+ * them: for the CLI and the benchmarks, which read no config file. Throws `ConfigError` naming a bad value.
+ *
+ * @example
+ * runtimeSettings({ ENHANCER_THREADS: '1' }); // { threads: 1, gpu: 0 }
+ */
+export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
+  return checkLayers(z.strictObject({ threads: coreSchema.shape.threads, gpu: coreSchema.shape.gpu }), {
+    defaults: { threads: DEFAULT_CONFIG.threads, gpu: DEFAULT_CONFIG.gpu },
+    file: { value: {}, name: 'no config file' },
+    variables: { ENHANCER_THREADS: 'threads', ENHANCER_GPU: 'gpu' },
+    env,
+    root: projectRoot,
+  });
 }

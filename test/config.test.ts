@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { hotfolderSection } from '../adapters/hotfolder/config.js';
 import { SECTIONS } from '../adapters/serve.js';
-import { ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, wholeNumber, type AnySection } from '../src/config.js';
+import { ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, runtimeSettings, wholeNumber, type AnySection } from '../src/config.js';
 import { tempDir } from './helpers.js';
 
 let root: string;
@@ -106,6 +106,12 @@ describe('config', () => {
   it('takes the GPU of a worker from ENHANCER_GPU, and refuses one that is not an index', () => {
     expect(load({ ENHANCER_GPU: '1' }).gpu).toBe(1);
     expect(failure({ ENHANCER_GPU: 'cuda:1' })).toMatch(/^config: gpu .*"cuda:1".*\$ENHANCER_GPU/);
+  });
+
+  it('gives the CLI the engine’s threads and GPU from the environment alone, checked as the service checks them', () => {
+    expect(runtimeSettings({})).toEqual({ threads: 0, gpu: 0 });
+    expect(runtimeSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2' })).toEqual({ threads: 1, gpu: 2 });
+    expect(() => runtimeSettings({ ENHANCER_THREADS: 'two' })).toThrow(/^config: threads must be a whole number from 0 to 1024 .*"two".*\$ENHANCER_THREADS/);
   });
 
   it('takes the Redis URL from ENHANCER_REDIS_URL and never shows it in an error: it may hold a password', () => {

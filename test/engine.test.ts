@@ -1,8 +1,10 @@
+import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
+import { cpuSessionOptions, cudaSessionOptions } from '../src/engine/session.js';
 import { readManifest } from '../src/models/manifest.js';
 import { modelsDir } from '../src/paths.js';
 import { pixels, psnr, scenePng } from './helpers.js';
@@ -121,5 +123,13 @@ describe('the gentle touch-up', () => {
     expect(total / count).toBeLessThan(0.8);
     expect(Math.abs(bias / count)).toBeLessThan(0.1);
     expect(changed / count).toBeGreaterThan(0.5);
+  });
+});
+
+describe('runtime settings', () => {
+  it('reach the session options as parameters: threads for the CPU provider, the GPU index for CUDA', () => {
+    expect(cpuSessionOptions({ threads: 1, gpu: 0 })).toMatchObject({ executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+    expect(cpuSessionOptions({ threads: 0, gpu: 0 }).intraOpNumThreads).toBe(os.availableParallelism());
+    expect(cudaSessionOptions({ threads: 1, gpu: 2 }).executionProviders).toEqual([{ name: 'cuda', deviceId: 2 }]);
   });
 });

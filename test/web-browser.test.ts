@@ -251,7 +251,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       expect(await page.locator('h1').textContent()).toBe('图片增强');
       expect(await page.locator('.drop-title').textContent()).toBe('选择图片，或把图片拖到这里');
       expect(await page.locator('#limits').textContent()).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 [\d.]+ MB、[\d.]+ 百万像素$/);
-      expect(await page.locator('#model option[value="x4fast"]').textContent()).toBe('照片，速度快');
+      expect(await page.locator('#model option[value="x4fast"]').textContent()).toBe('照片，快速');
       expect(await page.locator('#tune option[value="gentle"]').textContent()).toBe('轻度润饰');
       expect(await page.locator('#scale option[value="4"]').textContent()).toBe('4 倍');
       const upload = await readable(page);

@@ -101,10 +101,10 @@ describe('the models as the page names them', () => {
       { name: 'x4plus', label: 'Photos, best quality', architecture: 'RealESRGAN x4plus (RRDBNet, 23 blocks)' },
       { name: 'my-own', label: 'my-own', architecture: 'My own net (RRDBNet, 8 blocks)' },
     ]);
-    expect(modelChoices('zh-Hans', models)[0]).toEqual({ name: 'x4plus', label: '照片，画质最好', architecture: 'RealESRGAN x4plus（RRDBNet，23 个块）' });
+    expect(modelChoices('zh-Hans', models)[0]).toEqual({ name: 'x4plus', label: '照片，最佳质量', architecture: 'RealESRGAN x4plus（RRDBNet，23 个块）' });
     const shipped = (await readManifest(modelsDir())).models;
     expect(modelChoices('en', shipped).map((m) => m.label)).toEqual(['Photos, best quality', 'Photos, fast', 'Drawings, best', 'Drawings, fast']);
-    expect(modelChoices('zh-Hans', shipped).map((m) => m.label)).toEqual(['照片，画质最好', '照片，速度快', '绘画，画质最好', '绘画，速度快']);
+    expect(modelChoices('zh-Hans', shipped).map((m) => m.label)).toEqual(['照片，最佳质量', '照片，快速', '绘画，最佳', '绘画，快速']);
   });
 });
 
@@ -263,9 +263,9 @@ describe.skipIf(!haveChromium)('Cancel, and Enhance again after a job that ended
   beforeEach(async () => {
     dir = tempDir('enhancer-web-page-');
     engine = new ScriptedEngine();
-    const config = { port: 0, host: '127.0.0.1', accessKeys: [], open: false, keepFor: 3_600_000, keepBytes: 1e9, uploadsPerMinute: 1000, publicUrl: '' };
+    const config = { port: 0, host: '127.0.0.1', hosts: [], accessKeys: [], open: false, keepFor: 3_600_000, keepBytes: 1e9, uploadsPerMinute: 1000, publicUrl: '' };
     const limits = { maxFileBytes: 5_000_000, maxPixels: 1_000_000 };
-    const door: WebDoor = new WebDoor({ config, stateDir: path.join(dir, 'web'), ...limits, defaultModel: 'x4fast', logger: silentLogger });
+    const door: WebDoor = new WebDoor({ config, stateDir: path.join(dir, 'web'), ...limits, queuedPerOwner: 10, defaultModel: 'x4fast', logger: silentLogger });
     const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), defaults: { model: 'x4fast' }, ...limits, deliver: (job, outcome) => door.deliver(job, outcome) });
     await door.start(queue);
     const worker = new Worker(queue, enhanceProcessor({ engine }));

@@ -5,8 +5,9 @@
  * JSON data block, so there is one catalogue and no copy of it in the script.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { fastifyCookie } from '@fastify/cookie';
 import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
-import { cookies } from './access.js';
+import type { ModelChoice } from './context.js';
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */
 export const LANG_COOKIE = 'lang';
@@ -42,22 +43,13 @@ export function acceptedLanguages(header: string | undefined): string[] {
  * localeOf({ cookie: 'lang=en', 'accept-language': 'zh-CN' }); // 'en'
  */
 export function localeOf(headers: IncomingHttpHeaders): Locale {
-  const chosen = matchLocale(cookies(headers.cookie)[LANG_COOKIE]);
+  const chosen = matchLocale(fastifyCookie.parse(headers.cookie ?? '')[LANG_COOKIE]);
   return chosen ?? resolveLocale(acceptedLanguages(headers['accept-language']), DEFAULT_LOCALE);
 }
 
 /** `say` for the door's own words: `web.<name>`. */
 export function webSay(locale: Locale, name: string, values?: Record<string, TextValue>): string {
   return say(locale, { key: `web.${name}`, values });
-}
-
-/** A model as the page offers it: by its use (the choice) and its architecture (the job's summary). */
-export interface ModelChoice {
-  name: string;
-  /** `Photos, fast` */
-  label: string;
-  /** `RealESRGAN x4 compact (SRVGGNet, 32 convolutions)` */
-  architecture: string;
 }
 
 /**

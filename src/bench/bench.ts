@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
+import { runtimeSettings } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { readManifest } from '../models/manifest.js';
 import { ModelProto } from '../models/onnx-schema.js';
@@ -74,7 +75,7 @@ export async function matmulLimit(threads: number, precision: Precision = 'fp32'
 /** Runs one enhancement of the test picture in this process (the child side). */
 export async function benchOne(model: string, size: number, precision: Precision = 'fp32'): Promise<BenchRun> {
   const input = await scenePng(size, size);
-  const result = await enhance({ input, name: `scene${size}.png`, options: { model, precision } });
+  const result = await enhance({ input, name: `scene${size}.png`, options: { model, precision } }, { runtime: runtimeSettings() });
   const manifest = await readManifest(modelsDir());
   const entry = manifest.models.find((m) => m.name === model)!;
   return {

@@ -4,10 +4,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, runtimeSettings } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
-import { writeAtomic } from '../files.js';
+import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
@@ -58,6 +59,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`error: ${(error as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+    // ENHANCER_THREADS or ENHANCER_GPU not a whole number: the line names it and its value.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`error: ${error.message}\n`);
       return 2;
     }
     process.stderr.write(`error: ${reasonOf(error)}\n`);
@@ -139,6 +145,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
+  // The service's threads and GPU settings, from the environment (the CLI reads no config file).
+  const runtime = runtimeSettings();
   const input = positionals[0];
   const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
   if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
@@ -174,14 +182,14 @@ async function enhanceCommand(args: string[]): Promise<number> {
           precision: values.precision as never,
         },
       },
-      { onProgress: bar.update, logger: createLogger('warn') },
+      { onProgress: bar.update, logger: createLogger('warn'), runtime },
     );
   } finally {
     bar.clear();
   }
 
   try {
-    await writeAtomic(output, result.png);
+    await writeAtomic(output, result.png, SHARED_FILE);
   } catch (error) {
     throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
   }

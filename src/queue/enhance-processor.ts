@@ -1,7 +1,7 @@
 /**
  * The processor a worker runs for every job: the result cache, the early preview, the engine, learned speeds,
  * then the thumbnail, the before/after picture and the PDF, each stored in the result store. The engine is
- * passed in (the service's `EngineThread`, a GPU worker's own, or a test's scripted stand-in), so the same
+ * passed in (the service's `EngineProcess`, a GPU worker's own, or a test's scripted stand-in), so the same
  * processor runs in process or inside a worker on another machine.
  */
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
@@ -60,7 +60,7 @@ export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region
  * The processor for `Worker`.
  *
  * @example
- * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineThread(), cache, speeds }));
+ * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineProcess({ dataDir }), cache, speeds }));
  * worker.run();
  */
 export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
@@ -71,13 +71,17 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
     const { entry, precision } = await planRun(models, options);
     const signature = signatureOf(input, options, entry.sha256);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
-    let image = await cache?.get(signature);
-    const cached = Boolean(image);
+    const owner = job.request.owner ?? 'local';
+    const hit = await cache?.get(signature, owner);
+    let image = hit?.image;
+    // Only whoever asked for this result before is told it came from the cache; anyone else sees the times it
+    // took when it was made, as if made now.
+    const cached = hit?.seenBefore === true;
     let before: Before | undefined;
     let previewMs: number | undefined;
     if (image) {
       ctx.logger.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
-      image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
+      if (cached) image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
     } else {
       const unit = { model: options.model, precision };
       await deps.preparer?.ensure(
@@ -97,7 +101,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       // Learned speeds and the cache are extras: a full disk skips them rather than holding or failing the job.
       await skipOnFullDisk(() => deps.speeds?.learn(options.model, image!.device, job.width * job.height, image!.ms.infer), 'learned speeds not saved', ctx);
       if (cache) {
-        await skipOnFullDisk(() => cache.put(image!), 'result not cached', ctx);
+        await skipOnFullDisk(() => cache.put(image!, owner), 'result not cached', ctx);
         await cache.evict(signature);
       }
     }

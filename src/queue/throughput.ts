@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Device } from '../types.js';
-import { writeAtomic } from '../files.js';
+import { mkdirPrivate, writeAtomic } from '../files.js';
 
 /** First guesses, measured on the 2-core CPU machines (README "Speed"); replaced by what this machine does. */
 export const GUESS_MS_PER_MP: Record<string, number> = { x4plus: 250_000, x4fast: 22_000 };
@@ -41,7 +41,7 @@ export class Throughput {
     const measured = (ms / pixels) * 1e6;
     const old = this.rates[key];
     this.rates[key] = old === undefined ? measured : old + ALPHA * (measured - old);
-    await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+    await mkdirPrivate(path.dirname(this.file));
     await writeAtomic(this.file, JSON.stringify(this.rates));
   }
 }

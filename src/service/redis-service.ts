@@ -2,10 +2,10 @@
  * The service on Redis (`ENHANCER_REDIS_URL` set): per role, the front doors with a `RedisQueue` (no model
  * loaded), one worker with a `RedisJobSource` and its own engine (no door), or both in one process (`all`).
  */
-import fs from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
+import { privateDataFolder } from '../files.js';
 import type { Logger } from '../log.js';
 import { ModelPreparer } from '../models/on-demand.js';
 import { modelsDir } from '../paths.js';
@@ -54,7 +54,8 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
   const work = role !== 'front';
   const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
   if (work) await ensureModels([config.model, ...models], log, modelsDir(), preparer);
-  fs.mkdirSync(config.data, { recursive: true });
+  const notPrivate = privateDataFolder(config.data);
+  if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
 
   let queue: RedisQueue | undefined;
   if (front) {
@@ -63,9 +64,9 @@ async function startRoles(config: Config, adapters: Adapter[], log: Logger, mode
   }
   let worker: Worker | undefined;
   let source: RedisJobSource | undefined;
-  let engine: EngineThread | undefined;
+  let engine: EngineProcess | undefined;
   if (work) {
-    engine = new EngineThread();
+    engine = new EngineProcess({ dataDir: config.data, modelsDir: modelsDir(), threads: config.threads, gpu: config.gpu, logger: log });
     source = new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log });
     // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
     // rename, so two workers sharing a data folder do not see each other's halves.

@@ -3,10 +3,10 @@
  * adapters started, undelivered answers sent again, then the worker set going. `stop()` undoes it in the order
  * that loses nothing.
  */
-import fs from 'node:fs';
 import type { Config } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { EnhanceError } from '../errors.js';
+import { privateDataFolder } from '../files.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
@@ -76,7 +76,10 @@ export function frontOptions(config: Config, adapters: readonly Adapter[], log: 
     maxPixels: config.limits.maxPixels,
     maxFileBytes: config.limits.maxFileBytes,
     retry: config.delivery,
-    limitFor: (request: { replyTo?: { adapter: string } }) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
+    limitFor: (request: { replyTo?: { adapter: string } }) => {
+      const door = byName.get(request.replyTo?.adapter ?? '');
+      return door?.trusted || door?.ownLimits ? Infinity : config.limits.queuedPerOwner;
+    },
     deliver: async (job: Job, outcome: Outcome) => {
       const name = job.request.replyTo?.adapter ?? '';
       const adapter = byName.get(name);
@@ -111,10 +114,11 @@ export async function startService(
   if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
   const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
   await ensureModels([config.model, ...models], log, modelsDir(), preparer);
-  fs.mkdirSync(config.data, { recursive: true });
+  const notPrivate = privateDataFolder(config.data);
+  if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
-  const engine = new EngineThread();
+  const engine = new EngineProcess({ dataDir: config.data, modelsDir: modelsDir(), threads: config.threads, gpu: config.gpu, logger: log });
   const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
   const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
   // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
