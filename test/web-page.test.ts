@@ -328,20 +328,29 @@ describe.skipIf(!haveChromium)('Cancel, and Enhance again after a job that ended
     }
   }, 60_000);
 
-  it('a failed job offers Enhance again too, set to its options', async () => {
-    const { body } = await upload(base, [{ name: 'fails.png', bytes: await scenePng(64, 64, 5) }], { scale: '2' });
+  it('a failed job offers Enhance again too, set to its options; a PDF unticked there is not made', async () => {
+    const { body } = await upload(base, [{ name: 'fails.png', bytes: await scenePng(64, 64, 5) }], { scale: '2', pdf: 'on' });
+    const link = body.jobs![0].link!;
     const context = await browser.newContext(DESKTOP.options);
     try {
       const page = await context.newPage();
       const problems = watchProblems(page);
-      await page.goto(`${base}${body.jobs![0].link}`);
+      await page.goto(`${base}${link}`);
       (await engine.next()).fail(new EnhanceError({ key: 'reason.damaged' }, 'input'));
       await page.locator('#again-form').waitFor({ state: 'visible' });
       expect(await page.locator('#status').textContent()).toBe('Failed');
       expect(await page.locator('#reason').textContent()).toBe('the file is damaged or incomplete: send it again, or export it anew');
       expect(await page.locator('#again-scale').inputValue()).toBe('2');
-      expect(await page.locator('#again-pdf').isChecked()).toBe(false);
+      expect(await page.locator('#again-pdf').isChecked()).toBe(true);
       await page.screenshot({ path: path.join(SHOTS, 'failed-desktop.png') });
+      // "Again" keeps each option of the job it is not told: the untick must be said, or the job's PDF would stay.
+      await page.locator('#again-pdf').uncheck();
+      engine.auto = true;
+      await Promise.all([page.waitForURL((url) => url.pathname !== splitLink(link).path), page.getByRole('button', { name: 'Enhance again' }).click()]);
+      await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+      expect(await page.locator('#download-png').textContent()).toMatch(/^Download PNG \(128x128, \d+ KB\)$/);
+      expect(await page.locator('#download-pdf').isVisible()).toBe(false);
+      expect(await page.locator('#again-pdf').isChecked()).toBe(false);
       expect(problems).toEqual([]);
     } finally {
       await context.close();
