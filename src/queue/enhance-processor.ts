@@ -94,7 +94,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       );
       const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
       if (job.request.earlyPreview) {
-        before = await decodeBefore(input);
+        before = await decodeBefore(input, ctx.logger.child({ job: job.id }));
         previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
       }
       image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress: (p) => ctx.progress(p) });
