@@ -11,7 +11,7 @@ import type { Adapter } from '../src/service/adapter.js';
 import { installLastResort } from '../src/service/last-resort.js';
 import type { ResultLinks } from '../src/service/result-links.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
+import { roleProblem, ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
 import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
@@ -147,8 +147,9 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   installLastResort(log);
   const asked = stopRequests();
 
-  if (role !== 'all' && !config.redis.url) {
-    process.stderr.write(`error: --role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)\n`);
+  const problem = roleProblem(role, config);
+  if (problem) {
+    process.stderr.write(`error: ${problem}\n`);
     return 2;
   }
 
@@ -170,7 +171,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   void asked.then(() => stopAsked.abort());
   let service;
   try {
-    service = await startService(config, adapters, log, presetModels(config), role, stopAsked.signal);
+    service = await startService({ config, doors: adapters, logger: log, models: presetModels(config), role, signal: stopAsked.signal });
   } catch (error) {
     if (error instanceof StartStopped) {
       log.info({ reason: await asked }, 'stopped while starting');
@@ -181,8 +182,8 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
     await lock?.release();
-    // A start that failed part way may leave a connection open (on Redis, its subscriber) that would keep the
-    // process up, deaf to signals, after its one line: before, it needed a SIGKILL.
+    // A start that failed part way undid what it started (service.ts); should anything still hold the process,
+    // it must not stay up, deaf to signals, after its one line.
     leaveIfHeld(log, 'after a failed start');
     return 1;
   }
