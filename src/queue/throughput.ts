@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Device } from '../types.js';
 import { mkdirPrivate, writeAtomic } from '../files.js';
 
-/** First guesses, measured on the 2-core CPU machines (README "Speed"); replaced by what this machine does. */
+/** First guesses, measured on the 2-core CPU machines (docs/benchmarks.md); replaced by what this machine does. */
 export const GUESS_MS_PER_MP: Record<string, number> = { x4plus: 250_000, x4fast: 22_000 };
 /** Weight of the newest measurement. */
 export const ALPHA = 0.3;
