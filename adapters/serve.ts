@@ -1,23 +1,36 @@
 /**
  * `enhancer serve` (`npm start`): the composition root. Loads the config, takes the data folder, builds the
- * enabled adapters, starts the service and stops it cleanly on SIGINT, SIGTERM or SIGHUP, or when its launcher
+ * enabled doors, starts the service and stops it cleanly on SIGINT, SIGTERM or SIGHUP, or when its launcher
  * dies. It lives beside the adapters because the core in src/ never imports one.
  */
 import path from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../src/config.js';
-import { EnhanceError, reasonOf } from '../src/errors.js';
-import { createLogger, type Logger } from '../src/log.js';
-import type { Adapter } from '../src/service/adapter.js';
-import { installLastResort } from '../src/service/last-resort.js';
-import type { ResultLinks } from '../src/service/result-links.js';
-import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { roleProblem, ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
+import {
+  ConfigError,
+  createLogger,
+  DataFolderLocked,
+  EnhanceError,
+  installLastResort,
+  loadConfig,
+  lockDataFolder,
+  reasonOf,
+  roleProblem,
+  ROLES,
+  startService,
+  StartStopped,
+  type Config,
+  type DataLock,
+  type Door,
+  type EnhanceQueue,
+  type Logger,
+  type Role,
+} from '../src/index.js';
 import { discordSection } from './discord/config.js';
-import { DiscordAdapter } from './discord/discord.js';
+import { DiscordDoor } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
-import { HotFolder } from './hotfolder/hot-folder.js';
+import { HotFolderDoor } from './hotfolder/hot-folder.js';
+import type { ResultLinks } from './kit/result-links.js';
 import { telegramSection } from './telegram/config.js';
-import { TelegramBot } from './telegram/telegram.js';
+import { TelegramDoor } from './telegram/telegram.js';
 import { webSection } from './web/config.js';
 import { WebDoor } from './web/web.js';
 
@@ -25,9 +38,9 @@ import { WebDoor } from './web/web.js';
 export const SECTIONS = [hotfolderSection, telegramSection, discordSection, webSection] as const;
 export type ServeConfig = Config<typeof SECTIONS>;
 
-/** The adapters the config turns on. */
-export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
-  const adapters: Adapter[] = [];
+/** The doors the config turns on, each with the queue. */
+export function createDoors(config: ServeConfig, queue: EnhanceQueue, logger: Logger): Door[] {
+  const doors: Door[] = [];
   const web = config.sections.web;
   // Chat answers link to the web door's job pages only when people can reach it (web.publicUrl).
   let links: ResultLinks | undefined;
@@ -35,16 +48,17 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   if (web.port !== 0) {
     const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
     const from = { port: config.origin('web.port'), host: config.origin('web.host') };
-    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, modelsDir: config.models, from, logger });
-    adapters.push(door);
+    const door = new WebDoor({ queue, config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, modelsDir: config.models, from, logger });
+    doors.push(door);
     if (web.publicUrl) links = door.resultLinks(web.publicUrl);
   } else if (web.publicUrl) {
     logger.warn('web.publicUrl is set but the web page is off (web.port 0): chat answers carry no link');
   }
   const hotfolder = config.sections.hotfolder;
   if (hotfolder.enabled) {
-    adapters.push(
-      new HotFolder({
+    doors.push(
+      new HotFolderDoor({
+        queue,
         inbox: hotfolder.inbox,
         outbox: hotfolder.outbox,
         stateDir: path.join(config.data, 'hotfolder'),
@@ -60,14 +74,15 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const telegram = config.sections.telegram;
   if (telegram.enabled && telegram.token) {
     const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
-    adapters.push(new TelegramBot({ config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger, links }));
+    doors.push(new TelegramDoor({ queue, config: telegram, stateDir: path.join(config.data, 'telegram'), maxPixels, maxFileBytes, queuedPerOwner, logger, links }));
   }
   const discord = config.sections.discord;
   if (discord.token) {
     const { maxPixels, maxFileBytes } = config.limits;
-    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), modelsDir: config.models, logger, links }));
+    doors.push(new DiscordDoor({ queue, config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), modelsDir: config.models, logger, links }));
   }
-  return adapters;
+  if (doors.length === 0) logger.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
+  return doors;
 }
 
 /** The models the enabled adapters' presets name, to be prepared before start. */
@@ -163,15 +178,13 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     process.stderr.write(`error: ${error instanceof DataFolderLocked ? error.message : `cannot lock the data folder ${config.data} (${why})`}\n`);
     return 1;
   }
-  const adapters = role === 'worker' ? [] : createAdapters(config, log);
-  if (adapters.length === 0 && role !== 'worker') log.warn('every front door is turned off: jobs left in the spool run, nothing new comes in');
 
   // A stop asked for while the doors are checked cuts the checks short (a platform that never answers).
   const stopAsked = new AbortController();
   void asked.then(() => stopAsked.abort());
   let service;
   try {
-    service = await startService({ config, doors: adapters, logger: log, models: presetModels(config), role, signal: stopAsked.signal });
+    service = await startService({ config, doors: (queue) => createDoors(config, queue, log), logger: log, models: presetModels(config), role, signal: stopAsked.signal });
   } catch (error) {
     if (error instanceof StartStopped) {
       log.info({ reason: await asked }, 'stopped while starting');

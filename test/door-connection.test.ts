@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
-import { checkDoors, doorHealth, DoorConnection, DoorRefused } from '../src/service/door-connection.js';
+import { DoorConnection, DoorRefused } from '../adapters/kit/connection.js';
+import { checkDoors, doorHealth } from '../src/service/door.js';
 import { runChecks } from '../src/observe/health.js';
 
 interface Line {

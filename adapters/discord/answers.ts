@@ -6,8 +6,7 @@
  * their DMs end in a `PermanentDeliveryError`.
  */
 import { DiscordAPIError, Routes, type REST, type RawFile } from 'discord.js';
-import type { Logger } from '../../src/log.js';
-import { PermanentDeliveryError } from '../../src/queue/queue.js';
+import { PermanentDeliveryError, type Logger } from '../../src/index.js';
 import type { Secrets } from './secrets.js';
 
 /** What a Discord job carries in `request.replyTo`: plain ids, and the interaction token only sealed. */

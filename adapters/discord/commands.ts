@@ -8,8 +8,7 @@
  * `zh-TW` → `zh-Hans`) carries that catalogue's words as its localization; a new language file adds its own.
  */
 import { ApplicationCommandOptionType, ApplicationCommandType, Locale as DiscordLocale, Routes, type REST } from 'discord.js';
-import { DEFAULT_LOCALE, hasText, matchLocale, say, type Languages, type Locale, type TextValue } from '../../src/i18n/i18n.js';
-import type { Logger } from '../../src/log.js';
+import { DEFAULT_LOCALE, hasText, matchLocale, say, type Languages, type Locale, type Logger, type TextValue } from '../../src/index.js';
 
 /** The message context-menu command's name, as shown under Apps (in English; Discord sends this name whatever the person's language). */
 export const ENHANCE_MESSAGE = 'Enhance';

@@ -3,7 +3,7 @@
  * everything else has a default that suits a bot in a few servers.
  */
 import { z } from 'zod';
-import { defineSection, wholeNumber, type SectionValue } from '../../src/config.js';
+import { defineSection, wholeNumber, type SectionValue } from '../../src/index.js';
 
 /** Discord ids are snowflakes: decimal numbers of up to 20 digits. */
 const SNOWFLAKE = /^\d{1,20}$/;

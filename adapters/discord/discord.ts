@@ -12,17 +12,11 @@
  * last interaction (`KnownLocales`), else the server's preferred one. The job keeps it as `request.locale`.
  */
 import { Client, DiscordAPIError, GatewayIntentBits, Partials, REST, Routes, type Attachment, type ChatInputCommandInteraction, type Interaction, type Message, type MessageContextMenuCommandInteraction, type ButtonInteraction, type RepliableInteraction } from 'discord.js';
-import { EnhanceError, plainText, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, resolveLocale, say, translator, type Locale } from '../../src/i18n/i18n.js';
-import { fitToLimit } from '../../src/imaging/fit.js';
-import type { Logger } from '../../src/log.js';
-import { readManifest } from '../../src/models/manifest.js';
-import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
-import type { Adapter } from '../../src/service/adapter.js';
-import { DoorConnection } from '../../src/service/door-connection.js';
-import type { ResultLinks } from '../../src/service/result-links.js';
-import { SentNotes } from '../../src/service/sent-notes.js';
-import type { EnhanceOptions, EnhanceResult, Job } from '../../src/types.js';
+import { DEFAULT_LOCALE, EnhanceError, fitToLimit, PermanentDeliveryError, plainText, readManifest, reasonTextOf, resolveLocale, say, translator, type EnhanceOptions, type EnhanceQueue, type EnhanceResult, type Job, type Locale, type Logger, type Outcome } from '../../src/index.js';
+import type { Door } from '../../src/index.js';
+import { DoorConnection } from '../kit/connection.js';
+import type { ResultLinks } from '../kit/result-links.js';
+import { SentNotes } from '../kit/sent-notes.js';
 import { Answers, type DiscordReply, type Outgoing } from './answers.js';
 import { cdnOrigins, Intake, type ImageRequest } from './intake.js';
 import { ENHANCE_MESSAGE, registerCommands } from './commands.js';
@@ -33,7 +27,9 @@ import { Secrets } from './secrets.js';
 import { StatusEdits } from './status.js';
 import { bold, displayName, progressBar, relativeTime, uploadName } from './text.js';
 
-export interface DiscordAdapterOptions {
+export interface DiscordDoorOptions {
+  /** The queue this door submits to and hears from. */
+  queue: EnhanceQueue;
   config: DiscordConfig;
   /** Attachments larger than this are refused without being downloaded. */
   maxFileBytes: number;
@@ -61,13 +57,13 @@ const pageButton = (url: string, t: Say) => ({ type: 1, components: [{ type: 2, 
 const wordsFor = (job: Job): Say => translator(job.request.locale ?? DEFAULT_LOCALE);
 
 /**
- * The adapter; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
+ * The Discord door; `adapters/serve.ts` makes one when `DISCORD_TOKEN` is set.
  *
  * @example
- * const bot = new DiscordAdapter({ config: config.sections.discord, maxFileBytes: 50e6, maxPixels: 16e6, logger });
- * await startService(config, [bot], logger); // calls bot.start(queue): logs in, registers the commands
+ * await startService({ config, logger, doors: (queue) => [new DiscordDoor({ queue, config: config.sections.discord, ... })] });
+ * // start(): logs in, registers the commands
  */
-export class DiscordAdapter implements Adapter {
+export class DiscordDoor implements Door<DiscordReply> {
   readonly name = 'discord';
   private readonly config: DiscordConfig;
   private readonly log: Logger;
@@ -88,12 +84,13 @@ export class DiscordAdapter implements Adapter {
   private application = '';
   private models: string[] = [];
   private readonly connection: DoorConnection;
-  private queue?: EnhanceQueue;
+  private readonly queue: EnhanceQueue;
   private stopped = false;
   private readonly links?: ResultLinks;
   private readonly modelsDir: string;
 
-  constructor(options: DiscordAdapterOptions) {
+  constructor(options: DiscordDoorOptions) {
+    this.queue = options.queue;
     this.modelsDir = options.modelsDir;
     this.links = options.links;
     this.config = options.config;
@@ -113,11 +110,11 @@ export class DiscordAdapter implements Adapter {
     });
     this.rest = new REST(rest).setToken(this.config.token);
     this.answers = new Answers(this.rest, this.secrets, this.log);
-    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue!, linked: options.links !== undefined });
+    this.intake = new Intake({ maxFileBytes: options.maxFileBytes, maxPixels: options.maxPixels, cdnOrigins: cdnOrigins(this.config), secrets: this.secrets, logger: this.log, queue: () => this.queue, linked: options.links !== undefined });
     this.edits = new StatusEdits(
       this.config.progressEveryMs,
       async (id, out) => {
-        const job = await this.queue?.getJob(id);
+        const job = await this.queue.getJob(id);
         if (job) await this.answers.edit(id, job.request.replyTo as DiscordReply, out);
       },
       (job, error) => this.log.warn({ job, why: this.secrets.reason(error) }, 'could not update the status message'),
@@ -147,8 +144,8 @@ export class DiscordAdapter implements Adapter {
     return this.connection.problem;
   }
 
-  async start(queue: EnhanceQueue): Promise<void> {
-    this.queue = queue;
+  async start(): Promise<void> {
+    const { queue } = this;
     this.models = (await readManifest(this.modelsDir)).models.map((m) => m.name);
     await this.notes.open();
     await this.locales.open();
@@ -240,7 +237,7 @@ export class DiscordAdapter implements Adapter {
   }
 
   private async sendPreview(job: Job): Promise<void> {
-    const png = await this.queue!.readOutput(job.id, 'early');
+    const png = await this.queue.readOutput(job.id, 'early');
     const reply = job.request.replyTo as DiscordReply;
     if (png.length > reply.limitBytes) return;
     const t = wordsFor(job);
@@ -263,7 +260,7 @@ export class DiscordAdapter implements Adapter {
   }
 
   private async leaveInteraction(id: string, reply: DiscordReply): Promise<void> {
-    const job = await this.queue?.getJob(id);
+    const job = await this.queue.getJob(id);
     if (!job || job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled' || this.stopped) return;
     const token = this.secrets.open(reply.interaction!.sealed);
     const progress = this.progress.get(id);
@@ -384,7 +381,7 @@ export class DiscordAdapter implements Adapter {
   }
 
   private async onQueue(interaction: ChatInputCommandInteraction, t: Say): Promise<void> {
-    const jobs = await this.queue!.getJobs(`discord:${interaction.user.id}`);
+    const jobs = await this.queue.getJobs(`discord:${interaction.user.id}`);
     const lines = jobs.map((job) => {
       const p = this.progress.get(job.id);
       const state = job.state === 'active' ? (p ? progressBar(p.done, p.total) : { key: 'discord.starting' }) : { key: 'discord.position', values: { position: job.position } };
@@ -395,11 +392,11 @@ export class DiscordAdapter implements Adapter {
 
   private async onCancelAll(interaction: ChatInputCommandInteraction, t: Say): Promise<void> {
     const owner = `discord:${interaction.user.id}`;
-    const jobs = await this.queue!.getJobs(owner);
+    const jobs = await this.queue.getJobs(owner);
     const cancelled: string[] = [];
     for (const job of jobs) {
       try {
-        await this.queue!.cancel(job.id, owner);
+        await this.queue.cancel(job.id, owner);
         cancelled.push(displayName(job.request.name));
       } catch (error) {
         if (!(error instanceof EnhanceError)) throw error;
@@ -415,7 +412,7 @@ export class DiscordAdapter implements Adapter {
     if (kind === 'cancel') {
       await interaction.deferUpdate();
       try {
-        await this.queue!.cancel(id, `discord:${interaction.user.id}`);
+        await this.queue.cancel(id, `discord:${interaction.user.id}`);
       } catch (error) {
         await interaction.followUp({ content: say(locale, reasonTextOf(error)), flags: 64 });
       }
@@ -445,12 +442,12 @@ export class DiscordAdapter implements Adapter {
     const components = url ? [pageButton(url, t)] : [];
     if (url && pngOverLimit(result, reply)) {
       const over = t('discord.overPage', { scale: result.options.scale, bytes: result.outputs!.png!, limit: reply.limitBytes });
-      const compare = result.outputs?.compare !== undefined ? await this.queue!.readOutput(job.id, 'compare') : undefined;
+      const compare = result.outputs?.compare !== undefined ? await this.queue.readOutput(job.id, 'compare') : undefined;
       const files = compare && compare.length <= reply.limitBytes ? [{ name: uploadName(job.request.name, 'jpg', '.compare'), data: compare }] : [];
       await step('result', () => this.answers.edit(job.id, reply, { content: `${t('discord.done', { name, made })}\n${over}`, components, files }));
       return;
     }
-    const png = await this.queue!.readOutput(job.id, 'png');
+    const png = await this.queue.readOutput(job.id, 'png');
     let limit = reply.limitBytes;
     let refused = '';
     for (let attempt = 0; ; attempt++) {
@@ -486,8 +483,8 @@ export class DiscordAdapter implements Adapter {
         const url = this.links ? await this.links.keep(job, result) : undefined;
         await this.sendResult(job, result, reply, step, url);
         const extras = [];
-        if (result.outputs?.compare && !(url && pngOverLimit(result, reply))) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue!.readOutput(job.id, 'compare') });
-        if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue!.readOutput(job.id, 'pdf') });
+        if (result.outputs?.compare && !(url && pngOverLimit(result, reply))) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await this.queue.readOutput(job.id, 'compare') });
+        if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await this.queue.readOutput(job.id, 'pdf') });
         const fitting = extras.filter((file) => file.data.length <= reply.limitBytes);
         if (fitting.length > 0) {
           const what = fitting.map((f) => t(f.name.endsWith('.pdf') ? 'discord.pdf' : 'discord.compare')).join(t('discord.listSeparator'));

@@ -4,13 +4,7 @@
  * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons),
  * unless answers link to the web page, where the PNG at the asked scale is reached; any problem is one line to them.
  */
-import { EnhanceError, reasonTextOf } from '../../src/errors.js';
-import { translator, type Locale } from '../../src/i18n/i18n.js';
-import { largestFittingScale } from '../../src/imaging/fit.js';
-import { checkFileSize, probeImage } from '../../src/imaging/input.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceQueue } from '../../src/queue/queue.js';
-import type { EnhanceOptions } from '../../src/types.js';
+import { checkFileSize, EnhanceError, largestFittingScale, probeImage, reasonTextOf, translator, type EnhanceOptions, type EnhanceQueue, type Locale, type Logger } from '../../src/index.js';
 import type { DiscordReply, Outgoing } from './answers.js';
 import type { DiscordConfig } from './config.js';
 import type { Secrets } from './secrets.js';

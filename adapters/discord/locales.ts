@@ -6,9 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomic } from '../../src/files.js';
-import { LOCALES, type Locale } from '../../src/i18n/i18n.js';
-import type { Logger } from '../../src/log.js';
+import { LOCALES, writeAtomic, type Locale, type Logger } from '../../src/index.js';
 
 /** Enough people for any server the bot is in; the longest unheard-of are forgotten first. */
 const MOST = 10_000;

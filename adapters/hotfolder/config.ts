@@ -3,9 +3,7 @@
  * it runs, the presets (`inbox/<name>/`) and the language its `.error.txt` reasons and PDFs are written in.
  */
 import { z } from 'zod';
-import { defineSection, flag, folder, requestOption, wholeNumber, type SectionValue } from '../../src/config.js';
-import { LOCALES, matchLocale } from '../../src/i18n/i18n.js';
-import type { EnhanceOptions } from '../../src/types.js';
+import { defineSection, flag, folder, LOCALES, matchLocale, requestOption, wholeNumber, type EnhanceOptions, type SectionValue } from '../../src/index.js';
 
 /** Options a preset sets; the rest come from the defaults. `report` writes the PDF summary (or not). */
 export type Preset = Partial<EnhanceOptions> & { report?: boolean };

@@ -12,20 +12,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import { DiskFullError } from '../../src/disk-space.js';
-import { EnhanceError, plainText, reasonOf, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n.js';
-import { checkFileSize } from '../../src/imaging/input.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import { SHARED_FILE, TEMP_NAME, writeAtomic } from '../../src/files.js';
-import { JOB_ID, newJobId } from '../../src/queue/spool.js';
-import type { Adapter } from '../../src/service/adapter.js';
-import type { Job } from '../../src/types.js';
+import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type Job, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
+import type { Door } from '../../src/index.js';
 import type { Preset } from './config.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
 
 export interface HotFolderOptions {
+  /** The queue this door submits to and hears from. */
+  queue: EnhanceQueue;
   inbox: string;
   outbox: string;
   /** Where the hot folder keeps its own small state (name reservations), e.g. `<data>/hotfolder`. */
@@ -77,7 +71,7 @@ interface Candidate {
   heldSince?: number;
 }
 
-export class HotFolder implements Adapter {
+export class HotFolderDoor implements Door<HotFolderReply> {
   readonly name = 'hotfolder';
   readonly trusted = true;
   private readonly log: Logger;
@@ -86,7 +80,7 @@ export class HotFolder implements Adapter {
   private readonly candidates = new Map<string, Candidate>();
   /** The check under way, so that stopping waits for a file being taken to be queued. */
   private ticking: Promise<void> | null = null;
-  private queue?: EnhanceQueue;
+  private readonly queue: EnhanceQueue;
   /** Serialises everything that picks names or moves files, so two steps never pick the same free name. */
   private serial: Promise<unknown> = Promise.resolve();
   private readonly warned = new Set<string>();
@@ -98,6 +92,7 @@ export class HotFolder implements Adapter {
   private readonly options: HotFolderOptions;
 
   constructor(options: HotFolderOptions) {
+    this.queue = options.queue;
     this.options = { ...options };
     this.log = options.logger.child({ adapter: 'hotfolder' });
   }
@@ -110,8 +105,7 @@ export class HotFolder implements Adapter {
     return path.join(this.options.inbox, 'failed');
   }
 
-  async start(queue: EnhanceQueue): Promise<void> {
-    this.queue = queue;
+  async start(): Promise<void> {
     // The configured folders may be links (to a share, say); they are followed once, here.
     for (const key of ['inbox', 'outbox', 'stateDir'] as const) {
       const dir = this.options[key];
@@ -206,7 +200,7 @@ export class HotFolder implements Adapter {
    */
   private async tick(): Promise<void> {
     // Intake is paused while the disk is full (the queue logged it once): files wait in the inbox, untouched.
-    if (this.queue?.disk?.full) return;
+    if (this.queue.disk?.full) return;
     try {
       const now = Date.now();
       const ready: Array<[string, Candidate]> = [];
@@ -256,7 +250,7 @@ export class HotFolder implements Adapter {
       }
       if (code === 'ENOSPC' || code === 'EDQUOT') {
         // Left in the inbox, and taken once there is room.
-        this.queue!.disk?.report(error);
+        this.queue.disk?.report(error);
         this.candidates.set(file, seen);
         return;
       }
@@ -291,7 +285,7 @@ export class HotFolder implements Adapter {
         } else if (entry[15] === '-') {
           name = entry.slice(16); // As versions before the name file left it.
         } else continue;
-        if (await this.queue!.getJob(id)) continue;
+        if (await this.queue.getJob(id)) continue;
         this.log.info({ job: id }, 'queueing again a file taken before the last stop');
         await this.submit(file, id, preset, name);
       }
@@ -319,7 +313,7 @@ export class HotFolder implements Adapter {
       checkFileSize(stats.size, this.options.maxFileBytes);
       const { report, ...options } = this.options.presets[preset] ?? {};
       const replyTo: HotFolderReply = { adapter: 'hotfolder', working: path.relative(this.options.inbox, working), name, preset };
-      await this.queue!.submit(
+      await this.queue.submit(
         { input: await fs.readFile(working), name, owner: 'hotfolder', replyTo, locale: this.options.locale, report: report ?? this.options.pdf, options },
         id,
       );
@@ -327,7 +321,7 @@ export class HotFolder implements Adapter {
       if (error instanceof DiskFullError) return this.later(working, id, preset, name);
       if (!(error instanceof EnhanceError)) this.log.error({ err: error, job: id }, 'queueing a file failed');
       await this.moveToFailed(id, working, name, reasonTextOf(error)).catch((again: unknown) => {
-        if (!this.queue!.disk?.report(again)) throw again;
+        if (!this.queue.disk?.report(again)) throw again;
         // Queued again once there is room; refused again then, it gets its reason then.
         this.later(working, id, preset, name);
       });
@@ -336,7 +330,7 @@ export class HotFolder implements Adapter {
 
   /** A file that could not be queued for want of disk space stays in `.working/` and is queued once there is room. */
   private later(working: string, id: string, preset: string, name: string): void {
-    const queue = this.queue!;
+    const queue = this.queue;
     const room = queue.disk ? queue.disk.whenSpace(this.stopping.signal) : new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
     const again = room
       .then(
@@ -386,7 +380,7 @@ export class HotFolder implements Adapter {
       for (const [suffix, kind] of OUTPUTS) {
         if (outcome.result.outputs?.[kind] === undefined) continue;
         // Read one output at a time from the result store: a large PNG is never held twice.
-        await writeAtomic(inside(outbox, stem + suffix), await this.queue!.readOutput(id, kind), SHARED_FILE);
+        await writeAtomic(inside(outbox, stem + suffix), await this.queue.readOutput(id, kind), SHARED_FILE);
         written.push(stem + suffix);
       }
       const { base, ext } = splitName(name);

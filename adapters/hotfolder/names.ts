@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cutToBytes } from '../../src/files.js';
+import { cutToBytes } from '../../src/index.js';
 
 /** Names of files still being written by common tools (browsers, editors, rsync, scp, Office). */
 const TEMPORARY = [/\.(tmp|temp|part|partial|crdownload|download|swp|swx)$/i, /~$/, /^~\$/, /^\.?#/];

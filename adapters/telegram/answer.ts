@@ -8,13 +8,9 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { GrammyError, InlineKeyboard, InputFile, type Api } from 'grammy';
-import { plainText } from '../../src/errors.js';
-import { DEFAULT_LOCALE, say, sentence, translator, type Locale } from '../../src/i18n/i18n.js';
-import { fitToLimit } from '../../src/imaging/fit.js';
-import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
-import type { Job } from '../../src/types.js';
-import type { ResultLinks } from '../../src/service/result-links.js';
-import type { SentNotes } from '../../src/service/sent-notes.js';
+import { DEFAULT_LOCALE, fitToLimit, PermanentDeliveryError, plainText, say, sentence, translator, type EnhanceQueue, type Job, type Locale, type Outcome } from '../../src/index.js';
+import type { ResultLinks } from '../kit/result-links.js';
+import type { SentNotes } from '../kit/sent-notes.js';
 import { replyParams, type TelegramReply } from './reply.js';
 import { safeError, safeReason } from './secret.js';
 import type { StatusEditor } from './status-editor.js';

@@ -5,8 +5,7 @@
  * on a CPU) and `pdf` (the PDF summary too). Other words are left
  * alone, so an ordinary caption does no harm.
  */
-import { catalogue, LOCALES } from '../../src/i18n/i18n.js';
-import type { EnhanceOptions } from '../../src/types.js';
+import { catalogue, LOCALES, type EnhanceOptions } from '../../src/index.js';
 
 /** What a caption asks for. */
 export interface CaptionOptions {

@@ -5,7 +5,7 @@
  * upload 50 MB; a self-hosted server started with `--local` lifts both to 2000 MB (set `localServer`).
  */
 import { z } from 'zod';
-import { defineSection, flag, wholeNumber, type SectionValue } from '../../src/config.js';
+import { defineSection, flag, wholeNumber, type SectionValue } from '../../src/index.js';
 
 /** Telegram's own server. */
 export const TELEGRAM_API = 'https://api.telegram.org';

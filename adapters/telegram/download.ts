@@ -8,8 +8,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Api } from 'grammy';
-import { EnhanceError } from '../../src/errors.js';
-import { checkFileSize } from '../../src/imaging/input.js';
+import { checkFileSize, EnhanceError } from '../../src/index.js';
 
 export interface DownloadOptions {
   api: Api;

@@ -3,7 +3,7 @@
  */
 import { InlineKeyboard } from 'grammy';
 import type { Message, ReplyParameters } from 'grammy/types';
-import { translator, type Locale } from '../../src/i18n/i18n.js';
+import { translator, type Locale } from '../../src/index.js';
 
 /** What a Telegram job carries in `request.replyTo`: plain data, stored with the job across restarts. */
 export type TelegramReply = {

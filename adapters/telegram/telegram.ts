@@ -13,23 +13,16 @@ import { autoRetry } from '@grammyjs/auto-retry';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import { Bot, GrammyError, type Api, InlineKeyboard, InputFile, type Context } from 'grammy';
 import type { InlineKeyboardMarkup, Message } from 'grammy/types';
-import { EnhanceError, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, LOCALES, say, translator, type Locale, type Text } from '../../src/i18n/i18n.js';
-import { estimatePngBytes, largestFittingScale } from '../../src/imaging/fit.js';
-import { probeImage } from '../../src/imaging/input.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import { JOB_ID } from '../../src/queue/spool.js';
-import type { Adapter } from '../../src/service/adapter.js';
-import type { ResultLinks } from '../../src/service/result-links.js';
-import type { EnhanceProgress, Job } from '../../src/types.js';
+import { DEFAULT_LOCALE, EnhanceError, estimatePngBytes, JOB_ID, largestFittingScale, LOCALES, probeImage, reasonTextOf, say, translator, type EnhanceProgress, type EnhanceQueue, type Job, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
+import type { Door } from '../../src/index.js';
+import type { ResultLinks } from '../kit/result-links.js';
 import { isAddressed, isAllowed } from './access.js';
 import { deliverAnswer } from './answer.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import { serverLimits, type TelegramConfig } from './config.js';
 import { downloadFile } from './download.js';
-import { DoorConnection } from '../../src/service/door-connection.js';
-import { SentNotes } from '../../src/service/sent-notes.js';
+import { DoorConnection } from '../kit/connection.js';
+import { SentNotes } from '../kit/sent-notes.js';
 import { cancelButton, imageOf, replyParams, type TelegramReply } from './reply.js';
 import { safeReason } from './secret.js';
 import { StatusEditor } from './status-editor.js';
@@ -38,6 +31,8 @@ import { helpText, label, localeOf, progressText, queuedText } from './text.js';
 export type { TelegramReply } from './reply.js';
 
 export interface TelegramOptions {
+  /** The queue this door submits to and hears from. */
+  queue: EnhanceQueue;
   config: TelegramConfig;
   /** Where the adapter notes what it has sent, e.g. `<data>/telegram`. */
   stateDir: string;
@@ -65,14 +60,14 @@ const ALBUM_MEMORY_MS = 10 * 60_000;
 const POLL_PAUSE_MS = 5_000;
 const MAX_POLL_PAUSE_MS = 5 * 60_000;
 
-export class TelegramBot implements Adapter {
+export class TelegramDoor implements Door<TelegramReply> {
   readonly name = 'telegram';
   private readonly bot: Bot;
   private readonly log: Logger;
   private readonly token: string;
   private readonly limits: { download: number; upload: number };
   private readonly editor: StatusEditor;
-  private queue?: EnhanceQueue;
+  private readonly queue: EnhanceQueue;
   private runner?: RunnerHandle;
   private repoll?: NodeJS.Timeout;
   private stopping = false;
@@ -86,6 +81,7 @@ export class TelegramBot implements Adapter {
   private readonly connection: DoorConnection;
 
   constructor(private readonly options: TelegramOptions) {
+    this.queue = options.queue;
     const { config } = options;
     this.token = config.token;
     this.log = options.logger.child({ adapter: 'telegram' });
@@ -151,8 +147,8 @@ export class TelegramBot implements Adapter {
     this.pollFailing = why;
   }
 
-  async start(queue: EnhanceQueue): Promise<void> {
-    this.queue = queue;
+  async start(): Promise<void> {
+    const { queue } = this;
     await this.notes.open();
     // Deliveries and status edits of recovered jobs need only the token; they are retried while Telegram is away.
     this.listen(queue);
@@ -291,7 +287,7 @@ export class TelegramBot implements Adapter {
     const refuse = (reason: Text) => answer(prefix + t('telegram.notTaken', { reason }));
     if (source.notImage) return answer(prefix + t('telegram.notImage', { type: source.notImage }));
     // The queue checks this too; asking first saves downloading an image that cannot be taken.
-    const mine = (await this.queue!.getJobs(owner)).length;
+    const mine = (await this.queue.getJobs(owner)).length;
     if (mine >= this.options.queuedPerOwner) return refuse({ key: 'reason.ownerLimit', values: { count: mine, limit: this.options.queuedPerOwner } });
     let input: Buffer;
     let header;
@@ -324,7 +320,7 @@ export class TelegramBot implements Adapter {
     await answer(prefix + t('telegram.received', { name: source.name }));
     const replyTo: TelegramReply = { adapter: 'telegram', chat, message: message.message_id, status: status!, ...(albumIndex ? { album: albumIndex } : {}) };
     try {
-      await this.queue!.submit({ input, name: source.name, owner, replyTo, locale, options: asked.options, report: asked.report, earlyPreview: true });
+      await this.queue.submit({ input, name: source.name, owner, replyTo, locale, options: asked.options, report: asked.report, earlyPreview: true });
     } catch (error) {
       if (!(error instanceof EnhanceError)) this.log.error({ chat, err: safeReason(error, this.token) }, 'queueing an image failed');
       await this.editStatus(chat, status!, prefix + t('telegram.notTaken', { reason: reasonTextOf(error) }));
@@ -348,7 +344,7 @@ export class TelegramBot implements Adapter {
   }
 
   private async status(ctx: Context): Promise<void> {
-    const jobs = await this.queue!.getJobs(`telegram:${ctx.from?.id}`);
+    const jobs = await this.queue.getJobs(`telegram:${ctx.from?.id}`);
     const locale = localeOf(ctx.from);
     const t = translator(locale);
     if (jobs.length === 0) {
@@ -365,11 +361,11 @@ export class TelegramBot implements Adapter {
 
   private async cancelAll(ctx: Context): Promise<void> {
     const owner = `telegram:${ctx.from?.id}`;
-    const jobs = await this.queue!.getJobs(owner);
+    const jobs = await this.queue.getJobs(owner);
     let cancelled = 0;
     for (const job of jobs) {
       try {
-        await this.queue!.cancel(job.id, owner);
+        await this.queue.cancel(job.id, owner);
         cancelled += 1;
       } catch {
         // It ended meanwhile.
@@ -382,12 +378,12 @@ export class TelegramBot implements Adapter {
   private async cancelOne(ctx: Context, id: string): Promise<void> {
     const locale = localeOf(ctx.from);
     const t = translator(locale);
-    if (!JOB_ID.test(id) || !(await this.queue!.getJob(id))) {
+    if (!JOB_ID.test(id) || !(await this.queue.getJob(id))) {
       await ctx.answerCallbackQuery({ text: t('telegram.alreadyEnded') });
       return;
     }
     try {
-      await this.queue!.cancel(id, `telegram:${ctx.from?.id}`);
+      await this.queue.cancel(id, `telegram:${ctx.from?.id}`);
       await ctx.answerCallbackQuery({ text: t('telegram.cancelling') });
     } catch (error) {
       await ctx.answerCallbackQuery({ text: say(locale, reasonTextOf(error)) });
@@ -458,7 +454,7 @@ export class TelegramBot implements Adapter {
     const r = job.request.replyTo as unknown as TelegramReply;
     const locale = localeOfJob(job);
     await this.notes.once(job.id, 'early', async () => {
-      const png = await this.queue!.readOutput(job.id, 'early');
+      const png = await this.queue.readOutput(job.id, 'early');
       await this.bot.api.sendPhoto(r.chat, new InputFile(png, 'preview.png'), {
         caption: label(locale, r.album) + translator(locale)('telegram.earlyPreview'),
         reply_parameters: replyParams(r.message),
@@ -471,7 +467,7 @@ export class TelegramBot implements Adapter {
   async deliver(job: Job, outcome: Outcome): Promise<void> {
     // The early preview comes first, also when the job was quick.
     await this.previews.get(job.id);
-    await deliverAnswer({ api: this.bot.api, queue: this.queue!, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload, links: this.options.links }, job, outcome, this.token);
+    await deliverAnswer({ api: this.bot.api, queue: this.queue, notes: this.notes, editor: this.editor, uploadLimit: this.limits.upload, links: this.options.links }, job, outcome, this.token);
   }
 
   /** Edits a status message; "not modified" and "not found" (deleted by the person) are not failures. */

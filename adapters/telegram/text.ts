@@ -3,8 +3,7 @@
  * each in its person's language (the `telegram` section of src/i18n/catalogues/). Plain text only (no Markdown),
  * so a file name can never break a message.
  */
-import { resolveLocale, say, sentence, translator, type Locale } from '../../src/i18n/i18n.js';
-import type { EnhanceProgress, EnhanceResult } from '../../src/types.js';
+import { resolveLocale, say, sentence, translator, type EnhanceProgress, type EnhanceResult, type Locale } from '../../src/index.js';
 
 /**
  * The catalogue for a Telegram user's `language_code` (`zh`, `zh-hans`, `zh-cn` → `zh-Hans`; anything without

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
-import { EnhanceError } from '../../src/errors.js';
+import { EnhanceError } from '../../src/index.js';
 
 export const KEY_COOKIE = 'enhancer_key';
 export const VISITOR_COOKIE = 'enhancer_visitor';

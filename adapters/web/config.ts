@@ -3,7 +3,7 @@
  * results are kept for their links.
  */
 import { z } from 'zod';
-import { defineSection, flag, wholeNumber, type SectionValue } from '../../src/config.js';
+import { defineSection, flag, wholeNumber, type SectionValue } from '../../src/index.js';
 
 const DURATION = /^(\d+)\s*(s|m|h|d)$/;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

@@ -4,9 +4,7 @@
  * decorations every route reads.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Locale } from '../../src/i18n/i18n.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceQueue } from '../../src/queue/queue.js';
+import type { EnhanceQueue, Locale, Logger } from '../../src/index.js';
 import { KEY_COOKIE, newVisitor, VISITOR_COOKIE, visitorOf, type Access, type Admission } from './access.js';
 import type { WebConfig } from './config.js';
 import type { JobFeed } from './feed.js';

@@ -8,9 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Locale } from '../../src/i18n/i18n.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceProgress } from '../../src/types.js';
+import type { EnhanceProgress, Locale, Logger } from '../../src/index.js';
 import { eventFor, snapshotFor, type PageEvent, type Snapshot } from './status.js';
 
 /** A comment line on open event streams this often, so proxies do not close a quiet one (nginx: 60 s). */

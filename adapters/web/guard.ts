@@ -16,8 +16,7 @@
 import type { Socket } from 'node:net';
 import net from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { say, type Locale } from '../../src/i18n/i18n.js';
-import type { Logger } from '../../src/log.js';
+import { say, type Locale, type Logger } from '../../src/index.js';
 
 /** A socket silent this long, in either direction, is closed: a body that stopped, a client that went away. */
 export const IDLE_MS = 30_000;

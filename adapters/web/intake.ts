@@ -4,13 +4,7 @@
  * one-line reason; the whole upload counts once against its sender's limit (people.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { EnhanceError, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n.js';
-import { probeImage } from '../../src/imaging/input.js';
-import type { Logger } from '../../src/log.js';
-import type { EnhanceQueue } from '../../src/queue/queue.js';
-import { newJobId } from '../../src/queue/spool.js';
-import type { EnhanceOptions } from '../../src/types.js';
+import { DEFAULT_LOCALE, EnhanceError, newJobId, probeImage, reasonTextOf, say, type EnhanceOptions, type EnhanceQueue, type Locale, type Logger, type Text } from '../../src/index.js';
 import type { Keep, KeptJob } from './keep.js';
 import type { LinkSigner } from './links.js';
 import { MAX_FILES, type People, type Visitor, type WebReply } from './people.js';

@@ -7,10 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { mkdirPrivate, writeAtomic } from '../../src/files.js';
-import { JOB_ID } from '../../src/queue/spool.js';
-import type { Text } from '../../src/i18n/i18n.js';
-import type { EnhanceOptions, EnhanceResult, JobState, OutputKind } from '../../src/types.js';
+import { JOB_ID, mkdirPrivate, writeAtomic, type EnhanceOptions, type EnhanceResult, type JobState, type OutputKind, type Text } from '../../src/index.js';
 
 /** Files a kept job may have: the upload and the queue's outputs. */
 export type KeptKind = OutputKind | 'input';

@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
-import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/index.js';
 import type { ModelChoice } from './context.js';
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */

@@ -7,9 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { EnhanceError } from '../../src/errors.js';
-import { mkdirPrivate } from '../../src/files.js';
-import { JOB_ID } from '../../src/queue/spool.js';
+import { EnhanceError, JOB_ID, mkdirPrivate } from '../../src/index.js';
 
 /** What a link's query says, checked. */
 export type LinkCheck = { ok: true; expires: number } | { ok: false; why: 'forged' | 'expired' };

@@ -12,7 +12,7 @@
  * 3 images in the queue".
  */
 import { randomBytes } from 'node:crypto';
-import type { Job, ReplyTo } from '../../src/types.js';
+import type { Job, ReplyTo } from '../../src/index.js';
 
 /** Files taken from one upload request; the rest are listed with a reason, so every file gets an answer. */
 export const MAX_FILES = 20;

@@ -3,9 +3,7 @@
  * keeps jobs and events in plain data (a reason as a catalogue `Text`); each page's event stream says them in its
  * own viewer's language, so the person who opens a link sees it in theirs, whoever uploaded it.
  */
-import { plainText } from '../../src/errors.js';
-import { formatSize, say, sentence, type Locale, type Text } from '../../src/i18n/i18n.js';
-import type { EnhanceProgress } from '../../src/types.js';
+import { formatSize, plainText, say, sentence, type EnhanceProgress, type Locale, type Text } from '../../src/index.js';
 import type { KeptJob } from './keep.js';
 import { webSay } from './language.js';
 

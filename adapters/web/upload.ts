@@ -4,9 +4,7 @@
  * pixel limit is refused without being held (the rest of it is read and dropped, never kept).
  */
 import type { MultipartFile } from '@fastify/multipart';
-import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
-import type { Text } from '../../src/i18n/i18n.js';
-import { probeImage } from '../../src/imaging/input.js';
+import { EnhanceError, probeImage, reasonOf, reasonTextOf, type Text } from '../../src/index.js';
 
 /** One file of an upload: its bytes, or the one-line reason it was refused (said in the uploader's language). */
 export type UploadedFile = { name: string; bytes: Buffer } | { name: string; reason: Text };

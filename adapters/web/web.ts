@@ -13,16 +13,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { EnhanceError, reasonOf } from '../../src/errors.js';
-import { LOCALES } from '../../src/i18n/i18n.js';
-import { listenProblem } from '../../src/listen-problem.js';
-import type { Logger } from '../../src/log.js';
-import { readManifest } from '../../src/models/manifest.js';
-import { projectRoot } from '../../src/paths.js';
-import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import type { Adapter } from '../../src/service/adapter.js';
-import type { ResultLinks } from '../../src/service/result-links.js';
-import type { EnhanceResult, Job } from '../../src/types.js';
+import { EnhanceError, listenProblem, LOCALES, projectRoot, readManifest, reasonOf, type EnhanceQueue, type EnhanceResult, type Job, type Logger, type Outcome } from '../../src/index.js';
+import type { Door } from '../../src/index.js';
+import type { ResultLinks } from '../kit/result-links.js';
 import { Access, checkExposure, isLoopback } from './access.js';
 import type { WebConfig } from './config.js';
 import type { WebContext } from './context.js';
@@ -31,11 +24,13 @@ import { displayName, Intake } from './intake.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
 import { modelChoices, renderPage } from './language.js';
 import { LinkSigner } from './links.js';
-import { People } from './people.js';
+import { People, type WebReply } from './people.js';
 import { buildServer } from './server.js';
 import type { Snapshot } from './status.js';
 
 export interface WebOptions {
+  /** The queue this door submits to and hears from. */
+  queue: EnhanceQueue;
   config: WebConfig;
   /** Where the door keeps its link key and the kept results, e.g. `<data>/web`. */
   stateDir: string;
@@ -66,13 +61,13 @@ const PAGES = ['index.html', 'job.html'] as const;
 /** Expired and over-size kept results are removed this often (and after each delivery). */
 const PRUNE_MS = 10 * 60_000;
 
-export class WebDoor implements Adapter {
+export class WebDoor implements Door<WebReply> {
   readonly name = 'web';
   /** The door counts each person's uploads itself (people.ts): the queue's per-job limit would split an upload. */
   readonly ownLimits = true;
   private readonly log: Logger;
   private app?: FastifyInstance;
-  private queue?: EnhanceQueue;
+  private readonly queue: EnhanceQueue;
   private keep!: Keep;
   private links!: LinkSigner;
   private readonly feed: JobFeed;
@@ -86,15 +81,16 @@ export class WebDoor implements Adapter {
   url = '';
 
   constructor(private readonly options: WebOptions) {
+    this.queue = options.queue;
     this.log = options.logger.child({ adapter: 'web' });
     this.feed = new JobFeed(this.log);
     this.people = new People(options.queuedPerOwner);
   }
 
-  async start(queue: EnhanceQueue): Promise<void> {
+  async start(): Promise<void> {
     const { config } = this.options;
+    const { queue } = this;
     checkExposure(config.host, config.accessKeys, config.open);
-    this.queue = queue;
     this.links = await LinkSigner.open(this.options.stateDir);
     const access = new Access(this.links.derive('access'), config.accessKeys, { loopback: isLoopback(config.host), open: config.open });
     this.keep = new Keep(path.join(this.options.stateDir, 'keep'), config.keepBytes);
@@ -166,7 +162,7 @@ export class WebDoor implements Adapter {
    *
    * @example
    * const links = web.resultLinks('https://enhance.example.org');
-   * new TelegramBot({ ..., links });
+   * new TelegramDoor({ queue, ..., links });
    */
   resultLinks(publicUrl: string): ResultLinks {
     return { keep: (job, result) => this.keepLinked(job, result, publicUrl) };
@@ -190,7 +186,7 @@ export class WebDoor implements Adapter {
         bytes: job.bytes,
         state: 'waiting',
       };
-      await this.keep.add(kept, await this.queue!.readInput(job.id));
+      await this.keep.add(kept, await this.queue.readInput(job.id));
     }
     if (kept.state !== 'completed') {
       await this.keepOutputs(job.id, result);
@@ -204,7 +200,7 @@ export class WebDoor implements Adapter {
   /** A completed job's outputs from the queue's result store into the keep. */
   private async keepOutputs(id: string, result: EnhanceResult): Promise<void> {
     for (const kind of Object.keys(result.outputs ?? {}) as KeptKind[]) {
-      if (KEPT_KINDS.includes(kind) && kind !== 'input') await this.keep.put(id, kind, await this.queue!.readOutput(id, kind));
+      if (KEPT_KINDS.includes(kind) && kind !== 'input') await this.keep.put(id, kind, await this.queue.readOutput(id, kind));
     }
   }
 
@@ -275,7 +271,7 @@ export class WebDoor implements Adapter {
       preview: fs.existsSync(this.keep.file(kept.id, 'early')),
     };
     if (kept.state !== 'waiting' && kept.state !== 'active') return { ...base, state: kept.state, position: 0, etaMs: 0, reason: kept.reason, reasonText: kept.reasonText, result: kept.result };
-    const status = await this.queue!.getJob(kept.id);
+    const status = await this.queue.getJob(kept.id);
     const state = !status ? 'waiting' : status.state === 'waiting' || status.state === 'active' ? status.state : 'finishing';
     return { ...base, state, position: status?.position ?? 0, etaMs: status?.etaMs ?? 0, progress: this.feed.progressOf(kept.id) };
   }

@@ -15,8 +15,8 @@ import { RedisJobSource } from '../queue/redis/redis-source.js';
 import { RedisSpeeds } from '../queue/redis/speeds.js';
 import { Throughput } from '../queue/throughput.js';
 import type { JobSource, WorkerOptions } from '../queue/worker.js';
-import type { Job } from '../types.js';
-import type { Adapter } from './adapter.js';
+import type { Job, ReplyTo } from '../types.js';
+import type { Door, JobOf } from './door.js';
 import type { Closer } from './closer.js';
 
 /** What a process runs: the doors and a worker (`all`, the only role without Redis), the doors (`front`), a worker. */
@@ -56,9 +56,12 @@ const FRONT_LOCK_MS = 10_000;
 /** After leaving without Redis, how long the process may take to end by itself before it is ended. */
 const ABANDON_EXIT_MS = 2_000;
 
-/** What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out. */
-export function frontOptions(config: Config, doors: readonly Adapter[], log: Logger) {
-  const byName = new Map(doors.map((a) => [a.name, a]));
+/**
+ * What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out.
+ * `doors` is read when a request or an answer comes, since the doors are built with the queue.
+ */
+export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, log: Logger) {
+  const byName = doors;
   return {
     defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
     modelsDir: config.models,
@@ -74,14 +77,15 @@ export function frontOptions(config: Config, doors: readonly Adapter[], log: Log
       const door = byName.get(name);
       // Kept and tried again: the door may be turned back on.
       if (!door) throw new Error(`the ${name || 'unnamed'} front door is not running (turned off in the config?)`);
-      await door.deliver(job, outcome);
+      // A job goes to the door its reply names, so its reply is that door's own type.
+      await door.deliver(job as JobOf<ReplyTo>, outcome);
     },
     logger: log,
   };
 }
 
 /** The in-process queue: the doors' queue and the worker's source in one, on the data folder's spool. */
-export function localBackend(config: Config, doors: readonly Adapter[], log: Logger): Backend {
+export function localBackend(config: Config, doors: ReadonlyMap<string, Door>, log: Logger): Backend {
   const speeds = new Throughput(config.data);
   const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, doors, log) });
   return {
@@ -104,7 +108,7 @@ export function localBackend(config: Config, doors: readonly Adapter[], log: Log
  * front's lock taken (a second front is refused here, before it reads or watches anything), both added to
  * `closer` so a start that fails later gives them back.
  */
-export async function redisBackend(config: Config, role: Role, doors: readonly Adapter[], log: Logger, closer: Closer): Promise<Backend> {
+export async function redisBackend(config: Config, role: Role, doors: ReadonlyMap<string, Door>, log: Logger, closer: Closer): Promise<Backend> {
   const redis = await connectRedis(config.redis.url, log, role);
   closer.add('Redis connection', () => redis.disconnect());
   if (role !== 'worker') {

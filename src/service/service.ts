@@ -19,10 +19,9 @@ import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import type { EnhanceQueue } from '../queue/queue.js';
 import { Worker } from '../queue/worker.js';
-import type { Adapter } from './adapter.js';
 import { localBackend, redisBackend, type Backend, type Role } from './backend.js';
 import { Closer } from './closer.js';
-import { checkDoors, doorHealth } from './door-connection.js';
+import { checkDoors, doorHealth, type Door, type DoorFactory } from './door.js';
 
 export { ROLES, type Role } from './backend.js';
 
@@ -39,15 +38,15 @@ export interface Service {
   queue?: EnhanceQueue;
   /** None in a front. */
   worker?: Worker;
-  doors: readonly Adapter[];
+  doors: readonly Door[];
   /** Stops taking work, lets the running job finish (or keeps it for the next start), delivers, closes. */
   stop(): Promise<void>;
 }
 
 export interface StartOptions {
   config: Config;
-  /** The front doors to start (none in a worker). */
-  doors: readonly Adapter[];
+  /** Builds the front doors, each with the queue (not called in a worker). */
+  doors: DoorFactory;
   logger: Logger;
   /** What the doors may ask for beyond `config.model` (a hot-folder preset's model), checked before start. */
   models?: readonly string[];
@@ -94,20 +93,21 @@ export async function startService(options: StartOptions): Promise<Service> {
   const { config, logger: log, role = 'all', signal } = options;
   const problem = roleProblem(role, config);
   if (problem) throw new EnhanceError(problem, 'options');
-  const front = role !== 'worker';
   const work = role !== 'front';
-  const doors = front ? options.doors : [];
-  await checkDoors(doors, log, signal);
-  if (signal?.aborted) throw new StartStopped();
-
   const closer = new Closer(log);
   try {
-    const preparer = new ModelPreparer({ dir: config.models, logger: log });
-    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, config.models, preparer);
     const notPrivate = privateDataFolder(config.data);
     if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
-    const backend: Backend = config.redis.url ? await redisBackend(config, role, doors, log, closer) : localBackend(config, doors, log);
+    const byName = new Map<string, Door>();
+    const backend: Backend = config.redis.url ? await redisBackend(config, role, byName, log, closer) : localBackend(config, byName, log);
     const { queue, source } = backend;
+    const doors = queue && role !== 'worker' ? options.doors(queue) : [];
+    for (const door of doors) byName.set(door.name, door);
+    // The doors' credentials before anything is prepared or taken: a refused token stops start-up here.
+    await checkDoors(doors, log, signal);
+    if (signal?.aborted) throw new StartStopped();
+    const preparer = new ModelPreparer({ dir: config.models, logger: log });
+    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, config.models, preparer);
 
     let worker: Worker | undefined;
     if (work && source) {
@@ -132,7 +132,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     const recovered = (await queue?.recover()) ?? [];
     for (const door of doors) {
       closer.add(`${door.name} door`, () => door.stop());
-      await door.start(queue!);
+      await door.start();
     }
     queue?.startDeliveries();
     worker?.run();

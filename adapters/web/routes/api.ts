@@ -8,8 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
-import { reasonTextOf } from '../../../src/errors.js';
-import { say } from '../../../src/i18n/i18n.js';
+import { reasonTextOf, say } from '../../../src/index.js';
 import { admission, visitorOfRequest, type UploadLimiter, type WebContext } from '../context.js';
 import { choicesFrom, displayName, type FileAnswer } from '../intake.js';
 import { KEY_COOKIE } from '../access.js';

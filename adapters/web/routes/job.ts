@@ -6,8 +6,7 @@
  */
 import fs from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { reasonTextOf } from '../../../src/errors.js';
-import { say } from '../../../src/i18n/i18n.js';
+import { reasonTextOf, say } from '../../../src/index.js';
 import { admission, visitorOfRequest, type UploadLimiter, type WebContext } from '../context.js';
 import { choicesFrom } from '../intake.js';
 import { KEPT_KINDS, type KeptKind } from '../keep.js';

@@ -3,7 +3,7 @@
  * for at `/favicon.ico`. Files come from a table, so no part of a request ever becomes a path.
  */
 import type { FastifyInstance } from 'fastify';
-import { say } from '../../../src/i18n/i18n.js';
+import { say } from '../../../src/index.js';
 import type { WebContext } from '../context.js';
 import { plain } from '../server.js';
 

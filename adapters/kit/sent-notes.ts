@@ -5,8 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { mkdirPrivate, writeAtomic } from '../files.js';
-import { JOB_ID } from '../queue/spool.js';
+import { JOB_ID, mkdirPrivate, writeAtomic } from '../../src/index.js';
 
 interface Note {
   /** The parts sent so far, named by the door (`png`, `compare`, …). */

@@ -1,9 +1,9 @@
 /**
- * Links from chat answers to the web door's job pages. The chat doors know only this interface (the core owns it,
- * so no adapter imports another); `adapters/serve.ts` hands them the web door's implementation when
+ * Links from chat answers to the web door's job pages. The chat doors know only this interface (the kit owns it,
+ * so no door imports another); `adapters/serve.ts` hands them the web door's implementation when
  * `web.publicUrl` is set, and nothing otherwise, in which case they answer exactly as without a web door.
  */
-import type { EnhanceResult, Job } from '../types.js';
+import type { EnhanceResult, Job } from '../../src/index.js';
 
 export interface ResultLinks {
   /**

@@ -5,9 +5,7 @@
  * grammY without end and a silent socket held it for grammY's 500 s timeout, so the worker never ran, an image
  * the hot folder had taken waited in `.working/`, and SIGTERM went unheard for as long (18 s and more, measured).
  */
-import { EnhanceError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { HealthCheck } from '../observe/health.js';
+import { EnhanceError, type Logger } from '../../src/index.js';
 
 /**
  * The platform refused the door's credentials (a revoked token, one of another bot): a configuration error, so
@@ -197,32 +195,4 @@ export class DoorConnection {
       for (const source of sources) source.removeEventListener('abort', abort);
     }
   }
-}
-
-/**
- * The credential checks of every door that has one, at once, before any door starts: so a refused token stops
- * start-up before the hot folder takes a file. Rejects with the first `DoorRefused`; resolves when the others
- * passed or could not reach their platforms (they go on trying once started). Each returns within its try's
- * limit, or at once when `signal` (a stop request) aborts.
- *
- * @example
- * await checkDoors(adapters, log, stopSignal); // then start each adapter
- */
-export async function checkDoors(doors: ReadonlyArray<{ name: string; check?(signal?: AbortSignal): Promise<void> }>, log: Logger, signal?: AbortSignal): Promise<void> {
-  const checked = doors.filter((d) => d.check);
-  if (checked.length === 0) return;
-  log.info({ doors: checked.map((d) => d.name) }, 'checking the front doors');
-  const results = await Promise.allSettled(checked.map((d) => d.check!(signal)));
-  const refusal = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (refusal) throw refusal.reason;
-}
-
-/**
- * A `/healthz` check per door that can tell: `telegram door connected`, failing with the door's `down()` line.
- *
- * @example
- * observeRole(config, { queue, worker, checks: doorHealth(adapters) }, log);
- */
-export function doorHealth(doors: ReadonlyArray<{ name: string; down?(): string | null }>): HealthCheck[] {
-  return doors.filter((d) => d.down).map((door) => ({ name: `${door.name} door connected`, check: async () => door.down!() }));
 }
