@@ -112,6 +112,10 @@ describe('learned costs', () => {
     expect(speeds.costs().loaded).toBe('x4fast');
     now += 60_000;
     expect(speeds.costs().loaded).toBeUndefined();
+    // The first job of an engine ran cold: it teaches the load only.
+    const fresh = new Throughput(path.join(dir, 'fresh'));
+    await fresh.learn(sample(s, 9000, { accelerator: { runMs: 9000, loadMs: 500, tailMs: 900, cold: true }, renderMs: 900 }));
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'fresh', 'state', 'throughput.json'), 'utf8'))).toEqual({ 'x4fast:cpu:load': { n: 1, x: 0, y: 500, xx: 0, xy: 0 } });
     // A job answered from the cache teaches the render only.
     await speeds.learn({ shape: s, device: 'cpu', renderMs: 80 });
     expect(speeds.costs().line('x4fast:cpu:run').fixedMs).toBeCloseTo(300 - GUESSES.run.x4fast.msPerMP * 0.01, 6);

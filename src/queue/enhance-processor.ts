@@ -100,6 +100,8 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
    * other jobs is its bookkeeping (reading the manifest), 20-100 ms on a busy 2-core machine, and stays in the run.
    */
   let held: { model: string; at: number } | undefined;
+  /** No job has run on the engine yet: the first one runs cold (see `JobSample`). */
+  let cold = true;
   return async (job, input, ctx) => {
     const { options } = job.request;
     const wait = Date.now() - job.createdAt;
@@ -154,8 +156,10 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
         previewMs: preview && preview.ms - previewLoad,
         loadMs: runLoad + previewLoad,
         tailMs: lastTile === undefined ? image.ms.encode : t - lastTile,
+        cold,
       };
       held = { model: options.model, at: Date.now() };
+      cold = false;
     }
     ctx.acceleratorDone();
     const result = await finish(job, input, { ...image, cached, ms: { ...image.ms, wait, preview: preview?.ms } }, before, ctx);
