@@ -86,7 +86,7 @@ describe('learned costs', () => {
     expectLine(fast.costs().line('x4fast:cpu:run'), 0, 10_000);
   });
 
-  it('read the old file, one inference rate per model and device, as the rate of the first guess', async () => {
+  it('read the old file, one inference rate per model and device, as the rate of the first guess; a damaged one as none', async () => {
     fs.mkdirSync(path.join(dir, 'state'));
     fs.writeFileSync(path.join(dir, 'state', 'throughput.json'), JSON.stringify({ 'x4fast:cpu': 30_000 }));
     const speeds = new Throughput(dir);
@@ -97,6 +97,10 @@ describe('learned costs', () => {
     const saved = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'throughput.json'), 'utf8')) as CostState;
     expect(saved['x4fast:cpu']).toBe(30_000);
     expect(saved['x4fast:cpu:run']).toMatchObject({ n: 1, x: 0.01, y: 500 });
+    // A field damaged by hand counts as not learned.
+    fs.writeFileSync(path.join(dir, 'state', 'throughput.json'), JSON.stringify({ 'x4fast:cpu:run': { n: 2, x: 'a' }, render: 'fast' }));
+    expect(new Throughput(dir).costs().line('x4fast:cpu:run')).toEqual(GUESSES.run.x4fast);
+    expect(new Throughput(dir).costs().line('render')).toEqual(GUESSES.render);
   });
 
   it('count the model load only for a job that needs it, and learn it only from a job that loaded', async () => {

@@ -126,7 +126,8 @@ export function addTo(sums: Sums | undefined, x: number, y: number): Sums {
 
 /** The line through the jobs in `sums`, or `guess` while there are none (see the top for the rule). */
 export function fit(sums: Sums | undefined, guess: Line): Line {
-  if (!sums || !(sums.n > 0)) return guess;
+  // A damaged state (a field edited by hand, cut short) is as good as none.
+  if (!sums || !(sums.n > 0) || ![sums.x, sums.y, sums.xx, sums.xy].every(Number.isFinite)) return guess;
   const mx = sums.x / sums.n;
   const my = sums.y / sums.n;
   const vx = sums.xx / sums.n - mx * mx;
