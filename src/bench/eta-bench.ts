@@ -48,6 +48,10 @@ export interface EtaRound {
   medianError: number;
   /** Median of the signed errors: below 0, ETAs tend to be short. */
   medianSigned: number;
+  /** First submit to last completed, ms: the machine's speed changes between rounds show here. */
+  wallMs: number;
+  /** The 1-minute load average when the round started and ended. */
+  load: [number, number];
 }
 
 const median = (values: number[]) => {
@@ -60,6 +64,8 @@ const median = (values: number[]) => {
 async function round(name: string, queue: LocalQueue, seed: number, grow: number): Promise<EtaRound> {
   const sizes = ETA_SIZES.map(([w, h]) => [w + grow, h + grow]);
   const inputs = await Promise.all(sizes.map(([w, h], i) => scenePng(w, h, seed + i)));
+  const load = os.loadavg()[0];
+  const t0 = performance.now();
   const events = queue.events();
   const queuedAt = new Map<string, { at: number; position: number; etaMs: number }>();
   const completedAt = new Map<string, number>();
@@ -83,7 +89,14 @@ async function round(name: string, queue: LocalQueue, seed: number, grow: number
     const actualMs = completedAt.get(job.id)! - queued.at;
     return { width: job.width, height: job.height, preview: previews.has(job.id), position: queued.position, etaMs: queued.etaMs, actualMs, error: (queued.etaMs - actualMs) / actualMs };
   });
-  return { round: name, jobs: measured, medianError: median(measured.map((j) => Math.abs(j.error))), medianSigned: median(measured.map((j) => j.error)) };
+  return {
+    round: name,
+    jobs: measured,
+    medianError: median(measured.map((j) => Math.abs(j.error))),
+    medianSigned: median(measured.map((j) => j.error)),
+    wallMs: Math.max(...completedAt.values()) - t0,
+    load: [load, os.loadavg()[0]],
+  };
 }
 
 /** The learned lines, as `field: fixed + rate/MP` for the printout. */
@@ -108,7 +121,6 @@ export async function benchEta(json: boolean): Promise<void> {
   worker.run();
   const rounds: EtaRound[] = [];
   let lines: string[];
-  const load = os.loadavg();
   try {
     rounds.push(await round('first guesses', queue, 1, 0));
     rounds.push(await round('learned', queue, 101, 4));
@@ -119,18 +131,18 @@ export async function benchEta(json: boolean): Promise<void> {
     await engine.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const loadAfter = os.loadavg();
   if (json) {
-    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads: os.availableParallelism(), model: MODEL, loadBefore: load, loadAfter, rounds })}\n`);
+    process.stdout.write(`${JSON.stringify({ cpu: os.cpus()[0]?.model, threads: os.availableParallelism(), model: MODEL, rounds })}\n`);
     return;
   }
   const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(0)}%`;
   const out = [
     `ETA errors over ${ETA_SIZES.length} jobs: ${MODEL}, early preview asked for, submitted at once to the in-process queue; ETA at queued against queued to completed`,
-    `machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads; load average ${load[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after (1 min)`,
+    `machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads`,
   ];
   for (const r of rounds) {
-    out.push('', `${r.round}: median error ${(r.medianError * 100).toFixed(0)}% (signed ${pct(r.medianSigned)})`);
+    const [from, to] = r.load.map((l) => l.toFixed(1));
+    out.push('', `${r.round}: median error ${(r.medianError * 100).toFixed(0)}% (signed ${pct(r.medianSigned)}); the round took ${(r.wallMs / 1000).toFixed(1)} s, load average ${from} to ${to}`);
     out.push('   #  size      preview  ETA s  took s  error');
     for (const [i, j] of r.jobs.entries()) {
       out.push(
