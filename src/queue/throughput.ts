@@ -96,24 +96,25 @@ export const MODEL_KEPT_MS = 60_000;
 
 /**
  * First guesses for a 2-core CPU machine, replaced by what this machine does from its first job on. x4fast at
- * 256x256 took 0.58-0.96 s quiet and 1.49 s at a load of 6-7 (22.8 s/MP; README "Speed"); `enhancer bench --eta`
- * at a load of 9 learned 119 ms + 34 500 ms/MP for its run, 311 ms for its load, 70 ms besides the rate for its
- * preview, 14 ms + 54 ms/MP for the tail and 173 ms + 108 ms/MP for the render. x4plus at 256x256 took 7.5-12.3 s
- * quiet, its load 0.4-0.55 s, the thumbnail, comparison and PDF of its 1 MP result 210-320 ms (README "Speed").
- * The rates are a busy machine's: a shared machine is more often busy than quiet, and an ETA that proves long
- * disappoints less than one that proves short. An unknown model takes x4plus's, the slower.
+ * 256x256 took 0.58-0.96 s quiet and 1.49 s at a load of 6-7 (22.8 s/MP; README "Speed"). Four runs of `enhancer
+ * bench --eta` at loads of 7-10 learned for x4fast 44-183 ms + 22 000-44 000 ms/MP for the run, 226-311 ms for the
+ * load, 68-115 ms besides the rate for the preview; 11-33 ms + 38-54 ms/MP for the tail, 173-243 ms + 37-108 ms/MP
+ * for the render. x4plus at 256x256 took 7.5-12.3 s quiet, its load 0.4-0.55 s, and the thumbnail, comparison
+ * and PDF of its 1 MP result 210-320 ms (README "Speed"). The rates are a busy machine's: a shared machine is more
+ * often busy than quiet, and an ETA that proves long disappoints less than one that proves short. An unknown
+ * model takes x4plus's, the slower.
  */
 export const GUESSES = {
   run: {
     x4plus: { fixedMs: 150, msPerMP: 250_000 },
-    x4fast: { fixedMs: 80, msPerMP: 22_000 },
+    x4fast: { fixedMs: 100, msPerMP: 22_000 },
   } as Record<string, Line>,
   /** The preview's rate is its run's: the same model on a smaller window. */
-  previewFixedMs: { x4plus: 150, x4fast: 60 } as Record<string, number>,
-  load: { x4plus: 500, x4fast: 250 } as Record<string, number>,
-  tail: { fixedMs: 10, msPerMP: 80 },
-  render: { fixedMs: 100, msPerMP: 100 },
-  report: { fixedMs: 200, msPerMP: 150 },
+  previewFixedMs: { x4plus: 150, x4fast: 80 } as Record<string, number>,
+  load: { x4plus: 500, x4fast: 270 } as Record<string, number>,
+  tail: { fixedMs: 20, msPerMP: 50 },
+  render: { fixedMs: 180, msPerMP: 70 },
+  report: { fixedMs: 250, msPerMP: 100 },
 };
 
 const EMPTY: Sums = { n: 0, x: 0, y: 0, xx: 0, xy: 0 };
