@@ -11,7 +11,7 @@ import type { Adapter } from '../src/service/adapter.js';
 import { installLastResort } from '../src/service/last-resort.js';
 import type { ResultLinks } from '../src/service/result-links.js';
 import { DataFolderLocked, lockDataFolder, type DataLock } from '../src/service/lock.js';
-import { ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
+import { roleProblem, ROLES, startService, StartStopped, type Role } from '../src/service/service.js';
 import { discordSection } from './discord/config.js';
 import { DiscordAdapter } from './discord/discord.js';
 import { hotfolderSection } from './hotfolder/config.js';
@@ -33,9 +33,9 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   let links: ResultLinks | undefined;
   // First, so a port in use or a missing access key stops start-up before any other door has started.
   if (web.port !== 0) {
-    const { maxPixels, maxFileBytes } = config.limits;
-    const from = { port: process.env.ENHANCER_WEB_PORT ? '$ENHANCER_WEB_PORT' : 'web.port', host: process.env.ENHANCER_WEB_HOST ? '$ENHANCER_WEB_HOST' : 'web.host' };
-    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, defaultModel: config.model, from, logger });
+    const { maxPixels, maxFileBytes, queuedPerOwner } = config.limits;
+    const from = { port: config.origin('web.port'), host: config.origin('web.host') };
+    const door = new WebDoor({ config: web, stateDir: path.join(config.data, 'web'), maxPixels, maxFileBytes, queuedPerOwner, defaultModel: config.model, modelsDir: config.models, from, logger });
     adapters.push(door);
     if (web.publicUrl) links = door.resultLinks(web.publicUrl);
   } else if (web.publicUrl) {
@@ -65,7 +65,7 @@ export function createAdapters(config: ServeConfig, logger: Logger): Adapter[] {
   const discord = config.sections.discord;
   if (discord.token) {
     const { maxPixels, maxFileBytes } = config.limits;
-    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), logger, links }));
+    adapters.push(new DiscordAdapter({ config: discord, maxFileBytes, maxPixels, stateDir: path.join(config.data, 'discord'), modelsDir: config.models, logger, links }));
   }
   return adapters;
 }
@@ -137,10 +137,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   try {
     role = parseRole(args);
     config = loadConfig({ sections: SECTIONS });
-    // The engine's thread reads the variables (src/engine/session.ts); values from the config file reach it so.
-    if (config.threads > 0) process.env.ENHANCER_THREADS = String(config.threads);
-    process.env.ENHANCER_GPU = String(config.gpu);
-    log = createLogger(config.logLevel);
+    log = createLogger({ level: config.logLevel, format: config.logFormat, colour: config.logColour });
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.
     if (!(error instanceof ConfigError) && !(error instanceof EnhanceError)) throw error;
@@ -150,8 +147,9 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   installLastResort(log);
   const asked = stopRequests();
 
-  if (role !== 'all' && !config.redis.url) {
-    process.stderr.write(`error: --role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)\n`);
+  const problem = roleProblem(role, config);
+  if (problem) {
+    process.stderr.write(`error: ${problem}\n`);
     return 2;
   }
 
@@ -173,7 +171,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
   void asked.then(() => stopAsked.abort());
   let service;
   try {
-    service = await startService(config, adapters, log, presetModels(config), role, stopAsked.signal);
+    service = await startService({ config, doors: adapters, logger: log, models: presetModels(config), role, signal: stopAsked.signal });
   } catch (error) {
     if (error instanceof StartStopped) {
       log.info({ reason: await asked }, 'stopped while starting');
@@ -184,8 +182,8 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     log.flush?.();
     await lock?.release();
-    // A start that failed part way may leave a connection open (on Redis, its subscriber) that would keep the
-    // process up, deaf to signals, after its one line: before, it needed a SIGKILL.
+    // A start that failed part way undid what it started (service.ts); should anything still hold the process,
+    // it must not stay up, deaf to signals, after its one line.
     leaveIfHeld(log, 'after a failed start');
     return 1;
   }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MALLOC_ENV, mallocTuned } from '../dist/src/malloc.js';
 
 const args = process.argv.slice(2);
-if (!mallocTuned()) {
+if (!mallocTuned(process.env)) {
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...MALLOC_ENV },

@@ -8,9 +8,10 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
-import { checkLayers, readConfigFile } from './config/layers.js';
+import { checkLayers, readConfigFile, type Origins } from './config/layers.js';
 import { MAX_INPUT_PIXELS } from './imaging/input.js';
 import type { AnySection, SectionValues } from './config/section.js';
+import type { RuntimeSettings } from './engine/session.js';
 import { projectRoot } from './paths.js';
 
 export { ConfigError } from './config/errors.js';
@@ -18,6 +19,7 @@ export { flag, folder, oneOf, requestOption, wholeNumber } from './config/fields
 export { defineSection, type AnySection, type ConfigSection, type SectionValue } from './config/section.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 const delivery = z
   .strictObject({
@@ -37,12 +39,16 @@ const delivery = z
 const coreSchema = z.strictObject({
   /** Spool, cache and state (an absolute path once loaded). */
   data: folder(),
+  /** The prepared models and their manifest (an absolute path once loaded). */
+  models: folder(),
   /** Defaults for every request. */
   model: requestOption('model'),
   device: requestOption('device'),
   precision: requestOption('precision'),
   tile: requestOption('tile'),
   logLevel: oneOf(LOG_LEVELS),
+  /** `auto`: readable lines on a terminal, JSON lines elsewhere (log collectors, the tests). */
+  logFormat: oneOf(LOG_FORMATS),
   /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
   threads: wholeNumber(0, 1024),
   /** Which GPU the CUDA provider runs on (0 the first), so each worker on a machine with several GPUs takes its own. */
@@ -94,16 +100,24 @@ export type CoreConfig = z.output<typeof coreSchema>;
  * const config: Config<[typeof telegramSection]> = loadConfig({ sections: [telegramSection] });
  * config.sections.telegram.token; // typed by the section's schema
  */
-export type Config<Sections extends readonly AnySection[] = readonly []> = CoreConfig & { sections: SectionValues<Sections> };
+export type Config<Sections extends readonly AnySection[] = readonly []> = CoreConfig & {
+  sections: SectionValues<Sections>;
+  /** Where a value came from, for a line about it: `origin('web.port')` is `$ENHANCER_WEB_PORT`, or `web.port in config/enhancer.json`. */
+  origin: Origins;
+  /** Colours in readable log lines: off when `NO_COLOR` is set, whatever its value (no-color.org). */
+  logColour: boolean;
+};
 
 /** The core's embedded defaults: with these and the front doors' own, `npm start` works in the project folder. */
 export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   data: 'data',
+  models: 'models',
   model: 'x4plus',
   device: 'auto',
   precision: 'fp32',
   tile: 'auto',
   logLevel: 'info',
+  logFormat: 'auto',
   threads: 0,
   gpu: 0,
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
@@ -121,7 +135,9 @@ const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DEVICE: 'device',
   ENHANCER_PRECISION: 'precision',
   ENHANCER_TILE: 'tile',
+  ENHANCER_MODELS: 'models',
   LOG_LEVEL: 'logLevel',
+  LOG_FORMAT: 'logFormat',
   ENHANCER_HTTP_PORT: 'http.port',
   ENHANCER_HTTP_HOST: 'http.host',
   ENHANCER_THREADS: 'threads',
@@ -155,20 +171,19 @@ export function loadConfig<const Sections extends readonly AnySection[] = readon
   const file = env.ENHANCER_CONFIG ? path.resolve(env.ENHANCER_CONFIG) : path.join(root, 'config', 'enhancer.json');
   const value = readConfigFile(file, Boolean(env.ENHANCER_CONFIG));
 
-  const checked = checkLayers(wholeSchema(sections), {
-    defaults: configDefaults(sections),
-    file: { value, name: path.relative(process.cwd(), file) || file },
-    variables: variablesOf(sections),
-    env,
-    root,
-  }) as Record<string, unknown>;
+  const origins: { of?: Origins } = {};
+  const checked = checkLayers(
+    wholeSchema(sections),
+    { defaults: configDefaults(sections), file: { value, name: path.relative(process.cwd(), file) || file }, variables: variablesOf(sections), env, root },
+    origins,
+  ) as Record<string, unknown>;
   const config: Record<string, unknown> = {};
   const values: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(checked)) {
     if (sections.some((s) => s.key === key)) values[key] = v;
     else config[key] = v;
   }
-  return { ...config, sections: values } as Config<Sections>;
+  return { ...config, sections: values, origin: origins.of!, logColour: !Object.hasOwn(env, 'NO_COLOR') } as Config<Sections>;
 }
 
 /**
@@ -201,4 +216,31 @@ function variablesOf(sections: readonly AnySection[]): Record<string, string> {
     }
   }
   return variables;
+}
+
+/** What the CLI and the benchmarks take from the environment alone (they read no config file). */
+export interface CliSettings extends RuntimeSettings {
+  models: string;
+  logFormat: (typeof LOG_FORMATS)[number];
+  logColour: boolean;
+}
+
+/**
+ * The models folder, the engine's threads and GPU, and the log's format from `ENHANCER_MODELS`,
+ * `ENHANCER_THREADS`, `ENHANCER_GPU` and `LOG_FORMAT` alone, checked as the service checks them: for the CLI and
+ * the benchmarks, which read no config file. Throws `ConfigError` naming a bad value.
+ *
+ * @example
+ * cliSettings({ ENHANCER_THREADS: '1' }); // { models: '<project>/models', threads: 1, gpu: 0, logFormat: 'auto', logColour: true }
+ */
+export function cliSettings(env: NodeJS.ProcessEnv = process.env): CliSettings {
+  const { shape } = coreSchema;
+  const checked = checkLayers(z.strictObject({ models: shape.models, threads: shape.threads, gpu: shape.gpu, logFormat: shape.logFormat }), {
+    defaults: { models: DEFAULT_CONFIG.models, threads: DEFAULT_CONFIG.threads, gpu: DEFAULT_CONFIG.gpu, logFormat: DEFAULT_CONFIG.logFormat },
+    file: { value: {}, name: 'no config file' },
+    variables: { ENHANCER_MODELS: 'models', ENHANCER_THREADS: 'threads', ENHANCER_GPU: 'gpu', LOG_FORMAT: 'logFormat' },
+    env,
+    root: projectRoot,
+  });
+  return { ...checked, logColour: !Object.hasOwn(env, 'NO_COLOR') };
 }

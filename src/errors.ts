@@ -52,7 +52,19 @@ export function reasonTextOf(error: unknown): Text {
     return plainText(error.message);
   }
   const message = error instanceof Error ? error.message : String(error);
-  return { key: 'reason.internal', values: { message: message.split('\n')[0] } };
+  return { key: 'reason.internal', values: { message: withoutPaths(message.split('\n')[0]) } };
+}
+
+/**
+ * A library's line with the paths taken out: a person never reads where the server keeps its files. Before, a
+ * web upload that met a full descriptor table said `internal error: EMFILE … open '<data path>/web/keep/…'`.
+ *
+ * @example
+ * withoutPaths("EACCES: permission denied, open '/srv/data/web/keep/x/input'"); // "EACCES: permission denied, open '…'"
+ */
+export function withoutPaths(line: string): string {
+  // Quoted first (a path may hold spaces), then bare ones; never the path of a URL.
+  return line.replace(/(['"])\/[^'"]*\1/g, '$1…$1').replace(/(?<![\w:/.…])\/(?:[^\s'"/]+\/)*[^\s'",;)]*/g, '…');
 }
 
 /** A line that has no catalogue entry (an operator's English), carried as a `Text` all the same. */

@@ -1,10 +1,42 @@
 /**
  * Writing files so that no one ever sees half of one: a hidden temporary name beside the target, flushed to
  * disk, then a rename. Used for every output, the spool, the cache and state files.
+ *
+ * Files are private (0600) unless a caller says they are for people to read (the outbox, the CLI's results):
+ * the data folder holds people's uploads and results, and under the usual umask 022 they were 0644, readable by
+ * every user of the machine.
  */
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+
+/** Mode of the service's own files: its owner's alone. */
+export const PRIVATE_FILE = 0o600;
+/** Mode of the service's own folders. */
+export const PRIVATE_DIR = 0o700;
+/** Mode of files made for people (the outbox, the CLI's results): what the umask leaves. */
+export const SHARED_FILE = 0o666;
+
+/**
+ * Makes the service's data folder, or makes an existing one private again (0700): everything in it, people's
+ * uploads and results, is then out of other users' reach whatever the modes inside. Returns why it could not
+ * (a folder of another user), for a warning; the service still runs.
+ */
+export function privateDataFolder(dir: string): string | undefined {
+  fsSync.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+  try {
+    if ((fsSync.statSync(dir).mode & 0o777) !== PRIVATE_DIR) fsSync.chmodSync(dir, PRIVATE_DIR);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
+
+/** Makes a folder of the service's own (and its missing parents), private. */
+export async function mkdirPrivate(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+}
 
 /** The temporary names `writeAtomic` uses (`.<name>.<8 hex>.tmp`), for clearing what a crash left behind. */
 export const TEMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
@@ -38,8 +70,8 @@ export function tempNameFor(file: string): string {
 }
 
 /** Writes a file and flushes it to disk, so a power cut after the rename cannot leave it empty. */
-export async function writeSynced(file: string, data: Uint8Array | string, flag = 'w'): Promise<void> {
-  const handle = await fs.open(file, flag);
+export async function writeSynced(file: string, data: Uint8Array | string, flag = 'w', mode = PRIVATE_FILE): Promise<void> {
+  const handle = await fs.open(file, flag, mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -54,12 +86,12 @@ export async function writeSynced(file: string, data: Uint8Array | string, flag 
   }
 }
 
-/** Writes `file` whole or not at all. */
-export async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+/** Writes `file` whole or not at all; private unless `mode` says otherwise (e.g. `SHARED_FILE`). */
+export async function writeAtomic(file: string, data: Uint8Array | string, mode = PRIVATE_FILE): Promise<void> {
   const temp = tempNameFor(file);
   try {
     // 'wx' never follows a link planted under the temporary name.
-    await writeSynced(temp, data, 'wx');
+    await writeSynced(temp, data, 'wx', mode);
     await fs.rename(temp, file);
   } catch (error) {
     await fs.rm(temp, { force: true });

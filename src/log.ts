@@ -1,11 +1,10 @@
 /**
  * The logger: pino on stderr, quiet by default. Readable lines when stderr is a terminal, JSON lines otherwise
- * (for log collectors and the tests); `LOG_FORMAT=json|pretty` chooses either. Anything that looks like a
- * secret is redacted in both, since pino redacts before a line is formatted.
+ * (for log collectors and the tests); `logFormat` (`LOG_FORMAT=json|pretty`) chooses either. Anything that looks
+ * like a secret is redacted in both, since pino redacts before a line is formatted.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { prettyFactory } from 'pino-pretty';
-import { EnhanceError } from './errors.js';
 
 export type { Logger };
 
@@ -14,8 +13,12 @@ export const REDACT = ['token', 'password', 'secret', 'apiKey', '*.token', '*.pa
 export type LogFormat = 'json' | 'pretty';
 
 export interface LoggerOptions {
-  /** Where `LOG_LEVEL` and `LOG_FORMAT` are read; default the process environment. */
-  env?: NodeJS.ProcessEnv;
+  /** pino's level; default `info`. */
+  level?: string;
+  /** `auto` (the default): `pretty` on a terminal, `json` elsewhere. */
+  format?: LogFormat | 'auto';
+  /** Colours in pretty lines (off with `NO_COLOR`, which the config loader reads); default on. */
+  colour?: boolean;
   /** Whether the destination is a terminal; default whether stderr is one. */
   isTTY?: boolean;
   /** Where lines go; default stderr. */
@@ -23,36 +26,31 @@ export interface LoggerOptions {
 }
 
 /**
- * The format `LOG_FORMAT` asks for, else `pretty` on a terminal and `json` elsewhere. Throws an EnhanceError
- * (a bad option) with a one-line reason on any other value.
+ * The format to write: `auto` is `pretty` on a terminal and `json` elsewhere.
  *
  * @example
- * logFormat({}, true); // 'pretty'
- * logFormat({ LOG_FORMAT: 'json' }, true); // 'json'
+ * logFormat('auto', true); // 'pretty'
+ * logFormat('json', true); // 'json'
  */
-export function logFormat(env: NodeJS.ProcessEnv = process.env, isTTY = process.stderr.isTTY === true): LogFormat {
-  const asked = env.LOG_FORMAT;
-  if (asked === undefined || asked === '') return isTTY ? 'pretty' : 'json';
-  if (asked === 'json' || asked === 'pretty') return asked;
-  throw new EnhanceError(`LOG_FORMAT must be json or pretty (got ${JSON.stringify(asked)} from the environment)`, 'options');
+export function logFormat(format: LogFormat | 'auto' = 'auto', isTTY = process.stderr.isTTY === true): LogFormat {
+  return format === 'auto' ? (isTTY ? 'pretty' : 'json') : format;
 }
 
 /**
- * A logger at `LOG_LEVEL` (default `fallback`) in the format of {@link logFormat}, writing to stderr.
+ * A logger at `level` in `format`, writing to stderr; the settings come from the config (`logLevel`, `logFormat`).
  *
  * @example
- * const log = createLogger('info');
+ * const log = createLogger({ level: config.logLevel, format: config.logFormat, colour: config.logColour });
  * log.info({ job: 'a1', token: 'xyz' }, 'job queued'); // the token is written as [redacted]
  */
-export function createLogger(fallback = 'info', options: LoggerOptions = {}): Logger {
-  const env = options.env ?? process.env;
+export function createLogger(options: LoggerOptions = {}): Logger {
   const isTTY = options.isTTY ?? process.stderr.isTTY === true;
-  const format = logFormat(env, isTTY);
+  const format = logFormat(options.format, isTTY);
   const destination = options.destination ?? pino.destination(2);
   return pino(
     // No pid or hostname on every line: one process per service, and the lines stay short.
-    { level: env.LOG_LEVEL ?? fallback, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } },
-    format === 'pretty' ? prettyLines(destination, isTTY && !('NO_COLOR' in env)) : destination,
+    { level: options.level ?? 'info', base: undefined, redact: { paths: REDACT, censor: '[redacted]' } },
+    format === 'pretty' ? prettyLines(destination, isTTY && options.colour !== false) : destination,
   );
 }
 

@@ -10,7 +10,8 @@ export const projectRoot = (() => {
   return path.basename(root) === 'dist' ? path.dirname(root) : root;
 })();
 
-/** Where prepared models and their manifest live: `ENHANCER_MODELS`, else models/ in the project. */
-export function modelsDir(): string {
-  return process.env.ENHANCER_MODELS ? path.resolve(process.env.ENHANCER_MODELS) : path.join(projectRoot, 'models');
-}
+/**
+ * models/ in the project: where prepared models and their manifest live unless the config says otherwise
+ * (`models`, `ENHANCER_MODELS`), which every caller is handed as a parameter.
+ */
+export const DEFAULT_MODELS_DIR = path.join(projectRoot, 'models');

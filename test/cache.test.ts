@@ -34,11 +34,23 @@ describe('ResultCache', () => {
     const cache = new ResultCache(dir, 1e6);
     await cache.put(result(sig('a'), 100));
     const hit = await cache.get(sig('a'));
-    expect(hit?.png.equals(Buffer.alloc(100, 7))).toBe(true);
-    expect(hit).toMatchObject({ signature: sig('a'), output: { width: 8 } });
-    expect(hit?.outputs).toBeUndefined();
-    expect(hit?.cached).toBeUndefined();
+    expect(hit?.image.png.equals(Buffer.alloc(100, 7))).toBe(true);
+    expect(hit?.image).toMatchObject({ signature: sig('a'), output: { width: 8 } });
+    expect(hit?.image.outputs).toBeUndefined();
+    expect(hit?.image.cached).toBeUndefined();
     expect(await cache.get(sig('b'))).toBeNull();
+  });
+
+  it('tells only whoever asked for a result before that it is a hit, and never keeps their name itself', async () => {
+    const cache = new ResultCache(dir, 1e6);
+    await cache.put(result(sig('a'), 100), 'web:v:alice');
+    expect((await cache.get(sig('a'), 'web:v:alice'))?.seenBefore).toBe(true);
+    expect((await cache.get(sig('a'), 'telegram:42'))?.seenBefore).toBe(false);
+    // Asked once, known from then on.
+    expect((await cache.get(sig('a'), 'telegram:42'))?.seenBefore).toBe(true);
+    const stored = fs.readFileSync(path.join(dir, 'cache', sig('a'), 'result.json'), 'utf8');
+    expect(stored).not.toContain('alice');
+    expect(stored).not.toContain('telegram');
   });
 
   it('drops the least recently used entries once over its size, never the one just made', async () => {

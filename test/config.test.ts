@@ -4,8 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { hotfolderSection } from '../adapters/hotfolder/config.js';
 import { SECTIONS } from '../adapters/serve.js';
-import { ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, wholeNumber, type AnySection } from '../src/config.js';
+import { cliSettings, ConfigError, configDefaults, DEFAULT_CONFIG, defineSection, flag, folder, loadConfig, wholeNumber, type AnySection } from '../src/config.js';
 import { tempDir } from './helpers.js';
+import { projectRoot } from '../src/paths.js';
 
 let root: string;
 beforeEach(() => {
@@ -99,13 +100,32 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, model, device, precision, tile, logLevel, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, models, model, device, precision, tile, logLevel, logFormat, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
     );
   });
 
   it('takes the GPU of a worker from ENHANCER_GPU, and refuses one that is not an index', () => {
     expect(load({ ENHANCER_GPU: '1' }).gpu).toBe(1);
     expect(failure({ ENHANCER_GPU: 'cuda:1' })).toMatch(/^config: gpu .*"cuda:1".*\$ENHANCER_GPU/);
+  });
+
+  it('gives the CLI the models folder, the engine’s threads and GPU and the log format from the environment alone, checked as the service checks them', () => {
+    expect(cliSettings({})).toEqual({ models: path.join(projectRoot, 'models'), threads: 0, gpu: 0, logFormat: 'auto', logColour: true });
+    expect(cliSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2', ENHANCER_MODELS: 'elsewhere', NO_COLOR: '' })).toEqual({
+      models: path.resolve('elsewhere'),
+      threads: 1,
+      gpu: 2,
+      logFormat: 'auto',
+      logColour: false,
+    });
+    expect(() => cliSettings({ ENHANCER_THREADS: 'two' })).toThrow(/^config: threads must be a whole number from 0 to 1024 .*"two".*\$ENHANCER_THREADS/);
+  });
+
+  it('keeps where each value came from, for the lines that name a setting', () => {
+    const config = loadConfig({ env: { ENHANCER_HTTP_PORT: '9464' } });
+    expect(config.origin('http.port')).toBe('$ENHANCER_HTTP_PORT');
+    expect(config.origin('http.host')).toBe('http.host (the default)');
+    expect(config.models).toBe(path.join(projectRoot, 'models'));
   });
 
   it('takes the Redis URL from ENHANCER_REDIS_URL and never shows it in an error: it may hold a password', () => {
@@ -160,6 +180,10 @@ describe('config/enhancer.example.json', () => {
     const keys = (o: object, prefix = ''): string[] =>
       Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v && !Array.isArray(v) && k !== 'presets' ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`]));
     expect(keys(JSON.parse(fs.readFileSync(example, 'utf8')))).toEqual(keys(configDefaults(SECTIONS)));
-    expect(loadConfig({ env: { ENHANCER_CONFIG: example }, root, sections: SECTIONS })).toEqual(loadConfig({ env: {}, root, sections: SECTIONS }));
+    const values = (env: NodeJS.ProcessEnv) => {
+      const { origin: _where, ...config } = loadConfig({ env, root, sections: SECTIONS });
+      return config;
+    };
+    expect(values({ ENHANCER_CONFIG: example })).toEqual(values({}));
   });
 });

@@ -139,7 +139,7 @@ describe('discord commands in each language', () => {
 });
 
 describe('discord remembered languages', () => {
-  const log = createLogger('silent', { env: {} });
+  const log = createLogger({ level: 'silent' });
 
   it('remembers each person\'s language across a restart, forgetting the longest unheard-of first', async () => {
     const first = new KnownLocales(root, log, 2);

@@ -18,7 +18,7 @@ interface Line {
 /** A logger at debug level whose lines land in `lines`. */
 function memoryLogger() {
   const lines: Line[] = [];
-  const logger = createLogger('debug', { env: { LOG_LEVEL: 'debug' }, isTTY: false, destination: { write: (line: string) => void lines.push(JSON.parse(line) as Line) } });
+  const logger = createLogger({ level: 'debug', isTTY: false, destination: { write: (line: string) => void lines.push(JSON.parse(line) as Line) } });
   return { logger, lines };
 }
 

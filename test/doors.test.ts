@@ -144,6 +144,33 @@ describe('a chat door whose platform cannot be reached at start', () => {
   });
 });
 
+describe('a chat door whose platform goes away after it connected', () => {
+  it('Telegram: /healthz says polling fails while the Bot API is away (grammY retries silently), and is well again once it is back', async () => {
+    const api = await new FakeBotApi(TELEGRAM_TOKEN).listen();
+    const port = api.port;
+    const http = await freePort();
+    const s = start({ ENHANCER_HOTFOLDER: 'false', TELEGRAM_BOT_TOKEN: TELEGRAM_TOKEN, TELEGRAM_API_ROOT: api.root, ENHANCER_HTTP_PORT: String(http) });
+    await s.count('Telegram bot polling', 1);
+    expect((await health(http)).status).toBe(200);
+
+    await api.close();
+    await s.count('Telegram polling fails; grammY tries again', 1);
+    const down = await health(http);
+    expect(down.status).toBe(503);
+    expect(down.body.checks.find((c) => c.name === 'telegram door connected')).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/^cannot poll Telegram for updates \(.+\); trying again$/),
+    });
+    expect(JSON.stringify(down.body)).not.toContain(TELEGRAM_TOKEN);
+
+    const back = await new FakeBotApi(TELEGRAM_TOKEN).listen(port);
+    cleanup.push(() => back.close());
+    await s.count('Telegram polling works again', 1);
+    expect((await health(http)).status).toBe(200);
+    await stopsWithinGrace(s);
+  });
+});
+
 describe('stopping while a door waits on its platform', () => {
   it('ends the service within the grace while an upload to Telegram never gets an answer; the answer goes out at the next start', async () => {
     const api = await new FakeBotApi(TELEGRAM_TOKEN).listen();

@@ -1,10 +1,12 @@
+import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
+import { cpuSessionOptions, cudaSessionOptions } from '../src/engine/session.js';
 import { readManifest } from '../src/models/manifest.js';
-import { modelsDir } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import { pixels, psnr, scenePng } from './helpers.js';
 
 let scene: Buffer;
@@ -14,9 +16,9 @@ beforeAll(async () => {
 
 /** The model run plainly on the whole image, as a reference written independently of the engine. */
 async function plainRun(model: string, png: Buffer): Promise<Uint8Array> {
-  const manifest = await readManifest(modelsDir());
+  const manifest = await readManifest(DEFAULT_MODELS_DIR);
   const entry = manifest.models.find((m) => m.name === model)!;
-  const session = await ort.InferenceSession.create(path.join(modelsDir(), entry.file));
+  const session = await ort.InferenceSession.create(path.join(DEFAULT_MODELS_DIR, entry.file));
   const { samples, width, height } = await pixels(png);
   const chw = new Float32Array(3 * width * height);
   for (let p = 0; p < width * height; p++) for (let c = 0; c < 3; c++) chw[c * width * height + p] = samples[p * 3 + c] / 255;
@@ -121,5 +123,13 @@ describe('the gentle touch-up', () => {
     expect(total / count).toBeLessThan(0.8);
     expect(Math.abs(bias / count)).toBeLessThan(0.1);
     expect(changed / count).toBeGreaterThan(0.5);
+  });
+});
+
+describe('runtime settings', () => {
+  it('reach the session options as parameters: threads for the CPU provider, the GPU index for CUDA', () => {
+    expect(cpuSessionOptions({ threads: 1, gpu: 0 })).toMatchObject({ executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+    expect(cpuSessionOptions({ threads: 0, gpu: 0 }).intraOpNumThreads).toBe(os.availableParallelism());
+    expect(cudaSessionOptions({ threads: 1, gpu: 2 }).executionProviders).toEqual([{ name: 'cuda', deviceId: 2 }]);
   });
 });

@@ -69,7 +69,7 @@ export class FakeBotApi {
   private readonly messages = new Map<string, any>();
   private readonly failures: Failure[] = [];
   private readonly changes = new Changes();
-  private port = 0;
+  port = 0;
 
   constructor(readonly token: string) {
     this.server = http.createServer((req, res) => void this.handle(req, res));

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { scenePng } from '../src/bench/scene.js';
+import { MALLOC_ENV } from '../src/malloc.js';
 
 /** A fresh temporary folder, removed by the caller's afterEach/afterAll. */
 export function tempDir(prefix = 'enhancer-test-'): string {
@@ -39,3 +40,9 @@ export function drawingPng(width: number, height: number): Promise<Buffer> {
 }
 
 export { scenePng };
+
+/**
+ * The environment an engine child of a test starts in: the launcher (bin/enhancer.js) gives the service's
+ * processes glibc's malloc settings (src/malloc.ts), and vitest's process has none of them.
+ */
+export const ENGINE_ENV: NodeJS.ProcessEnv = { ...process.env, ...MALLOC_ENV };

@@ -10,7 +10,7 @@ import { enhance } from '../src/engine/enhance.js';
 import { cpuFlags, hasVnni, resolvePrecision } from '../src/engine/precision.js';
 import { readManifest, sha256File } from '../src/models/manifest.js';
 import { parseUnit, prepareModels } from '../src/models/prepare.js';
-import { modelsDir } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import { reportRows } from '../src/report/pdf.js';
 import { planRun } from '../src/engine/session.js';
 import { createLogger } from '../src/log.js';
@@ -151,22 +151,22 @@ describe('precision through the pipeline', () => {
     // out with other bytes, or a preparation that never ran. Before, every auto job on a VNNI CPU failed here.
     const dir = tempDir('enhancer-noint8-');
     try {
-      const manifest = await readManifest(modelsDir());
+      const manifest = await readManifest(DEFAULT_MODELS_DIR);
       const entry = manifest.models.find((m) => m.name === 'x4fast')!;
       fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-      fs.linkSync(path.join(modelsDir(), entry.file), path.join(dir, entry.file));
+      fs.linkSync(path.join(DEFAULT_MODELS_DIR, entry.file), path.join(dir, entry.file));
       const vnni = new Set(['avx2', 'avx512_vnni']);
       const plan = await planRun(dir, { model: 'x4fast', device: 'cpu', precision: 'auto' }, vnni);
       expect(plan.precision).toBe('fp32');
       expect(plan.entry.sha256).toBe(entry.sha256);
       expect(plan.precisionFallback).toBe(`the int8 variant of x4fast is not prepared (${entry.int8!.file} is missing; \`enhancer models\` prepares it)`);
-      fs.linkSync(path.join(modelsDir(), entry.int8!.file), path.join(dir, entry.int8!.file));
+      fs.linkSync(path.join(DEFAULT_MODELS_DIR, entry.int8!.file), path.join(dir, entry.int8!.file));
       expect((await planRun(dir, { model: 'x4fast', device: 'cpu', precision: 'auto' }, vnni)).precision).toBe('int8');
       fs.rmSync(path.join(dir, entry.int8!.file));
 
       // Through the pipeline: two auto jobs both complete in float32 and the log says why once.
       const lines: string[] = [];
-      const logger = createLogger('info', { env: {}, isTTY: false, destination: { write: (line: string) => void lines.push(line) } });
+      const logger = createLogger({ level: 'info', isTTY: false, destination: { write: (line: string) => void lines.push(line) } });
       const input = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#468' } }).png().toBuffer();
       for (let i = 0; i < 2; i++) {
         const image = await enhance({ input, name: 'photo.png', options: { model: 'x4fast', precision: 'auto', tile: 0 } }, { modelsDir: dir, logger });
@@ -195,7 +195,7 @@ describe('precision through the pipeline', () => {
     expect(fp32.precision).toBe('fp32');
     expect(int8.precision).toBe('int8');
     expect(int8.signature).not.toBe(fp32.signature);
-    const entry = (await readManifest(modelsDir())).models.find((m) => m.name === 'x4fast')!;
+    const entry = (await readManifest(DEFAULT_MODELS_DIR)).models.find((m) => m.name === 'x4fast')!;
     expect(int8.modelSha256).toBe(entry.int8!.sha256);
     expect(fp32.modelSha256).toBe(entry.sha256);
     const job = { id: 'j1', createdAt: 0, name: 'photo.png' };
@@ -227,9 +227,9 @@ describe('int8 preparation', () => {
   let dir: string;
   beforeAll(() => {
     dir = tempDir();
-    fs.copyFileSync(path.join(modelsDir(), 'manifest.json'), path.join(dir, 'manifest.json'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'manifest.json'), path.join(dir, 'manifest.json'));
     for (const file of ['realesrgan-x4plus.onnx', 'realesrgan-x4plus-int8.onnx', 'realesrgan-x4fast.onnx']) {
-      fs.symlinkSync(fs.realpathSync(path.join(modelsDir(), file)), path.join(dir, file));
+      fs.symlinkSync(fs.realpathSync(path.join(DEFAULT_MODELS_DIR, file)), path.join(dir, file));
     }
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

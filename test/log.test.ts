@@ -1,14 +1,16 @@
 /**
  * The logger's two formats: readable lines on a terminal, JSON lines elsewhere, LOG_FORMAT to choose, and
- * secrets redacted in both.
+ * secrets redacted in both. The settings come from the config loader, which reads the environment.
  */
 import { describe, expect, it } from 'vitest';
+import { cliSettings, ConfigError, loadConfig } from '../src/config.js';
 import { createLogger, logFormat } from '../src/log.js';
 
-/** Logs one line with a secret through a logger made with these settings and returns what was written. */
+/** Logs one line with a secret through a logger made with the settings these variables give, and returns it. */
 function written(env: NodeJS.ProcessEnv, isTTY: boolean): string {
   const lines: string[] = [];
-  const log = createLogger('info', { env, isTTY, destination: { write: (line: string) => void lines.push(line) } });
+  const { logFormat: format, logColour: colour } = cliSettings(env);
+  const log = createLogger({ level: 'info', format, colour, isTTY, destination: { write: (line: string) => void lines.push(line) } });
   log.info({ job: 'j1', token: 'abc123', options: { password: 'hunter2' } }, 'job queued');
   expect(lines).toHaveLength(1);
   return lines[0];
@@ -37,7 +39,8 @@ describe('logger', () => {
     const pretty = written({ LOG_FORMAT: 'pretty' }, false);
     expect(pretty).toContain('job queued');
     expect(pretty).not.toContain('\x1b['); // not a terminal: no colours
-    expect(logFormat({ LOG_FORMAT: '' }, false)).toBe('json');
-    expect(() => logFormat({ LOG_FORMAT: 'yaml' }, true)).toThrow('LOG_FORMAT must be json or pretty (got "yaml" from the environment)');
+    expect(logFormat(cliSettings({ LOG_FORMAT: '' }).logFormat, false)).toBe('json');
+    expect(() => loadConfig({ env: { LOG_FORMAT: 'yaml' } })).toThrow(ConfigError);
+    expect(() => cliSettings({ LOG_FORMAT: 'yaml' })).toThrow('config: logFormat must be one of auto, json, pretty (got "yaml" from $LOG_FORMAT)');
   });
 });

@@ -8,12 +8,12 @@ import { enhance } from '../src/engine/enhance.js';
 import { EnhanceError } from '../src/errors.js';
 import { readManifest, sha256File } from '../src/models/manifest.js';
 import { prepareModels } from '../src/models/prepare.js';
-import { modelsDir } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import { scenePng, tempDir } from './helpers.js';
 
 describe('models/manifest.json', () => {
   it('lists the four models with scale, FLOPs per pixel and the checksums of source and converted files', async () => {
-    const manifest = await readManifest(modelsDir());
+    const manifest = await readManifest(DEFAULT_MODELS_DIR);
     const byName = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
     expect(byName.x4plus).toMatchObject({ scale: 4, flopsPerPixel: 35_853_696, file: 'realesrgan-x4plus.onnx' });
     expect(byName.x4fast).toMatchObject({ scale: 4, flopsPerPixel: 2_418_048, file: 'realesrgan-x4fast.onnx' });
@@ -29,7 +29,7 @@ describe('models/manifest.json', () => {
     for (const entry of manifest.models) {
       expect(entry.source?.param.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(entry.source?.bin.sha256).toMatch(/^[0-9a-f]{64}$/);
-      expect(await sha256File(path.join(modelsDir(), entry.file))).toBe(entry.sha256);
+      expect(await sha256File(path.join(DEFAULT_MODELS_DIR, entry.file))).toBe(entry.sha256);
     }
   });
 });
@@ -39,7 +39,7 @@ describe('a damaged or missing model', () => {
   let scene: Buffer;
   beforeAll(async () => {
     dir = tempDir();
-    fs.copyFileSync(path.join(modelsDir(), 'manifest.json'), path.join(dir, 'manifest.json'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'manifest.json'), path.join(dir, 'manifest.json'));
     scene = await scenePng(16, 16);
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -51,7 +51,7 @@ describe('a damaged or missing model', () => {
   });
 
   it('one byte changed: refused against its checksum, with the command that fixes it', async () => {
-    const bytes = fs.readFileSync(path.join(modelsDir(), 'realesrgan-x4fast.onnx'));
+    const bytes = fs.readFileSync(path.join(DEFAULT_MODELS_DIR, 'realesrgan-x4fast.onnx'));
     bytes[bytes.length - 100] ^= 1;
     fs.writeFileSync(path.join(dir, 'realesrgan-x4fast.onnx'), bytes);
     const error = await attempt().catch((e: unknown) => e);

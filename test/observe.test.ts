@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { modelsDir, projectRoot } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR, projectRoot } from '../src/paths.js';
 import { inProcessQueue, runChecks, workerAlive } from '../src/observe/health.js';
 import { startObservability, type Observability } from '../src/observe/http.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
@@ -98,8 +98,8 @@ describe('the service with ENHANCER_HTTP_PORT', () => {
     // A models folder of its own, so the project's stays untouched: the manifest and a copy of x4fast.
     const models = path.join(dir, 'models');
     fs.mkdirSync(models);
-    fs.copyFileSync(path.join(modelsDir(), 'manifest.json'), path.join(models, 'manifest.json'));
-    fs.copyFileSync(path.join(modelsDir(), 'realesrgan-x4fast.onnx'), path.join(models, 'realesrgan-x4fast.onnx'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'manifest.json'), path.join(models, 'manifest.json'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'realesrgan-x4fast.onnx'), path.join(models, 'realesrgan-x4fast.onnx'));
     const port = await freePort();
     const s = start({ ENHANCER_HTTP_PORT: String(port), ENHANCER_MODELS: models, ENHANCER_HOTFOLDER: 'off' });
     await s.started();

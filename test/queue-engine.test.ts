@@ -1,21 +1,21 @@
 /**
- * The queue and worker on the real models, through the engine thread: what a job delivers, the early preview
+ * The queue and worker on the real models, through the engine process: what a job delivers, the early preview
  * against the final result, the event loop kept free, a model loaded once for a run of jobs.
  */
 import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EngineThread } from '../src/engine/engine-thread.js';
+import { EngineProcess } from '../src/engine/engine-process.js';
 import { enhanceProcessor } from '../src/queue/enhance-processor.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import type { Outcome } from '../src/queue/queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceRequest, EnhanceResult, Job, OutputKind } from '../src/types.js';
-import { pixels, psnr, scenePng, tempDir } from './helpers.js';
+import { ENGINE_ENV, pixels, psnr, scenePng, tempDir } from './helpers.js';
 
 let dir: string;
-let engine: EngineThread;
+let engine: EngineProcess;
 let queue: LocalQueue;
 let worker: Worker;
 /** What each delivery read back from the result store, as an adapter does. */
@@ -23,7 +23,7 @@ let delivered: Array<{ job: Job; outcome: Outcome; files: Map<OutputKind, Buffer
 
 beforeEach(() => {
   dir = tempDir('enhancer-queue-engine-');
-  engine = new EngineThread();
+  engine = new EngineProcess({ dataDir: dir, env: ENGINE_ENV });
   delivered = [];
   queue = new LocalQueue({
     dataDir: dir,
@@ -131,7 +131,7 @@ describe('LocalQueue and Worker on the real models', () => {
     const [result] = await run({ input: await scenePng(160, 160, 5), name: 'big.png', options: { tile: 0, device: 'cpu' } });
     delay.disable();
     clearInterval(timer);
-    // In-process the loop stood still for the whole inference; on the engine thread it only waits for this
+    // In-process the loop stood still for the whole inference; with the engine's process it only waits for this
     // thread's own work (decoding, rendering), never for the model.
     expect(delay.max / 1e6).toBeLessThan(result.ms.infer / 2);
     expect(ticks).toBeGreaterThan(result.ms.infer / 20 / 2);

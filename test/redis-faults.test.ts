@@ -50,8 +50,9 @@ interface LogLine {
 function recordingLogger(): { log: Logger; lines: LogLine[]; changes: Changes } {
   const lines: LogLine[] = [];
   const changes = new Changes();
-  const log = createLogger('info', {
-    env: { LOG_FORMAT: 'json' },
+  const log = createLogger({
+    level: 'info',
+    format: 'json',
     isTTY: false,
     destination: {
       write: (line: string) => {

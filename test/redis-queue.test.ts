@@ -8,7 +8,7 @@ import { silentLogger } from '../src/log.js';
 import { enhanceProcessor, shapeOf } from '../src/queue/enhance-processor.js';
 import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
-import { redisConnected } from '../src/queue/redis/health.js';
+import { redisConnected } from '../src/observe/health.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
 import { RedisJobSource } from '../src/queue/redis/redis-source.js';
 import { RedisSpeeds } from '../src/queue/redis/speeds.js';

@@ -248,6 +248,21 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     }
   });
 
+  it('undoes a front whose door fails to start after its health listener and queue connections opened: it ends by itself with one line', async () => {
+    const taken = net.createServer();
+    const webPort = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
+    try {
+      const failed = front({ ENHANCER_HTTP_PORT: String(await freePort()), ENHANCER_WEB_PORT: String(webPort) });
+      expect((await failed.exited).code).toBe(1);
+      await failed.closed;
+      expect(failed.stderr.filter(Boolean)).toEqual([expect.stringMatching(new RegExp(`^error: web: port ${webPort} .* is already in use`))]);
+      // Before, the health listener and BullMQ's connections stayed open, and the process had to be ended.
+      expect(failed.lines('the process did not end by itself after a failed start; ending it')).toEqual([]);
+    } finally {
+      taken.close();
+    }
+  });
+
   it('refuses to start with one line and exit 1 when Redis cannot be reached', async () => {
     const url = redis.url;
     await redis.stop();

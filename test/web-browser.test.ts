@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readManifest } from '../src/models/manifest.js';
-import { modelsDir } from '../src/paths.js';
+import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import { scenePng, tempDir } from './helpers.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
@@ -86,7 +86,7 @@ async function jobPage(link: string): Promise<Page> {
 
 const haveChromium = fs.existsSync(CHROMIUM);
 /** The page offers every model of the manifest (x4plus, x4fast and the anime scene). */
-const MODELS = (await readManifest(modelsDir())).models.length;
+const MODELS = (await readManifest(DEFAULT_MODELS_DIR)).models.length;
 
 describe.skipIf(!haveChromium)('the web door in chromium', () => {
   beforeAll(async () => {

@@ -139,7 +139,7 @@ describe('links and limits', () => {
     expect(status).toBe(200);
     expect(body.jobs).toEqual([
       { name: 'big.png', reason: 'the file is over the limit of 1.0 MB' },
-      { name: 'small.png', link: expect.stringMatching(/^\/job\/[0-9a-z]{15}\?e=\d+&s=[\w-]{43}$/) },
+      { name: 'small.png', id: expect.stringMatching(/^[0-9a-z]{15}$/), link: expect.stringMatching(/^\/job\/[0-9a-z]{15}\?e=\d+&s=[\w-]{43}$/) },
     ]);
     // Only the small one is kept; nothing of the big one reached the disk.
     expect(fs.readdirSync(path.join(dir, 'data', 'web', 'keep'))).toEqual([splitLink(body.jobs![1].link!).id]);
@@ -163,20 +163,26 @@ describe('links and limits', () => {
 });
 
 describe('per visitor and per address', () => {
-  it('one browser may have limits.queuedPerOwner jobs queued; one address web.uploadsPerMinute uploads a minute', async () => {
-    running = await startWeb(dir, { limits: { queuedPerOwner: 1 }, web: { uploadsPerMinute: 2 } });
+  it('one person may have limits.queuedPerOwner uploads in line, each taken whole; one address web.uploadsPerMinute uploads a minute', async () => {
+    running = await startWeb(dir, { limits: { queuedPerOwner: 1 }, web: { uploadsPerMinute: 3 } });
     const { base } = running;
     const first = await upload(base, [
       { name: 'a.png', bytes: await scenePng(48, 48, 1) },
       { name: 'b.png', bytes: await scenePng(48, 48, 2) },
     ]);
-    expect(first.body.jobs![0].link).toBeDefined();
-    expect(first.body.jobs![1]).toEqual({ name: 'b.png', reason: 'you already have 1 image in the queue (the limit is 1): wait for one to finish or cancel one' });
+    // Both files of the one upload are queued: the limit counts uploads.
+    expect(first.body.jobs!.map((j) => Boolean(j.link))).toEqual([true, true]);
+    // A second upload while the first waits is refused whole, cookie or no cookie (the address is the person too).
+    expect(await upload(base, [{ name: 'c.png', bytes: await scenePng(48, 48, 3) }], {}, 'enhancer_visitor=AAAAAAAAAAAAAAAAAAAAAA')).toEqual({
+      status: 429,
+      body: { error: 'you already have 1 upload waiting (the limit is 1): wait for it to finish, or cancel it' },
+    });
     await untilEnded(base, first.body.jobs![0].link!);
+    await untilEnded(base, first.body.jobs![1].link!);
     expect((await upload(base, [{ name: 'c.png', bytes: await scenePng(48, 48, 3) }])).status).toBe(200);
     expect(await upload(base, [{ name: 'd.png', bytes: await scenePng(48, 48, 4) }])).toEqual({
       status: 429,
-      body: { error: expect.stringMatching(/^too many uploads from this address: at most 2 a minute \(web.uploadsPerMinute\); try again in \d+ seconds$/) },
+      body: { error: expect.stringMatching(/^too many uploads from this address: at most 3 a minute \(web.uploadsPerMinute\); try again in \d+ seconds$/) },
     });
   }, 60_000);
 });
@@ -211,7 +217,7 @@ describe('behind a reverse proxy on this machine', () => {
     const entered = await fetch(`${base}/api/key`, { method: 'POST', headers: { ...via('203.0.113.7'), 'content-type': 'application/json', 'x-forwarded-proto': 'https' }, body: JSON.stringify({ key }) });
     const setCookie = entered.headers.get('set-cookie')!;
     // The proxy said the browser came over https: the key's cookie is only ever sent back over it.
-    expect(setCookie).toMatch(/; Secure$/);
+    expect(setCookie).toMatch(/; Secure(;|$)/);
     const cookie = setCookie.split(';')[0];
     expect((await upload(base, [await png(2)], {}, cookie, via('203.0.113.7'))).status).toBe(200);
     expect((await upload(base, [await png(3)], {}, cookie, via('203.0.113.7'))).status).toBe(429);
@@ -281,13 +287,16 @@ describe("the visitor's language", () => {
   it('every line the door and its pages name is in the catalogue', () => {
     const web = path.join(import.meta.dirname, '..', 'adapters', 'web');
     const named = new Set<string>();
-    for (const file of fs.readdirSync(web).filter((f) => f.endsWith('.ts'))) {
-      for (const m of fs.readFileSync(path.join(web, file), 'utf8').matchAll(/webSay\([\w.() ]+?, '([\w.]+)'/g)) named.add(m[1]);
+    const files = fs.readdirSync(web, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    for (const file of files) {
+      const code = fs.readFileSync(path.join(web, file), 'utf8');
+      for (const m of code.matchAll(/webSay\([\w.() ]+?, '([\w.]+)'/g)) named.add(`web.${m[1]}`);
+      for (const m of code.matchAll(/key: '((?:web|webDoor)\.[\w.]+)'/g)) named.add(m[1]);
     }
-    expect(named.size).toBeGreaterThan(20);
+    expect(named.size).toBeGreaterThan(30);
     // With a count, so plural lines (`seconds_one`, `seconds_other`) are found too, and ordinal ones (`nth_ordinal_two`).
     const missing = (locale: string, name: string) =>
-      [false, true].every((ordinal) => say(locale, { key: `web.${name}`, values: { count: 2, ordinal } }).startsWith('(message '));
+      [false, true].every((ordinal) => say(locale, { key: name, values: { count: 2, ordinal } }).startsWith('(message '));
     expect([...named].filter((name) => missing('en', name))).toEqual([]);
     for (const page of ['index.html', 'job.html']) {
       const template = fs.readFileSync(path.join(web, 'public', page), 'utf8');
@@ -335,9 +344,9 @@ describe("the visitor's language", () => {
     expect([key.status, await key.json()]).toEqual([403, { error: '这不是此服务的访问密钥' }]);
     const nothing = await fetch(`${base}/static/nothing.js`, { headers: zh });
     expect([nothing.status, await nothing.text()]).toEqual([404, '未找到\n']);
-    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; description: string }> };
+    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; label: string }> };
     expect(session.limits).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 1\.0 MB、[\d.]+ 百万像素$/);
-    expect(session.models.find((m) => m.name === 'x4fast')?.description).toBe('RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
+    expect(session.models.find((m) => m.name === 'x4fast')?.label).toBe('照片，快速');
 
     // A damaged image uploaded by a Chinese browser fails in the queue: its reason is said to each viewer in theirs.
     const png = await scenePng(64, 64);

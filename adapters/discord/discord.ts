@@ -17,7 +17,6 @@ import { DEFAULT_LOCALE, resolveLocale, say, translator, type Locale } from '../
 import { fitToLimit } from '../../src/imaging/fit.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
-import { modelsDir } from '../../src/paths.js';
 import { PermanentDeliveryError, type EnhanceQueue, type Outcome } from '../../src/queue/queue.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import { DoorConnection } from '../../src/service/door-connection.js';
@@ -42,6 +41,8 @@ export interface DiscordAdapterOptions {
   maxPixels: number;
   /** Where the adapter notes what it has sent of each answer, e.g. `<data>/discord`. */
   stateDir: string;
+  /** The prepared models and their manifest (`config.models`): the choices of `/enhance`. */
+  modelsDir: string;
   logger: Logger;
   /**
    * Links to the web door's job pages (with `web.publicUrl`): every answer carries one, and a PNG over the upload
@@ -90,8 +91,10 @@ export class DiscordAdapter implements Adapter {
   private queue?: EnhanceQueue;
   private stopped = false;
   private readonly links?: ResultLinks;
+  private readonly modelsDir: string;
 
   constructor(options: DiscordAdapterOptions) {
+    this.modelsDir = options.modelsDir;
     this.links = options.links;
     this.config = options.config;
     this.log = options.logger.child({ adapter: 'discord' });
@@ -146,7 +149,7 @@ export class DiscordAdapter implements Adapter {
 
   async start(queue: EnhanceQueue): Promise<void> {
     this.queue = queue;
-    this.models = (await readManifest(modelsDir())).models.map((m) => m.name);
+    this.models = (await readManifest(this.modelsDir)).models.map((m) => m.name);
     await this.notes.open();
     await this.locales.open();
     // Notes of jobs closed while the service was down.

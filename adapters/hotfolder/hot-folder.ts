@@ -18,7 +18,7 @@ import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n
 import { checkFileSize } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import { TEMP_NAME, writeAtomic } from '../../src/files.js';
+import { SHARED_FILE, TEMP_NAME, writeAtomic } from '../../src/files.js';
 import { JOB_ID, newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { Job } from '../../src/types.js';
@@ -386,7 +386,7 @@ export class HotFolder implements Adapter {
       for (const [suffix, kind] of OUTPUTS) {
         if (outcome.result.outputs?.[kind] === undefined) continue;
         // Read one output at a time from the result store: a large PNG is never held twice.
-        await writeAtomic(inside(outbox, stem + suffix), await this.queue!.readOutput(id, kind));
+        await writeAtomic(inside(outbox, stem + suffix), await this.queue!.readOutput(id, kind), SHARED_FILE);
         written.push(stem + suffix);
       }
       const { base, ext } = splitName(name);
@@ -405,7 +405,7 @@ export class HotFolder implements Adapter {
       const { base, ext } = splitName(name);
       const suffixes = [ext, `${ext}.error.txt`];
       const stem = await this.reserve(id, () => freeStem(this.failed, base, suffixes));
-      await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${say(this.options.locale, reason)}\n`);
+      await writeAtomic(inside(this.failed, `${stem}${ext}.error.txt`), `${say(this.options.locale, reason)}\n`, SHARED_FILE);
       await fs.rename(working, inside(this.failed, stem + ext));
       await this.clearWorking(working);
       await fs.rm(this.reservation(id), { force: true });

@@ -76,6 +76,8 @@ export class TelegramBot implements Adapter {
   private runner?: RunnerHandle;
   private repoll?: NodeJS.Timeout;
   private stopping = false;
+  /** Why the last getUpdates failed, until one succeeds. */
+  private pollFailing?: string;
   private readonly progress = new Map<string, EnhanceProgress>();
   /** Early previews being sent: deliver() waits for its job's, so the preview always comes first. */
   private readonly previews = new Map<string, Promise<void>>();
@@ -95,6 +97,19 @@ export class TelegramBot implements Adapter {
     // network error (auto-retry would retry those without end, in memory, up to an hour apart): a delivery is then
     // retried by the queue, which keeps it across restarts, and getUpdates by the runner.
     this.bot.api.config.use(autoRetry({ maxDelaySeconds: 60, maxRetryAttempts: 5, rethrowHttpErrors: true }));
+    // grammY's runner retries a failing getUpdates by itself, silently: without this, /healthz said "connected"
+    // while no update arrived. The door is down from a failed poll until the next one succeeds.
+    this.bot.api.config.use(async (prev, method, payload, signal) => {
+      if (method !== 'getUpdates') return prev(method, payload, signal);
+      try {
+        const answer = await prev(method, payload, signal);
+        this.polled(answer.ok ? undefined : `${answer.error_code}: ${answer.description}`);
+        return answer;
+      } catch (error) {
+        if (!this.stopping) this.polled(safeReason(error, this.token));
+        throw error;
+      }
+    });
     this.bot.catch((error) => {
       this.log.error({ update: error.ctx.update.update_id, err: safeReason(error.error, this.token) }, 'handling a Telegram update failed');
     });
@@ -126,7 +141,14 @@ export class TelegramBot implements Adapter {
   }
 
   down(): string | null {
-    return this.connection.problem;
+    return this.connection.problem ?? (this.pollFailing ? `cannot poll Telegram for updates (${this.pollFailing}); trying again` : null);
+  }
+
+  /** A getUpdates call ended: `why` it failed, or undefined. Logs once when polling starts failing and when it works again. */
+  private polled(why: string | undefined): void {
+    if (why !== undefined && this.pollFailing === undefined) this.log.warn({ why }, 'Telegram polling fails; grammY tries again');
+    if (why === undefined && this.pollFailing !== undefined) this.log.info('Telegram polling works again');
+    this.pollFailing = why;
   }
 
   async start(queue: EnhanceQueue): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * Who gets in: uploads are open to a browser on this machine; from anywhere else (a non-loopback address, or a
- * request a reverse proxy passed on) they need an access key, entered once and kept in a cookie (as an HMAC of
- * the key, so the cookie is not the key itself), unless the door is open on purpose. Visitors are told apart by a
- * random cookie, for the per-person queued-job limit.
+ * request a reverse proxy passed on) they need an access key, unless the door is open on purpose. A browser
+ * enters the key once and keeps it in a cookie (an HMAC of the key, so the cookie is not the key itself); a
+ * script sends it as `Authorization: Bearer <key>`. Visitors are told apart by a random cookie (see people.ts).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -29,7 +29,7 @@ export function checkExposure(host: string, keys: readonly string[], open: boole
 
 /**
  * The peers whose forwarding headers are believed (fastify's `trustProxy`): a reverse proxy on this machine, the
- * set-up the README shows. The rate limit then counts each person's address, not the proxy's, and a cookie is
+ * set-up the docs show. The rate limit then counts each person's address, not the proxy's, and a cookie is
  * marked Secure when the proxy says the browser came over https. A local process could claim any address, but it
  * could as well upload directly.
  */
@@ -46,22 +46,8 @@ export function proxied(headers: IncomingHttpHeaders): boolean {
   return headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined || headers['x-real-ip'] !== undefined;
 }
 
-/** The cookies of a request, by name. */
-export function cookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (header ?? '').split(';')) {
-    const at = pair.indexOf('=');
-    if (at <= 0) continue;
-    const value = pair.slice(at + 1).trim();
-    // A value that is not valid percent-encoding (a cookie set by something else) is taken as it is, not thrown.
-    try {
-      out[pair.slice(0, at).trim()] = decodeURIComponent(value);
-    } catch {
-      out[pair.slice(0, at).trim()] = value;
-    }
-  }
-  return out;
-}
+/** What a request may do: upload (with the key it used, as a short id that is not the key), or why not. */
+export type Admission = { ok: true; key?: string } | { ok: false; why: 'needKey' | 'noKeys' | 'badKey' };
 
 export class Access {
   private readonly tokens: Buffer[];
@@ -94,11 +80,23 @@ export class Access {
     return this.matches(this.token(key));
   }
 
-  /** Whether a request with these headers (its cookies) may upload. */
-  allowed(headers: IncomingHttpHeaders): boolean {
-    if (!this.keyNeeded(headers)) return true;
-    const cookie = cookies(headers.cookie)[KEY_COOKIE];
-    return typeof cookie === 'string' && /^[A-Za-z0-9_-]{43}$/.test(cookie) && this.matches(Buffer.from(cookie, 'base64url'));
+  /**
+   * What a request may do, from its `Authorization: Bearer` header or its key cookie. A Bearer key that is wrong
+   * is refused even where none is needed, so a script with a mistyped key hears of it.
+   *
+   * @example
+   * access.admit({ authorization: 'Bearer a-long-random-key' }, undefined); // { ok: true, key: 'q1x…' }
+   */
+  admit(headers: IncomingHttpHeaders, keyCookie: string | undefined): Admission {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '')?.[1];
+    if (bearer !== undefined) {
+      const token = this.token(bearer);
+      return this.matches(token) ? { ok: true, key: keyId(token) } : { ok: false, why: 'badKey' };
+    }
+    const cookie = keyCookie && /^[A-Za-z0-9_-]{43}$/.test(keyCookie) ? Buffer.from(keyCookie, 'base64url') : undefined;
+    if (cookie && this.matches(cookie)) return { ok: true, key: keyId(cookie) };
+    if (!this.keyNeeded(headers)) return { ok: true };
+    return { ok: false, why: this.hasKeys ? 'needKey' : 'noKeys' };
   }
 
   private matches(token: Buffer): boolean {
@@ -106,13 +104,15 @@ export class Access {
   }
 }
 
+/** A key's name in the books (people.ts): the start of its HMAC, never the key. */
+const keyId = (token: Buffer) => token.subarray(0, 12).toString('base64url');
+
 /** A new visitor id: 16 random bytes. */
 export function newVisitor(): string {
   return randomBytes(16).toString('base64url');
 }
 
 /** A visitor id as the cookie holds it, or undefined when it is missing or not one of ours. */
-export function visitorOf(jar: Record<string, string>): string | undefined {
-  const v = jar[VISITOR_COOKIE];
-  return v && /^[A-Za-z0-9_-]{22}$/.test(v) ? v : undefined;
+export function visitorOf(cookie: string | undefined): string | undefined {
+  return cookie && /^[A-Za-z0-9_-]{22}$/.test(cookie) ? cookie : undefined;
 }

@@ -35,6 +35,15 @@ function keyList() {
   );
 }
 
+/** Host names people open the door by besides its address and `localhost`: `["enhancer.lan"]` or `"a.lan,b.lan"`. */
+function hostList() {
+  const error = 'must be a list of host names, e.g. ["enhancer.lan"] or "enhancer.lan,photos.home"';
+  return z.preprocess(
+    (value: string[] | string) => (typeof value === 'string' ? value.split(',').map((h) => h.trim()).filter(Boolean) : value),
+    z.array(z.string({ error }).regex(/^[A-Za-z0-9.-]{1,253}$/, { error }), { error }),
+  );
+}
+
 /** The address people reach the web door at, without a trailing slash; empty: chat answers carry no link. */
 function publicUrl() {
   const error = 'must be the http:// or https:// address people reach the web page at, e.g. https://enhance.example.org (or empty)';
@@ -58,6 +67,11 @@ export const webSection = defineSection({
     port: wholeNumber(0, 65_535),
     /** 127.0.0.1 keeps it on this machine; any other address needs `accessKeys` or `open`. */
     host: z.string({ error: 'must be an address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).trim().min(1, { error: 'must be an address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }),
+    /**
+     * Names the door answers to besides IP addresses, `localhost` and `publicUrl`'s: a request for any other name
+     * (DNS rebinding sends one) is refused.
+     */
+    hosts: hostList(),
     /** Keys that let a browser upload on a non-loopback address (entered once, kept in a cookie). A secret. */
     accessKeys: keyList(),
     /** Uploads open to anyone who reaches the address, on purpose, without a key. */
@@ -77,6 +91,7 @@ export const webSection = defineSection({
   defaults: {
     port: 8080,
     host: '127.0.0.1',
+    hosts: [],
     accessKeys: [],
     open: false,
     keepFor: '7d',
@@ -87,6 +102,7 @@ export const webSection = defineSection({
   env: {
     ENHANCER_WEB_PORT: 'port',
     ENHANCER_WEB_HOST: 'host',
+    ENHANCER_WEB_HOSTS: 'hosts',
     ENHANCER_WEB_KEY: 'accessKeys',
     ENHANCER_WEB_OPEN: 'open',
     ENHANCER_WEB_KEEP_FOR: 'keepFor',

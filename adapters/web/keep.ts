@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomic } from '../../src/files.js';
+import { mkdirPrivate, writeAtomic } from '../../src/files.js';
 import { JOB_ID } from '../../src/queue/spool.js';
 import type { Text } from '../../src/i18n/i18n.js';
 import type { EnhanceOptions, EnhanceResult, JobState, OutputKind } from '../../src/types.js';
@@ -39,6 +39,8 @@ export interface KeptJob {
   result?: EnhanceResult;
   /** When the end was kept, for "oldest out first". */
   endedAt?: number;
+  /** Who uploaded it (people.ts): the API answers about a job only to them. Absent for a chat job's page. */
+  people?: string[];
 }
 
 export class Keep {
@@ -59,12 +61,12 @@ export class Keep {
   }
 
   async open(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
+    await mkdirPrivate(this.dir);
   }
 
   /** Keeps a new job's record and its upload, before it is queued. */
   async add(job: KeptJob, input: Uint8Array): Promise<void> {
-    await fs.mkdir(this.folder(job.id), { recursive: true });
+    await mkdirPrivate(this.folder(job.id));
     await writeAtomic(this.file(job.id, 'input'), input);
     await writeAtomic(path.join(this.folder(job.id), 'job.json'), JSON.stringify(job));
   }

@@ -5,8 +5,8 @@
  * JSON data block, so there is one catalogue and no copy of it in the script.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { fastifyCookie } from '@fastify/cookie';
 import { catalogue, DEFAULT_LOCALE, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
-import { cookies } from './access.js';
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */
 export const LANG_COOKIE = 'lang';
@@ -42,7 +42,7 @@ export function acceptedLanguages(header: string | undefined): string[] {
  * localeOf({ cookie: 'lang=en', 'accept-language': 'zh-CN' }); // 'en'
  */
 export function localeOf(headers: IncomingHttpHeaders): Locale {
-  const chosen = matchLocale(cookies(headers.cookie)[LANG_COOKIE]);
+  const chosen = matchLocale(fastifyCookie.parse(headers.cookie ?? '')[LANG_COOKIE]);
   return chosen ?? resolveLocale(acceptedLanguages(headers['accept-language']), DEFAULT_LOCALE);
 }
 

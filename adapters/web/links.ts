@@ -7,6 +7,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { EnhanceError } from '../../src/errors.js';
+import { mkdirPrivate } from '../../src/files.js';
 import { JOB_ID } from '../../src/queue/spool.js';
 
 /** What a link's query says, checked. */
@@ -18,11 +20,16 @@ export class LinkSigner {
   /** Reads the key from `dir/link.key`, making it (32 random bytes, mode 600) the first time. */
   static async open(dir: string): Promise<LinkSigner> {
     const file = path.join(dir, 'link.key');
-    await fs.mkdir(dir, { recursive: true });
+    await mkdirPrivate(dir);
     try {
       await fs.writeFile(file, randomBytes(32), { flag: 'wx', mode: 0o600 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const mode = (await fs.stat(file)).mode & 0o777;
+    // The key signs every link and derives the access cookie: anyone who can read it can open every job.
+    if (mode & 0o077) {
+      throw new EnhanceError(`web: ${file} is readable by other users (mode ${mode.toString(8)}): run chmod 600 on it, or remove it to make a new one (old links stop working)`, 'options');
     }
     const key = await fs.readFile(file);
     if (key.length < 32) throw new Error(`${file} is damaged (${key.length} bytes, not 32): remove it to make a new one (old links stop working)`);

@@ -1,40 +1,39 @@
 /**
- * The web door: the service's own pages on fastify. An upload page (several files, options, **Enhance**) makes
- * one job a file; each job has a page reached only through its signed, expiring link (links.ts), where position,
- * ETA, progress and the early preview are pushed by server-sent events, then a before/after slider, the summary
- * and the downloads. Results move into the keep (keep.ts) when the queue delivers them, so a job page works
- * across restarts until its link expires. Everything a visitor reads is in their language (language.ts chooses it
- * and renders the pages, status.ts says a job's lines per viewer), and an upload stores it with its job.
+ * The web door: the service's own pages and API on fastify. An upload page (several files, options, **Enhance**)
+ * makes one job a file; each job has a page reached only through its signed, expiring link (links.ts), where
+ * position, ETA, progress and the early preview are pushed by server-sent events (feed.ts), then a before/after
+ * slider, the summary and the downloads. Scripts use the same routes with an access key (routes/api.ts).
+ * Results move into the keep (keep.ts) when the queue delivers them, so a job page works across restarts until
+ * its link expires. Everything a visitor reads is in their language (language.ts, status.ts).
  *
- * fastify because it is well kept, streams multipart uploads through busboy (@fastify/multipart, so a file over
- * the limit is never held) and has a rate limiter (@fastify/rate-limit); @fastify/static is left out: the door
- * serves seven fixed files from a table, and no part of a request ever becomes a path.
+ * The parts: server.ts builds the fastify instance (guard.ts against a hostile network, then the route plugins in
+ * routes/), intake.ts takes files in, people.ts counts each person's uploads; this class starts and stops it all
+ * and turns the queue's events and deliveries into what pages show.
  */
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import multipart from '@fastify/multipart';
-import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { EnhanceError, reasonOf, reasonTextOf } from '../../src/errors.js';
-import { DEFAULT_LOCALE, hasText, LOCALES, say, type Locale, type Text } from '../../src/i18n/i18n.js';
+import type { FastifyInstance } from 'fastify';
+import { EnhanceError, reasonOf } from '../../src/errors.js';
+import { hasText, LOCALES, type Locale } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
-import { probeImage } from '../../src/imaging/input.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
-import { modelsDir, projectRoot } from '../../src/paths.js';
+import { projectRoot } from '../../src/paths.js';
 import type { EnhanceQueue, Outcome } from '../../src/queue/queue.js';
-import { newJobId } from '../../src/queue/spool.js';
 import type { Adapter } from '../../src/service/adapter.js';
 import type { ResultLinks } from '../../src/service/result-links.js';
-import type { EnhanceProgress, EnhanceResult, Job } from '../../src/types.js';
-import { Access, checkExposure, cookies, isLoopback, KEY_COOKIE, newVisitor, TRUSTED_PROXIES, VISITOR_COOKIE, visitorOf } from './access.js';
+import type { EnhanceResult, Job } from '../../src/types.js';
+import { Access, checkExposure, isLoopback } from './access.js';
 import type { WebConfig } from './config.js';
+import type { ModelChoice, WebContext } from './context.js';
+import { JobFeed } from './feed.js';
+import { displayName, Intake } from './intake.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
-import { describeDuration, localeOf, plainPage, renderPage, webSay } from './language.js';
+import { renderPage, webSay } from './language.js';
 import { LinkSigner } from './links.js';
-import { eventFor, snapshotFor, type PageEvent, type Snapshot } from './status.js';
-import { readUpload, type UploadedFile } from './upload.js';
+import { People } from './people.js';
+import { buildServer } from './server.js';
+import type { Snapshot } from './status.js';
 
 export interface WebOptions {
   config: WebConfig;
@@ -42,8 +41,12 @@ export interface WebOptions {
   stateDir: string;
   maxFileBytes: number;
   maxPixels: number;
+  /** Uploads one person may have in line (`limits.queuedPerOwner`). */
+  queuedPerOwner: number;
   /** The service's default model, preselected on the page. */
   defaultModel: string;
+  /** The prepared models and their manifest (`config.models`). */
+  modelsDir: string;
   logger: Logger;
   /** Where the port and host were set, for the one-line error. */
   from?: { port: string; host: string };
@@ -56,48 +59,24 @@ const STATIC: Record<string, string> = {
   'job.js': 'text/javascript; charset=utf-8',
   'common.js': 'text/javascript; charset=utf-8',
   'language.js': 'text/javascript; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
 const PAGES = ['index.html', 'job.html'] as const;
 
-const TYPES: Record<KeptKind, string> = {
-  input: 'application/octet-stream',
-  png: 'image/png',
-  preview: 'image/jpeg',
-  compare: 'image/jpeg',
-  pdf: 'application/pdf',
-  early: 'image/png',
-};
-const INPUT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif', tiff: 'image/tiff', heif: 'image/heif' };
-
-/**
- * Sent with every answer: the pages load nothing from elsewhere, are never framed, and a job link (a secret in
- * the URL) never leaks through a Referer.
- */
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-opener-policy': 'same-origin',
-};
-
-/** Files taken from one upload request; the rest are listed with a reason, so every file gets an answer. */
-const MAX_FILES = 20;
-/** A comment line on open event streams this often, so proxies do not close a quiet one (nginx: 60 s). */
-const HEARTBEAT_MS = 25_000;
 /** Expired and over-size kept results are removed this often (and after each delivery). */
 const PRUNE_MS = 10 * 60_000;
 
 export class WebDoor implements Adapter {
   readonly name = 'web';
+  /** The door counts each person's uploads itself (people.ts): the queue's per-job limit would split an upload. */
+  readonly ownLimits = true;
   private readonly log: Logger;
   private app?: FastifyInstance;
   private queue?: EnhanceQueue;
   private keep!: Keep;
   private links!: LinkSigner;
-  private access!: Access;
-  private pages = new EventEmitter();
-  private readonly progress = new Map<string, EnhanceProgress>();
+  private readonly feed: JobFeed;
+  private readonly people: People;
   private readonly files = new Map<string, Buffer>();
   /** Each page in each language, rendered once at start: `index.html:zh-Hans`. */
   private readonly rendered = new Map<string, string>();
@@ -108,7 +87,8 @@ export class WebDoor implements Adapter {
 
   constructor(private readonly options: WebOptions) {
     this.log = options.logger.child({ adapter: 'web' });
-    this.pages.setMaxListeners(0);
+    this.feed = new JobFeed(this.log);
+    this.people = new People(options.queuedPerOwner);
   }
 
   async start(queue: EnhanceQueue): Promise<void> {
@@ -116,46 +96,34 @@ export class WebDoor implements Adapter {
     checkExposure(config.host, config.accessKeys, config.open);
     this.queue = queue;
     this.links = await LinkSigner.open(this.options.stateDir);
-    this.access = new Access(this.links.derive('access'), config.accessKeys, { loopback: isLoopback(config.host), open: config.open });
+    const access = new Access(this.links.derive('access'), config.accessKeys, { loopback: isLoopback(config.host), open: config.open });
     this.keep = new Keep(path.join(this.options.stateDir, 'keep'), config.keepBytes);
     await this.keep.open();
     await this.prune();
-    this.models = (await readManifest(modelsDir())).models.map((m) => ({ name: m.name, description: m.description }));
-    const dir = path.join(projectRoot, 'adapters', 'web', 'public');
-    for (const name of [...Object.keys(STATIC), ...PAGES]) this.files.set(name, fs.readFileSync(path.join(dir, name)));
-    for (const name of PAGES) {
-      for (const locale of LOCALES) {
-        const html = renderPage(this.files.get(name)!.toString('utf8'), locale);
-        // A hole the catalogue has no line for is a bug: found at start, not by a visitor.
-        const missing = /\(message web\.[\w.]+ is missing/.exec(html);
-        if (missing) throw new Error(`adapters/web/public/${name}: ${missing[0]} (add it to the web section of en.json)`);
-        this.rendered.set(`${name}:${locale}`, html);
-      }
-    }
+    this.models = (await readManifest(this.options.modelsDir)).models.map((m) => ({ name: m.name, description: m.description }));
+    this.loadPages();
+    this.people.recover(await queue.getJobs());
     this.listen(queue);
 
-    const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024, trustProxy: TRUSTED_PROXIES });
+    const ctx: WebContext = {
+      config,
+      maxFileBytes: this.options.maxFileBytes,
+      maxPixels: this.options.maxPixels,
+      defaultModel: this.options.defaultModel,
+      log: this.log,
+      queue,
+      keep: this.keep,
+      links: this.links,
+      access,
+      feed: this.feed,
+      intake: new Intake({ queue, keep: this.keep, links: this.links, people: this.people, keepFor: config.keepFor, maxPixels: this.options.maxPixels, defaultModel: this.options.defaultModel, logger: this.log }),
+      page: (name, locale) => this.rendered.get(`${name}:${locale}`) ?? this.rendered.get(`${name}:en`)!,
+      file: (name) => (Object.hasOwn(STATIC, name) ? { type: STATIC[name], bytes: this.files.get(name)! } : undefined),
+      snapshot: (kept) => this.snapshot(kept),
+      models: (locale) => this.modelChoices(locale),
+    };
+    const app = await buildServer(ctx);
     this.app = app;
-    await app.register(multipart, {
-      // Past fileSize busboy drops a file's bytes and marks it truncated: nothing over the limit is held.
-      limits: { fileSize: this.options.maxFileBytes, fields: 16, fieldSize: 200 },
-      throwFileSizeLimit: false,
-    });
-    await app.register(rateLimit, {
-      global: false,
-      errorResponseBuilder: (request, context) =>
-        Object.assign(new Error(webSay(localeOf(request.headers), 'rateLimited', { max: context.max, count: Math.max(1, Math.ceil(context.ttl / 1000)) })), { statusCode: 429 }),
-    });
-    app.addHook('onSend', async (_request, reply) => {
-      reply.headers(SECURITY_HEADERS);
-    });
-    app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-      const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-      if (status >= 500) this.log.error({ err: error, url: request.url.split('?')[0] }, 'the web door could not answer');
-      void reply.code(status).type('application/json').send({ error: status >= 500 ? say(localeOf(request.headers), reasonTextOf(error)) : error.message.split('\n')[0] });
-    });
-    this.routes(app);
-
     try {
       await app.listen({ port: config.port, host: config.host });
     } catch (error) {
@@ -167,7 +135,7 @@ export class WebDoor implements Adapter {
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
     this.pruner = setInterval(() => void this.prune(), PRUNE_MS).unref();
-    this.log.info({ url: this.url, keyNeeded: this.access.keyNeeded({}) }, `web page: open ${this.url} in a browser`);
+    this.log.info({ url: this.url, keyNeeded: access.keyNeeded({}) }, `web page: open ${this.url} in a browser`);
   }
 
   async stop(): Promise<void> {
@@ -176,20 +144,17 @@ export class WebDoor implements Adapter {
   }
 
   async deliver(job: Job, outcome: Outcome): Promise<void> {
+    this.people.settle(job.id);
     const kept = await this.keep.get(job.id);
     // Removed from the keep meanwhile (expired, or the keep was full): nothing to show it on.
     if (!kept) return;
-    if (outcome.state === 'completed') {
-      for (const kind of Object.keys(outcome.result.outputs ?? {}) as KeptKind[]) {
-        if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
-      }
-    }
+    if (outcome.state === 'completed') await this.keepOutputs(job.id, outcome.result);
     const ended = await this.keep.end(
       job.id,
       outcome.state === 'completed' ? { state: 'completed', result: outcome.result } : { state: outcome.state, reason: outcome.reason, reasonText: outcome.text },
     );
-    this.progress.delete(job.id);
-    if (ended) this.emit(job.id, { type: 'done', data: await this.snapshot(ended) });
+    this.feed.forget(job.id);
+    if (ended) this.feed.emit(job.id, { type: 'done', data: await this.snapshot(ended) });
     this.log.info({ job: job.id, state: outcome.state }, 'kept for its page');
     await this.prune();
   }
@@ -228,14 +193,19 @@ export class WebDoor implements Adapter {
       await this.keep.add(kept, await this.queue!.readInput(job.id));
     }
     if (kept.state !== 'completed') {
-      for (const kind of Object.keys(result.outputs ?? {}) as KeptKind[]) {
-        if (KEPT_KINDS.includes(kind)) await this.keep.put(job.id, kind, await this.queue!.readOutput(job.id, kind as Exclude<KeptKind, 'input'>));
-      }
+      await this.keepOutputs(job.id, result);
       await this.keep.end(job.id, { state: 'completed', result });
       this.log.info({ job: job.id, adapter: job.request.replyTo?.adapter }, 'kept for its page (linked from chat)');
       await this.prune();
     }
     return `${publicUrl}${this.links.link(job.id, kept.expires)}`;
+  }
+
+  /** A completed job's outputs from the queue's result store into the keep. */
+  private async keepOutputs(id: string, result: EnhanceResult): Promise<void> {
+    for (const kind of Object.keys(result.outputs ?? {}) as KeptKind[]) {
+      if (KEPT_KINDS.includes(kind) && kind !== 'input') await this.keep.put(id, kind, await this.queue!.readOutput(id, kind));
+    }
   }
 
   private async prune(): Promise<void> {
@@ -247,31 +217,52 @@ export class WebDoor implements Adapter {
     }
   }
 
-  private emit(id: string, event: PageEvent): void {
-    this.pages.emit(id, event);
+  /** The page files, and each page rendered in each language. A hole the catalogue has no line for stops start-up. */
+  private loadPages(): void {
+    const dir = path.join(projectRoot, 'adapters', 'web', 'public');
+    for (const name of [...Object.keys(STATIC), ...PAGES]) this.files.set(name, fs.readFileSync(path.join(dir, name)));
+    for (const name of PAGES) {
+      for (const locale of LOCALES) {
+        const html = renderPage(this.files.get(name)!.toString('utf8'), locale);
+        const missing = /\(message web\.[\w.]+ is missing/.exec(html);
+        if (missing) throw new Error(`adapters/web/public/${name}: ${missing[0]} (add it to the web section of en.json)`);
+        this.rendered.set(`${name}:${locale}`, html);
+      }
+    }
+  }
+
+  /** The models by use (`Photos, fast`), a model the catalogue has no line for by its name. */
+  private modelChoices(locale: Locale): ModelChoice[] {
+    return this.models.map((m) => ({
+      name: m.name,
+      label: hasText(`web.modelLabel.${m.name}`) ? webSay(locale, `modelLabel.${m.name}`) : m.name,
+      architecture: m.description,
+    }));
   }
 
   /** The queue's events, turned into page events for the jobs' open pages. */
   private listen(queue: EnhanceQueue): void {
     const events = queue.events(this.name);
-    events.on('queued', (job, info) => this.emit(job.id, { type: 'queued', data: info }));
-    events.on('started', (job) => this.emit(job.id, { type: 'started', data: {} }));
-    events.on('progress', (job, progress) => {
-      this.progress.set(job.id, progress);
-      this.emit(job.id, { type: 'progress', data: progress });
-    });
+    events.on('queued', (job, info) => this.feed.emit(job.id, { type: 'queued', data: info }));
+    events.on('started', (job) => this.feed.emit(job.id, { type: 'started', data: {} }));
+    events.on('progress', (job, progress) => this.feed.emit(job.id, { type: 'progress', data: progress }));
     events.on('preview', (job, preview) => {
       void (async () => {
         await this.keep.put(job.id, 'early', await queue.readOutput(job.id, 'early'));
-        this.emit(job.id, { type: 'preview', data: { region: preview.region } });
+        this.feed.emit(job.id, { type: 'preview', data: { region: preview.region } });
       })().catch((error: unknown) => this.log.warn({ job: job.id, err: reasonOf(error) }, 'keeping the early preview failed'));
     });
-    events.on('completed', (job) => this.emit(job.id, { type: 'finishing', data: {} }));
+    events.on('completed', (job) => {
+      this.people.settle(job.id);
+      this.feed.emit(job.id, { type: 'finishing', data: {} });
+    });
+    events.on('failed', (job) => this.people.settle(job.id));
+    events.on('cancelled', (job) => this.people.settle(job.id));
     // Any job that starts moves the waiting ones up: their open pages are told where they stand now.
     queue.events().on('started', () => {
-      for (const id of this.pages.eventNames()) {
-        void queue.getJob(String(id)).then((status) => {
-          if (status?.state === 'waiting') this.emit(String(id), { type: 'queued', data: { position: status.position, etaMs: status.etaMs } });
+      for (const id of this.feed.followed()) {
+        void queue.getJob(id).then((status) => {
+          if (status?.state === 'waiting') this.feed.emit(id, { type: 'queued', data: { position: status.position, etaMs: status.etaMs } });
         });
       }
     });
@@ -294,254 +285,6 @@ export class WebDoor implements Adapter {
     if (kept.state !== 'waiting' && kept.state !== 'active') return { ...base, state: kept.state, position: 0, etaMs: 0, reason: kept.reason, reasonText: kept.reasonText, result: kept.result };
     const status = await this.queue!.getJob(kept.id);
     const state = !status ? 'waiting' : status.state === 'waiting' || status.state === 'active' ? status.state : 'finishing';
-    return { ...base, state, position: status?.position ?? 0, etaMs: status?.etaMs ?? 0, progress: this.progress.get(kept.id) };
+    return { ...base, state, position: status?.position ?? 0, etaMs: status?.etaMs ?? 0, progress: this.feed.progressOf(kept.id) };
   }
-
-  // ---- Routes ----
-
-  private routes(app: FastifyInstance): void {
-    app.get('/', (request, reply) => this.page(request, reply, 'index.html'));
-    app.get<{ Params: { name: string } }>('/static/:name', (request, reply) => {
-      const type = Object.hasOwn(STATIC, request.params.name) ? STATIC[request.params.name] : undefined;
-      if (!type) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'notFound')}\n`);
-      return reply.type(type).header('cache-control', 'no-cache').send(this.files.get(request.params.name));
-    });
-    app.get('/api/session', (request, reply) => {
-      this.visitor(request, reply);
-      const locale = localeOf(request.headers);
-      return {
-        keyNeeded: this.access.keyNeeded(request.headers),
-        allowed: this.access.allowed(request.headers),
-        // A model the catalogue has no line for (one added to the manifest since) is described as the manifest does.
-        models: this.models.map((m) => ({ name: m.name, description: hasText(`web.modelHelp.${m.name}`) ? webSay(locale, `modelHelp.${m.name}`) : m.description })),
-        limits: webSay(locale, 'limits', { bytes: this.options.maxFileBytes, pixels: this.options.maxPixels }),
-        defaults: { model: this.options.defaultModel, scale: 4, tune: 'gentle' },
-        maxFileBytes: this.options.maxFileBytes,
-        maxPixels: this.options.maxPixels,
-        keepFor: this.options.config.keepFor,
-      };
-    });
-    app.post<{ Body: { key?: unknown } }>('/api/key', { config: { rateLimit: { max: 10, timeWindow: '1 minute' } } }, (request, reply) => {
-      const key = request.body?.key;
-      if (typeof key !== 'string' || !this.access.validKey(key)) return reply.code(403).send({ error: webSay(localeOf(request.headers), 'badKey') });
-      const secure = request.protocol === 'https' ? '; Secure' : '';
-      return reply
-        .header('set-cookie', `${KEY_COOKIE}=${this.access.token(key).toString('base64url')}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000${secure}`)
-        .send({ ok: true });
-    });
-    app.post('/api/jobs', { config: { rateLimit: { max: this.options.config.uploadsPerMinute, timeWindow: '1 minute' } } }, (request, reply) => this.upload(request, reply));
-    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id', async (request, reply) => {
-      const kept = await this.checked(request, reply);
-      if (kept) return this.page(request, reply, 'job.html');
-    });
-    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/state', async (request, reply) => {
-      const kept = await this.checked(request, reply);
-      if (kept) return reply.header('cache-control', 'no-store').send(snapshotFor(localeOf(request.headers), await this.snapshot(kept)));
-    });
-    app.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/events', async (request, reply) => {
-      const kept = await this.checked(request, reply);
-      if (kept) await this.stream(kept, request, reply);
-    });
-    app.get<{ Params: { id: string; kind: string }; Querystring: Record<string, string> }>('/job/:id/file/:kind', async (request, reply) => {
-      const kept = await this.checked(request, reply);
-      if (!kept) return;
-      const kind = request.params.kind as KeptKind;
-      if (!KEPT_KINDS.includes(kind)) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'noSuchFile')}\n`);
-      const file = this.keep.file(kept.id, kind);
-      const stats = await fs.promises.stat(file).catch(() => undefined);
-      if (!stats) return reply.code(404).type('text/plain; charset=utf-8').send(`${webSay(localeOf(request.headers), 'notMade')}\n`);
-      const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
-      return reply.type(type).header('content-length', stats.size).header('cache-control', 'private, max-age=3600').send(fs.createReadStream(file));
-    });
-    app.post<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>(
-      '/job/:id/again',
-      { config: { rateLimit: { max: this.options.config.uploadsPerMinute, timeWindow: '1 minute' } } },
-      (request, reply) => this.again(request, reply),
-    );
-    app.post<{ Params: { id: string }; Querystring: Record<string, string> }>('/job/:id/cancel', async (request, reply) => {
-      const kept = await this.checked(request, reply);
-      if (!kept) return;
-      try {
-        const job = await this.queue!.getJob(kept.id);
-        if (!job || (job.state !== 'waiting' && job.state !== 'active')) return reply.code(409).send({ error: webSay(localeOf(request.headers), 'jobEnded') });
-        await this.queue!.cancel(kept.id, job.request.owner ?? 'local');
-        return { ok: true };
-      } catch (error) {
-        return reply.code(409).send({ error: say(localeOf(request.headers), reasonTextOf(error)) });
-      }
-    });
-  }
-
-  /** A page in the visitor's language (it varies with the `lang` cookie and `Accept-Language`). */
-  private page(request: FastifyRequest, reply: FastifyReply, name: (typeof PAGES)[number]) {
-    const html = this.rendered.get(`${name}:${localeOf(request.headers)}`) ?? this.rendered.get(`${name}:${DEFAULT_LOCALE}`);
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('vary', 'accept-language, cookie').send(html);
-  }
-
-  /** The visitor's id, set as a cookie the first time. */
-  private visitor(request: FastifyRequest, reply: FastifyReply): string {
-    const known = visitorOf(cookies(request.headers.cookie));
-    if (known) return known;
-    const fresh = newVisitor();
-    reply.header('set-cookie', `${VISITOR_COOKIE}=${fresh}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000`);
-    return fresh;
-  }
-
-  /**
-   * The kept job a signed link names, or undefined after answering with a plain page: a forged link, an expired
-   * one, or one whose job is no longer kept. No file is ever served without this.
-   */
-  private async checked(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string> }>, reply: FastifyReply): Promise<KeptJob | undefined> {
-    const check = this.links.check(request.params.id, request.query.e, request.query.s);
-    const locale = localeOf(request.headers);
-    const keepFor = describeDuration(locale, this.options.config.keepFor);
-    const plain = (status: number, name: 'forged' | 'expired' | 'gone') =>
-      void reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(plainPage(locale, webSay(locale, `${name}Title`), webSay(locale, name, { keepFor })));
-    if (!check.ok && check.why === 'forged') {
-      plain(403, 'forged');
-      return undefined;
-    }
-    if (!check.ok) {
-      plain(410, 'expired');
-      return undefined;
-    }
-    const kept = await this.keep.get(request.params.id);
-    if (!kept) plain(410, 'gone');
-    return kept;
-  }
-
-  /** Server-sent events: the job as a whole, then each change, until it has ended. */
-  private async stream(kept: KeptJob, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    reply.hijack();
-    const response = reply.raw;
-    response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-    // Each viewer's own language: the person who opens a link may not be the one who uploaded.
-    const locale = localeOf(request.headers);
-    const send = (type: string, data: unknown) => response.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-    // Listening before the snapshot is taken, so nothing between the two is missed; held until it is sent.
-    let held: PageEvent[] | null = [];
-    const onEvent = (event: PageEvent) => {
-      if (held) held.push(event);
-      else {
-        const said = eventFor(locale, event);
-        send(said.type, said.data);
-        if (event.type === 'done') response.end();
-      }
-    };
-    this.pages.on(kept.id, onEvent);
-    const heartbeat = setInterval(() => response.write(': still here\n\n'), HEARTBEAT_MS);
-    const close = () => {
-      clearInterval(heartbeat);
-      this.pages.off(kept.id, onEvent);
-    };
-    request.raw.on('close', close);
-    response.on('close', close);
-    const snapshot = await this.snapshot(kept);
-    send('state', snapshotFor(locale, snapshot));
-    if (snapshot.state !== 'waiting' && snapshot.state !== 'active' && snapshot.state !== 'finishing') {
-      response.end();
-      return;
-    }
-    const pending = held;
-    held = null;
-    for (const event of pending) onEvent(event);
-  }
-
-  /**
-   * Why this request may not upload, or undefined when it may: `needsKey` when a key would let it in, and a line
-   * for the operator when none is configured (a page behind a reverse proxy on a loopback address).
-   */
-  private refusal(request: FastifyRequest, needsKey: 'needKey' | 'needKeyAgain'): string | undefined {
-    if (this.access.allowed(request.headers)) return undefined;
-    return webSay(localeOf(request.headers), this.access.hasKeys ? needsKey : 'noKeys');
-  }
-
-  /** An upload: every file becomes a job (or gets its one-line reason); answers with each one's link. */
-  private async upload(request: FastifyRequest, reply: FastifyReply) {
-    const refused = this.refusal(request, 'needKey');
-    if (refused) return reply.code(403).send({ error: refused });
-    const locale = localeOf(request.headers);
-    if (!request.isMultipart()) return reply.code(415).send({ error: webSay(locale, 'notMultipart') });
-    const owner = `web:${this.visitor(request, reply)}`;
-    const fields: Record<string, string> = {};
-    const results: Array<{ name: string; link?: string; reason?: string }> = [];
-    for await (const part of request.parts()) {
-      if (part.type === 'field') {
-        fields[part.fieldname] = String(part.value);
-        continue;
-      }
-      if (results.length >= MAX_FILES) {
-        part.file.resume();
-        results.push({ name: displayName(part.filename || 'upload'), reason: webSay(locale, 'tooManyFiles', { n: MAX_FILES }) });
-        continue;
-      }
-      const file = await readUpload(part, this.options.maxFileBytes, this.options.maxPixels);
-      results.push(await this.submit(file, fields, owner, locale));
-    }
-    if (results.length === 0) return reply.code(400).send({ error: webSay(locale, 'noFile') });
-    return { jobs: results };
-  }
-
-  /**
-   * "Enhance again with other options": the kept upload of a job as a new job, with the options in the body
-   * (`model`, `scale`, `tune`, `pdf`, as the upload form sends them). An upload like any other: the access key
-   * and the visitor's limits apply. Answers with the new job's link, or its one-line reason.
-   */
-  private async again(request: FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string>; Body: Record<string, unknown> }>, reply: FastifyReply) {
-    const kept = await this.checked(request, reply);
-    if (!kept) return;
-    const refused = this.refusal(request, 'needKeyAgain');
-    if (refused) return reply.code(403).send({ error: refused });
-    const locale = localeOf(request.headers);
-    const input = await fs.promises.readFile(this.keep.file(kept.id, 'input')).catch(() => undefined);
-    if (!input) return reply.code(410).send({ error: webSay(locale, 'inputGone') });
-    const body = request.body && typeof request.body === 'object' ? request.body : {};
-    const fields = Object.fromEntries(['model', 'scale', 'tune', 'pdf'].flatMap((k) => (typeof body[k] === 'string' ? [[k, body[k] as string]] : [])));
-    const answer = await this.submit({ name: kept.name, bytes: input }, fields, `web:${this.visitor(request, reply)}`, locale);
-    return answer.link ? { link: answer.link } : reply.code(400).send({ error: answer.reason });
-  }
-
-  /** One file as a job, `locale` stored with it (its PDF and comparison are made in it); its reason said in it. */
-  private async submit(file: UploadedFile, fields: Record<string, string>, owner: string, locale: Locale): Promise<{ name: string; link?: string; reason?: string }> {
-    const name = displayName(file.name);
-    const refused = (reason: Text) => ({ name, reason: say(locale, reason) });
-    if ('reason' in file) {
-      this.log.info({ name, reason: say(DEFAULT_LOCALE, file.reason) }, 'upload refused');
-      return refused(file.reason);
-    }
-    const id = newJobId();
-    const now = Date.now();
-    const expires = now + this.options.config.keepFor;
-    const report = fields.pdf === 'on' || fields.pdf === 'true';
-    const options = {
-      model: fields.model || undefined,
-      scale: fields.scale ? (Number(fields.scale) as 2 | 3 | 4) : undefined,
-      tune: fields.tune === 'raw' ? ('raw' as const) : undefined,
-    };
-    try {
-      // The header once here too, for the page's record (the queue checks it again): a bad file gets its reason.
-      const header = await probeImage(file.bytes, this.options.maxPixels);
-      const shown = { model: options.model ?? this.options.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle' } as KeptJob['options'];
-      // Kept before it is queued: its delivery may come at once (a cached result), and finds it here.
-      await this.keep.add(
-        { id, name, createdAt: now, expires, options: shown, report, format: header.format, width: header.width, height: header.height, bytes: file.bytes.length, state: 'waiting' },
-        file.bytes,
-      );
-      await this.queue!.submit({ input: file.bytes, name, owner, replyTo: { adapter: this.name }, report, earlyPreview: true, options, locale }, id);
-      this.log.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
-      return { name, link: this.links.link(id, expires) };
-    } catch (error) {
-      await this.keep.remove(id);
-      if (!(error instanceof EnhanceError)) this.log.error({ err: error, name }, 'queueing an upload failed');
-      else this.log.info({ name, reason: error.message }, 'upload refused');
-      return refused(reasonTextOf(error));
-    }
-  }
-}
-
-/** A file name as shown: its last part, without control characters, at most 200 characters. Never a path. */
-function displayName(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
-  return (base || 'upload').slice(0, 200);
 }

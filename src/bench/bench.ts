@@ -10,10 +10,11 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
+import { cliSettings } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { readManifest } from '../models/manifest.js';
 import { ModelProto } from '../models/onnx-schema.js';
-import { modelsDir, projectRoot } from '../paths.js';
+import { projectRoot } from '../paths.js';
 import type { Precision, StageTimes } from '../types.js';
 import { scenePng } from './scene.js';
 import type { ServiceBenchRun } from './service-bench.js';
@@ -74,8 +75,8 @@ export async function matmulLimit(threads: number, precision: Precision = 'fp32'
 /** Runs one enhancement of the test picture in this process (the child side). */
 export async function benchOne(model: string, size: number, precision: Precision = 'fp32'): Promise<BenchRun> {
   const input = await scenePng(size, size);
-  const result = await enhance({ input, name: `scene${size}.png`, options: { model, precision } });
-  const manifest = await readManifest(modelsDir());
+  const result = await enhance({ input, name: `scene${size}.png`, options: { model, precision } }, { runtime: cliSettings(), modelsDir: cliSettings().models });
+  const manifest = await readManifest(cliSettings().models);
   const entry = manifest.models.find((m) => m.name === model)!;
   return {
     model,

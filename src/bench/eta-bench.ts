@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EngineThread } from '../engine/engine-thread.js';
+import { cliSettings } from '../config.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import { Costs, GUESSES, Throughput, type CostState } from '../queue/throughput.js';
@@ -113,7 +114,7 @@ function learnedLines(dataDir: string): string[] {
 /** Runs both rounds; prints a table (or JSON) on stdout. */
 export async function benchEta(json: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'enhancer-eta-bench-'));
-  const engine = new EngineThread();
+  const engine = new EngineProcess({ dataDir: dir, ...cliSettings(), modelsDir: cliSettings().models });
   const speeds = new Throughput(dir);
   const queue = new LocalQueue({ dataDir: dir, speeds, deliver: async () => {} });
   // No result cache: every job runs.

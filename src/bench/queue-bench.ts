@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { EngineThread } from '../engine/engine-thread.js';
+import { cliSettings } from '../config.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { silentLogger } from '../log.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
@@ -89,7 +90,7 @@ async function measure(setup: string, m: Measured): Promise<QueueBenchRow> {
 
 async function inProcess(dir: string): Promise<Measured> {
   const delivered = new Map<string, () => void>();
-  const engine = new EngineThread();
+  const engine = new EngineProcess({ dataDir: path.join(dir, 'local'), ...cliSettings(), modelsDir: cliSettings().models });
   const queue = new LocalQueue({ dataDir: path.join(dir, 'local'), deliver: deliverTo(delivered) });
   const worker = new Worker(queue, enhanceProcessor({ engine }));
   worker.run();

@@ -1,12 +1,13 @@
 /**
  * The service run of the benchmark: one job through the real queue and worker (spool, early preview, engine
- * thread, thumbnail, comparison, PDF, result store, delivery to files), timed from `submit` to `delivered`, to
+ * process, thumbnail, comparison, PDF, result store, delivery to files), timed from `submit` to `delivered`, to
  * show how much of a job's wall time is inference, what the early preview adds, and where the rest goes.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { EngineThread } from '../engine/engine-thread.js';
+import { cliSettings } from '../config.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import { Worker } from '../queue/worker.js';
@@ -27,7 +28,7 @@ export interface ServiceBenchRun {
 
 export async function benchServiceOne(model: string, size: number, earlyPreview = true): Promise<ServiceBenchRun> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'enhancer-bench-'));
-  const engine = new EngineThread();
+  const engine = new EngineProcess({ dataDir: path.join(dir, 'data'), ...cliSettings(), modelsDir: cliSettings().models });
   try {
     let deliverMs = 0;
     const queue: LocalQueue = new LocalQueue({

@@ -4,10 +4,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { cliSettings, ConfigError } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { EnhanceError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
-import { writeAtomic } from '../files.js';
+import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchEta } from '../bench/eta-bench.js';
@@ -18,7 +19,6 @@ import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
 import { normalizeOptions } from '../options.js';
 import { planRun } from '../engine/session.js';
-import { modelsDir } from '../paths.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { formatDuration, progressBar } from './progress.js';
 
@@ -62,6 +62,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${(error as Error).message}\n${USAGE}\n`);
       return 2;
     }
+    // ENHANCER_THREADS or ENHANCER_GPU not a whole number: the line names it and its value.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return 2;
+    }
     process.stderr.write(`error: ${reasonOf(error)}\n`);
     return 1;
   }
@@ -72,11 +77,12 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
 }
 
 async function modelsCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { from: { type: 'string' }, all: { type: 'boolean' }, dir: { type: 'string' } });
   if (values.all && positionals.length > 0) throw new UsageError('models takes --all or model names, not both');
   const units = values.all ? ALL_UNITS : positionals.length > 0 ? positionals.map(parseUnit) : DEFAULT_UNITS;
   const report = await prepareModels({
-    dir: modelsDir(),
+    // --dir: where the service's preparer asks for them (its config's `models`); else ENHANCER_MODELS, models/.
+    dir: (values.dir as string | undefined) ?? cliSettings().models,
     units,
     from: values.from as string | undefined,
     say: (line) => process.stderr.write(`${line}\n`),
@@ -122,7 +128,7 @@ async function benchCommand(args: string[]): Promise<number> {
     await benchEta(Boolean(values.json));
     return 0;
   }
-  const manifest = await readManifest(modelsDir());
+  const manifest = await readManifest(cliSettings().models);
   const models = values.model ? [findModel(manifest, values.model as string)] : manifest.models;
   // float32 and int8 side by side, interleaved run by run, so a busy machine slows both alike; int8 only where
   // a model has it.
@@ -146,6 +152,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('enhance takes exactly one input file');
+  // The models folder, threads and GPU from the environment, as the service reads them (the CLI reads no config file).
+  const settings = cliSettings();
   const input = positionals[0];
   const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
   if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
@@ -161,8 +169,8 @@ async function enhanceCommand(args: string[]): Promise<number> {
 
   // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
   const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
-  const { precision } = await planRun(modelsDir(), options);
-  await new ModelPreparer({ dir: modelsDir() }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
+  const { precision } = await planRun(settings.models, options);
+  await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
   const bar = progressBar(process.stderr);
   let result: EnhancedImage;
@@ -181,14 +189,14 @@ async function enhanceCommand(args: string[]): Promise<number> {
           precision: values.precision as never,
         },
       },
-      { onProgress: bar.update, logger: createLogger('warn') },
+      { onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
     );
   } finally {
     bar.clear();
   }
 
   try {
-    await writeAtomic(output, result.png);
+    await writeAtomic(output, result.png, SHARED_FILE);
   } catch (error) {
     throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
   }

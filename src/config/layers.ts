@@ -26,8 +26,17 @@ export interface Layers {
 
 const DEFAULTS: Source = { from: 'the defaults', variable: false };
 
-/** Lays the layers over each other and checks them against `schema`; throws `ConfigError`. */
-export function checkLayers<S extends z.ZodObject>(schema: S, layers: Layers): z.output<S> {
+/**
+ * Where each value came from, by dotted key: `$ENHANCER_WEB_PORT`, `web.port in config/enhancer.json`,
+ * `web.port (the default)`. A key not found is read from its nearest parent's source.
+ */
+export type Origins = (key: string) => string;
+
+/**
+ * Lays the layers over each other and checks them against `schema`; throws `ConfigError`. `origins`, when given,
+ * is filled with where each value came from.
+ */
+export function checkLayers<S extends z.ZodObject>(schema: S, layers: Layers, origins?: { of?: Origins }): z.output<S> {
   const raw: Plain = {};
   const sources = new Map<string, Source>();
   const setSource = (key: readonly string[], source: Source) => {
@@ -73,6 +82,14 @@ export function checkLayers<S extends z.ZodObject>(schema: S, layers: Layers): z
     setSource(parts, { from: `$${name}`, variable: true });
   }
 
+  if (origins) {
+    origins.of = (dotted) => {
+      const key = dotted.split('.');
+      const source = sourceOf(key);
+      if (source.variable) return source.from;
+      return source === DEFAULTS ? `${dotted} (the default)` : `${dotted} in ${source.from}`;
+    };
+  }
   const result = schema.safeParse(raw, { error: mustMessages });
   if (!result.success) {
     const issue = result.error.issues[0]!;

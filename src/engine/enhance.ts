@@ -9,11 +9,11 @@ import { finishPng, resizeAlpha } from '../imaging/output.js';
 import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
 import { normalizeOptions } from '../options.js';
-import { modelsDir } from '../paths.js';
+import { DEFAULT_MODELS_DIR } from '../paths.js';
 import type { DecodedImage } from '../imaging/input.js';
 import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
-import { loadModel, planRun, type ModelPool } from './session.js';
+import { loadModel, planRun, type ModelPool, type RuntimeSettings } from './session.js';
 
 export interface EnhanceContext {
   /** Folder with the prepared models and manifest.json (default: models/ or ENHANCER_MODELS). */
@@ -23,8 +23,10 @@ export interface EnhanceContext {
   /** Overlap added around each window, in input pixels (default 16). */
   overlap?: number;
   onProgress?: (progress: EnhanceProgress) => void;
-  /** Keeps models loaded between calls (the service's engine thread); without it each call loads its own. */
+  /** Keeps models loaded between calls (the service's engine process); without it each call loads its own. */
   models?: ModelPool;
+  /** Threads and GPU for a model this call loads itself (a `models` pool has its own); default every core, GPU 0. */
+  runtime?: RuntimeSettings;
   /**
    * Runs only this region of the input, in input pixels, as one window with `overlap` pixels of real context on
    * every side that has any (as a tile of the whole run has), and returns that region of the result: the early
@@ -37,7 +39,7 @@ export interface EnhanceContext {
 }
 
 /**
- * What the queue's worker runs: `enhance` itself, or `EngineThread` (the same call on a worker thread), or in
+ * What the queue's worker runs: `enhance` itself, or `EngineProcess` (the same call in a child process), or in
  * tests a scripted stand-in whose timing the test controls.
  */
 export interface Engine {
@@ -106,7 +108,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const tDecoded = performance.now();
 
   const tLoad = performance.now();
-  const dir = context.modelsDir ?? modelsDir();
+  const dir = context.modelsDir ?? DEFAULT_MODELS_DIR;
   const plan = await planRun(dir, options);
   if (plan.precisionFallback && !fellBack.has(plan.precisionFallback)) {
     fellBack.add(plan.precisionFallback);
@@ -114,7 +116,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   }
   const model = await (context.models
     ? context.models.acquire(dir, options.model, plan.device, plan.precision)
-    : loadModel(dir, options.model, plan.device, plan.precision));
+    : loadModel(dir, options.model, plan.device, plan.precision, context.runtime));
   const loadMs = performance.now() - tLoad;
   log.info(
     { model: options.model, precision: model.precision, asked: options.precision, device: model.device, fallback: model.fallback, ms: Math.round(loadMs) },

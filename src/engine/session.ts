@@ -64,24 +64,31 @@ export function cudaUnavailableReason(): string | null {
   return null;
 }
 
-/** Threads for the CPU provider: `ENHANCER_THREADS` when it is a whole number from 1, else every core. */
-export function cpuThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const asked = Number(env.ENHANCER_THREADS);
-  return Number.isInteger(asked) && asked >= 1 ? asked : os.availableParallelism();
+/**
+ * How onnxruntime runs on this machine: the service passes its config's `threads` and `gpu`, the CLI the
+ * variables the config loader reads (`runtimeSettings`), so nothing here reads the environment.
+ */
+export interface RuntimeSettings {
+  /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
+  threads: number;
+  /** Which GPU the CUDA provider runs on (0 the first). */
+  gpu: number;
 }
 
-/** The GPU the CUDA provider runs on: `ENHANCER_GPU` when it is a whole number, else 0 (the first). */
-export function gpuIndex(env: NodeJS.ProcessEnv = process.env): number {
-  const asked = Number(env.ENHANCER_GPU);
-  return Number.isInteger(asked) && asked >= 0 ? asked : 0;
-}
+/** Every core, the first GPU: what the service runs with when the config says nothing. */
+export const DEFAULT_RUNTIME: RuntimeSettings = { threads: 0, gpu: 0 };
 
-function cpuOptions(): ort.InferenceSession.SessionOptions {
+/**
+ * The CPU provider's session options for `runtime`.
+ *
+ * @example cpuSessionOptions({ threads: 1, gpu: 0 }).intraOpNumThreads; // 1
+ */
+export function cpuSessionOptions(runtime: RuntimeSettings): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ['cpu'],
-    // Two threads double convolution throughput on the 2-core machines; more cores keep helping.
-    // ENHANCER_THREADS splits the cores between several workers on one machine (see README, Redis).
-    intraOpNumThreads: cpuThreads(),
+    // Two threads double convolution throughput on the 2-core machines; more cores keep helping. `threads`
+    // splits the cores between several workers on one machine (see README, Redis).
+    intraOpNumThreads: runtime.threads >= 1 ? runtime.threads : os.availableParallelism(),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     // Without the arena, peak memory for a 256x256 x4plus window is ~1.2 GB instead of ~2 GB, at equal speed.
@@ -92,6 +99,15 @@ function cpuOptions(): ort.InferenceSession.SessionOptions {
     enableMemPattern: false,
     logSeverityLevel: 3,
   };
+}
+
+/**
+ * The CUDA provider's session options for `runtime`.
+ *
+ * @example cudaSessionOptions({ threads: 0, gpu: 1 }).executionProviders; // [{ name: 'cuda', deviceId: 1 }]
+ */
+export function cudaSessionOptions(runtime: RuntimeSettings): ort.InferenceSession.SessionOptions {
+  return { executionProviders: [{ name: 'cuda', deviceId: runtime.gpu }], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
 }
 
 /** What a job will run: the manifest entry of the variant, its precision, and the device to ask for. */
@@ -127,23 +143,25 @@ export async function planRun(dir: string, options: Pick<EnhanceOptions, 'model'
   return { entry: variantFor(entry, precision), precision, device: precision === 'int8' ? 'cpu' : options.device, precisionFallback };
 }
 
-/** Loads `name` from `dir` for `device`, verifying the file against the manifest first. */
-export async function loadModel(dir: string, name: string, device: DeviceChoice, precision: Precision = 'fp32'): Promise<LoadedModel> {
-  return loadEntry(dir, variantFor(findModel(await readManifest(dir), name), precision), device, precision);
+/** Loads `name` from `dir` for `device` with `runtime`'s threads or GPU, verifying the file against the manifest first. */
+export async function loadModel(
+  dir: string,
+  name: string,
+  device: DeviceChoice,
+  precision: Precision = 'fp32',
+  runtime: RuntimeSettings = DEFAULT_RUNTIME,
+): Promise<LoadedModel> {
+  return loadEntry(dir, variantFor(findModel(await readManifest(dir), name), precision), device, precision, runtime);
 }
 
-async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice, precision: Precision): Promise<LoadedModel> {
+async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice, precision: Precision, runtime: RuntimeSettings): Promise<LoadedModel> {
   const file = await verifyFile(dir, entry);
   let fallback: string | undefined;
   if (device !== 'cpu') {
     const reason = cudaUnavailableReason();
     if (reason === null) {
       try {
-        const session = await ort.InferenceSession.create(file, {
-          executionProviders: [{ name: 'cuda', deviceId: gpuIndex() }],
-          graphOptimizationLevel: 'all',
-          logSeverityLevel: 3,
-        });
+        const session = await ort.InferenceSession.create(file, cudaSessionOptions(runtime));
         return wrap(entry, 'cuda', precision, session);
       } catch (error) {
         fallback = `CUDA provider failed to start: ${(error as Error).message.split('\n')[0]}`;
@@ -153,7 +171,7 @@ async function loadEntry(dir: string, entry: ModelEntry, device: DeviceChoice, p
     }
     if (device === 'cuda') throw new EnhanceError(`device cuda is not available: ${fallback}`, 'device');
   }
-  const session = await ort.InferenceSession.create(file, cpuOptions());
+  const session = await ort.InferenceSession.create(file, cpuSessionOptions(runtime));
   return wrap(entry, 'cpu', precision, session, fallback);
 }
 
@@ -163,13 +181,17 @@ function wrap(entry: ModelEntry, device: Device, precision: Precision, session: 
 
 /**
  * Keeps the last model loaded between jobs, so a run of jobs on one model loads it once (x4plus: 0.4-0.6 s a
- * job). One model at a time, as with `loadModel`; an idle model is released after `idleMs`.
+ * job). One model at a time, as with `loadModel`; an idle model is released after `idleMs`. Every model it
+ * loads runs with `runtime`'s threads or GPU.
  */
 export class ModelPool {
   private held: { key: string; model: LoadedModel } | null = null;
   private idle?: NodeJS.Timeout;
 
-  constructor(private readonly idleMs = 60_000) {}
+  constructor(
+    private readonly runtime: RuntimeSettings = DEFAULT_RUNTIME,
+    private readonly idleMs = 60_000,
+  ) {}
 
   /** Like `loadModel`; the model's `release()` hands it back to the pool instead of freeing it. */
   async acquire(dir: string, name: string, device: DeviceChoice, precision: Precision = 'fp32'): Promise<LoadedModel> {
@@ -179,7 +201,7 @@ export class ModelPool {
     const key = JSON.stringify([path.resolve(dir), name, entry.sha256, device]);
     if (this.held?.key !== key) {
       await this.drop();
-      this.held = { key, model: await loadEntry(dir, entry, device, precision) };
+      this.held = { key, model: await loadEntry(dir, entry, device, precision, this.runtime) };
     }
     return {
       ...this.held.model,

@@ -50,7 +50,7 @@ export interface ModelPreparerOptions {
  * Prepares models when jobs first need them, each in a child process, each unit once at a time.
  *
  * @example
- * const preparer = new ModelPreparer({ dir: modelsDir(), logger });
+ * const preparer = new ModelPreparer({ dir: config.models, logger });
  * await preparer.ensure({ model: 'anime', precision: 'fp32' }, (text) => tell(text), signal);
  */
 export class ModelPreparer {
@@ -134,8 +134,9 @@ export class ModelPreparer {
 
   private runChild(name: string): Promise<{ code: number | string; error?: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'models', name], {
-        env: { ...(this.options.env ?? process.env), ENHANCER_MODELS: this.options.dir },
+      const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'enhancer.js'), 'models', name, '--dir', this.options.dir], {
+        // Inherited unless a test gives its own.
+        env: this.options.env,
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       this.children.add(child);

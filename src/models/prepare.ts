@@ -193,7 +193,7 @@ async function unitPrepared(dir: string, manifest: Manifest, unit: ModelUnit): P
  * calibrates int8 where asked, and holds every file to the manifest's checksums. Units already in place are
  * verified and left alone.
  *
- * @example await prepareModels({ dir: modelsDir(), units: [{ model: 'anime', precision: 'fp32' }] });
+ * @example await prepareModels({ dir: config.models, units: [{ model: 'anime', precision: 'fp32' }] });
  */
 export async function prepareModels(options: PrepareOptions): Promise<PrepareReport> {
   const say = options.say ?? (() => {});

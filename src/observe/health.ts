@@ -68,7 +68,7 @@ export async function runChecks(checks: readonly HealthCheck[], timeoutMs = CHEC
  * and inode stay the same (a later probe: 0.7 ms), and an altered or replaced file is hashed again.
  *
  * @example
- * modelsVerified(modelsDir(), ['x4plus', 'x4fast']);
+ * modelsVerified(config.models, ['x4plus', 'x4fast']);
  */
 export function modelsVerified(dir: string, models: readonly string[]): HealthCheck {
   const known = new Map<string, { stamp: string; sha256: Promise<string> }>();
@@ -167,4 +167,40 @@ function oneLine(text: string): string {
     .replace(/\s*\n\s*/g, ' ')
     .replace(/(\/\/[^\s/@:]*:)[^\s/@]*@/g, '$1***@')
     .trim();
+}
+
+/**
+ * Redis answers a PING within `timeoutMs`.
+ *
+ * @example
+ * const checks = [redisConnected(redis)];
+ * const problems = (await Promise.all(checks.map((c) => c.check()))).filter(Boolean);
+ */
+export function redisConnected(redis: { status: string; ping(): Promise<unknown> }, timeoutMs = 2_000): HealthCheck {
+  return {
+    name: 'queue connected',
+    async check() {
+      if (redis.status !== 'ready') return `not connected to Redis (${redis.status})`;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`Redis did not answer a PING within ${timeoutMs} ms`), timeoutMs)));
+      try {
+        return await Promise.race([redis.ping().then(() => null), late]);
+      } catch (error) {
+        return `Redis PING failed: ${(error as Error).message.split('\n')[0]}`;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/**
+ * This process's worker is taking jobs from Redis (BullMQ's worker runs and its connection is ready); the
+ * `Worker` itself is checked by `workerAlive` in src/observe.
+ *
+ * @example
+ * const check = takingJobs(source);
+ */
+export function takingJobs(source: { isRunning(): boolean }): HealthCheck {
+  return { name: 'taking jobs from Redis', check: async () => (source.isRunning() ? null : 'the worker is not taking jobs (stopped, or Redis is unreachable)') };
 }

@@ -2,9 +2,8 @@
  * The endpoint as a role of the service starts it from its config: nothing while `http.port` is 0, else
  * `/healthz` with the checks that role needs and `/metrics` of its queue and worker.
  */
-import type { CoreConfig } from '../config.js';
+import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { modelsDir } from '../paths.js';
 import type { EnhanceQueue } from '../queue/queue.js';
 import type { Worker } from '../queue/worker.js';
 import { inProcessQueue, modelsVerified, workerAlive, type HealthCheck } from './health.js';
@@ -32,22 +31,12 @@ export interface RoleParts {
  * // on shutdown:
  * await observe?.close();
  */
-export async function observeRole(config: Pick<CoreConfig, 'http'>, parts: RoleParts, logger: Logger, env = process.env): Promise<Observability | undefined> {
+export async function observeRole(config: Pick<Config, 'http' | 'models' | 'origin'>, parts: RoleParts, logger: Logger): Promise<Observability | undefined> {
   if (config.http.port === 0) return undefined;
   const checks: HealthCheck[] = [];
-  if (parts.models?.length) checks.push(modelsVerified(modelsDir(), parts.models));
+  if (parts.models?.length) checks.push(modelsVerified(config.models, parts.models));
   if (parts.queue || parts.queueCheck) checks.push(parts.queueCheck ?? inProcessQueue());
   if (parts.worker) checks.push(workerAlive(parts.worker));
   checks.push(...(parts.checks ?? []));
-  return startObservability({ port: config.http.port, host: config.http.host, from: { port: sourceOf('port', env), host: sourceOf('host', env) }, queue: parts.queue, worker: parts.worker, checks, logger });
-}
-
-/**
- * Where `http.port` or `http.host` was set, as config errors say it (the loader does not keep where each value
- * came from): its variable when set, else the key in the config file or the defaults.
- */
-function sourceOf(key: 'port' | 'host', env: NodeJS.ProcessEnv): string {
-  const variable = `ENHANCER_HTTP_${key.toUpperCase()}`;
-  if (env[variable]) return `$${variable}`;
-  return `http.${key} in ${env.ENHANCER_CONFIG ?? 'config/enhancer.json'} or the defaults`;
+  return startObservability({ port: config.http.port, host: config.http.host, from: { port: config.origin('http.port'), host: config.origin('http.host') }, queue: parts.queue, worker: parts.worker, checks, logger });
 }

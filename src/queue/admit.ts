@@ -4,7 +4,7 @@
  */
 import { checkFileSize, probeImage } from '../imaging/input.js';
 import { findModel, readManifest } from '../models/manifest.js';
-import { normalizeOptions } from '../options.js';
+import { normalizeOptions, withDefaults } from '../options.js';
 import type { EnhanceOptions, EnhanceRequest, Job } from '../types.js';
 import { newJobId } from './spool.js';
 
@@ -24,7 +24,7 @@ export interface AdmitOptions {
  */
 export async function admit(request: EnhanceRequest, owner: string, options: AdmitOptions, id?: string): Promise<Job> {
   checkFileSize(request.input.length, options.maxFileBytes ?? Infinity);
-  const resolved = normalizeOptions({ ...options.defaults, ...request.options });
+  const resolved = normalizeOptions(withDefaults(options.defaults, request.options));
   findModel(await readManifest(options.modelsDir), resolved.model);
   const header = await probeImage(request.input, options.maxPixels ?? Infinity);
   const { input: _bytes, ...rest } = request;

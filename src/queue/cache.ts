@@ -2,13 +2,27 @@
  * Results kept by signature (`<data>/cache/<signature>/`): the same input with the same options and model is
  * answered without running the model again. Also how a job whose inference finished before a crash picks up
  * where it stopped. The oldest entries go once the cache is over its size.
+ *
+ * An entry remembers who asked for it (as hashes of their owner names), so only they are told a result came
+ * from the cache: before, an uploader saw `cached: true` and 0 ms, and so learnt that someone else had already
+ * enhanced the same image.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
-import { writeAtomic } from '../files.js';
+import { mkdirPrivate, writeAtomic } from '../files.js';
 
-type Stored = Omit<EnhanceResult, 'outputs' | 'cached'>;
+type Stored = Omit<EnhanceResult, 'outputs' | 'cached'> & { askedBy?: string[] };
+
+/** An owner's name as an entry keeps it: not the name itself. */
+const askerId = (owner: string) => createHash('sha256').update(`cache-owner:${owner}`).digest('base64url').slice(0, 16);
+
+/** A hit: the result, and whether `owner` asked for it before (only then is it said to come from the cache). */
+export interface CacheHit {
+  image: EnhancedImage;
+  seenBefore: boolean;
+}
 
 export class ResultCache {
   readonly dir: string;
@@ -26,26 +40,38 @@ export class ResultCache {
     return path.join(this.dir, signature);
   }
 
-  /** The stored result for `signature`, or null. A hit counts as a use for eviction. */
-  async get(signature: string): Promise<EnhancedImage | null> {
+  /**
+   * The stored result for `signature` asked for by `owner`, or null; the owner is remembered. A hit counts as a
+   * use for eviction.
+   */
+  async get(signature: string, owner = 'local'): Promise<CacheHit | null> {
     const folder = this.folder(signature);
+    let stored: Stored;
+    let png: Buffer;
     try {
-      const [meta, png] = await Promise.all([fs.readFile(path.join(folder, 'result.json'), 'utf8'), fs.readFile(path.join(folder, 'result.png'))]);
-      const now = new Date();
-      await fs.utimes(folder, now, now).catch(() => {});
-      return { ...(JSON.parse(meta) as Stored), png };
+      const [meta, bytes] = await Promise.all([fs.readFile(path.join(folder, 'result.json'), 'utf8'), fs.readFile(path.join(folder, 'result.png'))]);
+      stored = JSON.parse(meta) as Stored;
+      png = bytes;
     } catch {
       return null;
     }
+    const { askedBy = [], ...meta } = stored;
+    const id = askerId(owner);
+    const seenBefore = askedBy.includes(id);
+    if (!seenBefore) await writeAtomic(path.join(folder, 'result.json'), JSON.stringify({ ...meta, askedBy: [...askedBy, id] })).catch(() => {});
+    const now = new Date();
+    await fs.utimes(folder, now, now).catch(() => {});
+    return { image: { ...meta, png }, seenBefore };
   }
 
-  async put(result: EnhancedImage): Promise<void> {
+  /** Keeps `result`, made for `owner`. */
+  async put(result: EnhancedImage, owner = 'local'): Promise<void> {
     const folder = this.folder(result.signature);
-    await fs.mkdir(folder, { recursive: true });
+    await mkdirPrivate(folder);
     const { png, outputs: _o, cached: _k, ...meta } = result;
     // PNG first: an entry counts only once its result.json is there.
     await writeAtomic(path.join(folder, 'result.png'), png);
-    await writeAtomic(path.join(folder, 'result.json'), JSON.stringify(meta));
+    await writeAtomic(path.join(folder, 'result.json'), JSON.stringify({ ...meta, askedBy: [askerId(owner)] } satisfies Stored));
   }
 
   /** Removes the least recently used entries until the cache fits, never `keep`. */

@@ -1,7 +1,7 @@
 /**
  * The processor a worker runs for every job: the result cache, the early preview, the engine, learned speeds,
  * then the thumbnail, the before/after picture and the PDF, each stored in the result store. The engine is
- * passed in (the service's `EngineThread`, a GPU worker's own, or a test's scripted stand-in), so the same
+ * passed in (the service's `EngineProcess`, a GPU worker's own, or a test's scripted stand-in), so the same
  * processor runs in process or inside a worker on another machine.
  */
 import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
@@ -11,7 +11,7 @@ import { decodeBefore, detailRegion, makeComparison, type Before } from '../imag
 import { makePreview } from '../imaging/preview.js';
 import { planRun } from '../engine/session.js';
 import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
-import { modelsDir as defaultModelsDir } from '../paths.js';
+import { DEFAULT_MODELS_DIR } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
 import type { EnhancedImage, EnhanceProgress, EnhanceResult, Job, OutputKind, Region } from '../types.js';
 import type { ResultCache } from './cache.js';
@@ -89,11 +89,11 @@ export function shapeOf(job: Job): JobShape {
  * The processor for `Worker`.
  *
  * @example
- * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineThread(), cache, speeds }));
+ * const worker = new Worker(queue, enhanceProcessor({ engine: new EngineProcess({ dataDir }), cache, speeds }));
  * worker.run();
  */
 export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
-  const models = deps.modelsDir ?? defaultModelsDir();
+  const models = deps.modelsDir ?? DEFAULT_MODELS_DIR;
   /**
    * The model the engine ran last and when it was done with it. The engine keeps one model loaded between jobs,
    * so only a job of another model, or one after a pause, loads it: the time the engine reports for the load in
@@ -113,14 +113,18 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
     const { entry, precision } = await planRun(models, options);
     const signature = signatureOf(input, options, entry.sha256);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
-    let image = await cache?.get(signature);
-    const cached = Boolean(image);
+    const owner = job.request.owner ?? 'local';
+    const hit = await cache?.get(signature, owner);
+    let image = hit?.image;
+    // Only whoever asked for this result before is told it came from the cache; anyone else sees the times it
+    // took when it was made, as if made now.
+    const cached = hit?.seenBefore === true;
     let before: Before | undefined;
     let preview: { ms: number; loadMs: number } | undefined;
     let accelerator: JobSample['accelerator'];
     if (image) {
       ctx.logger.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
-      image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
+      if (cached) image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
     } else {
       const unit = { model: options.model, precision };
       await deps.preparer?.ensure(
@@ -146,7 +150,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress });
       // The cache is an extra: a full disk skips it rather than holding or failing the job.
       if (cache) {
-        await skipOnFullDisk(() => cache.put(image!), 'result not cached', ctx);
+        await skipOnFullDisk(() => cache.put(image!, owner), 'result not cached', ctx);
         await cache.evict(signature);
       }
       const t = performance.now();

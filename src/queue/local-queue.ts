@@ -12,7 +12,7 @@ import BetterQueue from 'better-queue';
 import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { modelsDir as defaultModelsDir } from '../paths.js';
+import { DEFAULT_MODELS_DIR } from '../paths.js';
 import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.js';
 import { admit } from './admit.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
@@ -95,7 +95,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     this.spool = new Spool(options.dataDir);
     this.results = new ResultStore(options.dataDir);
     this.log = options.logger ?? silentLogger;
-    this.models = options.modelsDir ?? defaultModelsDir();
+    this.models = options.modelsDir ?? DEFAULT_MODELS_DIR;
     this.disk = new DiskSpace({ dir: options.dataDir, logger: this.log, ...options.diskChecks });
     this.line = new BetterQueue<{ id: string }>(
       (task: { id: string }, done: (error?: unknown) => void) => {

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomic } from '../files.js';
+import { mkdirPrivate, writeAtomic } from '../files.js';
 import type { OutputKind } from '../types.js';
 import { JOB_ID } from './spool.js';
 
@@ -28,7 +28,7 @@ export class ResultStore {
   /** Stores one output whole or not at all; resolves to its size in bytes. */
   async write(id: string, kind: OutputKind, bytes: Uint8Array): Promise<number> {
     const file = this.path(id, kind);
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    await mkdirPrivate(path.dirname(file));
     await writeAtomic(file, bytes);
     return bytes.length;
   }

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { tempNameFor, writeAtomic, writeSynced } from '../files.js';
+import { mkdirPrivate, PRIVATE_DIR, tempNameFor, writeAtomic, writeSynced } from '../files.js';
 import type { Outcome } from './queue.js';
 import type { Job } from '../types.js';
 
@@ -48,9 +48,9 @@ export class Spool {
 
   /** Stores a job and its input; resolves once both are on disk. */
   async write(job: Job, input: Uint8Array): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
+    await mkdirPrivate(this.dir);
     const temp = tempNameFor(this.folder(job.id));
-    await fs.mkdir(temp);
+    await fs.mkdir(temp, { mode: PRIVATE_DIR });
     try {
       await writeSynced(path.join(temp, 'input'), input);
       await writeSynced(path.join(temp, 'job.json'), JSON.stringify(job));

@@ -26,7 +26,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Device } from '../types.js';
-import { writeAtomic } from '../files.js';
+import { mkdirPrivate, writeAtomic } from '../files.js';
 
 /** A job as far as its cost goes: all of it known at submit (see `shapeOf` in enhance-processor.ts). */
 export interface JobShape {
@@ -261,7 +261,7 @@ export class Throughput {
       this.state[field] = addTo(typeof old === 'object' ? old : undefined, x, y);
     }
     if (sample.accelerator) [this.device, this.last] = [sample.device, { model: sample.shape.model, at: this.now() }];
-    await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+    await mkdirPrivate(path.dirname(this.file));
     await writeAtomic(this.file, JSON.stringify(this.state));
   }
 }

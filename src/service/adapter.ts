@@ -19,6 +19,11 @@ export interface Adapter {
    */
   readonly trusted?: boolean;
   /**
+   * The door counts its people's requests itself (the web door counts uploads of several files), so the queue's
+   * per-person limit of jobs does not apply to it.
+   */
+  readonly ownLimits?: boolean;
+  /**
    * Optional: asks the door's platform, before any door starts, whether it accepts this door's credentials.
    * Rejects with a `DoorRefused` (its message the one line start-up stops with) when they are refused; resolves
    * when they are accepted and also when the platform could not be reached, after logging one line (`start` then

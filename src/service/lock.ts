@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { privateDataFolder } from '../files.js';
 
 /** A data folder held by this process. */
 export interface DataLock {
@@ -73,7 +74,7 @@ export function lockAddress(realDir: string, platform: NodeJS.Platform = process
  * }
  */
 export async function lockDataFolder(dir: string, platform: NodeJS.Platform = process.platform): Promise<DataLock> {
-  fs.mkdirSync(dir, { recursive: true });
+  privateDataFolder(dir);
   const real = fs.realpathSync(dir);
   const address = lockAddress(real, platform);
   const isFile = platform !== 'linux' && platform !== 'win32';

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomic } from '../files.js';
+import { mkdirPrivate, writeAtomic } from '../files.js';
 import { JOB_ID } from '../queue/spool.js';
 
 interface Note {
@@ -24,7 +24,7 @@ export class SentNotes {
   constructor(private readonly dir: string) {}
 
   async open(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
+    await mkdirPrivate(this.dir);
   }
 
   /** Runs `send` unless the note says `step` was done; `send` may hand back a remark to keep. */

@@ -1,36 +1,30 @@
 /**
- * The running service: models checked (the default prepared when missing, the others when first needed), the queue recovered from the spool, the
- * adapters started, undelivered answers sent again, then the worker set going. `stop()` undoes it in the order
- * that loses nothing.
+ * The running service, one start-up over either backend (backend.ts): the doors' credentials checked, the models
+ * checked (the default prepared when missing, the others when first needed), the queue recovered, the health
+ * endpoint and the doors started, undelivered answers sent again, then the worker set going. Every part is
+ * added to a `Closer` as it starts, so `stop()` and a start that fails part way undo the same steps, the last
+ * started first: the doors, the health endpoint, the worker and the queue (the running job's grace), the engine,
+ * then on Redis the front's lock and the connection.
  */
-import fs from 'node:fs';
 import type { Config } from '../config.js';
-import { EngineThread } from '../engine/engine-thread.js';
+import { EngineProcess } from '../engine/engine-process.js';
 import { EnhanceError } from '../errors.js';
+import { privateDataFolder } from '../files.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
-import { diskSpace } from '../observe/health.js';
 import { observeRole } from '../observe/start.js';
-import { modelsDir } from '../paths.js';
 import { ResultCache } from '../queue/cache.js';
 import { enhanceProcessor } from '../queue/enhance-processor.js';
-import { LocalQueue } from '../queue/local-queue.js';
-import { Throughput } from '../queue/throughput.js';
+import type { EnhanceQueue } from '../queue/queue.js';
 import { Worker } from '../queue/worker.js';
-import type { EnhanceQueue, Outcome } from '../queue/queue.js';
-import type { Job } from '../types.js';
 import type { Adapter } from './adapter.js';
+import { localBackend, redisBackend, type Backend, type Role } from './backend.js';
+import { Closer } from './closer.js';
 import { checkDoors, doorHealth } from './door-connection.js';
-import { startOnRedis } from './redis-service.js';
 
-/**
- * What a process runs: `all` the front doors and a worker (the default, and the only role without Redis),
- * `front` the doors and no model, `worker` one worker for one accelerator and no door.
- */
-export type Role = 'all' | 'front' | 'worker';
-export const ROLES: readonly Role[] = ['all', 'front', 'worker'];
+export { ROLES, type Role } from './backend.js';
 
 /** A stop was asked for while the service was starting; nothing was left running. */
 export class StartStopped extends Error {
@@ -45,9 +39,32 @@ export interface Service {
   queue?: EnhanceQueue;
   /** None in a front. */
   worker?: Worker;
-  adapters: readonly Adapter[];
+  doors: readonly Adapter[];
   /** Stops taking work, lets the running job finish (or keeps it for the next start), delivers, closes. */
   stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** The front doors to start (none in a worker). */
+  doors: readonly Adapter[];
+  logger: Logger;
+  /** What the doors may ask for beyond `config.model` (a hot-folder preset's model), checked before start. */
+  models?: readonly string[];
+  /** Default `all`; `front` and `worker` need `config.redis.url`. */
+  role?: Role;
+  /** A stop asked for while starting: it cuts the doors' checks short, and start-up rejects with `StartStopped`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Why `role` cannot run with this config, or undefined: the one place the rule is said.
+ *
+ * @example roleProblem('worker', config) // '--role worker needs the queue on Redis: set ENHANCER_REDIS_URL …'
+ */
+export function roleProblem(role: Role, config: Pick<Config, 'redis'>): string | undefined {
+  if (role === 'all' || config.redis.url) return undefined;
+  return `--role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`;
 }
 
 /**
@@ -56,7 +73,7 @@ export interface Service {
  * holds a preparation's memory. The others, int8 variants and the anime scene are prepared when a job first
  * needs them (see `ModelPreparer`).
  */
-export async function ensureModels(models: readonly string[], log: Logger, dir = modelsDir(), preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
+export async function ensureModels(models: readonly string[], log: Logger, dir: string, preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
   const manifest = await readManifest(dir);
   for (const name of new Set(models)) {
     try {
@@ -68,86 +85,72 @@ export async function ensureModels(models: readonly string[], log: Logger, dir =
   if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (text) => log.info(`${say(DEFAULT_LOCALE, text)} (\`enhancer models\` does the same)`));
 }
 
-/** What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out. */
-export function frontOptions(config: Config, adapters: readonly Adapter[], log: Logger) {
-  const byName = new Map(adapters.map((a) => [a.name, a]));
-  return {
-    defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
-    maxPixels: config.limits.maxPixels,
-    maxFileBytes: config.limits.maxFileBytes,
-    retry: config.delivery,
-    limitFor: (request: { replyTo?: { adapter: string } }) => (byName.get(request.replyTo?.adapter ?? '')?.trusted ? Infinity : config.limits.queuedPerOwner),
-    deliver: async (job: Job, outcome: Outcome) => {
-      const name = job.request.replyTo?.adapter ?? '';
-      const adapter = byName.get(name);
-      // Kept and tried again: the door may be turned back on.
-      if (!adapter) throw new Error(`the ${name || 'unnamed'} front door is not running (turned off in the config?)`);
-      await adapter.deliver(job, outcome);
-    },
-    logger: log,
-  };
-}
-
 /**
- * `models`: what the adapters may ask for beyond `config.model`, prepared before anything starts. `role` other
- * than `all` needs `config.redis.url`. The doors' credential checks come first (see `checkDoors`): a refused
- * token stops start-up before a model is prepared or a file taken. `signal` is a stop request: it cuts the checks
- * short, and start-up then rejects with a `StartStopped` having left nothing running. Whatever fails on the way
- * undoes what had started, so the process can end.
+ * Starts the service for `role`. The doors' credential checks come first (see `checkDoors`): a refused token
+ * stops start-up before a model is prepared or a file taken. Whatever fails on the way undoes what had started,
+ * so the process can end by itself.
  */
-export async function startService(
-  config: Config,
-  adapters: Adapter[],
-  log: Logger,
-  models: readonly string[] = [],
-  role: Role = 'all',
-  signal?: AbortSignal,
-): Promise<Service> {
-  if (role !== 'all' && !config.redis.url) {
-    throw new EnhanceError(`--role ${role} needs the queue on Redis: set ENHANCER_REDIS_URL (without it the service is one process, --role all)`, 'options');
-  }
-  await checkDoors(role === 'worker' ? [] : adapters, log, signal);
+export async function startService(options: StartOptions): Promise<Service> {
+  const { config, logger: log, role = 'all', signal } = options;
+  const problem = roleProblem(role, config);
+  if (problem) throw new EnhanceError(problem, 'options');
+  const front = role !== 'worker';
+  const work = role !== 'front';
+  const doors = front ? options.doors : [];
+  await checkDoors(doors, log, signal);
   if (signal?.aborted) throw new StartStopped();
-  if (config.redis.url) return startOnRedis(config, adapters, log, models, role);
-  const preparer = new ModelPreparer({ dir: modelsDir(), logger: log });
-  await ensureModels([config.model, ...models], log, modelsDir(), preparer);
-  fs.mkdirSync(config.data, { recursive: true });
-  const speeds = new Throughput(config.data);
-  const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, adapters, log) });
-  const engine = new EngineThread();
-  const processor = enhanceProcessor({ engine, cache: new ResultCache(config.data, config.cache.maxBytes), speeds, maxPixels: config.limits.maxPixels, preparer });
-  const worker = new Worker(queue, processor, { logger: log, disk: queue.disk });
-  // Before anything runs, so a port in use stops start-up with nothing to undo; /healthz says 503 until worker.run().
-  // Only the default model: the others are prepared when first needed.
-  const observe = await observeRole(config, { queue, worker, models: [config.model], checks: [diskSpace(queue.disk), ...doorHealth(adapters)] }, log);
-  const started: Adapter[] = [];
 
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      log.info('stopping: no new work taken');
-      for (const adapter of started) await adapter.stop();
-      await worker.close(config.shutdownGraceMs);
-      preparer.close();
-      await queue.close(config.shutdownGraceMs);
-      await engine.close();
-      await observe?.close();
-      log.info('stopped');
-    })());
+  const closer = new Closer(log);
   try {
-    const recovered = await queue.recover();
-    for (const adapter of adapters) {
-      started.push(adapter);
-      await adapter.start(queue);
+    const preparer = new ModelPreparer({ dir: config.models, logger: log });
+    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, config.models, preparer);
+    const notPrivate = privateDataFolder(config.data);
+    if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
+    const backend: Backend = config.redis.url ? await redisBackend(config, role, doors, log, closer) : localBackend(config, doors, log);
+    const { queue, source } = backend;
+
+    let worker: Worker | undefined;
+    if (work && source) {
+      const engine = new EngineProcess({ dataDir: config.data, modelsDir: config.models, threads: config.threads, gpu: config.gpu, logger: log });
+      closer.add('engine', () => engine.close());
+      // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
+      // rename, so two workers sharing a data folder do not see each other's halves.
+      const processor = enhanceProcessor({ engine, modelsDir: config.models, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: backend.speeds, maxPixels: config.limits.maxPixels, preparer });
+      worker = new Worker(source, processor, { logger: log, disk: backend.disk });
     }
-    queue.startDeliveries();
-    worker.run();
-    log.info({ adapters: adapters.map((a) => a.name), recovered: recovered.length, model: config.model, data: config.data }, 'service started');
+    closer.add('worker and queue', () =>
+      backend.close(async () => {
+        await worker?.close(config.shutdownGraceMs);
+        preparer.close();
+      }),
+    );
+    // Before the doors and the worker start, so a port in use stops start-up with little to undo; /healthz says
+    // 503 until the worker runs. Only the default model is checked there: the others are prepared when needed.
+    const observe = await observeRole(config, { queue, queueCheck: backend.queueCheck, worker, models: work ? [config.model] : undefined, checks: [...backend.checks, ...doorHealth(doors)] }, log);
+    if (observe) closer.add('health endpoint', () => observe.close());
+
+    const recovered = (await queue?.recover()) ?? [];
+    for (const door of doors) {
+      closer.add(`${door.name} door`, () => door.stop());
+      await door.start(queue!);
+    }
+    queue?.startDeliveries();
+    worker?.run();
+    log.info({ ...backend.describe, adapters: doors.map((a) => a.name), recovered: recovered.length, model: config.model }, 'service started');
+    return {
+      queue,
+      worker,
+      doors,
+      stop: async () => {
+        log.info('stopping: no new work taken');
+        await closer.close();
+        log.info('stopped');
+      },
+    };
   } catch (error) {
-    // A hot folder whose outbox is a file, say: what already runs (the watcher, the HTTP endpoint) would keep
-    // the process alive with nothing working.
-    await stop();
+    // A door that failed to start, a port in use: what already runs (a watcher, a listener, Redis connections)
+    // would keep the process alive with nothing working.
+    await closer.close();
     throw error;
   }
-  return { queue, worker, adapters, stop };
 }

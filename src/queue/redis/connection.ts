@@ -59,7 +59,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * cannot (no retry loop). Later drops are reconnected; the first drop and the reconnection are logged once each.
  *
  * @example
- * const redis = await connectRedis(process.env.ENHANCER_REDIS_URL!, logger, 'front');
+ * const redis = await connectRedis(config.redis.url, logger, 'front');
  */
 export async function connectRedis(url: string, log: Logger, name: string): Promise<Redis> {
   checkRedisUrl(url);

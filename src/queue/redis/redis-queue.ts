@@ -11,7 +11,7 @@ import { Queue, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { modelsDir as defaultModelsDir } from '../../paths.js';
+import { DEFAULT_MODELS_DIR } from '../../paths.js';
 import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../../types.js';
 import { admit } from '../admit.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
@@ -61,7 +61,7 @@ export class RedisQueue implements EnhanceQueue {
     this.store = new RedisStore(options.redis);
     this.speeds = new RedisSpeeds(options.redis);
     this.log = options.logger ?? silentLogger;
-    this.models = options.modelsDir ?? defaultModelsDir();
+    this.models = options.modelsDir ?? DEFAULT_MODELS_DIR;
     this.line = new Queue<QueuedJob>(JOBS_QUEUE, { connection: options.redis, prefix: PREFIX });
     this.line.on('error', () => {});
     this.subscriber = options.redis.duplicate();

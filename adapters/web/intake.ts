@@ -1,0 +1,132 @@
+/**
+ * Taking images in: an upload (one or more files, as the page and scripts send them) and "Enhance again" (a kept
+ * upload with other options). Each file becomes one job, kept for its page before it is queued, or gets its
+ * one-line reason; the whole upload counts once against its sender's limit (people.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { EnhanceError, reasonTextOf } from '../../src/errors.js';
+import { DEFAULT_LOCALE, say, type Locale, type Text } from '../../src/i18n/i18n.js';
+import { probeImage } from '../../src/imaging/input.js';
+import type { Logger } from '../../src/log.js';
+import type { EnhanceQueue } from '../../src/queue/queue.js';
+import { newJobId } from '../../src/queue/spool.js';
+import type { EnhanceOptions } from '../../src/types.js';
+import type { Keep, KeptJob } from './keep.js';
+import type { LinkSigner } from './links.js';
+import { MAX_FILES, type People, type Visitor, type WebReply } from './people.js';
+import type { UploadedFile } from './upload.js';
+
+/** What a person may choose per upload, as a form or a script sends it. */
+export interface Choices {
+  options: Partial<Pick<EnhanceOptions, 'model' | 'scale' | 'tune'>>;
+  /** Also make the PDF summary. */
+  report: boolean;
+}
+
+/** One file's answer: its job's id and signed link, or the reason it was refused. */
+export interface FileAnswer {
+  name: string;
+  id?: string;
+  /** The job page's path and query (`/job/<id>?e=…&s=…`); its state, events and files hang below it. */
+  link?: string;
+  reason?: string;
+}
+
+/**
+ * The choices in a form's fields or a JSON body; anything left out or empty takes the service's default.
+ * Values are checked when the job is queued, with reasons that name what is allowed.
+ *
+ * @example
+ * choicesFrom({ model: 'x4fast', scale: '2', pdf: 'on' }); // { options: { model: 'x4fast', scale: 2 }, report: true }
+ */
+export function choicesFrom(fields: Record<string, unknown>): Choices {
+  const text = (key: string) => (typeof fields[key] === 'string' || typeof fields[key] === 'number' ? String(fields[key]).trim() : '');
+  const options: Choices['options'] = {};
+  if (text('model')) options.model = text('model');
+  if (text('scale')) options.scale = Number(text('scale')) as EnhanceOptions['scale'];
+  if (text('tune')) options.tune = text('tune') as EnhanceOptions['tune'];
+  const pdf = fields.pdf;
+  return { options, report: pdf === true || pdf === 'on' || pdf === 'true' || pdf === '1' };
+}
+
+export interface IntakeOptions {
+  queue: EnhanceQueue;
+  keep: Keep;
+  links: LinkSigner;
+  people: People;
+  /** How long a job's link and results are kept. */
+  keepFor: number;
+  maxPixels: number;
+  /** The service's default model, recorded for the page when a request names none. */
+  defaultModel: string;
+  logger: Logger;
+}
+
+export class Intake {
+  constructor(private readonly o: IntakeOptions) {}
+
+  /**
+   * Reserves one upload for `visitor`, or says why not (their limit) in `locale`. Call `done` once every file
+   * was offered, whatever happened.
+   */
+  begin(visitor: Visitor, locale: Locale): { upload: string; done: () => void } | { refused: string } {
+    const slot = this.o.people.reserve(visitor);
+    if ('count' in slot) return { refused: say(locale, { key: 'webDoor.uploadLimit', values: { count: slot.count, limit: slot.limit } }) };
+    return { upload: slot.upload, done: () => this.o.people.close(slot.upload) };
+  }
+
+  /** The answer for a file past `MAX_FILES` in one upload. */
+  tooMany(name: string, locale: Locale): FileAnswer {
+    return { name: displayName(name), reason: say(locale, { key: 'web.tooManyFiles', values: { n: MAX_FILES } }) };
+  }
+
+  /**
+   * One file as a job of `upload`, `locale` stored with it (its PDF and comparison are made in it); its reason
+   * said in it.
+   */
+  async submit(file: UploadedFile, choices: Choices, visitor: Visitor, upload: string, locale: Locale): Promise<FileAnswer> {
+    const name = displayName(file.name);
+    const refused = (reason: Text) => ({ name, reason: say(locale, reason) });
+    if ('reason' in file) {
+      this.o.logger.info({ name, reason: say(DEFAULT_LOCALE, file.reason) }, 'upload refused');
+      return refused(file.reason);
+    }
+    const id = newJobId();
+    const now = Date.now();
+    const expires = now + this.o.keepFor;
+    const { options, report } = choices;
+    try {
+      // The header once here too, for the page's record (the queue checks it again): a bad file gets its reason.
+      const header = await probeImage(file.bytes, this.o.maxPixels);
+      const shown = { model: options.model ?? this.o.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle' } as KeptJob['options'];
+      // Kept before it is queued: its delivery may come at once (a cached result), and finds it here.
+      await this.o.keep.add(
+        { id, name, createdAt: now, expires, options: shown, report, format: header.format, width: header.width, height: header.height, bytes: file.bytes.length, state: 'waiting', people: visitor.names },
+        file.bytes,
+      );
+      const replyTo: WebReply = { adapter: 'web', upload, people: visitor.names };
+      this.o.people.add(upload, id);
+      await this.o.queue.submit({ input: file.bytes, name, owner: visitor.owner, replyTo, report, earlyPreview: true, options, locale }, id);
+      this.o.logger.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
+      return { name, id, link: this.o.links.link(id, expires) };
+    } catch (error) {
+      this.o.people.settle(id);
+      await this.o.keep.remove(id);
+      if (error instanceof EnhanceError) {
+        this.o.logger.info({ name, reason: error.message }, 'upload refused');
+        return refused(reasonTextOf(error));
+      }
+      // Not the person's to mend: a plain line and a reference to the log line that has the rest.
+      const ref = randomBytes(4).toString('hex');
+      this.o.logger.error({ ref, err: error, name }, 'queueing an upload failed');
+      return refused({ key: 'webDoor.internal', values: { ref } });
+    }
+  }
+}
+
+/** A file name as shown: its last part, without control characters, at most 200 characters. Never a path. */
+export function displayName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return (base || 'upload').slice(0, 200);
+}
