@@ -1,4 +1,4 @@
-# image-enhancer: CPU image. For the GPU variant see README "Docker": base the runtime stage on
+# image-enhancer: CPU image. For the GPU variant see docs/deploy.md, Docker: base the runtime stage on
 # nvidia/cuda:12.x-cudnn-runtime with Node 20 added, and run `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
 # in the build stage (it downloads onnxruntime's CUDA provider libraries).
 
@@ -14,7 +14,7 @@ COPY models/manifest.json ./models/manifest.json
 COPY models/calibration ./models/calibration
 # npm ci compiles TypeScript (prepare); the models are converted and verified at build time, not at first use
 # (all of them: --all calibrates int8 and fetches the anime scene, so no container prepares anything at a job).
-# This image's npm 10 runs every install script: onnxruntime-node's would download CUDA libraries (see README, GPU).
+# This image's npm 10 runs every install script: onnxruntime-node's would download CUDA libraries (see docs/models.md, GPU).
 RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund && npm run models -- --all && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
@@ -34,13 +34,13 @@ COPY --from=build /app /app
 RUN mkdir -p inbox outbox data && chown -R node:node inbox outbox data models
 USER node
 VOLUME ["/app/inbox", "/app/outbox", "/app/data"]
-# /healthz and /metrics (README "Health and metrics") on every address of the container: its network is the
+# /healthz and /metrics (docs/observe.md) on every address of the container: its network is the
 # boundary, and Prometheus scrapes from another container. ENHANCER_HTTP_PORT=0 turns the endpoint off (the
 # HEALTHCHECK then reports healthy with "health endpoint off").
 ENV ENHANCER_HTTP_PORT=9464 \
     ENHANCER_HTTP_HOST=0.0.0.0
 EXPOSE 9464
-# The web page (README "Web page") stays on 127.0.0.1 inside the container unless asked: any other address needs
+# The web page (docs/web.md) stays on 127.0.0.1 inside the container unless asked: any other address needs
 # an access key, and an image that refused to start without one would be no default. To reach it:
 # -e ENHANCER_WEB_HOST=0.0.0.0 -e ENHANCER_WEB_KEY=… -p 127.0.0.1:8080:8080 (compose.yaml does so).
 EXPOSE 8080
@@ -56,7 +56,7 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=3m --retries=3 CMD ["nod
 # it in-process without a re-exec. node as PID 1 would ignore SIGTERM (the kernel drops signals PID 1 has no
 # handler for until the service installs its own) and reap no zombies; tini passes signals on and reaps.
 # On SIGTERM the service gives the running job shutdownGraceMs (15 s) to finish: docker stop waits only 10 s by
-# default before SIGKILL, so run with --stop-timeout 30 or `docker stop -t 30` (README "Docker").
+# default before SIGKILL, so run with --stop-timeout 30 or `docker stop -t 30` (docs/deploy.md, Docker).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "bin/enhancer.js", "serve"]

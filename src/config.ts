@@ -129,7 +129,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
 };
 
 /** Environment variables for the core's keys. */
-const CORE_VARIABLES: Readonly<Record<string, string>> = {
+export const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_DATA: 'data',
   ENHANCER_MODEL: 'model',
   ENHANCER_DEVICE: 'device',

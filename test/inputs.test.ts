@@ -6,6 +6,9 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enhance } from '../src/engine/enhance.js';
 import { EnhanceError } from '../src/errors.js';
+import { say } from '../src/i18n/i18n.js';
+import { decodeReason } from '../src/imaging/input.js';
+import type { Logger } from '../src/log.js';
 import { pixels, psnr, scenePng } from './helpers.js';
 
 const run = (input: Uint8Array, options = {}, context = {}) =>
@@ -40,9 +43,31 @@ beforeAll(async () => {
 describe('bad inputs are refused with a clear reason', () => {
   it('zero bytes', () => refused(run(new Uint8Array(0)), /empty/));
   it('text named .png', () => refused(run(Buffer.from('hello, this is not a picture\n')), /not an image/));
-  it('a truncated JPEG', async () => {
+  it('a truncated JPEG or PNG: what a person can do, and libvips\' own words only in the log', async () => {
     const jpeg = await sharp(scene).jpeg().toBuffer();
-    await refused(run(jpeg.subarray(0, Math.floor(jpeg.length * 0.6))), /damaged or truncated/);
+    const png = await sharp(scene).png({ compressionLevel: 0 }).toBuffer();
+    for (const [cut, said] of [
+      [jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), /premature end of JPEG/],
+      [png.subarray(0, Math.floor(png.length * 0.6)), /libpng read error/],
+    ] as const) {
+      const logged: Array<Record<string, unknown>> = [];
+      const logger = { warn: (fields: Record<string, unknown>) => void logged.push(fields) } as unknown as Logger;
+      await refused(run(cut, {}, { logger }), /^the file is damaged or incomplete: send it again, or export it anew$/);
+      expect(logged).toEqual([{ reason: 'reason.damaged', decoder: expect.stringMatching(said) }]);
+    }
+  });
+  it('each kind of decoder failure gets its own plain line', () => {
+    // sharp 0.34's words for: a cut WebP, a cut GIF, a PNG with a broken first chunk, a cut AVIF, a HEIC photo
+    // (the HEVC decoder is not in sharp's libvips), and something else.
+    const said = (message: string) => say('en', decodeReason(message));
+    for (const message of ['Input buffer has corrupt header: webp: unable to parse image', 'gifload_buffer: Unexpected end of GIF source data', 'Input buffer has corrupt header: ', 'source: bad seek to 9722']) {
+      expect(said(message), message).toBe('the file is damaged or incomplete: send it again, or export it anew');
+    }
+    expect(said('Input buffer contains unsupported image format')).toBe('not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)');
+    expect(said('heif: Error while loading plugin: Support for this compression format has not been built in (11.6003)')).toMatch(/^the image is compressed in a way this service cannot read \(iPhone HEIC photos are\): save or share it as JPEG/);
+    expect(say('zh-Hans', decodeReason('heif: Unsupported feature: Unsupported codec (4.3000)'))).toMatch(/^这张图片的压缩方式本服务无法读取/);
+    expect(said('VipsForeignLoad: out of order read at line 12')).toBe('the image could not be read: open it in an image editor, save it as PNG or JPEG and send that');
+    for (const message of ['VipsJpeg: premature end of JPEG image', 'vipspng: libpng read error']) expect(say('zh-Hans', decodeReason(message))).toBe('文件已损坏或不完整：请重新发送，或重新导出一次');
   });
   it('a PNG whose header claims 30000x30000 pixels, before decoding', () =>
     refused(run(pngClaiming(scene, 30000, 30000)), /30000x30000 \(900\.0 MP\), over the limit of 16\.0 MP/));

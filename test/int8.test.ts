@@ -17,7 +17,7 @@ import { createLogger } from '../src/log.js';
 import type { EnhanceOptions } from '../src/types.js';
 import { pixels, psnr, tempDir } from './helpers.js';
 
-/** Natural photos that calibration never saw: 96x96 crops, textured and smooth (public domain or CC0, see README). */
+/** Natural photos that calibration never saw: 96x96 crops, textured and smooth (public domain or CC0, see docs/models.md, Credits). */
 const PHOTOS = path.join(import.meta.dirname, 'photos');
 
 /**

@@ -28,7 +28,7 @@ beforeEach(async () => {
   if (redisMissing) return;
   server = await RedisServer.start();
   admin = new Redis(server.url, { maxRetriesPerRequest: null });
-  // What the README asks of a Redis for BullMQ: refuse writes when full rather than evict keys.
+  // What docs/queue.md asks of a Redis for BullMQ: refuse writes when full rather than evict keys.
   await admin.config('SET', 'maxmemory-policy', 'noeviction');
   open = [];
 });

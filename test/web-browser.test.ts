@@ -4,18 +4,17 @@
  * job, at phone and desktop width, go to $WEB_SHOTS (default <tmp>/enhancer-web-shots).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readManifest } from '../src/models/manifest.js';
 import { DEFAULT_MODELS_DIR } from '../src/paths.js';
+import { haveChromium, launchChromium, shotsDir } from './browser.js';
 import { scenePng, tempDir } from './helpers.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = process.env.WEB_SHOTS ?? path.join(os.tmpdir(), 'enhancer-web-shots');
+let SHOTS: string;
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 900 };
 
@@ -84,14 +83,13 @@ async function jobPage(link: string): Promise<Page> {
   return page;
 }
 
-const haveChromium = fs.existsSync(CHROMIUM);
 /** The page offers every model of the manifest (x4plus, x4fast and the anime scene). */
 const MODELS = (await readManifest(DEFAULT_MODELS_DIR)).models.length;
 
 describe.skipIf(!haveChromium)('the web door in chromium', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    SHOTS = shotsDir('enhancer-web-shots');
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -142,10 +140,10 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     expect(await job.locator('#summary').textContent()).toContain('480x360 JPEG');
     expect(await job.locator('#summary').textContent()).toContain('1920x1440 PNG (4x)');
 
-    // The slider moves the edge between before and after; zoom shows the result at its full width.
+    // The slider moves the edge between before and after; Actual size shows the result at its full width.
     await job.locator('#slider').fill('20');
     expect(await job.locator('#after').evaluate((img) => img.style.clipPath)).toBe('inset(0px 0px 0px 20%)');
-    await job.getByRole('button', { name: 'Zoom to full size' }).click();
+    await job.getByRole('button', { name: 'Actual size' }).click();
     expect(await job.locator('#compare').evaluate((el) => el.getBoundingClientRect().width)).toBe(1920);
 
     const [download] = await Promise.all([job.waitForEvent('download'), job.locator('#download-png').click()]);
@@ -172,7 +170,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       .poll(async () => Object.fromEntries((await listed(page)).map((j) => [j.name, j.state])), { timeout: 60_000 })
       .toEqual({
         'notes.txt': 'not an image in a supported format (PNG, JPEG, WebP, GIF, TIFF, AVIF)',
-        'cut.jpg': expect.stringMatching(/^(Failed: )?the image data is damaged or truncated/),
+        'cut.jpg': expect.stringMatching(/^(Failed: )?the file is damaged or incomplete: send it again, or export it anew$/),
         'huge.png': 'the file is 1.5 MB, over the limit of 1.0 MB',
       });
   }, 120_000);
@@ -253,7 +251,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       expect(await page.locator('h1').textContent()).toBe('图片增强');
       expect(await page.locator('.drop-title').textContent()).toBe('选择图片，或把图片拖到这里');
       expect(await page.locator('#limits').textContent()).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 [\d.]+ MB、[\d.]+ 百万像素$/);
-      expect(await page.locator('#model option[value="x4fast"]').textContent()).toBe('x4fast：RealESRGAN x4 compact（SRVGGNet，32 个卷积层）：速度快约 15 倍');
+      expect(await page.locator('#model option[value="x4fast"]').textContent()).toBe('照片，快速');
       expect(await page.locator('#tune option[value="gentle"]').textContent()).toBe('轻度润饰');
       expect(await page.locator('#scale option[value="4"]').textContent()).toBe('4 倍');
       const upload = await readable(page);
@@ -287,8 +285,8 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
       expect(shown).toContain('处理前后对比');
       expect(shown).toContain('拖动滑块进行对比。');
       for (const english of ['Done', 'Download', 'Summary', 'Before and after', 'Zoom', 'Enhance again', 'Input', 'kept until', 'runs']) expect(shown).not.toContain(english);
-      await job.getByRole('button', { name: '按原始尺寸查看' }).click();
-      expect(await job.locator('#zoom').textContent()).toBe('适应页面大小');
+      await job.getByRole('button', { name: '实际大小' }).click();
+      expect(await job.locator('#zoom').textContent()).toBe('适应屏幕');
       await shoot(job, 'job-done-zh');
       await job.setViewportSize(DESKTOP);
 

@@ -158,7 +158,7 @@ describe('links and limits', () => {
     const cut = body.jobs![1];
     const events = cut.link ? await untilEnded(running.base, cut.link) : [];
     const reason = cut.reason ?? events.at(-1)?.data.reason;
-    expect(reason).toMatch(/^the image data is damaged or truncated/);
+    expect(reason).toBe('the file is damaged or incomplete: send it again, or export it anew');
   }, 60_000);
 });
 
@@ -182,7 +182,7 @@ describe('per visitor and per address', () => {
     expect((await upload(base, [{ name: 'c.png', bytes: await scenePng(48, 48, 3) }])).status).toBe(200);
     expect(await upload(base, [{ name: 'd.png', bytes: await scenePng(48, 48, 4) }])).toEqual({
       status: 429,
-      body: { error: expect.stringMatching(/^too many uploads from this address: at most 3 a minute \(web.uploadsPerMinute\); try again in \d+ seconds$/) },
+      body: { error: expect.stringMatching(/^too many uploads from this address: at most 3 a minute; try again in \d+ seconds?$/) },
     });
   }, 60_000);
 });
@@ -344,9 +344,9 @@ describe("the visitor's language", () => {
     expect([key.status, await key.json()]).toEqual([403, { error: '这不是此服务的访问密钥' }]);
     const nothing = await fetch(`${base}/static/nothing.js`, { headers: zh });
     expect([nothing.status, await nothing.text()]).toEqual([404, '未找到\n']);
-    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; label: string }> };
+    const session = (await (await fetch(`${base}/api/session`, { headers: zh })).json()) as { limits: string; models: Array<{ name: string; label: string; architecture: string }> };
     expect(session.limits).toMatch(/^支持 PNG、JPEG、WebP、GIF、TIFF 或 AVIF；每张不超过 1\.0 MB、[\d.]+ 百万像素$/);
-    expect(session.models.find((m) => m.name === 'x4fast')?.label).toBe('照片，快速');
+    expect(session.models.find((m) => m.name === 'x4fast')).toEqual({ name: 'x4fast', label: '照片，快速', architecture: 'RealESRGAN x4 compact（SRVGGNet，32 个卷积层）' });
 
     // A damaged image uploaded by a Chinese browser fails in the queue: its reason is said to each viewer in theirs.
     const png = await scenePng(64, 64);
@@ -357,10 +357,10 @@ describe("the visitor's language", () => {
     expect(service.lines('upload queued').find((l) => l.name === 'cut.png')).toMatchObject({ locale: 'zh-Hans' });
     const { path: p, query } = splitLink(link);
     const events = await untilEnded(base, link);
-    expect(events.at(-1)!.data).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^the image data is damaged or truncated/) });
+    expect(events.at(-1)!.data).toMatchObject({ state: 'failed', reason: 'the file is damaged or incomplete: send it again, or export it anew' });
     const seen = async (headers: Record<string, string>) => (await (await fetch(`${base}${p}/state?${query}`, { headers })).json()) as { reason: string; text: string };
-    expect(await seen(zh)).toMatchObject({ reason: expect.stringMatching(/^图片数据已损坏或不完整（/), text: expect.stringMatching(/^失败：图片数据已损坏或不完整/) });
-    expect(await seen({ 'accept-language': 'en-GB' })).toMatchObject({ text: expect.stringMatching(/^Failed: the image data is damaged or truncated/) });
+    expect(await seen(zh)).toMatchObject({ reason: '文件已损坏或不完整：请重新发送，或重新导出一次', text: '失败：文件已损坏或不完整：请重新发送，或重新导出一次' });
+    expect(await seen({ 'accept-language': 'en-GB' })).toMatchObject({ text: 'Failed: the file is damaged or incomplete: send it again, or export it anew' });
 
     // The pages themselves, and a forged link's plain page.
     const page = await (await fetch(`${base}${link}`, { headers: zh })).text();

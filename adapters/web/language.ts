@@ -6,7 +6,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
-import { catalogue, DEFAULT_LOCALE, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/i18n/i18n.js';
+import type { ModelChoice } from './context.js';
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */
 export const LANG_COOKIE = 'lang';
@@ -49,6 +50,21 @@ export function localeOf(headers: IncomingHttpHeaders): Locale {
 /** `say` for the door's own words: `web.<name>`. */
 export function webSay(locale: Locale, name: string, values?: Record<string, TextValue>): string {
   return say(locale, { key: `web.${name}`, values });
+}
+
+/**
+ * The manifest's models as the page offers them, in `locale`. One the catalogue has no line for (added to the
+ * manifest since) goes by its name, and its manifest description is its architecture.
+ *
+ * @example
+ * modelChoices('en', [{ name: 'x4fast', description: '…' }]); // [{ name: 'x4fast', label: 'Photos, fast', architecture: 'RealESRGAN x4 compact (…)' }]
+ */
+export function modelChoices(locale: Locale, models: ReadonlyArray<{ name: string; description: string }>): ModelChoice[] {
+  return models.map((m) =>
+    hasText(`web.models.${m.name}.label`)
+      ? { name: m.name, label: webSay(locale, `models.${m.name}.label`), architecture: webSay(locale, `models.${m.name}.architecture`) }
+      : { name: m.name, label: m.name, architecture: m.description },
+  );
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -101,7 +117,7 @@ export function renderPage(template: string, locale: Locale, given: Record<strin
 /** A plain page that says one thing, and nothing else: no file, no job data. */
 export function plainPage(locale: Locale, title: string, text: string): string {
   return renderPage(
-    '<!doctype html><html lang="{{lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{plainTitle}}</title><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain">{{switch}}<h1>{{plainTitle}}</h1><p id="reason">{{plainText}}</p><p><a href="/">{{enhanceImage}}</a></p></main></body></html>',
+    '<!doctype html><html lang="{{lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{plainTitle}}</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/app.css"></head><body><main class="plain">{{switch}}<h1>{{plainTitle}}</h1><p id="reason">{{plainText}}</p><p><a href="/">{{enhanceImage}}</a></p></main></body></html>',
     locale,
     { plainTitle: title, plainText: text },
   );

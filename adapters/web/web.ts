@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { EnhanceError, reasonOf } from '../../src/errors.js';
-import { hasText, LOCALES, type Locale } from '../../src/i18n/i18n.js';
+import { LOCALES } from '../../src/i18n/i18n.js';
 import { listenProblem } from '../../src/listen-problem.js';
 import type { Logger } from '../../src/log.js';
 import { readManifest } from '../../src/models/manifest.js';
@@ -25,11 +25,11 @@ import type { ResultLinks } from '../../src/service/result-links.js';
 import type { EnhanceResult, Job } from '../../src/types.js';
 import { Access, checkExposure, isLoopback } from './access.js';
 import type { WebConfig } from './config.js';
-import type { ModelChoice, WebContext } from './context.js';
+import type { WebContext } from './context.js';
 import { JobFeed } from './feed.js';
 import { displayName, Intake } from './intake.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
-import { renderPage, webSay } from './language.js';
+import { modelChoices, renderPage } from './language.js';
 import { LinkSigner } from './links.js';
 import { People } from './people.js';
 import { buildServer } from './server.js';
@@ -120,7 +120,7 @@ export class WebDoor implements Adapter {
       page: (name, locale) => this.rendered.get(`${name}:${locale}`) ?? this.rendered.get(`${name}:en`)!,
       file: (name) => (Object.hasOwn(STATIC, name) ? { type: STATIC[name], bytes: this.files.get(name)! } : undefined),
       snapshot: (kept) => this.snapshot(kept),
-      models: (locale) => this.modelChoices(locale),
+      models: (locale) => modelChoices(locale, this.models),
     };
     const app = await buildServer(ctx);
     this.app = app;
@@ -231,14 +231,6 @@ export class WebDoor implements Adapter {
     }
   }
 
-  /** The models by use (`Photos, fast`), a model the catalogue has no line for by its name. */
-  private modelChoices(locale: Locale): ModelChoice[] {
-    return this.models.map((m) => ({
-      name: m.name,
-      label: hasText(`web.modelLabel.${m.name}`) ? webSay(locale, `modelLabel.${m.name}`) : m.name,
-      architecture: m.description,
-    }));
-  }
 
   /** The queue's events, turned into page events for the jobs' open pages. */
   private listen(queue: EnhanceQueue): void {

@@ -1,5 +1,5 @@
 /**
- * The `enhancer` command line. Other tools depend on these exact words; see README "CLI".
+ * The `enhancer` command line. Other tools depend on these exact words; see docs/cli.md.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -32,7 +32,7 @@ export const USAGE = `usage:
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
-                                     or worker, for the queue on Redis (ENHANCER_REDIS_URL), see README
+                                     or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
 
 class UsageError extends Error {}

@@ -102,7 +102,7 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
 
   context.signal?.throwIfAborted();
   const t0 = performance.now();
-  const whole = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS);
+  const whole = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS, log);
   const window = context.region ? contextWindow(context.region, whole, overlap) : undefined;
   const image = window ? cropImage(whole, window) : whole;
   const tDecoded = performance.now();

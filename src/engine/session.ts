@@ -59,7 +59,7 @@ export function cudaUnavailableReason(): string | null {
   );
   if (!fs.existsSync('/dev/nvidia0') && !fs.existsSync('/proc/driver/nvidia/version')) return 'no NVIDIA GPU found';
   if (!fs.existsSync(path.join(binDir, 'libonnxruntime_providers_cuda.so'))) {
-    return "onnxruntime's CUDA libraries are not installed (see README, GPU)";
+    return "onnxruntime's CUDA libraries are not installed (see docs/models.md, GPU)";
   }
   return null;
 }
@@ -87,7 +87,7 @@ export function cpuSessionOptions(runtime: RuntimeSettings): ort.InferenceSessio
   return {
     executionProviders: ['cpu'],
     // Two threads double convolution throughput on the 2-core machines; more cores keep helping. `threads`
-    // splits the cores between several workers on one machine (see README, Redis).
+    // splits the cores between several workers on one machine (see docs/queue.md, Adding a worker on another machine).
     intraOpNumThreads: runtime.threads >= 1 ? runtime.threads : os.availableParallelism(),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',

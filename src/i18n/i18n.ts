@@ -195,8 +195,8 @@ export const say = (locale: Locale, text: Text): string => languages.say(locale,
  * have, such as the built-in models' uses.
  *
  * @example
- * hasText('web.modelHelp.x4plus'); // true
- * hasText('web.modelHelp.my-own-model'); // false
+ * hasText('web.models.x4plus.label'); // true
+ * hasText('web.models.my-own-model.label'); // false
  */
 export const hasText = (key: string): boolean => languages.has(key);
 

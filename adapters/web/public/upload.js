@@ -1,5 +1,5 @@
 // The upload page: options from the server, files chosen or dropped, one job per file, each listed with its state.
-import { follow } from '/static/common.js';
+import { chosenOptions, follow } from '/static/common.js';
 import { t } from '/static/language.js';
 
 const $ = (id) => document.getElementById(id);
@@ -8,10 +8,8 @@ let chosen = [];
 
 async function load() {
   session = await (await fetch('/api/session')).json();
-  for (const m of session.models) {
-    const option = new Option(t('web.modelOption', { name: m.name, help: m.description }), m.name, false, m.name === session.defaults.model);
-    $('model').append(option);
-  }
+  // Each model by its use ("Photos, fast"); what it is made of is said in a finished job's summary.
+  for (const m of session.models) $('model').append(new Option(m.label, m.name, false, m.name === session.defaults.model));
   $('limits').textContent = session.limits;
   showForms();
   // The jobs listed before a reload (the language switch reloads the page): listed again, in the new language.
@@ -74,8 +72,7 @@ $('upload-form').addEventListener('submit', async (event) => {
   }
   const form = new FormData();
   // Options before files: the server reads the upload as it streams, and needs them for each file.
-  for (const id of ['model', 'scale', 'tune']) form.append(id, $(id).value);
-  if ($('pdf').checked) form.append('pdf', 'on');
+  for (const [name, value] of Object.entries(chosenOptions($('upload-form')))) form.append(name, value);
   const refused = [];
   for (const file of chosen) {
     // Not sent at all: the server would stop reading it at the limit anyway.
