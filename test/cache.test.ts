@@ -1,11 +1,10 @@
 /**
- * The result cache and the learned speeds, as files in the data folder.
+ * The result cache, as files in the data folder. (The learned costs, kept there too, are tested in eta.test.ts.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ResultCache } from '../src/queue/cache.js';
-import { Throughput } from '../src/queue/throughput.js';
 import type { EnhancedImage } from '../src/types.js';
 import { tempDir } from './helpers.js';
 
@@ -68,21 +67,5 @@ describe('ResultCache', () => {
     expect(fs.readdirSync(path.join(dir, 'cache')).sort()).toEqual([sig('a'), sig('d')]);
     await new ResultCache(dir, 0).evict(sig('d'));
     expect(fs.readdirSync(path.join(dir, 'cache'))).toEqual([sig('d')]);
-  });
-});
-
-describe('Throughput', () => {
-  it('learns milliseconds per megapixel per model and device, and keeps them for the next start', async () => {
-    const first = new Throughput(dir);
-    const guess = first.estimate('x4fast', 1e6);
-    await first.learn('x4fast', 'cpu', 250_000, 2000);
-    expect(first.estimate('x4fast', 1e6)).toBe(8000);
-    await first.learn('x4fast', 'cpu', 250_000, 3000);
-    // A moving average: 8000 + 0.3 * (12000 - 8000).
-    expect(first.estimate('x4fast', 1e6)).toBeCloseTo(9200);
-    expect(new Throughput(dir).estimate('x4fast', 1e6)).not.toBe(guess);
-    const again = new Throughput(dir);
-    await again.learn('x4plus', 'cpu', 1e6, 100_000);
-    expect(again.estimate('x4fast', 5e5)).toBeCloseTo(4600);
   });
 });

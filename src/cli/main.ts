@@ -11,6 +11,7 @@ import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
+import { benchEta } from '../bench/eta-bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
@@ -29,6 +30,7 @@ export const USAGE = `usage:
                                      NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
   enhancer bench [--model NAME] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
+  enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
@@ -100,6 +102,7 @@ async function benchCommand(args: string[]): Promise<number> {
     'service-one': { type: 'string' },
     'early-preview': { type: 'boolean' },
     queue: { type: 'boolean' },
+    eta: { type: 'boolean' },
     repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -119,6 +122,10 @@ async function benchCommand(args: string[]): Promise<number> {
   }
   if (values.queue) {
     await benchQueue(Boolean(values.json));
+    return 0;
+  }
+  if (values.eta) {
+    await benchEta(Boolean(values.json));
     return 0;
   }
   const manifest = await readManifest(cliSettings().models);

@@ -13,17 +13,20 @@ import { planRun } from '../engine/session.js';
 import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
 import { DEFAULT_MODELS_DIR } from '../paths.js';
 import { makeReport } from '../report/pdf.js';
-import type { EnhancedImage, EnhanceResult, Job, OutputKind, Region } from '../types.js';
+import type { EnhancedImage, EnhanceProgress, EnhanceResult, Job, OutputKind, Region } from '../types.js';
 import type { ResultCache } from './cache.js';
-import type { Throughput } from './throughput.js';
+import { Costs, MODEL_KEPT_MS, type JobSample, type JobShape } from './throughput.js';
 import type { ProcessContext, Processor } from './worker.js';
 
 export interface EnhanceProcessorOptions {
   engine: Engine;
   /** Results by signature; none (or `maxBytes` 0) keeps nothing. */
   cache?: ResultCache;
-  /** Learned speeds: taught here, read by the queue for ETAs. */
-  speeds?: Pick<Throughput, 'learn'>;
+  /**
+   * Learned costs (a `Throughput`, or `RedisSpeeds` on Redis): taught here after every job, read here for the time
+   * left that progress reports, and by the queue for ETAs. Without them progress counts the first guesses.
+   */
+  speeds?: { learn(sample: JobSample): Promise<void>; costs(): Costs | Promise<Costs> };
   modelsDir?: string;
   maxPixels?: number;
   /**
@@ -50,10 +53,36 @@ const PREVIEW_MIN_SIDE = 32;
  * most detailed square of up to `PREVIEW_SIDE`, whose run with its context stays within `PREVIEW_SHARE`.
  */
 export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region | null {
-  const { width, height } = before;
+  const side = previewSide(before.width, before.height, overlap);
+  return side === null ? null : detailRegion(before, before.width, before.height, side);
+}
+
+/** The side of the early preview's square region for an image of this size, or null when it gets none. */
+function previewSide(width: number, height: number, overlap: number): number | null {
   const side = Math.min(PREVIEW_SIDE, width, height, Math.floor(Math.sqrt(PREVIEW_SHARE * width * height)) - 2 * overlap);
-  if (side < PREVIEW_MIN_SIDE) return null;
-  return detailRegion(before, width, height, side);
+  return side < PREVIEW_MIN_SIDE ? null : side;
+}
+
+/**
+ * The pixels the early preview's run sees for an image of this size (its region and the context around it, at
+ * most), or 0 when the image is too small for one: what the preview costs, known from the header at submit.
+ */
+export function previewWindowPixels(width: number, height: number, overlap = DEFAULT_OVERLAP): number {
+  const side = previewSide(width, height, overlap);
+  return side === null ? 0 : Math.min(width, side + 2 * overlap) * Math.min(height, side + 2 * overlap);
+}
+
+/** A job's shape for its costs, from what the queue knows at submit. */
+export function shapeOf(job: Job): JobShape {
+  const { options, earlyPreview, report } = job.request;
+  const pixels = job.width * job.height;
+  return {
+    model: options.model,
+    mp: pixels / 1e6,
+    outMP: (pixels * options.scale ** 2) / 1e6,
+    previewMP: earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
+    report: Boolean(report),
+  };
 }
 
 /**
@@ -65,9 +94,22 @@ export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region
  */
 export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
   const models = deps.modelsDir ?? DEFAULT_MODELS_DIR;
+  /**
+   * The model the engine ran last and when it was done with it. The engine keeps one model loaded between jobs,
+   * so only a job of another model, or one after a pause, loads it: the time the engine reports for the load in
+   * other jobs is its bookkeeping (reading the manifest), 20-100 ms on a busy 2-core machine, and stays in the run.
+   */
+  let held: { model: string; at: number } | undefined;
+  /** No job has run on the engine yet: the first one runs cold (see `JobSample`). */
+  let cold = true;
   return async (job, input, ctx) => {
     const { options } = job.request;
     const wait = Date.now() - job.createdAt;
+    const shape = shapeOf(job);
+    // Learned costs are an extra: where they cannot be read (Redis away), the first guesses do.
+    const costs = (await Promise.resolve(deps.speeds?.costs()).catch(() => undefined)) ?? new Costs({});
+    // The time left a person reads is until the end: the engine counts its remaining tiles only.
+    const afterTiles = costs.tail(shape) + costs.render(shape);
     const { entry, precision } = await planRun(models, options);
     const signature = signatureOf(input, options, entry.sha256);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
@@ -78,7 +120,8 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
     // took when it was made, as if made now.
     const cached = hit?.seenBefore === true;
     let before: Before | undefined;
-    let previewMs: number | undefined;
+    let preview: { ms: number; loadMs: number } | undefined;
+    let accelerator: JobSample['accelerator'];
     if (image) {
       ctx.logger.info({ job: job.id, signature: signature.slice(0, 12) }, 'answered from the cache');
       if (cached) image.ms = { ...image.ms, load: 0, decode: 0, infer: 0, encode: 0, total: 0 };
@@ -88,29 +131,53 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
         unit,
         (text) => {
           ctx.logger.info({ job: job.id, model: options.model }, say(DEFAULT_LOCALE, text));
-          ctx.progress({ tilesDone: 0, tilesTotal: 0, etaMs: preparationMs(unit), preparing: text });
+          ctx.progress({ tilesDone: 0, tilesTotal: 0, etaMs: preparationMs(unit) + costs.accelerator(shape, true) + costs.render(shape), preparing: text });
         },
         ctx.signal,
       );
       const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
+      const loads = held?.model !== options.model || Date.now() - held.at >= MODEL_KEPT_MS;
+      const t0 = performance.now();
       if (job.request.earlyPreview) {
         before = await decodeBefore(input, ctx.logger.child({ job: job.id }));
-        previewMs = await earlyPreview(deps.engine, job, input, before, context, ctx);
+        preview = await earlyPreview(deps.engine, job, input, before, context, ctx);
       }
-      image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress: (p) => ctx.progress(p) });
-      // Learned speeds and the cache are extras: a full disk skips them rather than holding or failing the job.
-      await skipOnFullDisk(() => deps.speeds?.learn(options.model, image!.device, job.width * job.height, image!.ms.infer), 'learned speeds not saved', ctx);
+      let lastTile: number | undefined;
+      const onProgress = (p: EnhanceProgress) => {
+        if (p.tilesDone >= p.tilesTotal) lastTile = performance.now();
+        ctx.progress({ ...p, etaMs: p.etaMs + afterTiles });
+      };
+      image = await deps.engine.enhance({ input, name: job.request.name, options }, { ...context, onProgress });
+      // The cache is an extra: a full disk skips it rather than holding or failing the job.
       if (cache) {
         await skipOnFullDisk(() => cache.put(image!, owner), 'result not cached', ctx);
         await cache.evict(signature);
       }
+      const t = performance.now();
+      const [runLoad, previewLoad] = loads ? [image.ms.load, preview?.loadMs ?? 0] : [0, 0];
+      accelerator = {
+        runMs: t - t0 - (preview?.ms ?? 0) - runLoad,
+        previewMs: preview && preview.ms - previewLoad,
+        loadMs: runLoad + previewLoad,
+        tailMs: lastTile === undefined ? image.ms.encode : t - lastTile,
+        cold,
+      };
+      held = { model: options.model, at: Date.now() };
+      cold = false;
     }
     ctx.acceleratorDone();
-    return finish(job, input, { ...image, cached, ms: { ...image.ms, wait, preview: previewMs } }, before, ctx);
+    const result = await finish(job, input, { ...image, cached, ms: { ...image.ms, wait, preview: preview?.ms } }, before, ctx);
+    // Nor does a job that is done fail for what its costs could not teach (a full disk, Redis away).
+    const sample = { shape, device: result.device, accelerator, renderMs: result.ms.render ?? 0 };
+    await deps.speeds?.learn(sample).catch((error: unknown) => ctx.logger.warn({ job: job.id, err: (error as Error).message }, 'learned costs not saved'));
+    return result;
   };
 }
 
-/** Runs and announces the early preview; resolves to the milliseconds it took, or undefined when skipped. */
+/**
+ * Runs and announces the early preview; resolves to the milliseconds it took and the model's load among them, or
+ * undefined when skipped.
+ */
 async function earlyPreview(
   engine: Engine,
   job: Job,
@@ -118,7 +185,7 @@ async function earlyPreview(
   before: Before,
   context: { modelsDir: string; maxPixels?: number; signal: AbortSignal; logger: ProcessContext['logger'] },
   ctx: ProcessContext,
-): Promise<number | undefined> {
+): Promise<{ ms: number; loadMs: number } | undefined> {
   const region = previewRegion(before);
   if (!region) return undefined;
   const t = performance.now();
@@ -126,7 +193,7 @@ async function earlyPreview(
   const crop = await engine.enhance({ input, name: job.request.name, options }, { ...context, region });
   const ms = performance.now() - t;
   await ctx.preview({ signature: crop.signature, region: scaleRegion(region, options.scale), ms }, crop.png);
-  return ms;
+  return { ms, loadMs: crop.ms.load };
 }
 
 /** Stores the PNG, then makes and stores the thumbnail, the comparison and (when asked) the PDF. */

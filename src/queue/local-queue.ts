@@ -17,11 +17,13 @@ import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.j
 import { admit } from './admit.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
 import { QueueEmitter } from './emitter.js';
+import { shapeOf } from './enhance-processor.js';
+import { lineEtas, type RunningJob } from './eta.js';
 import { FairTurns } from './fair.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from './queue.js';
 import { ResultStore } from './results.js';
 import { Spool, type SpooledJob } from './spool.js';
-import type { Throughput } from './throughput.js';
+import { Costs, type Throughput } from './throughput.js';
 import type { JobLease, JobSource } from './worker.js';
 
 export interface LocalQueueOptions {
@@ -34,15 +36,15 @@ export interface LocalQueueOptions {
   maxFileBytes?: number;
   /** Jobs an owner may have waiting or active; Infinity for none. */
   limitFor?: (request: EnhanceRequest) => number;
-  /** Learned speeds, for ETAs (shared with the processor, which teaches them). */
-  speeds?: Pick<Throughput, 'estimate'>;
+  /** Learned costs, for ETAs (shared with the processor, which teaches them); without them, the first guesses. */
+  speeds?: Pick<Throughput, 'costs'>;
   /**
    * Hands an ended job's answer to its person; resolves once they have it. Tried again on failure (see
    * `retry`), also after a restart, so it must be idempotent.
    */
   deliver: (job: Job, outcome: Outcome) => Promise<void>;
   retry?: RetryPolicy;
-  /** The clock retry times are measured by (ms since the epoch); a test passes its own. */
+  /** The clock retry times and ETAs are measured by (ms since the epoch); a test passes its own. */
   now?: () => number;
   /** How soon a full disk is checked again (first delay, doubling to the longest); default 1 s to 30 s. */
   diskChecks?: { firstCheckMs: number; maxCheckMs: number };
@@ -59,8 +61,8 @@ interface Entry {
   seq: number;
   /** While active: cancels the run. */
   controller?: AbortController;
-  /** While active: the latest ETA the run reported. */
-  etaMs?: number;
+  /** While active: when it started, the latest time left it reported, when the accelerator was free of it. */
+  running?: RunningJob;
   /** While active: resolves once the job has ended or was put back. */
   ended?: Promise<void>;
   /** Delivered or closed: only remembered for status questions. */
@@ -237,13 +239,16 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     return owner === undefined ? jobs : jobs.filter((j) => j.request.owner === owner);
   }
 
-  /** Every waiting and active job in order, each with its position and the ETA summed up to it, in one pass. */
+  /** Every waiting and active job in order, each with its position and its ETA (see eta.ts), in one pass. */
   private standing(): JobStatus[] {
-    let etaMs = 0;
-    return this.pending().map((job, i) => {
-      etaMs += this.entries.get(job.id)!.etaMs ?? this.options.speeds?.estimate(job.request.options.model, job.width * job.height) ?? 0;
-      return { ...job, position: i + 1, etaMs };
-    });
+    const jobs = this.pending();
+    const line = jobs.map((job) => ({ shape: shapeOf(job), running: this.entries.get(job.id)!.running }));
+    const etas = lineEtas(line, this.options.speeds?.costs() ?? new Costs({}), this.now());
+    return jobs.map((job, i) => ({ ...job, position: i + 1, etaMs: etas[i] }));
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
   }
 
   private status(id: string): JobStatus | undefined {
@@ -271,6 +276,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     job.state = 'active';
     this.turns.started(entry.turn);
     entry.controller = new AbortController();
+    entry.running = { since: this.now() };
     let ended!: () => void;
     entry.ended = new Promise((resolve) => (ended = resolve));
     this.log.info({ job: id, state: 'active', name: job.request.name }, 'job started');
@@ -280,7 +286,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       signal: entry.controller.signal,
       input: () => this.spool.readInput(id),
       progress: (progress) => {
-        entry.etaMs = progress.etaMs;
+        if (entry.running) [entry.running.etaMs, entry.running.at] = [progress.etaMs, this.now()];
         this.emitter.emit(job, 'progress', job, progress);
       },
       preview: (preview) => {
@@ -296,13 +302,15 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       putBack: async () => {
         // Stays in the spool, out of this run's line: it runs again at the next start.
         job.state = 'waiting';
-        entry.etaMs = undefined;
+        entry.running = undefined;
         await this.results.remove(id);
         this.entries.delete(id);
         ended();
       },
     };
     await this.take(lease);
+    // The accelerator is free of it; if it has not ended, it is being finished and holds up nobody behind it.
+    if (job.state === 'active' && entry.running) entry.running.doneAt = this.now();
   }
 
   /** Tells a job's person, once, that it waits for disk space. */
@@ -323,7 +331,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     job.state = outcome.state;
     if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     const entry = this.entries.get(job.id);
-    if (entry) entry.etaMs = undefined;
+    if (entry) entry.running = undefined;
     const fields = { job: job.id, state: job.state, name: job.request.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;

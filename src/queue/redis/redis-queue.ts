@@ -16,6 +16,8 @@ import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../../type
 import { admit } from '../admit.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import { QueueEmitter } from '../emitter.js';
+import { shapeOf } from '../enhance-processor.js';
+import { lineEtas } from '../eta.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from '../queue.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
@@ -205,26 +207,25 @@ export class RedisQueue implements EnhanceQueue {
     this.subscriber.disconnect();
   }
 
-  /** Running jobs, then waiting ones in the order they run, each with its position and the ETA summed up to it. */
+  /**
+   * Running jobs, then waiting ones in the order they run, each with its position and its ETA (see eta.ts; as if
+   * one worker ran them all, since this front cannot know which worker takes which).
+   */
   private async standing(): Promise<JobStatus[]> {
-    const [active, waiting, etas, estimate] = await Promise.all([
+    const now = Date.now();
+    const [active, waiting, running, costs] = await Promise.all([
       this.line.getJobs(['active']),
       // Ascending: lowest priority number (earliest turn) first, ties in the order they were added.
       this.line.getJobs(['prioritized', 'wait'], 0, -1, true),
-      this.store.etas(),
-      this.speeds.snapshot(),
+      this.store.running(now),
+      this.speeds.costs(now),
     ]);
     const ids = [...active, ...waiting].filter((b): b is BullJob<QueuedJob> => Boolean(b)).map((b) => b.data.id);
     const records = await this.store.jobs(ids);
-    let etaMs = 0;
-    const line: JobStatus[] = [];
-    for (const id of ids) {
-      const job = records.get(id);
-      if (!job || (job.state !== 'waiting' && job.state !== 'active')) continue;
-      etaMs += etas.get(id) ?? estimate(job.request.options.model, job.width * job.height);
-      line.push({ ...job, position: line.length + 1, etaMs });
-    }
-    return line;
+    const jobs = ids.map((id) => records.get(id)).filter((job): job is Job => job?.state === 'waiting' || job?.state === 'active');
+    // A job put back in line (its worker stopped) has its record waiting again: its old run does not count.
+    const etas = lineEtas(jobs.map((job) => ({ shape: shapeOf(job), running: job.state === 'active' ? (running.get(job.id) ?? { since: now }) : undefined })), costs, now);
+    return jobs.map((job, i) => ({ ...job, position: i + 1, etaMs: etas[i] }));
   }
 
   /** Re-emits a worker's event to this front's doors. */

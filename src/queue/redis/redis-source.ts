@@ -175,6 +175,8 @@ export class RedisJobSource implements JobSource {
         },
       };
       await take(lease);
+      // The accelerator is free of it (or it has ended, and this changes nothing): it holds up nobody behind it.
+      void this.store.acceleratorDone(id).catch(() => {});
       await over;
       // BullMQ fails the job; the 'failed' handler above tries once more to give it an answer.
       if (endFailed) throw endFailed;

@@ -9,7 +9,9 @@
  *   that runs again (its worker died after the end was stored) is recognised and not delivered twice;
  * - `enhancer:owner:<owner>`: the ids of a person's waiting and running jobs (their limit; see `OWNER_COUNT`);
  * - `enhancer:turns`, `enhancer:turn`: fair turns (see fair.ts), shared by every front and worker;
- * - `enhancer:eta`: the latest ETA of each running job; `enhancer:speeds`: learned speeds (see speeds.ts);
+ * - `enhancer:eta`: what is known of each running job for ETAs, as JSON (`RunningJob` in eta.ts: when it
+ *   started, the time left it last reported, when the accelerator was free of it); `enhancer:speeds`: learned
+ *   costs (see speeds.ts);
  * - channels `enhancer:events` (what workers tell the fronts) and `enhancer:cancel` (what fronts tell workers).
  *
  * Each value is one Redis string or hash field, so one file is at most Redis' 512 MB per value; inputs are capped
@@ -17,6 +19,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Job, OutputKind } from '../../types.js';
+import type { RunningJob } from '../eta.js';
 import type { Outcome } from '../queue.js';
 
 export const PREFIX = 'enhancer';
@@ -94,6 +97,23 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if keep then count = count + 1 else redis.call('SREM', KEYS[1], id) end
 end
 return count`;
+
+/**
+ * Adds fields to a running job's record in `enhancer:eta`; a record that is gone (the job ended) is left gone,
+ * unless ARGV[3] is 1. A record of the old format (a number) starts afresh. KEYS: eta hash; ARGV: job id, fields
+ * as JSON, create.
+ */
+const PATCH_RUNNING = `
+local text = redis.call('HGET', KEYS[1], ARGV[1])
+if not text and ARGV[3] ~= '1' then return 0 end
+local record = {}
+if text then
+  local ok, old = pcall(cjson.decode, text)
+  if ok and type(old) == 'table' then record = old end
+end
+for k, v in pairs(cjson.decode(ARGV[2])) do record[k] = v end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+return 1`;
 
 /** `create` undone. KEYS: input, job record, owner set; ARGV: job id. */
 const DISCARD = `
@@ -184,16 +204,43 @@ export class RedisStore {
   }
 
   async started(job: Job, turn: number): Promise<void> {
-    await this.redis.multi().set(key.job(job.id), JSON.stringify(job)).eval(STARTED_TURN, 1, key.turn, String(turn)).exec();
+    const running: RunningJob = { since: Date.now() };
+    await this.redis
+      .multi()
+      .set(key.job(job.id), JSON.stringify(job))
+      .eval(STARTED_TURN, 1, key.turn, String(turn))
+      .hset(key.eta, job.id, JSON.stringify(running))
+      .exec();
   }
 
+  /** The time left a running job reported (its render included). */
   async setEta(id: string, etaMs: number): Promise<void> {
-    await this.redis.hset(key.eta, id, Math.round(etaMs));
+    await this.redis.eval(PATCH_RUNNING, 1, key.eta, id, JSON.stringify({ etaMs: Math.round(etaMs), at: Date.now() }), '1');
   }
 
-  async etas(): Promise<Map<string, number>> {
+  /** The accelerator is free of a running job: it is being finished, and holds up nobody behind it. */
+  async acceleratorDone(id: string): Promise<void> {
+    await this.redis.eval(PATCH_RUNNING, 1, key.eta, id, JSON.stringify({ doneAt: Date.now() }), '0');
+  }
+
+  /** What is known of the running jobs, by id; a record of the old format (the time left) counts from `now`. */
+  async running(now = Date.now()): Promise<Map<string, RunningJob>> {
     const all = await this.redis.hgetall(key.eta);
-    return new Map(Object.entries(all).map(([id, ms]) => [id, Number(ms)]));
+    const found = new Map<string, RunningJob>();
+    for (const [id, text] of Object.entries(all)) {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        continue;
+      }
+      if (typeof value === 'number') found.set(id, { since: now, etaMs: value, at: now });
+      else if (value && typeof value === 'object') {
+        const r = value as Partial<RunningJob>;
+        found.set(id, { ...r, since: typeof r.since === 'number' ? r.since : now });
+      }
+    }
+    return found;
   }
 
   async outcome(id: string): Promise<Outcome | undefined> {
