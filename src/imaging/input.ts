@@ -57,7 +57,8 @@ export function decodeReason(message: string): Text {
 export function unreadable(error: unknown, logger?: Pick<Logger, 'warn'>): EnhanceError {
   const said = error instanceof Error ? error.message : String(error);
   const reason = decodeReason(said);
-  logger?.warn({ reason: reason.key, decoder: said.split('\n')[0] }, 'an image could not be decoded; its person is told in plain words');
+  // A file that is no image at all tells the operator nothing; a damaged one or a missing codec may.
+  if (reason.key !== 'reason.notImage') logger?.warn({ reason: reason.key, decoder: said.split('\n')[0] }, 'an image could not be decoded; its person is told in plain words');
   return new EnhanceError(reason, 'input');
 }
 
