@@ -8,10 +8,10 @@ import {
   ConfigError,
   createLogger,
   DataFolderLocked,
-  EnhanceError,
   installLastResort,
   loadConfig,
   lockDataFolder,
+  OperatorError,
   reasonOf,
   roleProblem,
   ROLES,
@@ -138,9 +138,9 @@ export function parseRole(args: readonly string[]): Role {
     const arg = args[i];
     if (arg === '--role') role = args[++i] ?? '';
     else if (arg.startsWith('--role=')) role = arg.slice('--role='.length);
-    else throw new EnhanceError(`serve: unknown argument ${JSON.stringify(arg)} (serve takes only --role ${ROLES.join('|')})`, 'options');
+    else throw new OperatorError(`serve: unknown argument ${JSON.stringify(arg)} (serve takes only --role ${ROLES.join('|')})`);
   }
-  if (!(ROLES as readonly string[]).includes(role)) throw new EnhanceError(`serve: --role must be one of ${ROLES.join(', ')} (got ${JSON.stringify(role)})`, 'options');
+  if (!(ROLES as readonly string[]).includes(role)) throw new OperatorError(`serve: --role must be one of ${ROLES.join(', ')} (got ${JSON.stringify(role)})`);
   return role as Role;
 }
 
@@ -155,7 +155,7 @@ export async function serve(args: readonly string[] = []): Promise<number> {
     log = createLogger({ level: config.logLevel, format: config.logFormat, colour: config.logColour });
   } catch (error) {
     // A bad value in the config or in LOG_FORMAT.
-    if (!(error instanceof ConfigError) && !(error instanceof EnhanceError)) throw error;
+    if (!(error instanceof ConfigError) && !(error instanceof OperatorError)) throw error;
     process.stderr.write(`error: ${(error as Error).message}\n`);
     return 2;
   }

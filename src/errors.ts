@@ -5,11 +5,12 @@ export type EnhanceErrorKind = 'input' | 'options' | 'model' | 'device' | 'limit
 
 /**
  * An error whose message is a one-line reason meant for the person who sent the image. Anything else that
- * escapes the core is a bug and is reported as such.
+ * escapes the core is a bug and is reported as such; what is wrong with the service's own setup is an
+ * `OperatorError`.
  *
  * A reason a person reads is made from a catalogue `Text`, so each door can say it in its person's language;
- * `message` is the English line, for logs. A plain string is for reasons only an operator reads (a bad config
- * value, a CLI argument), which stay English.
+ * `message` is the English line, for logs. A plain string is a reason that has no catalogue line yet (an option's
+ * English check), said as it is.
  *
  * @example
  * throw new EnhanceError({ key: 'reason.empty' }, 'input'); // message: 'the file is empty (0 bytes)'
@@ -32,9 +33,24 @@ export class EnhanceError extends Error {
   }
 }
 
-/** The one-line reason to show a person for any thrown value, in English (for logs and the English doors). */
+/**
+ * Something wrong with how the service is set up or run, for whoever runs it: a config value, a port in use, a
+ * refused token, a second front on one Redis, a CLI argument. One line, in English, naming what to change; start-up
+ * and the CLI end with it. Never said to a person who sent an image.
+ *
+ * @example
+ * throw new OperatorError('web: host 0.0.0.0 is reachable from other machines and no access key is set: …');
+ */
+export class OperatorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OperatorError';
+  }
+}
+
+/** The one-line reason for any thrown value, in English (for logs, the CLI and the English doors). */
 export function reasonOf(error: unknown): string {
-  if (error instanceof EnhanceError) return error.message;
+  if (error instanceof EnhanceError || error instanceof OperatorError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   return `internal error: ${message.split('\n')[0]}`;
 }
@@ -51,6 +67,8 @@ export function reasonTextOf(error: unknown): Text {
     if (error.kind === 'model' || error.kind === 'device') return { key: 'reason.server', values: { detail: error.message } };
     return plainText(error.message);
   }
+  // The service's own setup, should it ever reach a person: the server's fault, in their language.
+  if (error instanceof OperatorError) return { key: 'reason.server', values: { detail: withoutPaths(error.message) } };
   const message = error instanceof Error ? error.message : String(error);
   return { key: 'reason.internal', values: { message: withoutPaths(message.split('\n')[0]) } };
 }

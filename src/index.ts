@@ -21,7 +21,7 @@ export type {
 } from './types.js';
 
 // Errors: a person's reason, and how any thrown value is said.
-export { EnhanceError, plainText, reasonOf, reasonTextOf, withoutPaths, type EnhanceErrorKind } from './errors.js';
+export { EnhanceError, OperatorError, plainText, reasonOf, reasonTextOf, withoutPaths, type EnhanceErrorKind } from './errors.js';
 
 // Languages.
 export {

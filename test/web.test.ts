@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scenePng, tempDir } from './helpers.js';
 import { freePort } from './http.js';
-import { acceptedLanguages, localeOf, renderPage } from '../adapters/web/language.js';
+import { acceptedLanguages, localeOfRequest, renderPage } from '../adapters/web/language.js';
 import { LOCALES, say } from '../src/i18n/i18n.js';
 import { runningLine, waitingLine } from '../adapters/web/status.js';
 import { ServiceProcess, withConfig } from './service.js';
@@ -272,16 +272,16 @@ describe("the visitor's language", () => {
     expect(acceptedLanguages('zh-CN,zh;q=0.9,en;q=0.8')).toEqual(['zh-CN', 'zh', 'en']);
     expect(acceptedLanguages('*, en;q=x')).toEqual([]);
     // The first language there is a catalogue for, by q-value: French has none, English is wanted more than Chinese.
-    expect(localeOf({ 'accept-language': 'fr, zh-CN;q=0.8, en;q=0.9' })).toBe('en');
-    expect(localeOf({ 'accept-language': 'fr, en;q=0.8, zh-TW;q=0.9' })).toBe('zh-Hans');
-    expect(localeOf({ 'accept-language': 'zh-CN;q=0, en' })).toBe('en');
-    expect(localeOf({ 'accept-language': 'de-DE' })).toBe('en');
-    expect(localeOf({})).toBe('en');
-    expect(localeOf({ 'accept-language': 'en', cookie: 'enhancer_visitor=x; lang=zh-Hans' })).toBe('zh-Hans');
-    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=en' })).toBe('en');
+    expect(localeOfRequest({ 'accept-language': 'fr, zh-CN;q=0.8, en;q=0.9' })).toBe('en');
+    expect(localeOfRequest({ 'accept-language': 'fr, en;q=0.8, zh-TW;q=0.9' })).toBe('zh-Hans');
+    expect(localeOfRequest({ 'accept-language': 'zh-CN;q=0, en' })).toBe('en');
+    expect(localeOfRequest({ 'accept-language': 'de-DE' })).toBe('en');
+    expect(localeOfRequest({})).toBe('en');
+    expect(localeOfRequest({ 'accept-language': 'en', cookie: 'enhancer_visitor=x; lang=zh-Hans' })).toBe('zh-Hans');
+    expect(localeOfRequest({ 'accept-language': 'zh-CN', cookie: 'lang=en' })).toBe('en');
     // A cookie naming no catalogue is passed over.
-    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'lang=tlh' })).toBe('zh-Hans');
-    expect(localeOf({ 'accept-language': 'zh-CN', cookie: 'other=%E0%A4%A; lang=%' })).toBe('zh-Hans');
+    expect(localeOfRequest({ 'accept-language': 'zh-CN', cookie: 'lang=tlh' })).toBe('zh-Hans');
+    expect(localeOfRequest({ 'accept-language': 'zh-CN', cookie: 'other=%E0%A4%A; lang=%' })).toBe('zh-Hans');
   });
 
   it('every line the door and its pages name is in the catalogue', () => {

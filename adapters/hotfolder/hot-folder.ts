@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type Job, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
+import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, OperatorError, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type Job, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
 import type { Door } from '../../src/index.js';
 import type { Preset } from './config.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
@@ -111,7 +111,7 @@ export class HotFolderDoor implements Door<HotFolderReply> {
       const dir = this.options[key];
       await fs.mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
         // Said plainly: "internal error: EEXIST … mkdir" was all a person saw when the outbox was a file.
-        if (error.code === 'EEXIST') throw new EnhanceError(`the hot folder's ${key} ${dir} is a file, not a folder`, 'options');
+        if (error.code === 'EEXIST') throw new OperatorError(`the hot folder's ${key} ${dir} is a file, not a folder`);
         throw error;
       });
       this.options[key] = await fs.realpath(dir);
@@ -122,7 +122,7 @@ export class HotFolderDoor implements Door<HotFolderReply> {
       await fs.mkdir(dir, { recursive: true });
       // A link put inside the inbox could send originals anywhere on the machine.
       if ((await fs.lstat(dir)).isSymbolicLink()) {
-        throw new EnhanceError(`${dir} is a symbolic link: the hot folder only writes into real folders`, 'options');
+        throw new OperatorError(`${dir} is a symbolic link: the hot folder only writes into real folders`);
       }
     }
     await this.resumeWorking();

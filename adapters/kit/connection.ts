@@ -5,15 +5,15 @@
  * grammY without end and a silent socket held it for grammY's 500 s timeout, so the worker never ran, an image
  * the hot folder had taken waited in `.working/`, and SIGTERM went unheard for as long (18 s and more, measured).
  */
-import { EnhanceError, type Logger } from '../../src/index.js';
+import { OperatorError, type Logger } from '../../src/index.js';
 
 /**
  * The platform refused the door's credentials (a revoked token, one of another bot): a configuration error, so
  * start-up stops with its message as the one line. Trying again cannot help.
  */
-export class DoorRefused extends EnhanceError {
+export class DoorRefused extends OperatorError {
   constructor(message: string) {
-    super(message, 'options');
+    super(message);
     this.name = 'DoorRefused';
   }
 }

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
-import { EnhanceError } from '../../src/index.js';
+import { OperatorError } from '../../src/index.js';
 
 export const KEY_COOKIE = 'enhancer_key';
 export const VISITOR_COOKIE = 'enhancer_visitor';
@@ -21,9 +21,8 @@ export function isLoopback(host: string): boolean {
 /** Refuses a start-up that would open uploads to a network without a key and without `open`. */
 export function checkExposure(host: string, keys: readonly string[], open: boolean): void {
   if (isLoopback(host) || keys.length > 0 || open) return;
-  throw new EnhanceError(
+  throw new OperatorError(
     `web: host ${host} is reachable from other machines and no access key is set: set web.accessKeys (ENHANCER_WEB_KEY), or web.open (ENHANCER_WEB_OPEN=true) to let anyone upload on purpose`,
-    'options',
   );
 }
 

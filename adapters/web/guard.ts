@@ -48,7 +48,7 @@ export interface GuardOptions {
   /** Host names (without port) the door answers to besides IP literals and localhost names. */
   hosts: readonly string[];
   /** The visitor's language, for the refusals. */
-  localeOf(request: FastifyRequest): Locale;
+  localeOfRequest(request: FastifyRequest): Locale;
   /** The largest body a route takes: its `bodyLimit`, else this. */
   bodyLimit: number;
   logger: Logger;
@@ -141,7 +141,7 @@ export function guard(app: FastifyInstance, options: GuardOptions & { publicOrig
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    const locale = options.localeOf(request);
+    const locale = options.localeOfRequest(request);
     const host = request.headers.host;
     if (!host || !servedHost(hostName(host), options.hosts)) {
       return refuse(request, reply, 421, say(locale, { key: 'webDoor.host', values: { host: hostName(host ?? '').slice(0, 100) } }));

@@ -71,7 +71,7 @@ export class Intake {
 
   /** The answer for a file past `MAX_FILES` in one upload. */
   tooMany(name: string, locale: Locale): FileAnswer {
-    return { name: displayName(name), reason: say(locale, { key: 'web.tooManyFiles', values: { n: MAX_FILES } }) };
+    return { name: shownName(name), reason: say(locale, { key: 'web.tooManyFiles', values: { n: MAX_FILES } }) };
   }
 
   /**
@@ -79,7 +79,7 @@ export class Intake {
    * said in it.
    */
   async submit(file: UploadedFile, choices: Choices, visitor: Visitor, upload: string, locale: Locale): Promise<FileAnswer> {
-    const name = displayName(file.name);
+    const name = shownName(file.name);
     const refused = (reason: Text) => ({ name, reason: say(locale, reason) });
     if ('reason' in file) {
       this.o.logger.info({ name, reason: say(DEFAULT_LOCALE, file.reason) }, 'upload refused');
@@ -119,7 +119,7 @@ export class Intake {
 }
 
 /** A file name as shown: its last part, without control characters, at most 200 characters. Never a path. */
-export function displayName(name: string): string {
+export function shownName(name: string): string {
   // eslint-disable-next-line no-control-regex
   const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
   return (base || 'upload').slice(0, 200);

@@ -39,10 +39,10 @@ export function acceptedLanguages(header: string | undefined): string[] {
  * its `Accept-Language` there is a catalogue for, else English.
  *
  * @example
- * localeOf({ 'accept-language': 'zh-CN,zh;q=0.9,en;q=0.8' }); // 'zh-Hans'
- * localeOf({ cookie: 'lang=en', 'accept-language': 'zh-CN' }); // 'en'
+ * localeOfRequest({ 'accept-language': 'zh-CN,zh;q=0.9,en;q=0.8' }); // 'zh-Hans'
+ * localeOfRequest({ cookie: 'lang=en', 'accept-language': 'zh-CN' }); // 'en'
  */
-export function localeOf(headers: IncomingHttpHeaders): Locale {
+export function localeOfRequest(headers: IncomingHttpHeaders): Locale {
   const chosen = matchLocale(fastifyCookie.parse(headers.cookie ?? '')[LANG_COOKIE]);
   return chosen ?? resolveLocale(acceptedLanguages(headers['accept-language']), DEFAULT_LOCALE);
 }

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { EnhanceError, JOB_ID, mkdirPrivate } from '../../src/index.js';
+import { JOB_ID, mkdirPrivate, OperatorError } from '../../src/index.js';
 
 /** What a link's query says, checked. */
 export type LinkCheck = { ok: true; expires: number } | { ok: false; why: 'forged' | 'expired' };
@@ -27,7 +27,7 @@ export class LinkSigner {
     const mode = (await fs.stat(file)).mode & 0o777;
     // The key signs every link and derives the access cookie: anyone who can read it can open every job.
     if (mode & 0o077) {
-      throw new EnhanceError(`web: ${file} is readable by other users (mode ${mode.toString(8)}): run chmod 600 on it, or remove it to make a new one (old links stop working)`, 'options');
+      throw new OperatorError(`web: ${file} is readable by other users (mode ${mode.toString(8)}): run chmod 600 on it, or remove it to make a new one (old links stop working)`);
     }
     const key = await fs.readFile(file);
     if (key.length < 32) throw new Error(`${file} is damaged (${key.length} bytes, not 32): remove it to make a new one (old links stop working)`);

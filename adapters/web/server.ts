@@ -15,7 +15,7 @@ import { DEFAULT_LOCALE, EnhanceError, say } from '../../src/index.js';
 import { TRUSTED_PROXIES } from './access.js';
 import type { WebContext } from './context.js';
 import { guard, IDLE_MS, KEEP_ALIVE_MS } from './guard.js';
-import { localeOf } from './language.js';
+import { localeOfRequest } from './language.js';
 import { apiRoutes } from './routes/api.js';
 import { jobRoutes } from './routes/job.js';
 import { pageRoutes } from './routes/pages.js';
@@ -51,14 +51,14 @@ export async function buildServer(ctx: WebContext): Promise<FastifyInstance> {
     requestIdHeader: false,
     // Malformed URLs and the like: a plain line, never the URL back.
     frameworkErrors: (error, request, reply) => {
-      void plain(reply.headers(SECURITY_HEADERS), 400, say(localeOf(request.headers), { key: 'webDoor.badRequest' }));
+      void plain(reply.headers(SECURITY_HEADERS), 400, say(localeOfRequest(request.headers), { key: 'webDoor.badRequest' }));
       ctx.log.info({ code: error.code }, 'malformed request refused');
     },
     clientErrorHandler: (error, socket) => clientError(error as NodeJS.ErrnoException, socket),
   });
   app.decorateRequest('locale', {
     getter(this: FastifyRequest) {
-      return localeOf(this.headers);
+      return localeOfRequest(this.headers);
     },
   });
   app.decorateRequest('kept', null);
@@ -66,7 +66,7 @@ export async function buildServer(ctx: WebContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (_request, reply) => {
     reply.headers(SECURITY_HEADERS);
   });
-  guard(app, { hosts: [...config.hosts, ...(publicUrl ? [publicUrl.hostname] : [])], publicOrigin: publicUrl?.origin, localeOf: (r) => r.locale, bodyLimit: BODY_LIMIT, logger: ctx.log });
+  guard(app, { hosts: [...config.hosts, ...(publicUrl ? [publicUrl.hostname] : [])], publicOrigin: publicUrl?.origin, localeOfRequest: (r) => r.locale, bodyLimit: BODY_LIMIT, logger: ctx.log });
   await app.register(fastifyCookie);
   await app.register(rateLimit, {
     global: false,

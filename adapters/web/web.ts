@@ -13,14 +13,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { EnhanceError, listenProblem, LOCALES, projectRoot, readManifest, reasonOf, type EnhanceQueue, type EnhanceResult, type Job, type Logger, type Outcome } from '../../src/index.js';
+import { listenProblem, OperatorError, LOCALES, projectRoot, readManifest, reasonOf, type EnhanceQueue, type EnhanceResult, type Job, type Logger, type Outcome } from '../../src/index.js';
 import type { Door } from '../../src/index.js';
 import type { ResultLinks } from '../kit/result-links.js';
 import { Access, checkExposure, isLoopback } from './access.js';
 import type { WebConfig } from './config.js';
 import type { WebContext } from './context.js';
 import { JobFeed } from './feed.js';
-import { displayName, Intake } from './intake.js';
+import { shownName, Intake } from './intake.js';
 import { Keep, KEPT_KINDS, type KeptJob, type KeptKind } from './keep.js';
 import { modelChoices, renderPage } from './language.js';
 import { LinkSigner } from './links.js';
@@ -124,7 +124,7 @@ export class WebDoor implements Door<WebReply> {
       await app.listen({ port: config.port, host: config.host });
     } catch (error) {
       await app.close();
-      throw new EnhanceError(listenProblem(error as NodeJS.ErrnoException, { name: 'web', port: config.port, host: config.host, from: this.options.from ?? { port: 'web.port', host: 'web.host' }, portHint: '0 turns the web page off' }), 'options');
+      throw new OperatorError(listenProblem(error as NodeJS.ErrnoException, { name: 'web', port: config.port, host: config.host, from: this.options.from ?? { port: 'web.port', host: 'web.host' }, portHint: '0 turns the web page off' }));
     }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -175,7 +175,7 @@ export class WebDoor implements Door<WebReply> {
       const now = Date.now();
       kept = {
         id: job.id,
-        name: displayName(job.request.name),
+        name: shownName(job.request.name),
         createdAt: now,
         expires: now + this.options.config.keepFor,
         options: result.options,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { cliSettings, ConfigError } from '../config.js';
 import { enhance } from '../engine/enhance.js';
-import { EnhanceError, reasonOf } from '../errors.js';
+import { OperatorError, reasonOf } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
@@ -20,7 +20,7 @@ import { ModelPreparer } from '../models/on-demand.js';
 import { normalizeOptions } from '../options.js';
 import { planRun } from '../engine/session.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
-import { formatDuration, progressBar } from './progress.js';
+import { clockTime, terminalProgress } from './progress.js';
 
 export const USAGE = `usage:
   enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
@@ -156,15 +156,15 @@ async function enhanceCommand(args: string[]): Promise<number> {
   const settings = cliSettings();
   const input = positionals[0];
   const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
-  if (path.extname(output).toLowerCase() !== '.png') throw new EnhanceError(`-o must name a .png file (got ${output})`, 'options');
-  if (path.resolve(output) === path.resolve(input)) throw new EnhanceError('-o must not be the input file', 'options');
+  if (path.extname(output).toLowerCase() !== '.png') throw new OperatorError(`-o must name a .png file (got ${output})`);
+  if (path.resolve(output) === path.resolve(input)) throw new OperatorError('-o must not be the input file');
 
   let bytes: Buffer;
   try {
     bytes = await fs.readFile(input);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new EnhanceError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`, 'input');
+    throw new OperatorError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`);
   }
 
   // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
@@ -172,7 +172,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
   const { precision } = await planRun(settings.models, options);
   await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
-  const bar = progressBar(process.stderr);
+  const bar = terminalProgress(process.stderr);
   let result: EnhancedImage;
   try {
     result = await enhance(
@@ -198,7 +198,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
   try {
     await writeAtomic(output, result.png, SHARED_FILE);
   } catch (error) {
-    throw new EnhanceError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'input');
+    throw new OperatorError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
 
   if (values.json) {
@@ -207,7 +207,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
     const size = (s: { width: number; height: number }) => `${s.width}x${s.height}`;
     const tiles = result.tile === 0 ? 'whole image' : `tile ${result.tile}, ${result.tiles} tiles`;
     process.stderr.write(
-      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} ${result.precision} on ${result.device} · ${tiles} · ${formatDuration(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
+      `${input} ${size(result.input)} -> ${output} ${size(result.output)} · ${result.options.model} ${result.precision} on ${result.device} · ${tiles} · ${clockTime(result.ms.total)} (${Math.round(result.ms.total)} ms)\n`,
     );
   }
   return 0;

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
-import { EnhanceError } from '../errors.js';
+import { EnhanceError, OperatorError } from '../errors.js';
 import type { Text } from '../i18n/i18n.js';
 import { projectRoot } from '../paths.js';
 import { photoPatches, quantizeNet, type Int8Recipe } from './calibrate.js';
@@ -135,7 +135,7 @@ export const DEFAULT_UNITS: readonly ModelUnit[] = [
 export function parseUnit(name: string): ModelUnit {
   const unit = ALL_UNITS.find((u) => unitName(u) === name);
   if (!unit) {
-    throw new EnhanceError(`unknown model "${name}": enhancer models prepares ${ALL_UNITS.map(unitName).join(', ')}`, 'options');
+    throw new OperatorError(`unknown model "${name}": enhancer models prepares ${ALL_UNITS.map(unitName).join(', ')}`);
   }
   return unit;
 }

@@ -8,7 +8,7 @@
  */
 import type { Config } from '../config.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { EnhanceError } from '../errors.js';
+import { OperatorError } from '../errors.js';
 import { privateDataFolder } from '../files.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
@@ -78,7 +78,7 @@ export async function ensureModels(models: readonly string[], log: Logger, dir: 
     try {
       findModel(manifest, name);
     } catch (error) {
-      throw new EnhanceError(`config: ${(error as Error).message}`, 'options');
+      throw new OperatorError(`config: ${(error as Error).message}`);
     }
   }
   if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (text) => log.info(`${say(DEFAULT_LOCALE, text)} (\`enhancer models\` does the same)`));
@@ -92,7 +92,7 @@ export async function ensureModels(models: readonly string[], log: Logger, dir: 
 export async function startService(options: StartOptions): Promise<Service> {
   const { config, logger: log, role = 'all', signal } = options;
   const problem = roleProblem(role, config);
-  if (problem) throw new EnhanceError(problem, 'options');
+  if (problem) throw new OperatorError(problem);
   const work = role !== 'front';
   const closer = new Closer(log);
   try {

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
 import { reasonTextOf, say } from '../../../src/index.js';
 import { admission, visitorOfRequest, type UploadLimiter, type WebContext } from '../context.js';
-import { choicesFrom, displayName, type FileAnswer } from '../intake.js';
+import { choicesFrom, shownName, type FileAnswer } from '../intake.js';
 import { KEY_COOKIE } from '../access.js';
 import { MAX_FILES } from '../people.js';
 import { snapshotFor } from '../status.js';
@@ -132,7 +132,7 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
         slot.done();
       }
       if (jobs.length === 0) return reply.code(400).send({ error: webSay(locale, 'noFile') });
-      return { jobs: jobs.map((j) => ({ ...j, name: displayName(j.name) })) };
+      return { jobs: jobs.map((j) => ({ ...j, name: shownName(j.name) })) };
     },
   );
 

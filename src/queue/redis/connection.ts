@@ -3,13 +3,13 @@
  * one line (unreachable, refused, wrong password), then long-lived connections that reconnect on their own.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { EnhanceError } from '../../errors.js';
+import { OperatorError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 
 /** A Redis URL that is wrong or a server that cannot be reached at start-up; the message is one line without secrets. */
-export class RedisUnavailable extends EnhanceError {
+export class RedisUnavailable extends OperatorError {
   constructor(message: string) {
-    super(message, 'options');
+    super(message);
     this.name = 'RedisUnavailable';
   }
 }

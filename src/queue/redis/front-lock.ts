@@ -10,16 +10,16 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { EnhanceError } from '../../errors.js';
+import { OperatorError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { PREFIX } from './store.js';
 
 export const FRONT_LOCK_KEY = `${PREFIX}:front`;
 
 /** Another front holds the lock and renews it; the message is one line. */
-export class FrontRunning extends EnhanceError {
+export class FrontRunning extends OperatorError {
   constructor(message: string) {
-    super(message, 'options');
+    super(message);
     this.name = 'FrontRunning';
   }
 }
