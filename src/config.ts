@@ -9,9 +9,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
 import { checkLayers, readConfigFile, type Origins } from './config/layers.js';
-import { MAX_INPUT_PIXELS } from './imaging/input.js';
+import { MAX_INPUT_PIXELS } from './limits.js';
 import type { AnySection, SectionValues } from './config/section.js';
-import type { RuntimeSettings } from './engine/session.js';
 import { projectRoot } from './paths.js';
 
 export { ConfigError } from './config/errors.js';
@@ -216,6 +215,17 @@ function variablesOf(sections: readonly AnySection[]): Record<string, string> {
     }
   }
   return variables;
+}
+
+/**
+ * How onnxruntime runs on this machine: the service passes its config's `threads` and `gpu`, the CLI the
+ * variables the config loader reads (`cliSettings`), so nothing here reads the environment.
+ */
+export interface RuntimeSettings {
+  /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
+  threads: number;
+  /** Which GPU the CUDA provider runs on (0 the first). */
+  gpu: number;
 }
 
 /** What the CLI and the benchmarks take from the environment alone (they read no config file). */

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ResultCache } from '../src/queue/cache.js';
+import { ResultCache } from '../src/pipeline/cache.js';
 import type { EnhancedImage } from '../src/types.js';
 import { tempDir } from './helpers.js';
 

@@ -16,7 +16,7 @@ import { FONT_FILES } from '../src/fonts/cjk.js';
 import { say } from '../src/i18n/i18n.js';
 import { makeComparison } from '../src/imaging/compare.js';
 import { normalizeOptions } from '../src/options.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import type { ProcessContext } from '../src/queue/worker.js';
 import { makeReport, reportRows, type ReportInput } from '../src/report/pdf.js';
 import type { EnhancedImage, Job, OutputKind } from '../src/types.js';

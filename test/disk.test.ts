@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskFullError } from '../src/disk-space.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { Job } from '../src/types.js';
@@ -17,6 +17,7 @@ import { ScriptedEngine } from './scripted-engine.js';
 import { freePort, get } from './http.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
 import { canMount, fillLeaving, mountTmpfs, NO_MOUNT, resizeTmpfs, unmount } from './tmpfs.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 const PAUSED = 'out of disk space: intake paused; jobs and answers wait until there is room';
 const RESUMED = 'disk space is back: intake resumed';
@@ -114,7 +115,7 @@ describe.skipIf(!canMount)('a full disk', () => {
     mount(data(), '1m');
     const engine = new ScriptedEngine();
     const delivered: Job[] = [];
-    const queue = new LocalQueue({ dataDir: data(), defaults: { model: 'x4fast' }, diskChecks: { firstCheckMs: 10, maxCheckMs: 50 }, deliver: async (job) => void delivered.push(job) });
+    const queue = new LocalQueue({ dataDir: data(), checks: requestChecks({ defaults: { model: 'x4fast' } }), diskChecks: { firstCheckMs: 10, maxCheckMs: 50 }, deliver: async (job) => void delivered.push(job) });
     const worker = new Worker(queue, enhanceProcessor({ engine }), { disk: queue.disk });
     try {
       const a = await queue.submit(await request('a.png', 1));

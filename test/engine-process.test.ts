@@ -11,12 +11,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ABORT_GRACE_MS, EngineProcess } from '../src/engine/engine-process.js';
 import { EnhanceError } from '../src/errors.js';
 import { say } from '../src/i18n/i18n.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceProgress } from '../src/types.js';
 import { ENGINE_ENV, scenePng, tempDir } from './helpers.js';
 import { next } from './queue-helpers.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 /** A logger whose lines the test reads, and waits on: `until('model loaded')` is the model about to run. */
 function watchedLogger() {
@@ -92,7 +93,7 @@ describe('EngineProcess', () => {
   it('a child killed from outside fails only the job it ran, with a one-line reason; the next job runs', async () => {
     const { logger, until } = watchedLogger();
     engine = new EngineProcess({ dataDir: dir, logger, env: ENGINE_ENV });
-    const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), deliver: async () => {} });
+    const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), checks: requestChecks(), deliver: async () => {} });
     const worker = new Worker(queue, enhanceProcessor({ engine }), { logger });
     try {
       const killed = await queue.submit({ input: await scenePng(128, 128, 2), name: 'killed.png', options: { model: 'x4plus', tile: 0, device: 'cpu' } });
@@ -123,7 +124,7 @@ describe('EngineProcess', () => {
     const { logger, until } = watchedLogger();
     engine = new EngineProcess({ dataDir: dir, logger, env: ENGINE_ENV });
     const data = path.join(dir, 'data');
-    const queue = new LocalQueue({ dataDir: data, deliver: async () => {} });
+    const queue = new LocalQueue({ dataDir: data, checks: requestChecks(), deliver: async () => {} });
     const worker = new Worker(queue, enhanceProcessor({ engine }), { logger });
     let job;
     try {
@@ -142,7 +143,7 @@ describe('EngineProcess', () => {
       await queue.close();
     }
     // The next start finds it waiting.
-    const next = new LocalQueue({ dataDir: data, deliver: async () => {} });
+    const next = new LocalQueue({ dataDir: data, checks: requestChecks(), deliver: async () => {} });
     try {
       expect((await next.recover()).map((j) => [j.id, j.state])).toEqual([[job.id, 'waiting']]);
     } finally {

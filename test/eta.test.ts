@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
-import { enhanceProcessor, previewWindowPixels } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
+import { previewWindowPixels } from '../src/pipeline/shape.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
@@ -20,6 +21,7 @@ import { scenePng, tempDir } from './helpers.js';
 import { next } from './queue-helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
 import { ScriptedEngine } from './scripted-engine.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let dir: string;
 let close: Array<() => Promise<void>>;
@@ -166,7 +168,7 @@ describe('ETAs in the in-process queue', () => {
           return ctx.writeOutput(kind, bytes);
         },
       });
-    const queue = new LocalQueue({ dataDir: dir, defaults: { model: 'x4fast' }, speeds, now: () => now, deliver: async () => {} });
+    const queue = new LocalQueue({ dataDir: dir, checks: requestChecks({ defaults: { model: 'x4fast' } }), speeds, now: () => now, deliver: async () => {} });
     const worker = new Worker(queue, hold(enhanceProcessor({ engine, speeds })));
     close.push(async () => {
       await worker.close(0);
@@ -287,7 +289,7 @@ describe.skipIf(redisMissing)('ETAs on Redis', () => {
   it('on the front count the jobs ahead, the preview and the render as the in-process queue does', async () => {
     const r = await redis();
     for (const [field, sums] of Object.entries(STATE)) await r.hset('enhancer:speeds', field, JSON.stringify(sums));
-    const queue = new RedisQueue({ redis: r, defaults: { model: 'x4fast' }, deliver: async () => {} });
+    const queue = new RedisQueue({ redis: r, checks: requestChecks({ defaults: { model: 'x4fast' } }), deliver: async () => {} });
     await queue.recover();
     close.push(() => queue.close(100));
     const etas: number[] = [];

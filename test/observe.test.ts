@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_MODELS_DIR, projectRoot } from '../src/paths.js';
 import { inProcessQueue, runChecks, workerAlive } from '../src/observe/health.js';
 import { startObservability, type Observability } from '../src/observe/http.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import type { QueueEvents } from '../src/queue/queue.js';
 import { Worker } from '../src/queue/worker.js';
@@ -19,6 +19,7 @@ import { scenePng, tempDir } from './helpers.js';
 import { freePort, get, metric as value } from './http.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { listing, ServiceProcess, withConfig } from './service.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let dir: string;
 let cleanup: Array<() => Promise<unknown>>;
@@ -151,9 +152,7 @@ describe('metrics and health of a queue and worker in process', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     const queue = new LocalQueue({
       dataDir: dir,
-      defaults: { model: 'x4fast' },
-      maxPixels: 1_000_000,
-      maxFileBytes: 5_000_000,
+      checks: requestChecks({ defaults: { model: 'x4fast' }, maxPixels: 1_000_000, maxFileBytes: 5_000_000 }),
       limitFor: () => Infinity,
       retry: { firstRetryMs: 100, maxRetryMs: 100, retryForMs: 60_000 },
       deliver: async () => {

@@ -7,12 +7,13 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EngineProcess } from '../src/engine/engine-process.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import type { Outcome } from '../src/queue/queue.js';
 import { Worker } from '../src/queue/worker.js';
 import type { EnhanceRequest, EnhanceResult, Job, OutputKind } from '../src/types.js';
 import { ENGINE_ENV, pixels, psnr, scenePng, tempDir } from './helpers.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let dir: string;
 let engine: EngineProcess;
@@ -27,7 +28,7 @@ beforeEach(() => {
   delivered = [];
   queue = new LocalQueue({
     dataDir: dir,
-    defaults: { model: 'x4fast' },
+    checks: requestChecks({ defaults: { model: 'x4fast' } }),
     deliver: async (job, outcome) => {
       const files = new Map<OutputKind, Buffer>();
       if (outcome.state === 'completed') {

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EnhanceError } from '../src/errors.js';
 import { say, type Text } from '../src/i18n/i18n.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
 import { Worker, type Processor } from '../src/queue/worker.js';
@@ -17,6 +17,7 @@ import type { Job } from '../src/types.js';
 import { scenePng, tempDir } from './helpers.js';
 import { next, request } from './queue-helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let dir: string;
 let open: Array<{ queue: LocalQueue; worker: Worker }>;
@@ -66,9 +67,7 @@ function setup({ engine = new ScriptedEngine(), wrap = (p) => p, deliver, limit 
   const delivered: Array<{ job: Job; outcome: Outcome }> = [];
   const queue = new LocalQueue({
     dataDir: dir,
-    defaults: { model: 'x4fast' },
-    maxPixels: 1_000_000,
-    maxFileBytes: 5_000_000,
+    checks: requestChecks({ defaults: { model: 'x4fast' }, maxPixels: 1_000_000, maxFileBytes: 5_000_000 }),
     limitFor: () => limit,
     retry,
     now,

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '../src/log.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import type { Outcome } from '../src/queue/queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
 import { RedisQueue } from '../src/queue/redis/redis-queue.js';
@@ -19,6 +19,7 @@ import { scenePng } from './helpers.js';
 import { next, request as plainRequest } from './queue-helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
 import { ScriptedEngine } from './scripted-engine.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let server: RedisServer;
 let admin: Redis;
@@ -79,7 +80,7 @@ async function setup(options: { limit?: number; deliver?: (job: Job, outcome: Ou
   const delivered: Job[] = [];
   const queue = new RedisQueue({
     redis: frontRedis,
-    defaults: { model: 'x4fast' },
+    checks: requestChecks({ defaults: { model: 'x4fast' } }),
     limitFor: () => options.limit ?? Infinity,
     retry: { firstRetryMs: 100, maxRetryMs: 400, retryForMs: 60_000 },
     deliver: options.deliver ?? (async (job) => void delivered.push(job)),

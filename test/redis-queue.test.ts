@@ -5,7 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
-import { enhanceProcessor, shapeOf } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
+import { shapeOf } from '../src/pipeline/shape.js';
 import { PermanentDeliveryError, type Outcome } from '../src/queue/queue.js';
 import { connectRedis } from '../src/queue/redis/connection.js';
 import { redisConnected } from '../src/observe/health.js';
@@ -19,6 +20,7 @@ import { scenePng } from './helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
 import { next, request as plainRequest } from './queue-helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let server: RedisServer;
 let open: Array<() => Promise<void>>;
@@ -47,8 +49,7 @@ async function setup({ deliver, limit = Infinity }: Setup = {}) {
   const workerRedis = await connectRedis(server.url, silentLogger, 'worker');
   const queue = new RedisQueue({
     redis: frontRedis,
-    defaults: { model: 'x4fast' },
-    maxPixels: 1_000_000,
+    checks: requestChecks({ defaults: { model: 'x4fast' }, maxPixels: 1_000_000 }),
     limitFor: () => limit,
     retry: { firstRetryMs: 100, maxRetryMs: 200, retryForMs: 60_000 },
     deliver: deliver ?? (async (job, outcome) => void delivered.push({ job, outcome })),

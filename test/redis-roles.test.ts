@@ -19,6 +19,7 @@ import { freePort, get, metric } from './http.js';
 import { scenePng, tempDir } from './helpers.js';
 import { RedisServer, redisMissing } from './redis-server.js';
 import { listing, ServiceProcess } from './service.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 let dir: string;
 let redis: RedisServer;
@@ -153,7 +154,7 @@ describe.skipIf(redisMissing)('the queue on Redis, front and workers as processe
     const changes = new Changes();
     const queue = new RedisQueue({
       redis: client,
-      defaults: { model: 'x4fast', tile: 64 },
+      checks: requestChecks({ defaults: { model: 'x4fast', tile: 64 } }),
       deliver: async (job, outcome) => {
         answers.push({ job, outcome });
         changes.notify();

@@ -18,13 +18,14 @@ import { silentLogger } from '../src/log.js';
 import { readManifest } from '../src/models/manifest.js';
 import { DEFAULT_MODELS_DIR } from '../src/paths.js';
 import type { JobOf } from '../src/service/door.js';
-import { enhanceProcessor } from '../src/queue/enhance-processor.js';
+import { enhanceProcessor } from '../src/pipeline/process.js';
 import { LocalQueue } from '../src/queue/local-queue.js';
 import { Worker } from '../src/queue/worker.js';
 import { haveChromium, launchChromium, shotsDir, watchProblems } from './browser.js';
 import { scenePng, tempDir } from './helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { splitLink, startWeb, upload, type WebService } from './web-service.js';
+import { requestChecks } from '../src/pipeline/admission.js';
 
 interface Screen {
   name: string;
@@ -268,7 +269,7 @@ describe.skipIf(!haveChromium)('Cancel, and Enhance again after a job that ended
     const config = { port: 0, host: '127.0.0.1', hosts: [], accessKeys: [], open: false, keepFor: 3_600_000, keepBytes: 1e9, uploadsPerMinute: 1000, publicUrl: '' };
     const limits = { maxFileBytes: 5_000_000, maxPixels: 1_000_000 };
     let door: WebDoor | undefined = undefined;
-    const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), defaults: { model: 'x4fast' }, ...limits, deliver: (job, outcome) => door!.deliver(job as JobOf<WebReply>, outcome) });
+    const queue = new LocalQueue({ dataDir: path.join(dir, 'data'), checks: requestChecks({ defaults: { model: 'x4fast' }, ...limits }), deliver: (job, outcome) => door!.deliver(job as JobOf<WebReply>, outcome) });
     door = new WebDoor({ queue, config, stateDir: path.join(dir, 'web'), ...limits, queuedPerOwner: 10, defaultModel: 'x4fast', modelsDir: DEFAULT_MODELS_DIR, logger: silentLogger });
     await door.start();
     const worker = new Worker(queue, enhanceProcessor({ engine }));

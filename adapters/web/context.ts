@@ -10,6 +10,7 @@ import type { WebConfig } from './config.js';
 import type { JobFeed } from './feed.js';
 import type { Intake } from './intake.js';
 import type { Keep, KeptJob } from './keep.js';
+import type { ModelChoice } from './language.js';
 import type { LinkSigner } from './links.js';
 import { visitorFrom, type Visitor } from './people.js';
 import type { Snapshot } from './status.js';
@@ -27,12 +28,6 @@ declare module 'fastify' {
   }
 }
 
-/** A model as the page offers it: by use (`Photos, fast`), its architecture for the summary. */
-export interface ModelChoice {
-  name: string;
-  label: string;
-  architecture: string;
-}
 
 /** The upload counter an address, shared by the routes that take uploads (an `onRequest` hook). */
 export type UploadLimiter = ReturnType<FastifyInstance['rateLimit']>;

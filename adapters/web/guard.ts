@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import net from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { say, type Locale, type Logger } from '../../src/index.js';
+import { plain } from './reply.js';
 
 /** A socket silent this long, in either direction, is closed: a body that stopped, a client that went away. */
 export const IDLE_MS = 30_000;
@@ -83,7 +84,7 @@ export function leaveBody(request: FastifyRequest, reply: FastifyReply): void {
 /** A refusal of the guard: one line from the catalogue's `webDoor` section. */
 function refuse(request: FastifyRequest, reply: FastifyReply, status: number, line: string): FastifyReply {
   leaveBody(request, reply);
-  return reply.code(status).type('text/plain; charset=utf-8').send(`${line}\n`);
+  return plain(reply, status, line);
 }
 
 /** Whether `name` (a Host without its port) is one the door serves. */

@@ -7,7 +7,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
 import { catalogue, DEFAULT_LOCALE, hasText, languageName, LOCALES, matchLocale, resolveLocale, say, type Locale, type TextValue } from '../../src/index.js';
-import type { ModelChoice } from './context.js';
+
+/** A model as the page offers it: by use (`Photos, fast`), its architecture for the summary. */
+export interface ModelChoice {
+  name: string;
+  label: string;
+  architecture: string;
+}
 
 /** The cookie that remembers the visitor's choice of language (set by the page, read by the server). */
 export const LANG_COOKIE = 'lang';

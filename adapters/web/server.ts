@@ -16,21 +16,11 @@ import { TRUSTED_PROXIES } from './access.js';
 import type { WebContext } from './context.js';
 import { guard, IDLE_MS, KEEP_ALIVE_MS } from './guard.js';
 import { localeOfRequest } from './language.js';
+import { plain, SECURITY_HEADERS } from './reply.js';
 import { apiRoutes } from './routes/api.js';
 import { jobRoutes } from './routes/job.js';
 import { pageRoutes } from './routes/pages.js';
 
-/**
- * Sent with every answer: the pages load nothing from elsewhere, are never framed, and a job link (a secret in
- * the URL) never leaks through a Referer.
- */
-export const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-opener-policy': 'same-origin',
-} as const;
 
 /** The body of any request but an upload: a key, a cancel, "enhance again" options. */
 const BODY_LIMIT = 64 * 1024;
@@ -102,10 +92,6 @@ export async function buildServer(ctx: WebContext): Promise<FastifyInstance> {
   return app;
 }
 
-/** A one-line plain-text answer. */
-export function plain(reply: FastifyReply, status: number, line: string): FastifyReply {
-  return reply.code(status).type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(`${line}\n`);
-}
 
 /** Multipart's own failures: a body that is not a well-formed form. */
 const MALFORMED = /^FST_(INVALID_MULTIPART|PARTS_LIMIT|FILES_LIMIT|FIELDS_LIMIT|PROTO_VIOLATION)|^FST_ERR_CTP_/;

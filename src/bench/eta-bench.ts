@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { cliSettings } from '../config.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { requestChecks } from '../pipeline/admission.js';
+import { enhanceProcessor } from '../pipeline/process.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import { Costs, GUESSES, Throughput, type CostState } from '../queue/throughput.js';
 import { Worker } from '../queue/worker.js';
@@ -116,7 +117,7 @@ export async function benchEta(json: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'enhancer-eta-bench-'));
   const engine = new EngineProcess({ dataDir: dir, ...cliSettings(), modelsDir: cliSettings().models });
   const speeds = new Throughput(dir);
-  const queue = new LocalQueue({ dataDir: dir, speeds, deliver: async () => {} });
+  const queue = new LocalQueue({ dataDir: dir, checks: requestChecks({ modelsDir: cliSettings().models }), speeds, deliver: async () => {} });
   // No result cache: every job runs.
   const worker = new Worker(queue, enhanceProcessor({ engine, speeds }));
   worker.run();

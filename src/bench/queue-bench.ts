@@ -13,7 +13,8 @@ import path from 'node:path';
 import { cliSettings } from '../config.js';
 import { EngineProcess } from '../engine/engine-process.js';
 import { silentLogger } from '../log.js';
-import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { requestChecks } from '../pipeline/admission.js';
+import { enhanceProcessor } from '../pipeline/process.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import type { EnhanceQueue, Outcome } from '../queue/queue.js';
 import { connectRedis } from '../queue/redis/connection.js';
@@ -91,7 +92,7 @@ async function measure(setup: string, m: Measured): Promise<QueueBenchRow> {
 async function inProcess(dir: string): Promise<Measured> {
   const delivered = new Map<string, () => void>();
   const engine = new EngineProcess({ dataDir: path.join(dir, 'local'), ...cliSettings(), modelsDir: cliSettings().models });
-  const queue = new LocalQueue({ dataDir: path.join(dir, 'local'), deliver: deliverTo(delivered) });
+  const queue = new LocalQueue({ dataDir: path.join(dir, 'local'), checks: requestChecks({ modelsDir: cliSettings().models }), deliver: deliverTo(delivered) });
   const worker = new Worker(queue, enhanceProcessor({ engine }));
   worker.run();
   return {
@@ -129,7 +130,7 @@ async function onRedis(url: string, dir: string, workers: number, threads: numbe
     });
     child.stderr!.resume();
   }
-  const queue = new RedisQueue({ redis, deliver: deliverTo(delivered) });
+  const queue = new RedisQueue({ redis, checks: requestChecks({ modelsDir: cliSettings().models }), deliver: deliverTo(delivered) });
   await queue.recover();
   queue.startDeliveries();
   return {

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { cliSettings } from '../config.js';
 import { EngineProcess } from '../engine/engine-process.js';
-import { enhanceProcessor } from '../queue/enhance-processor.js';
+import { requestChecks } from '../pipeline/admission.js';
+import { enhanceProcessor } from '../pipeline/process.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import { Worker } from '../queue/worker.js';
 import type { EnhanceResult, OutputKind } from '../types.js';
@@ -33,6 +34,7 @@ export async function benchServiceOne(model: string, size: number, earlyPreview 
     let deliverMs = 0;
     const queue: LocalQueue = new LocalQueue({
       dataDir: path.join(dir, 'data'),
+      checks: requestChecks({ modelsDir: cliSettings().models }),
       deliver: async (job, outcome) => {
         if (outcome.state !== 'completed') throw new Error(`bench job ${outcome.state}: ${outcome.reason}`);
         const t = performance.now();

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { isDiskFull } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
 import { PRIVATE_FILE } from '../files.js';
-import { enhance } from './enhance.js';
+import { DecodeReuse, enhance } from './enhance.js';
 import type { FromChild, ToChild } from './engine-process.js';
 import { ModelPool } from './session.js';
 
@@ -29,8 +29,9 @@ const post = (message: FromChild) => process.send!(message);
 // The log lines go to the parent, which writes them with its own logger.
 const logger = pino({ level: 'debug', base: undefined }, { write: (line: string) => post({ type: 'log', line }) });
 let controller: AbortController | null = null;
-// Consecutive jobs on one model reuse its session.
+// Consecutive jobs on one model reuse its session; a job's preview and its whole run, one decode.
 const models = new ModelPool(runtime);
+const decodes = new DecodeReuse();
 
 for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(name, () => {});
 process.on('disconnect', () => process.exit(0));
@@ -42,7 +43,7 @@ process.on('message', (message: ToChild) => {
     return;
   }
   controller = new AbortController();
-  enhance(message.request, { ...message.context, models, signal: controller.signal, logger, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
+  enhance(message.request, { ...message.context, models, decodes, signal: controller.signal, logger, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     async ({ png, ...result }) => {
       try {
         // A file, not the message (see `resultFile` in engine-process.ts). Private: it is someone's picture.

@@ -25,6 +25,11 @@ export interface EnhanceContext {
   onProgress?: (progress: EnhanceProgress) => void;
   /** Keeps models loaded between calls (the service's engine process); without it each call loads its own. */
   models?: ModelPool;
+  /**
+   * Keeps a region run's decoded image for the whole run of the same input that follows (the early preview,
+   * then the job): without it each call decodes its own.
+   */
+  decodes?: DecodeReuse;
   /** Threads and GPU for a model this call loads itself (a `models` pool has its own); default every core, GPU 0. */
   runtime?: RuntimeSettings;
   /**
@@ -94,6 +99,25 @@ const fellBack = new Set<string>();
 
 const isOutOfMemory = (error: unknown) => /alloc|out of memory|bad_alloc|OOM/i.test(String((error as Error)?.message));
 
+/**
+ * The decoded image of a region run (the early preview), kept for the whole run of the same input that follows:
+ * a job with a preview decoded its image twice in the engine, and a 12 MP JPEG takes about a second to decode on
+ * these CPUs. One image at most, and only until that run takes it.
+ */
+export class DecodeReuse {
+  private held?: { key: string; maxPixels: number; image: DecodedImage };
+
+  /** `bytes` decoded (or the kept image of the same bytes); kept for the next call when `keep`. */
+  async decode(bytes: Uint8Array, maxPixels: number, keep: boolean, logger?: Logger): Promise<DecodedImage> {
+    const key = createHash('sha256').update(bytes).digest('hex');
+    const held = this.held;
+    this.held = undefined;
+    const image = held?.key === key && held.maxPixels === maxPixels ? held.image : await decodeImage(bytes, maxPixels, logger);
+    if (keep) this.held = { key, maxPixels, image };
+    return image;
+  }
+}
+
 /** Enhances one image. Throws `EnhanceError` with a one-line reason for anything wrong with the request. */
 export async function enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
   const log = context.logger ?? silentLogger;
@@ -102,7 +126,8 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
 
   context.signal?.throwIfAborted();
   const t0 = performance.now();
-  const whole = await decodeImage(request.input, context.maxPixels ?? DEFAULT_MAX_PIXELS, log);
+  const maxPixels = context.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const whole = context.decodes ? await context.decodes.decode(request.input, maxPixels, Boolean(context.region), log) : await decodeImage(request.input, maxPixels, log);
   const window = context.region ? contextWindow(context.region, whole, overlap) : undefined;
   const image = window ? cropImage(whole, window) : whole;
   const tDecoded = performance.now();

@@ -10,6 +10,7 @@ import ort from 'onnxruntime-node';
 import { EnhanceError } from '../errors.js';
 import { findModel, readManifest, sha256File, variantFor, type ModelEntry } from '../models/manifest.js';
 import type { Device, DeviceChoice, EnhanceOptions, Precision } from '../types.js';
+import type { RuntimeSettings } from '../config.js';
 import { resolvePrecision } from './precision.js';
 
 /** A model ready to run. Call `release()` when the job is done: one model in memory at a time. */
@@ -64,16 +65,7 @@ export function cudaUnavailableReason(): string | null {
   return null;
 }
 
-/**
- * How onnxruntime runs on this machine: the service passes its config's `threads` and `gpu`, the CLI the
- * variables the config loader reads (`runtimeSettings`), so nothing here reads the environment.
- */
-export interface RuntimeSettings {
-  /** Threads of the CPU provider; 0 for every core. Several workers on one machine split its cores with it. */
-  threads: number;
-  /** Which GPU the CUDA provider runs on (0 the first). */
-  gpu: number;
-}
+export type { RuntimeSettings } from '../config.js';
 
 /** Every core, the first GPU: what the service runs with when the config says nothing. */
 export const DEFAULT_RUNTIME: RuntimeSettings = { threads: 0, gpu: 0 };

@@ -2,9 +2,9 @@
  * Input: checks an image from its header, then decodes it to sRGB samples the model can read, with EXIF
  * orientation applied and alpha split off. Every refusal is an `EnhanceError` with a one-line reason.
  */
-import { constants as bufferConstants } from 'node:buffer';
 import sharp, { type Metadata } from 'sharp';
 import { EnhanceError } from '../errors.js';
+import { MAX_RAW_BYTES, resultRawBytes } from '../limits.js';
 import type { Text } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 
@@ -67,25 +67,7 @@ export function checkFileSize(bytes: number, maxBytes: number): void {
   if (bytes > maxBytes) throw new EnhanceError({ key: 'reason.fileTooLarge', values: { bytes, limit: maxBytes } }, 'input');
 }
 
-/**
- * The most bytes one image's samples may take: Node's largest Buffer (4 GiB on 64-bit), which the engine's result
- * and sharp's raw input and PNG output each must fit in whole. Before this was checked, `limits.maxPixels` took
- * up to 268 MP but an 8-bit RGB input over about 89 MP failed deep in the engine ("Invalid typed array length").
- */
-export const MAX_RAW_BYTES = bufferConstants.MAX_LENGTH;
-
-/**
- * Bytes of an input's 4x result as raw samples (the model always runs at 4x; scale 2 and 3 are a downscale after).
- * The model's output holds at least RGB; alpha adds a channel; 16-bit input gives 16-bit samples.
- *
- * @example resultRawBytes(1000, 1000, 3, 8) // 48_000_000
- */
-export function resultRawBytes(width: number, height: number, channels: number, bits: 8 | 16): number {
-  return width * height * 16 * Math.max(3, channels) * (bits / 8);
-}
-
-/** The largest input whose result can be held at all: 8-bit RGB, about 89.5 MP; `limits.maxPixels` stops here. */
-export const MAX_INPUT_PIXELS = Math.floor(MAX_RAW_BYTES / resultRawBytes(1, 1, 3, 8));
+export { MAX_INPUT_PIXELS, MAX_RAW_BYTES, resultRawBytes } from '../limits.js';
 
 /** What the header says, checked: a supported still image within the pixel limit. */
 export interface ImageHeader {

@@ -62,15 +62,35 @@ export interface Manifest {
 
 export const MANIFEST_FILE = 'manifest.json';
 
+/** Manifests read, by file, with the size and modification time they were read at. */
+const read = new Map<string, { stamp: string; manifest: Manifest }>();
+
+/**
+ * The manifest in `dir`, read and parsed once and then again only when the file changes (its size or modification
+ * time): before, a job with a preview read and parsed it about 7 times. Treat it as read-only; `prepareModels`,
+ * which changes it, works on a copy of its own (`readManifestCopy`).
+ */
 export async function readManifest(dir: string): Promise<Manifest> {
   const file = path.join(dir, MANIFEST_FILE);
+  const stat = await fs.stat(file).catch(() => undefined);
+  if (!stat) throw new EnhanceError(`no model manifest at ${file}: restore it from git, then run \`enhancer models\``, 'model');
+  const stamp = `${stat.size}:${stat.mtimeMs}:${stat.ino}`;
+  const known = read.get(file);
+  if (known?.stamp === stamp) return known.manifest;
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
     throw new EnhanceError(`no model manifest at ${file}: restore it from git, then run \`enhancer models\``, 'model');
   }
-  return JSON.parse(text) as Manifest;
+  const manifest = JSON.parse(text) as Manifest;
+  read.set(file, { stamp, manifest });
+  return manifest;
+}
+
+/** A copy of the manifest that its reader may change (and write back with `writeManifest`). */
+export async function readManifestCopy(dir: string): Promise<Manifest> {
+  return structuredClone(await readManifest(dir));
 }
 
 export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {

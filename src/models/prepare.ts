@@ -15,7 +15,7 @@ import { EnhanceError, OperatorError } from '../errors.js';
 import type { Text } from '../i18n/i18n.js';
 import { projectRoot } from '../paths.js';
 import { photoPatches, quantizeNet, type Int8Recipe } from './calibrate.js';
-import { readManifest, sha256, sha256File, writeManifest, type Manifest, type ModelEntry, type SourceFile } from './manifest.js';
+import { readManifestCopy, sha256, sha256File, writeManifest, type Manifest, type ModelEntry, type SourceFile } from './manifest.js';
 import { parseParam, readBin, type NcnnNet } from './ncnn.js';
 import { convertToOnnx } from './to-onnx.js';
 
@@ -197,7 +197,7 @@ async function unitPrepared(dir: string, manifest: Manifest, unit: ModelUnit): P
  */
 export async function prepareModels(options: PrepareOptions): Promise<PrepareReport> {
   const say = options.say ?? (() => {});
-  const manifest = await readManifest(options.dir);
+  const manifest = await readManifestCopy(options.dir);
   const report: PrepareReport = { verified: [], converted: [], int8Failed: [] };
 
   const missing: ModelUnit[] = [];

@@ -12,15 +12,12 @@ import BetterQueue from 'better-queue';
 import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { DEFAULT_MODELS_DIR } from '../paths.js';
-import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../types.js';
-import { admit } from './admit.js';
+import type { EnhanceRequest, Job, OutputKind } from '../types.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
 import { QueueEmitter } from './emitter.js';
-import { shapeOf } from './enhance-processor.js';
 import { lineEtas, type RunningJob } from './eta.js';
 import { FairTurns } from './fair.js';
-import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from './queue.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueChecks, QueueListener } from './queue.js';
 import { ResultStore } from './results.js';
 import { Spool, type SpooledJob } from './spool.js';
 import { Costs, type Throughput } from './throughput.js';
@@ -29,11 +26,8 @@ import type { JobLease, JobSource } from './worker.js';
 export interface LocalQueueOptions {
   /** Spool and result store live here. */
   dataDir: string;
-  modelsDir?: string;
-  /** Options every request starts from (the service's configured model, device, tile). */
-  defaults?: Partial<EnhanceOptions>;
-  maxPixels?: number;
-  maxFileBytes?: number;
+  /** The pipeline's checks of a request before it is stored, and a job's shape for ETAs (`requestChecks`). */
+  checks: QueueChecks;
   /** Jobs an owner may have waiting or active; Infinity for none. */
   limitFor?: (request: EnhanceRequest) => number;
   /** Learned costs, for ETAs (shared with the processor, which teaches them); without them, the first guesses. */
@@ -75,7 +69,6 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   private readonly spool: Spool;
   private readonly results: ResultStore;
   private readonly log: Logger;
-  private readonly models: string;
   private readonly entries = new Map<string, Entry>();
   private readonly turns = new FairTurns();
   private seq = 0;
@@ -95,7 +88,6 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     this.spool = new Spool(options.dataDir);
     this.results = new ResultStore(options.dataDir);
     this.log = options.logger ?? silentLogger;
-    this.models = options.modelsDir ?? DEFAULT_MODELS_DIR;
     this.disk = new DiskSpace({ dir: options.dataDir, logger: this.log, ...options.diskChecks });
     this.line = new BetterQueue<{ id: string }>(
       (task: { id: string }, done: (error?: unknown) => void) => {
@@ -174,7 +166,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   }
 
   private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {
-    const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
+    const job = await this.options.checks.admit(request, owner, id);
     try {
       await this.spool.write(job, request.input);
     } catch (error) {
@@ -242,7 +234,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
   /** Every waiting and active job in order, each with its position and its ETA (see eta.ts), in one pass. */
   private standing(): JobStatus[] {
     const jobs = this.pending();
-    const line = jobs.map((job) => ({ shape: shapeOf(job), running: this.entries.get(job.id)!.running }));
+    const line = jobs.map((job) => ({ shape: this.options.checks.shapeOf(job), running: this.entries.get(job.id)!.running }));
     const etas = lineEtas(line, this.options.speeds?.costs() ?? new Costs({}), this.now());
     return jobs.map((job, i) => ({ ...job, position: i + 1, etaMs: etas[i] }));
   }

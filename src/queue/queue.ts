@@ -6,12 +6,23 @@
 import type { DiskSpace } from '../disk-space.js';
 import type { Text } from '../i18n/i18n.js';
 import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';
+import type { JobShape } from './throughput.js';
 
 /** How a job ended, as handed to the adapter that delivers it. Results travel by reference, never as bytes. */
 export type Outcome =
   | { state: 'completed'; result: EnhanceResult }
   | { state: 'failed'; reason: string; text?: Text }
   | { state: 'cancelled'; reason: string; text?: Text };
+
+/**
+ * What a queue asks of the pipeline (src/pipeline/admission.ts): the checks a request passes before it is stored,
+ * and what a job will cost (its shape), for ETAs. The queue itself knows no images, models or options.
+ */
+export interface QueueChecks {
+  /** Checks a request and makes its waiting job; throws an `EnhanceError` with the one-line reason. */
+  admit(request: EnhanceRequest, owner: string, id?: string): Promise<Job>;
+  shapeOf(job: Job): JobShape;
+}
 
 /** Events, each with the job as it is now. */
 export interface QueueEvents {

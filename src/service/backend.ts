@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { requestChecks } from '../pipeline/admission.js';
 import { diskSpace, inProcessQueue, redisConnected, takingJobs, type HealthCheck } from '../observe/health.js';
 import { LocalQueue } from '../queue/local-queue.js';
 import type { EnhanceQueue, Outcome } from '../queue/queue.js';
@@ -63,10 +64,12 @@ const ABANDON_EXIT_MS = 2_000;
 export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, log: Logger) {
   const byName = doors;
   return {
-    defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
-    modelsDir: config.models,
-    maxPixels: config.limits.maxPixels,
-    maxFileBytes: config.limits.maxFileBytes,
+    checks: requestChecks({
+      defaults: { model: config.model, device: config.device, precision: config.precision, tile: config.tile },
+      modelsDir: config.models,
+      maxPixels: config.limits.maxPixels,
+      maxFileBytes: config.limits.maxFileBytes,
+    }),
     retry: config.delivery,
     limitFor: (request: { replyTo?: { adapter: string } }) => {
       const door = byName.get(request.replyTo?.adapter ?? '');

@@ -12,7 +12,7 @@ import { choicesFrom } from '../intake.js';
 import { KEPT_KINDS, type KeptKind } from '../keep.js';
 import { describeDuration, plainPage, webSay } from '../language.js';
 import { leaveBody } from '../guard.js';
-import { plain } from '../server.js';
+import { plain } from '../reply.js';
 import { snapshotFor } from '../status.js';
 
 const TYPES: Record<KeptKind, string> = {

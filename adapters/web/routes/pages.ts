@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { say } from '../../../src/index.js';
 import type { WebContext } from '../context.js';
-import { plain } from '../server.js';
+import { plain } from '../reply.js';
 
 export async function pageRoutes(app: FastifyInstance, ctx: WebContext): Promise<void> {
   app.get('/', (request, reply) =>

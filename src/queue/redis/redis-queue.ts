@@ -11,14 +11,11 @@ import { Queue, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { DEFAULT_MODELS_DIR } from '../../paths.js';
-import type { EnhanceOptions, EnhanceRequest, Job, OutputKind } from '../../types.js';
-import { admit } from '../admit.js';
+import type { EnhanceRequest, Job, OutputKind } from '../../types.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import { QueueEmitter } from '../emitter.js';
-import { shapeOf } from '../enhance-processor.js';
 import { lineEtas } from '../eta.js';
-import type { EnhanceQueue, JobStatus, Outcome, QueueListener } from '../queue.js';
+import type { EnhanceQueue, JobStatus, Outcome, QueueChecks, QueueListener } from '../queue.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
 import { firstLine, OUT_OF_MEMORY, redisRefusal, redisRefusalCode } from './refusal.js';
@@ -27,10 +24,8 @@ import { EVENTS_CHANNEL, JOBS_QUEUE, PREFIX, RedisStore, type Announcement, type
 
 export interface RedisQueueOptions {
   redis: Redis;
-  modelsDir?: string;
-  defaults?: Partial<EnhanceOptions>;
-  maxPixels?: number;
-  maxFileBytes?: number;
+  /** The pipeline's checks of a request before it is stored, and a job's shape for ETAs (`requestChecks`). */
+  checks: QueueChecks;
   /** Jobs an owner may have waiting or active, counted in Redis across fronts; Infinity for none. */
   limitFor?: (request: EnhanceRequest) => number;
   /** Hands an ended job's answer to its person (see `LocalQueueOptions.deliver`); must be idempotent. */
@@ -49,7 +44,6 @@ export class RedisQueue implements EnhanceQueue {
   private readonly subscriber: Redis;
   private readonly deliveries: RedisDeliveries;
   private readonly log: Logger;
-  private readonly models: string;
   private readonly emitter = new QueueEmitter();
   /** Every event, for `cancel` to hear the end of the job it asked to stop. */
   private readonly ends = new EventEmitter().setMaxListeners(0);
@@ -61,7 +55,6 @@ export class RedisQueue implements EnhanceQueue {
     this.store = new RedisStore(options.redis);
     this.speeds = new RedisSpeeds(options.redis);
     this.log = options.logger ?? silentLogger;
-    this.models = options.modelsDir ?? DEFAULT_MODELS_DIR;
     this.line = new Queue<QueuedJob>(JOBS_QUEUE, { connection: options.redis, prefix: PREFIX });
     this.line.on('error', () => {});
     this.subscriber = options.redis.duplicate();
@@ -105,7 +98,7 @@ export class RedisQueue implements EnhanceQueue {
           throw new EnhanceError({ key: 'reason.ownerLimit', values: { count: mine, limit } }, 'limit');
         }
       }
-      const job = await admit(request, owner, { ...this.options, modelsDir: this.models }, id);
+      const job = await this.options.checks.admit(request, owner, id);
       await this.enqueue(job, request.input, owner);
       const { position, etaMs } = (await this.getJob(job.id))!;
       this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
@@ -224,7 +217,7 @@ export class RedisQueue implements EnhanceQueue {
     const records = await this.store.jobs(ids);
     const jobs = ids.map((id) => records.get(id)).filter((job): job is Job => job?.state === 'waiting' || job?.state === 'active');
     // A job put back in line (its worker stopped) has its record waiting again: its old run does not count.
-    const etas = lineEtas(jobs.map((job) => ({ shape: shapeOf(job), running: job.state === 'active' ? (running.get(job.id) ?? { since: now }) : undefined })), costs, now);
+    const etas = lineEtas(jobs.map((job) => ({ shape: this.options.checks.shapeOf(job), running: job.state === 'active' ? (running.get(job.id) ?? { since: now }) : undefined })), costs, now);
     return jobs.map((job, i) => ({ ...job, position: i + 1, etaMs: etas[i] }));
   }
 

@@ -4,19 +4,20 @@
  * passed in (the service's `EngineProcess`, a GPU worker's own, or a test's scripted stand-in), so the same
  * processor runs in process or inside a worker on another machine.
  */
-import { signatureOf, type Engine, scaleRegion, DEFAULT_OVERLAP } from '../engine/enhance.js';
 import { isDiskFull } from '../disk-space.js';
-import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
-import { decodeBefore, detailRegion, makeComparison, type Before } from '../imaging/compare.js';
-import { makePreview } from '../imaging/preview.js';
+import { scaleRegion, signatureOf, type Engine } from '../engine/enhance.js';
 import { planRun } from '../engine/session.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
+import { decodeBefore, makeComparison, type Before } from '../imaging/compare.js';
+import { makePreview } from '../imaging/preview.js';
 import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
 import { DEFAULT_MODELS_DIR } from '../paths.js';
+import { Costs, MODEL_KEPT_MS, type JobSample } from '../queue/throughput.js';
+import type { ProcessContext, Processor } from '../queue/worker.js';
 import { makeReport } from '../report/pdf.js';
-import type { EnhancedImage, EnhanceProgress, EnhanceResult, Job, OutputKind, Region } from '../types.js';
+import type { EnhancedImage, EnhanceProgress, EnhanceResult, Job, OutputKind } from '../types.js';
 import type { ResultCache } from './cache.js';
-import { Costs, MODEL_KEPT_MS, type JobSample, type JobShape } from './throughput.js';
-import type { ProcessContext, Processor } from './worker.js';
+import { previewRegion, shapeOf } from './shape.js';
 
 export interface EnhanceProcessorOptions {
   engine: Engine;
@@ -34,55 +35,6 @@ export interface EnhanceProcessorOptions {
    * through its progress. Without it a model that is not prepared fails the job with the command that prepares it.
    */
   preparer?: Pick<ModelPreparer, 'ensure'>;
-}
-
-/** The longest side of the early preview's region, in input pixels: 768 output pixels at 4x, a chat photo. */
-export const PREVIEW_SIDE = 192;
-/**
- * The early preview's model run (its region and the context around it) covers at most this share of the image,
- * so it adds little to the job on a CPU, where the model's time grows with the pixels. Measured with 8% on x4plus
- * 256x256 (a 72x72 window): the preview's run took 1.1-1.6 s besides the model load, 9-12% of the job, since a
- * first run of a new shape costs more than its share; hence 6%, which skips images that small.
- */
-export const PREVIEW_SHARE = 0.06;
-/** Below this side the region says too little to be worth a preview: the whole job is quick anyway. */
-const PREVIEW_MIN_SIDE = 32;
-
-/**
- * The region an early preview shows, in input pixels, or null when the image is too small to need one: the
- * most detailed square of up to `PREVIEW_SIDE`, whose run with its context stays within `PREVIEW_SHARE`.
- */
-export function previewRegion(before: Before, overlap = DEFAULT_OVERLAP): Region | null {
-  const side = previewSide(before.width, before.height, overlap);
-  return side === null ? null : detailRegion(before, before.width, before.height, side);
-}
-
-/** The side of the early preview's square region for an image of this size, or null when it gets none. */
-function previewSide(width: number, height: number, overlap: number): number | null {
-  const side = Math.min(PREVIEW_SIDE, width, height, Math.floor(Math.sqrt(PREVIEW_SHARE * width * height)) - 2 * overlap);
-  return side < PREVIEW_MIN_SIDE ? null : side;
-}
-
-/**
- * The pixels the early preview's run sees for an image of this size (its region and the context around it, at
- * most), or 0 when the image is too small for one: what the preview costs, known from the header at submit.
- */
-export function previewWindowPixels(width: number, height: number, overlap = DEFAULT_OVERLAP): number {
-  const side = previewSide(width, height, overlap);
-  return side === null ? 0 : Math.min(width, side + 2 * overlap) * Math.min(height, side + 2 * overlap);
-}
-
-/** A job's shape for its costs, from what the queue knows at submit. */
-export function shapeOf(job: Job): JobShape {
-  const { options, earlyPreview, report } = job.request;
-  const pixels = job.width * job.height;
-  return {
-    model: options.model,
-    mp: pixels / 1e6,
-    outMP: (pixels * options.scale ** 2) / 1e6,
-    previewMP: earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
-    report: Boolean(report),
-  };
 }
 
 /**
