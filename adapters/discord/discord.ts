@@ -25,7 +25,7 @@ import { uploadLimit } from './limits.js';
 import { KnownLocales } from './locales.js';
 import { Secrets } from './secrets.js';
 import { StatusEdits } from './status.js';
-import { bold, displayName, progressBar, relativeTime, uploadName } from './text.js';
+import { bold, percentBar, relativeTime, safeName, uploadName } from './text.js';
 
 export interface DiscordDoorOptions {
   /** The queue this door submits to and hears from. */
@@ -220,7 +220,7 @@ export class DiscordDoor implements Door<DiscordReply> {
       // The model's first preparation: said at once, since it is the only news for a minute or more.
       if (p.preparing) return this.edits.show(job.id, { content: t('discord.preparing', { name: name(job), line: p.preparing }), components: [cancelButton(job.id, t)] }, true);
       this.progress.set(job.id, { done: p.tilesDone, total: p.tilesTotal });
-      const state = progressBar(p.tilesDone, p.tilesTotal);
+      const state = percentBar(p.tilesDone, p.tilesTotal);
       this.edits.show(job.id, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(p.etaMs) }), components: [cancelButton(job.id, t)] });
     });
     // Told once, in the status message: the job waits for disk space and goes on by itself.
@@ -276,7 +276,7 @@ export class DiscordDoor implements Door<DiscordReply> {
     } catch (error) {
       this.log.info({ job: id, why: this.secrets.reason(error) }, 'could not note the move on the interaction reply');
     }
-    const state = progress ? progressBar(progress.done, progress.total) : { key: 'discord.waiting' };
+    const state = progress ? percentBar(progress.done, progress.total) : { key: 'discord.waiting' };
     const content = job.etaMs > 0 ? t('discord.stateEta', { name, state, eta: relativeTime(job.etaMs) }) : t('discord.line', { name, text: state });
     this.edits.show(id, { content, components: [cancelButton(id, t)] }, true);
     this.log.info({ job: id }, 'interaction token lifetime over: answering by channel message');
@@ -384,7 +384,7 @@ export class DiscordDoor implements Door<DiscordReply> {
     const jobs = await this.queue.getJobs(`discord:${interaction.user.id}`);
     const lines = jobs.map((job) => {
       const p = this.progress.get(job.id);
-      const state = job.state === 'active' ? (p ? progressBar(p.done, p.total) : { key: 'discord.starting' }) : { key: 'discord.position', values: { position: job.position } };
+      const state = job.state === 'active' ? (p ? percentBar(p.done, p.total) : { key: 'discord.starting' }) : { key: 'discord.position', values: { position: job.position } };
       return t('discord.stateEta', { name: bold(job.request.name), state, eta: relativeTime(job.etaMs) });
     });
     await interaction.reply({ content: lines.length > 0 ? lines.join('\n') : t('discord.noJobs'), flags: 64, allowedMentions: { parse: [] } });
@@ -397,7 +397,7 @@ export class DiscordDoor implements Door<DiscordReply> {
     for (const job of jobs) {
       try {
         await this.queue.cancel(job.id, owner);
-        cancelled.push(displayName(job.request.name));
+        cancelled.push(safeName(job.request.name));
       } catch (error) {
         if (!(error instanceof EnhanceError)) throw error;
       }
