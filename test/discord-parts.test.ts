@@ -11,7 +11,7 @@ import { discordSection } from '../adapters/discord/config.js';
 import { uploadLimit } from '../adapters/discord/limits.js';
 import { KnownLocales } from '../adapters/discord/locales.js';
 import { Secrets } from '../adapters/discord/secrets.js';
-import { displayName, progressBar, relativeTime, uploadName } from '../adapters/discord/text.js';
+import { percentBar, relativeTime, safeName, uploadName } from '../adapters/discord/text.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { CATALOGUE_DIR, loadLanguages } from '../src/i18n/i18n.js';
 import { createLogger } from '../src/log.js';
@@ -60,12 +60,12 @@ describe('discord upload limits', () => {
 
 describe('discord words', () => {
   it('writes a bar, a relative time and names that are neither Markdown nor paths', () => {
-    expect(progressBar(3, 10)).toBe('`███░░░░░░░` 30%');
-    expect(progressBar(0, 0)).toBe('`░░░░░░░░░░` 0%');
+    expect(percentBar(3, 10)).toBe('`███░░░░░░░` 30%');
+    expect(percentBar(0, 0)).toBe('`░░░░░░░░░░` 0%');
     expect(relativeTime(90_000, 1_000_000)).toBe('<t:1090:R>');
     expect(uploadName('../../etc/cat photo.jpg', 'png')).toBe('cat_photo.png');
     expect(uploadName('..', 'png', '.compare')).toBe('image.compare.png');
-    expect(displayName('**bold** <@123>\nname.png')).toBe('bold 123 name.png');
+    expect(safeName('**bold** <@123>\nname.png')).toBe('bold 123 name.png');
   });
 });
 

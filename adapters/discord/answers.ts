@@ -6,7 +6,7 @@
  * their DMs end in a `PermanentDeliveryError`.
  */
 import { DiscordAPIError, Routes, type REST, type RawFile } from 'discord.js';
-import { PermanentDeliveryError, type Logger } from '../../src/index.js';
+import { PermanentDeliveryError, type JobOf, type Logger } from '../../src/index.js';
 import type { Secrets } from './secrets.js';
 
 /** What a Discord job carries in `request.replyTo`: plain ids, and the interaction token only sealed. */
@@ -29,6 +29,9 @@ export interface DiscordReply {
   /** The upload limit where it asked, in bytes. */
   limitBytes: number;
 }
+
+/** A job of this door: its `request.replyTo` is a `DiscordReply`, read without a cast. */
+export type DiscordJob = JobOf<DiscordReply>;
 
 /** A message to write: text, buttons and files. */
 export interface Outgoing {
@@ -71,23 +74,20 @@ export class Answers {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The interaction token, while it may still be used. */
-  private token(reply: DiscordReply): string | undefined {
-    if (!reply.interaction || this.now() >= reply.interaction.expiresAt) return undefined;
-    return this.secrets.open(reply.interaction.sealed);
-  }
-
-  /** Whether the job still answers through its interaction. */
-  usesInteraction(reply: DiscordReply): boolean {
-    return this.token(reply) !== undefined;
+  /** The interaction's webhook (its application and token), while the token may still be used. */
+  private webhook(reply: DiscordReply): { application: string; token: string } | undefined {
+    const { interaction } = reply;
+    if (!interaction || this.now() >= interaction.expiresAt) return undefined;
+    const token = this.secrets.open(interaction.sealed);
+    return token === undefined ? undefined : { application: interaction.application, token };
   }
 
   /** Edits the job's status message, moving it to the channel (or a DM) once the interaction is over. */
   async edit(job: string, reply: DiscordReply, out: Outgoing): Promise<void> {
-    const token = this.token(reply);
-    if (token) {
+    const webhook = this.webhook(reply);
+    if (webhook) {
       try {
-        await this.rest.patch(Routes.webhookMessage(reply.interaction!.application, token, '@original'), { body: body(out), files: out.files, auth: false });
+        await this.rest.patch(Routes.webhookMessage(webhook.application, webhook.token, '@original'), { body: body(out), files: out.files, auth: false });
         return;
       } catch (error) {
         if (!WEBHOOK_GONE.has(codeOf(error) ?? 0)) throw error;
@@ -111,10 +111,10 @@ export class Answers {
 
   /** Sends a new message: a follow-up of the interaction while it lives, else a message in the channel (or DM). */
   async send(reply: DiscordReply, out: Outgoing): Promise<void> {
-    const token = this.token(reply);
-    if (token) {
+    const webhook = this.webhook(reply);
+    if (webhook) {
       try {
-        await this.rest.post(Routes.webhook(reply.interaction!.application, token), { body: body(out), files: out.files, auth: false });
+        await this.rest.post(Routes.webhook(webhook.application, webhook.token), { body: body(out), files: out.files, auth: false });
         return;
       } catch (error) {
         if (!WEBHOOK_GONE.has(codeOf(error) ?? 0)) throw error;

@@ -4,6 +4,7 @@
  * estimated against the upload limit. When it cannot fit, the person is offered the scales that do (buttons),
  * unless answers link to the web page, where the PNG at the asked scale is reached; any problem is one line to them.
  */
+import type { Attachment } from 'discord.js';
 import { checkFileSize, EnhanceError, largestFittingScale, probeImage, reasonTextOf, translator, type EnhanceOptions, type EnhanceQueue, type Locale, type Logger } from '../../src/index.js';
 import type { DiscordReply, Outgoing } from './answers.js';
 import type { DiscordConfig } from './config.js';
@@ -41,7 +42,7 @@ export interface IntakeOptions {
   cdnOrigins: readonly string[];
   secrets: Secrets;
   logger: Logger;
-  queue: () => EnhanceQueue;
+  queue: EnhanceQueue;
   /** Answers link to the web page, where a PNG too large for the upload limit is reached: no offer, no refusal. */
   linked?: boolean;
 }
@@ -58,9 +59,20 @@ export function cdnOrigins(config: Pick<DiscordConfig, 'cdnRoot' | 'apiRoot'>): 
   return ['https://cdn.discordapp.com', 'https://media.discordapp.net'];
 }
 
+/** The first attachment that says it is an image (or has no type, which the header check settles). */
+export function firstImage(attachments: Iterable<Attachment>): Attachment | undefined {
+  for (const attachment of attachments) if (!attachment.contentType || attachment.contentType.startsWith('image/')) return attachment;
+  return undefined;
+}
+
+/** The three fields intake reads of an attachment. */
+export function attachmentOf(attachment: Attachment): ImageRequest['attachment'] {
+  return { url: attachment.url, name: attachment.name, size: attachment.size };
+}
+
 /**
  * @example
- * const intake = new Intake({ maxFileBytes, maxPixels, cdnOrigins: cdnOrigins(config), secrets, logger, queue: () => queue });
+ * const intake = new Intake({ maxFileBytes, maxPixels, cdnOrigins: cdnOrigins(config), secrets, logger, queue });
  * await intake.accept({ attachment, options: {}, report: false, reply, say }); // queued, or one line said
  */
 export class Intake {
@@ -83,7 +95,7 @@ export class Intake {
       input ??= await this.download(intake.attachment);
       const header = await probeImage(input, this.deps.maxPixels);
       if (!this.deps.linked && !(await this.fits(intake, input, header))) return;
-      await this.deps.queue().submit({
+      await this.deps.queue.submit({
         input,
         name: intake.attachment.name,
         options: intake.options,

@@ -1,14 +1,15 @@
 /**
  * Status messages edited no more often than Discord allows. Each job has one status message; progress arrives
  * after every tile (many a second on a GPU), so edits are spaced `everyMs` apart, the latest state wins, and
- * edits of one job never overlap or arrive out of order.
+ * edits of one job never overlap or arrive out of order. Each edit carries its job, whose `replyTo` says where
+ * the message is.
  */
-import type { Outgoing } from './answers.js';
+import type { DiscordJob, Outgoing } from './answers.js';
 
 interface Slot {
   last: number;
   timer?: NodeJS.Timeout;
-  next?: Outgoing;
+  next?: { job: DiscordJob; out: Outgoing };
   chain: Promise<void>;
   closed: boolean;
 }
@@ -21,12 +22,12 @@ export class StatusEdits {
    * @param write writes one edit; its failures go to `onError`, the next edit is still tried
    *
    * @example
-   * const edits = new StatusEdits(3000, (job, out) => answers.edit(job, reply, out), log);
-   * edits.show('job1', { content: '40%' });
+   * const edits = new StatusEdits(3000, (job, out) => answers.edit(job.id, job.request.replyTo, out), onError);
+   * edits.show(job, { content: '40%' });
    */
   constructor(
     private readonly everyMs: number,
-    private readonly write: (job: string, out: Outgoing) => Promise<void>,
+    private readonly write: (job: DiscordJob, out: Outgoing) => Promise<void>,
     private readonly onError: (job: string, error: unknown) => void,
   ) {}
 
@@ -37,27 +38,27 @@ export class StatusEdits {
   }
 
   /** Shows `out` as soon as allowed (at once with `now`); a later call before then replaces it. */
-  show(job: string, out: Outgoing, now = false): void {
-    const slot = this.slot(job);
+  show(job: DiscordJob, out: Outgoing, now = false): void {
+    const slot = this.slot(job.id);
     if (slot.closed) return;
-    slot.next = out;
+    slot.next = { job, out };
     const wait = now ? 0 : Math.max(0, slot.last + this.everyMs - Date.now());
     if (wait === 0) {
       clearTimeout(slot.timer);
       slot.timer = undefined;
-      this.flush(job, slot);
+      this.flush(slot);
     } else slot.timer ??= setTimeout(() => {
       slot.timer = undefined;
-      this.flush(job, slot);
+      this.flush(slot);
     }, wait);
   }
 
-  private flush(job: string, slot: Slot): void {
-    const out = slot.next;
+  private flush(slot: Slot): void {
+    const next = slot.next;
     slot.next = undefined;
-    if (!out || slot.closed) return;
+    if (!next || slot.closed) return;
     slot.last = Date.now();
-    slot.chain = slot.chain.then(() => this.write(job, out)).catch((error: unknown) => this.onError(job, error));
+    slot.chain = slot.chain.then(() => this.write(next.job, next.out)).catch((error: unknown) => this.onError(next.job.id, error));
   }
 
   /** Stops the job's edits (it has ended) and waits for one under way, so the final answer is the last word. */

@@ -4,7 +4,7 @@
  */
 
 /** A name as it may appear in a message: no Markdown, mentions or line breaks, at most 80 characters. */
-export function displayName(name: string): string {
+export function safeName(name: string): string {
   const plain = name.replace(/[\s*_`~|<>@#\\[\]()]+/g, ' ').trim();
   return (plain || 'image').slice(0, 80);
 }
@@ -34,12 +34,12 @@ export function relativeTime(etaMs: number, now = Date.now()): string {
 }
 
 /**
- * A ten-cell bar and the percentage.
+ * A ten-cell bar and the percentage (a message's width; the CLI redraws a terminal line of its own).
  *
  * @example
- * progressBar(3, 10); // '`███░░░░░░░` 30%'
+ * percentBar(3, 10); // '`███░░░░░░░` 30%'
  */
-export function progressBar(done: number, total: number): string {
+export function percentBar(done: number, total: number): string {
   const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
   const cells = Math.round(fraction * 10);
   return `\`${'█'.repeat(cells)}${'░'.repeat(10 - cells)}\` ${Math.floor(fraction * 100)}%`;
@@ -52,5 +52,5 @@ export function progressBar(done: number, total: number): string {
  * bold('cat*.png'); // '**cat .png**'
  */
 export function bold(name: string): string {
-  return `**${displayName(name)}**`;
+  return `**${safeName(name)}**`;
 }
