@@ -8,10 +8,11 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { GrammyError, InlineKeyboard, InputFile, type Api } from 'grammy';
-import { DEFAULT_LOCALE, fitToLimit, PermanentDeliveryError, plainText, say, sentence, translator, type EnhanceQueue, type Job, type Locale, type Outcome } from '../../src/index.js';
+import { DEFAULT_LOCALE, fitToLimit, PermanentDeliveryError, plainText, say, sentence, translator, type EnhanceQueue, type Locale, type Outcome } from '../../src/index.js';
 import type { ResultLinks } from '../kit/result-links.js';
 import type { SentNotes } from '../kit/sent-notes.js';
-import { replyParams, type TelegramReply } from './reply.js';
+import type { TelegramJob } from './jobs.js';
+import { replyParams } from './reply.js';
 import { safeError, safeReason } from './secret.js';
 import type { StatusEditor } from './status-editor.js';
 import { doneText, label } from './text.js';
@@ -39,7 +40,7 @@ const pageButton = (locale: Locale, url: string) => new InlineKeyboard().url(tra
  * @example
  * await deliverAnswer({ api: bot.api, queue, notes, editor, uploadLimit: 50e6 }, job, outcome, token);
  */
-export async function deliverAnswer(deps: AnswerDeps, job: Job, outcome: Outcome, token: string): Promise<void> {
+export async function deliverAnswer(deps: AnswerDeps, job: TelegramJob, outcome: Outcome, token: string): Promise<void> {
   try {
     await answer(deps, job, outcome);
   } catch (error) {
@@ -47,8 +48,8 @@ export async function deliverAnswer(deps: AnswerDeps, job: Job, outcome: Outcome
   }
 }
 
-async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerDeps, job: Job, outcome: Outcome): Promise<void> {
-  const r = job.request.replyTo as unknown as TelegramReply;
+async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerDeps, job: TelegramJob, outcome: Outcome): Promise<void> {
+  const r = job.request.replyTo;
   // The language its sender's Telegram was in when it was sent, stored with the job (also across a restart).
   const locale = job.request.locale ?? DEFAULT_LOCALE;
   const t = translator(locale);

@@ -26,7 +26,7 @@ export interface RunningJob {
  * announces jobs in the order they started), so the ETAs never decrease along the line.
  *
  * @example
- * lineEtas([{ shape: shapeOf(running), running: { since } }, { shape: shapeOf(waiting) }], throughput.costs(), Date.now()); // shapeOf: enhance-processor.ts
+ * lineEtas([{ shape: shapeOf(running), running: { since } }, { shape: shapeOf(waiting) }], throughput.costs(), Date.now()); // shapeOf: src/pipeline/shape.ts
  */
 export function lineEtas(line: Array<{ shape: JobShape; running?: RunningJob }>, costs: Costs, now: number): number[] {
   /** Until the accelerator takes the next job. */

@@ -28,7 +28,7 @@ import path from 'node:path';
 import type { Device } from '../types.js';
 import { mkdirPrivate, writeAtomic } from '../files.js';
 
-/** A job as far as its cost goes: all of it known at submit (see `shapeOf` in enhance-processor.ts). */
+/** A job as far as its cost goes: all of it known at submit (see `shapeOf` in src/pipeline/shape.ts). */
 export interface JobShape {
   model: string;
   /** Input megapixels. */
