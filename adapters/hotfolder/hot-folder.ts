@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, OperatorError, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type Job, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
+import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, OperatorError, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type JobOf, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
 import type { Door } from '../../src/index.js';
 import type { Preset } from './config.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
@@ -342,8 +342,8 @@ export class HotFolderDoor implements Door<HotFolderReply> {
     void again.finally(() => this.waiting.delete(again));
   }
 
-  async deliver(job: Job, outcome: Outcome): Promise<void> {
-    const reply = job.request.replyTo as unknown as HotFolderReply;
+  async deliver(job: JobOf<HotFolderReply>, outcome: Outcome): Promise<void> {
+    const reply = job.request.replyTo;
     const working = inside(path.join(this.options.inbox, WORKING), path.relative(WORKING, reply.working));
     if (outcome.state === 'completed') await this.writeResults(job.id, working, reply.name, outcome);
     else await this.moveToFailed(job.id, working, reply.name, outcome.text ?? plainText(outcome.reason));
