@@ -63,6 +63,7 @@ export function createDoors(config: ServeConfig, queue: EnhanceQueue, logger: Lo
         outbox: hotfolder.outbox,
         stateDir: path.join(config.data, 'hotfolder'),
         presets: hotfolder.presets,
+        format: hotfolder.format,
         pdf: hotfolder.pdf,
         settleMs: hotfolder.settleMs,
         locale: hotfolder.locale,

@@ -14,6 +14,7 @@ export type {
   EnhanceResult,
   ImageSize,
   Job,
+  OutputFormat,
   JobState,
   OutputKind,
   Region,
@@ -56,6 +57,9 @@ export { installLastResort } from './service/last-resort.js';
 
 // Config sections of the doors.
 export { ConfigError, defineSection, flag, folder, loadConfig, oneOf, requestOption, wholeNumber, type Config, type SectionValue } from './config.js';
+
+// Output formats and sizes a door offers.
+export { formatExtension, formatType, OUTPUT_FORMATS, SIZE_PRESETS } from './options.js';
 
 // Pictures a door checks or fits before sending.
 export { checkFileSize, INPUT_FORMATS, probeImage } from './imaging/input.js';

@@ -12,7 +12,15 @@ export const DEFAULT_OPTIONS: EnhanceOptions = {
   alpha: 'resize',
   device: 'auto',
   precision: 'fp32',
+  format: 'png',
 };
+
+/** Output formats, the first the default. */
+export const OUTPUT_FORMATS = ['png', 'webp', 'jpeg', 'avif'] as const;
+/** Target long sides people are offered (`size`): 2K, 4K UHD and 8K UHD. */
+export const SIZE_PRESETS = [2048, 3840, 7680] as const;
+export const MIN_SIZE = 16;
+export const MAX_SIZE = 16384;
 
 /** Smallest tile other than 0: below this the overlap would outweigh the tile. */
 export const MIN_TILE = 16;
@@ -43,7 +51,23 @@ export function normalizeOptions(input: Partial<Record<keyof EnhanceOptions, unk
   if (typeof o.model !== 'string' || !/^[\w.-]+$/.test(o.model)) {
     throw new EnhanceError(`model must be a model name such as x4plus (got ${JSON.stringify(o.model)})`, 'options');
   }
-  const scale = oneOf('scale', Number(o.scale), [2, 3, 4] as const);
+  const scale = oneOf('scale', Number(o.scale), [1, 2, 3, 4] as const);
+  let size: number | undefined;
+  if (o.size !== undefined && o.size !== null && o.size !== '') {
+    size = Number(o.size);
+    if (!Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE) {
+      throw new EnhanceError(`size must be a whole number of pixels from ${MIN_SIZE} to ${MAX_SIZE}, the output's long side (got ${JSON.stringify(o.size)})`, 'options');
+    }
+  }
+  // "jpg" is what a file name says; the option keeps one spelling.
+  const format = oneOf('format', o.format === 'jpg' ? 'jpeg' : o.format, OUTPUT_FORMATS);
+  let quality: number | undefined;
+  if (o.quality !== undefined && o.quality !== null && o.quality !== '') {
+    quality = Number(o.quality);
+    if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
+      throw new EnhanceError(`quality must be a whole number from 1 to 100 (got ${JSON.stringify(o.quality)})`, 'options');
+    }
+  }
   let tile: EnhanceOptions['tile'] = 'auto';
   if (o.tile !== 'auto') {
     const n = Number(o.tile);
@@ -60,5 +84,31 @@ export function normalizeOptions(input: Partial<Record<keyof EnhanceOptions, unk
     alpha: oneOf('alpha', o.alpha, ['resize', 'model'] as const),
     device: oneOf('device', o.device, ['auto', 'cpu', 'cuda'] as const),
     precision: oneOf('precision', o.precision, ['fp32', 'int8', 'auto'] as const),
+    format,
+    // Left out rather than undefined, so a stored job's options and the signature stay as they were.
+    ...(size === undefined ? {} : { size }),
+    ...(quality === undefined ? {} : { quality }),
   };
 }
+
+/**
+ * The output's width and height for an input of `width` x `height`: `size` sets the long side exactly (the short
+ * side rounded, at least 1), else `scale` times the input, for a model that enlarges `modelScale` times.
+ *
+ * @example
+ * outputSize(4000, 3000, { scale: 4, size: 2048 }); // { width: 2048, height: 1536 }
+ */
+export function outputSize(width: number, height: number, options: Pick<EnhanceOptions, 'scale' | 'size'>, modelScale = 4): { width: number; height: number } {
+  if (options.size !== undefined) {
+    const long = Math.max(width, height);
+    const side = (n: number) => (n === long ? options.size! : Math.max(1, Math.round((n * options.size!) / long)));
+    return { width: side(width), height: side(height) };
+  }
+  return { width: Math.round((width * options.scale * modelScale) / 4), height: Math.round((height * options.scale * modelScale) / 4) };
+}
+
+/** The file name extension of a format: `.jpg` for jpeg, as most people write it. */
+export const formatExtension = (format: EnhanceOptions['format']): string => (format === 'jpeg' ? '.jpg' : `.${format}`);
+
+/** The media type of a format. */
+export const formatType = (format: EnhanceOptions['format']): string => `image/${format}`;

@@ -19,12 +19,27 @@ export type PrecisionChoice = 'auto' | Precision;
 /** Tile size in input pixels: `auto` picks one per device and memory, 0 runs the whole image at once. */
 export type TileChoice = 'auto' | number;
 
+/** Formats a result can be written in. */
+export type OutputFormat = 'png' | 'webp' | 'jpeg' | 'avif';
+
 /** Every knob of one enhancement, fully resolved (see `normalizeOptions`). */
 export interface EnhanceOptions {
   /** A model named in models/manifest.json, e.g. `x4plus` (default) or `x4fast`. */
   model: string;
-  /** Output size relative to the input: the model runs at 4x, 2 and 3 are a high-quality downscale of that. */
-  scale: 2 | 3 | 4;
+  /**
+   * Output size relative to the input: the model runs at 4x; 1, 2 and 3 are a high-quality downscale of that
+   * (1 restores at the same size).
+   */
+  scale: 1 | 2 | 3 | 4;
+  /** A target long side in pixels (16..16384): the output's long side is exactly this, aspect kept. Wins over `scale`. */
+  size?: number;
+  /** The result file's format: `png` (lossless, default), `webp`, `jpeg` or `avif`. */
+  format: OutputFormat;
+  /**
+   * 1..100 for jpeg (default 90), avif (default 60) and webp (lossy at this quality; without it webp is lossless).
+   * Ignored for png.
+   */
+  quality?: number;
   tile: TileChoice;
   tune: Tune;
   alpha: AlphaMode;
@@ -73,8 +88,8 @@ export interface ImageSize {
   height: number;
   /** 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA. */
   channels: number;
-  /** 8 or 16 bits per channel. */
-  bits: 8 | 16;
+  /** 8 or 16 bits per channel (12 for an AVIF result of a 16-bit input). */
+  bits: 8 | 12 | 16;
 }
 
 /** Milliseconds per stage. `total` is everything after the model is loaded. */
@@ -93,15 +108,17 @@ export interface StageTimes {
 }
 
 /**
- * The files a job is made of: the enhanced PNG, the thumbnail, the before/after, the PDF summary, and the early
+ * The files a job is made of: the enhanced image (`result`, in the job's `format`), the thumbnail, the before/after, the PDF summary, and the early
  * preview's picture (a PNG of the region, made before the rest).
  */
-export type OutputKind = 'png' | 'preview' | 'compare' | 'pdf' | 'early';
+export type OutputKind = 'result' | 'preview' | 'compare' | 'pdf' | 'early';
 
 /** What one enhancement produced. Only facts and sizes: the bytes stay in the result store (see `outputs`). */
 export interface EnhanceResult {
   input: ImageSize & { format: string };
   output: ImageSize;
+  /** The result file's format (the `format` option). */
+  format: OutputFormat;
   options: EnhanceOptions;
   /** SHA-256 of the ONNX file that ran, as recorded in the manifest. */
   modelSha256: string;
@@ -117,15 +134,15 @@ export interface EnhanceResult {
   ms: StageTimes;
   /**
    * The files the queue made for the job and their sizes in bytes; read one with `EnhanceQueue.readOutput`.
-   * Absent on a result straight from the engine (the CLI), which has only its PNG.
+   * Absent on a result straight from the engine (the CLI), which has only its image.
    */
   outputs?: Partial<Record<OutputKind, number>>;
   /** The result came from the cache: an earlier job had the same signature. */
   cached?: boolean;
 }
 
-/** What the engine hands back: the result and the lossless PNG it describes. */
-export type EnhancedImage = EnhanceResult & { png: Buffer };
+/** What the engine hands back: the result and the encoded image it describes (in `format`). */
+export type EnhancedImage = EnhanceResult & { image: Buffer };
 
 /** A region of an image, in pixels. */
 export interface Region {

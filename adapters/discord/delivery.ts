@@ -79,13 +79,13 @@ export class Delivery {
     const made = t('discord.made', { width, height, model: result.options.model, scale: result.options.scale, seconds: (result.ms.total / 1000).toFixed(1) });
     const components = url ? [pageButton(url, t)] : [];
     if (url && pngOverLimit(result, reply)) {
-      const over = t('discord.overPage', { scale: result.options.scale, bytes: result.outputs!.png!, limit: reply.limitBytes });
+      const over = t('discord.overPage', { scale: result.options.scale, bytes: result.outputs!.result!, limit: reply.limitBytes });
       const compare = result.outputs?.compare !== undefined ? await queue.readOutput(job.id, 'compare') : undefined;
       const files = compare && compare.length <= reply.limitBytes ? [{ name: uploadName(job.request.name, 'jpg', '.compare'), data: compare }] : [];
       await step('result', () => answers.edit(job.id, reply, { content: `${t('discord.done', { name, made })}\n${over}`, components, files }));
       return;
     }
-    const png = await queue.readOutput(job.id, 'png');
+    const png = await queue.readOutput(job.id, 'result');
     let limit = reply.limitBytes;
     let refused = '';
     for (let attempt = 0; ; attempt++) {
@@ -110,5 +110,5 @@ export class Delivery {
 
 /** Whether the PNG is over the upload limit where the job answers (from its recorded size, so a retry decides the same). */
 function pngOverLimit(result: EnhanceResult, reply: DiscordReply): boolean {
-  return (result.outputs?.png ?? 0) > reply.limitBytes;
+  return (result.outputs?.result ?? 0) > reply.limitBytes;
 }

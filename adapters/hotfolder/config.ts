@@ -1,6 +1,7 @@
 /**
  * The hot folder's config section, `hotfolder` in config/enhancer.json: where the inbox and outbox are, whether
- * it runs, the presets (`inbox/<name>/`) and the language its `.error.txt` reasons and PDFs are written in.
+ * it runs, the presets (`inbox/<name>/`), the results' default format and the language its `.error.txt` reasons
+ * and PDFs are written in.
  */
 import { z } from 'zod';
 import { defineSection, flag, folder, LOCALES, matchLocale, requestOption, wholeNumber, type EnhanceOptions, type SectionValue } from '../../src/index.js';
@@ -40,6 +41,9 @@ const preset = z.strictObject({
   alpha: requestOption('alpha').optional(),
   device: requestOption('device').optional(),
   precision: requestOption('precision').optional(),
+  format: requestOption('format').optional(),
+  quality: requestOption('quality').optional(),
+  size: requestOption('size').optional(),
   report: flag().optional(),
 });
 
@@ -65,6 +69,8 @@ export const hotfolderSection = defineSection({
     presets: z.record(presetName, preset),
     /** The language of the `<name>.error.txt` reasons and the PDF summaries (logs stay English). */
     locale: language(),
+    /** The results' format where neither a preset nor a format folder (`inbox/webp/`) says. */
+    format: requestOption('format'),
   }),
   defaults: {
     enabled: true,
@@ -74,8 +80,9 @@ export const hotfolderSection = defineSection({
     settleMs: 1500,
     presets: { fast: { model: 'x4fast' }, raw: { tune: 'raw' }, anime: { model: 'anime' }, 'anime-fast': { model: 'anime-fast' } },
     locale: 'en',
+    format: 'png',
   },
-  env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox', ENHANCER_HOTFOLDER_LOCALE: 'locale' },
+  env: { ENHANCER_HOTFOLDER: 'enabled', ENHANCER_INBOX: 'inbox', ENHANCER_OUTBOX: 'outbox', ENHANCER_HOTFOLDER_LOCALE: 'locale', ENHANCER_HOTFOLDER_FORMAT: 'format' },
 });
 
 /** The hot folder's checked config. */

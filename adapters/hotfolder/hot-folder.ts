@@ -1,6 +1,6 @@
 /**
- * The hot folder: images dropped into the inbox (or `inbox/<preset>/`) are enhanced, results appear in the
- * outbox, and the original moves to `inbox/done/` (or `inbox/failed/` with `<name>.error.txt` saying why).
+ * The hot folder: images dropped into the inbox (or `inbox/<preset>/`, or `inbox/<format>/` such as
+ * `inbox/webp/`) are enhanced, results appear in the outbox (`<name>.png`, or the format's extension), and the original moves to `inbox/done/` (or `inbox/failed/` with `<name>.error.txt` saying why).
  *
  * A file is taken once its size and modification time have held still for `settleMs`; files that settle
  * together are taken oldest first. Taking a file moves it to `inbox/.working/<preset>/<job id>` (its name goes
@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import { checkFileSize, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, OperatorError, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type JobOf, type Locale, type Logger, type Outcome, type Text } from '../../src/index.js';
+import { checkFileSize, formatExtension, OUTPUT_FORMATS, DEFAULT_LOCALE, DiskFullError, EnhanceError, JOB_ID, newJobId, OperatorError, plainText, reasonOf, reasonTextOf, say, SHARED_FILE, TEMP_NAME, writeAtomic, type EnhanceQueue, type JobOf, type Locale, type OutputFormat, type Logger, type Outcome, type Text } from '../../src/index.js';
 import type { Door } from '../../src/index.js';
 import type { Preset } from './config.js';
 import { exists, freeStem, inside, isIgnoredName, safeStem } from './names.js';
@@ -26,6 +26,8 @@ export interface HotFolderOptions {
   stateDir: string;
   /** `inbox/<name>/` runs with these options. */
   presets: Record<string, Preset>;
+  /** The results' format where neither a preset nor a format folder says (`hotfolder.format`); default png. */
+  format?: OutputFormat;
   /** Write the PDF summary (a preset may say otherwise). */
   pdf: boolean;
   settleMs: number;
@@ -45,14 +47,17 @@ type HotFolderReply = {
   preset: string;
 };
 
-/** The files a result is made of, by suffix. */
+/** The files a result is made of besides the image itself (`<stem>.png`, `.webp`, `.jpg` or `.avif`), by suffix. */
 const OUTPUTS = [
-  ['.png', 'png'],
   ['.preview.jpg', 'preview'],
   ['.compare.jpg', 'compare'],
   ['.pdf', 'pdf'],
 ] as const;
-const OUTPUT_SUFFIXES = OUTPUTS.map(([suffix]) => suffix);
+/** Every name a result may take: a stem is free only when none of them is there, whatever the format. */
+const OUTPUT_SUFFIXES = [...OUTPUT_FORMATS.map(formatExtension), ...OUTPUTS.map(([suffix]) => suffix)];
+
+/** `inbox/<format>/`: one folder per format, beside the presets (a preset of the same name wins). */
+const FORMAT_FOLDERS: Record<string, Preset> = Object.fromEntries(OUTPUT_FORMATS.map((format) => [format, { format }]));
 /** Beside a working file, the name it came with. */
 const NAME_FILE = '.name';
 
@@ -93,7 +98,7 @@ export class HotFolderDoor implements Door<HotFolderReply> {
 
   constructor(options: HotFolderOptions) {
     this.queue = options.queue;
-    this.options = { ...options };
+    this.options = { ...options, presets: { ...FORMAT_FOLDERS, ...options.presets } };
     this.log = options.logger.child({ adapter: 'hotfolder' });
   }
 
@@ -311,7 +316,8 @@ export class HotFolderDoor implements Door<HotFolderReply> {
       if (stats.isSymbolicLink()) throw new EnhanceError({ key: 'hotfolder.symlink' }, 'input');
       if (!stats.isFile()) throw new EnhanceError({ key: 'hotfolder.notFile' }, 'input');
       checkFileSize(stats.size, this.options.maxFileBytes);
-      const { report, ...options } = this.options.presets[preset] ?? {};
+      const { report, ...chosen } = this.options.presets[preset] ?? {};
+      const options = { format: this.options.format, ...chosen };
       const replyTo: HotFolderReply = { adapter: 'hotfolder', working: path.relative(this.options.inbox, working), name, preset };
       await this.queue.submit(
         { input: await fs.readFile(working), name, owner: 'hotfolder', replyTo, locale: this.options.locale, report: report ?? this.options.pdf, options },
@@ -377,7 +383,8 @@ export class HotFolderDoor implements Door<HotFolderReply> {
       const { outbox } = this.options;
       const stem = await this.reserve(id, () => freeStem(outbox, safeStem(name), OUTPUT_SUFFIXES));
       const written: string[] = [];
-      for (const [suffix, kind] of OUTPUTS) {
+      const image = [formatExtension(outcome.result.format ?? 'png'), 'result'] as const;
+      for (const [suffix, kind] of [image, ...OUTPUTS]) {
         if (outcome.result.outputs?.[kind] === undefined) continue;
         // Read one output at a time from the result store: a large PNG is never held twice.
         await writeAtomic(inside(outbox, stem + suffix), await this.queue.readOutput(id, kind), SHARED_FILE);

@@ -66,12 +66,12 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
   // Kept before anything is sent: the queue forgets the files once this delivery resolves.
   const url = links ? await links.keep(job, result) : undefined;
   // From the recorded size, so a delivery tried again decides the same.
-  const linkedOnly = url !== undefined && (result.outputs?.png ?? 0) > uploadLimit;
+  const linkedOnly = url !== undefined && (result.outputs?.result ?? 0) > uploadLimit;
   await notes.once(job.id, 'png', async () => {
     if (linkedOnly) {
-      return t('telegram.linkedOnly', { scale: result.options.scale, bytes: result.outputs!.png!, limit: uploadLimit });
+      return t('telegram.linkedOnly', { scale: result.options.scale, bytes: result.outputs!.result!, limit: uploadLimit });
     }
-    const png = await queue.readOutput(job.id, 'png');
+    const png = await queue.readOutput(job.id, 'result');
     const fitted = await fitToLimit(png, uploadLimit);
     if (!fitted) return t('telegram.noFit', { bytes: png.length, limit: uploadLimit });
     const remark = fitted.note ? t('telegram.remark', { line: sentence(say(locale, fitted.note), locale) }) : '';

@@ -12,7 +12,7 @@ import type { UploadedFile } from './upload.js';
 
 /** What a person may choose per upload, as a form or a script sends it. */
 export interface Choices {
-  options: Partial<Pick<EnhanceOptions, 'model' | 'scale' | 'tune'>>;
+  options: Partial<Pick<EnhanceOptions, 'model' | 'scale' | 'tune' | 'format' | 'quality' | 'size'>>;
   /** Also make the PDF summary. */
   report: boolean;
 }
@@ -39,6 +39,9 @@ export function choicesFrom(fields: Record<string, unknown>): Choices {
   if (text('model')) options.model = text('model');
   if (text('scale')) options.scale = Number(text('scale')) as EnhanceOptions['scale'];
   if (text('tune')) options.tune = text('tune') as EnhanceOptions['tune'];
+  if (text('format')) options.format = text('format') as EnhanceOptions['format'];
+  if (text('quality')) options.quality = Number(text('quality'));
+  if (text('size')) options.size = Number(text('size'));
   const pdf = fields.pdf;
   return { options, report: pdf === true || pdf === 'on' || pdf === 'true' || pdf === '1' };
 }
@@ -92,7 +95,7 @@ export class Intake {
     try {
       // The header once here too, for the page's record (the queue checks it again): a bad file gets its reason.
       const header = await probeImage(file.bytes, this.o.maxPixels);
-      const shown = { model: options.model ?? this.o.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle' } as KeptJob['options'];
+      const shown = { ...options, model: options.model ?? this.o.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle', format: options.format ?? 'png' } as KeptJob['options'];
       // Kept before it is queued: its delivery may come at once (a cached result), and finds it here.
       await this.o.keep.add(
         { id, name, createdAt: now, expires, options: shown, report, format: header.format, width: header.width, height: header.height, bytes: file.bytes.length, state: 'waiting', people: visitor.names },

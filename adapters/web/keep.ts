@@ -11,7 +11,7 @@ import { JOB_ID, mkdirPrivate, writeAtomic, type EnhanceOptions, type EnhanceRes
 
 /** Files a kept job may have: the upload and the queue's outputs. */
 export type KeptKind = OutputKind | 'input';
-export const KEPT_KINDS: readonly KeptKind[] = ['input', 'png', 'preview', 'compare', 'pdf', 'early'];
+export const KEPT_KINDS: readonly KeptKind[] = ['input', 'result', 'preview', 'compare', 'pdf', 'early'];
 
 /** A kept job's `job.json`. */
 export interface KeptJob {

@@ -87,7 +87,7 @@ export function snapshotFor(locale: Locale, s: Snapshot) {
     ...(progress ? { progress: progressFor(locale, progress) } : {}),
     ...(s.state === 'failed' || s.state === 'cancelled' ? { reason: reasonLine(locale, s) } : {}),
     text: statusLine(locale, s),
-    sizes: { input: formatSize(locale, s.bytes), png: formatSize(locale, s.result?.outputs?.png ?? 0) },
+    sizes: { input: formatSize(locale, s.bytes), result: formatSize(locale, s.result?.outputs?.result ?? 0) },
   };
 }
 

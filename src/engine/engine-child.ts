@@ -44,17 +44,17 @@ process.on('message', (message: ToChild) => {
   }
   controller = new AbortController();
   enhance(message.request, { ...message.context, models, decodes, signal: controller.signal, logger, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
-    async ({ png, ...result }) => {
+    async ({ image, ...result }) => {
       try {
         // A file, not the message (see `resultFile` in engine-process.ts). Private: it is someone's picture.
-        await fs.writeFile(message.resultFile, png, { mode: PRIVATE_FILE, flag: 'wx' });
+        await fs.writeFile(message.resultFile, image, { mode: PRIVATE_FILE, flag: 'wx' });
         post({ type: 'done', result, file: message.resultFile });
       } catch (error) {
         // A full disk must not fail a job that has done its work: the channel is slower but needs no disk, and
         // the worker then holds the result until there is room (see src/queue/worker.ts).
         if (!isDiskFull(error)) throw error;
         await fs.rm(message.resultFile, { force: true });
-        post({ type: 'done', result, png });
+        post({ type: 'done', result, image });
       }
     },
     (error: unknown) =>

@@ -29,7 +29,7 @@ export type ToChild =
   | {
       type: 'run';
       request: EnhanceRequest;
-      context: Pick<EnhanceContext, 'modelsDir' | 'maxPixels' | 'overlap' | 'region'>;
+      context: Pick<EnhanceContext, 'modelsDir' | 'maxPixels' | 'overlap' | 'region' | 'keepGps'>;
       /**
        * Where the child writes the PNG (mode 0600); the parent reads and deletes it. A 4x PNG can be hundreds of
        * MB: a 100 MB Buffer took 0.85-1.7 s through the channel (advanced serialization), written to a file and
@@ -45,7 +45,7 @@ export type FromChild =
   | { type: 'progress'; progress: EnhanceProgress }
   | { type: 'log'; line: string }
   /** The PNG is in `file`, or in `png` when the disk had no room for it. */
-  | { type: 'done'; result: Omit<EnhancedImage, 'png'>; file?: string; png?: Uint8Array }
+  | { type: 'done'; result: Omit<EnhancedImage, 'image'>; file?: string; image?: Uint8Array }
   | { type: 'failed'; message: string | Text; kind?: EnhanceErrorKind };
 
 /** The compiled child: vitest runs the sources, but a child process needs plain JavaScript. */
@@ -221,12 +221,12 @@ function end(child: ChildProcess): Promise<void> {
   });
 }
 
-/** The child's result with its PNG, read from the file it wrote (and deleted) or taken from the message. */
+/** The child's result with its image, read from the file it wrote (and deleted) or taken from the message. */
 async function readResult(message: Extract<FromChild, { type: 'done' }>): Promise<EnhancedImage> {
-  if (!message.file) return { ...message.result, png: asBuffer(message.png!) };
-  const png = await fs.promises.readFile(message.file);
+  if (!message.file) return { ...message.result, image: asBuffer(message.image!) };
+  const image = await fs.promises.readFile(message.file);
   await fs.promises.rm(message.file, { force: true });
-  return { ...message.result, png };
+  return { ...message.result, image };
 }
 
 /** Callers expect a Buffer; advanced serialization may hand over a plain Uint8Array. No copy either way. */

@@ -1,11 +1,12 @@
 /**
- * `enhance`: the one call that turns an `EnhanceRequest` into an `EnhanceResult` and its PNG. Decode, load the model,
- * tiled inference, finish and encode; progress after every window.
+ * `enhance`: the one call that turns an `EnhanceRequest` into an `EnhanceResult` and its image. Decode (and
+ * reduce, for a small output), load the model, tiled inference, finish and encode; progress after every window.
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { decodeImage } from '../imaging/input.js';
-import { finishPng, resizeAlpha } from '../imaging/output.js';
+import { finishImage, resizeAlpha } from '../imaging/output.js';
+import { reduceImage } from '../imaging/reduce.js';
 import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
 import { normalizeOptions } from '../options.js';
@@ -14,6 +15,7 @@ import type { DecodedImage } from '../imaging/input.js';
 import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
 import { runTiled, type Samples } from './infer.js';
 import { loadModel, planRun, type ModelPool, type RuntimeSettings } from './session.js';
+import { mapRegion, planSize } from './sizing.js';
 
 export interface EnhanceContext {
   /** Folder with the prepared models and manifest.json (default: models/ or ENHANCER_MODELS). */
@@ -38,6 +40,8 @@ export interface EnhanceContext {
    * preview.
    */
   region?: Region;
+  /** Keep the input's GPS position in the result's EXIF (config `metadata.keepGps`); default dropped. */
+  keepGps?: boolean;
   /** Stops the run between two tiles; `enhance` then rejects with the signal's reason. */
   signal?: AbortSignal;
   logger?: Logger;
@@ -86,11 +90,16 @@ export function autoTile(model: string, device: Device, width: number, height: n
   return Math.max(32, side - 2 * overlap);
 }
 
-/** The signature of a result: input bytes, normalised options and model checksum. */
-export function signatureOf(input: Uint8Array, options: EnhanceOptions, modelSha256: string): string {
+/**
+ * The signature of a result: input bytes, normalised options, model checksum and whether GPS is kept (the
+ * result's bytes differ by it).
+ */
+export function signatureOf(input: Uint8Array, options: EnhanceOptions, modelSha256: string, keepGps = false): string {
   const hash = createHash('sha256');
   hash.update(input);
-  hash.update(JSON.stringify([options.model, options.scale, options.tile, options.tune, options.alpha, modelSha256]));
+  const { model, scale, tile, tune, alpha, format, size, quality } = options;
+  // A PNG has no quality: it would split the cache over a number that changes nothing.
+  hash.update(JSON.stringify([model, scale, tile, tune, alpha, modelSha256, format, size ?? null, format === 'png' ? null : (quality ?? null), keepGps]));
   return hash.digest('hex');
 }
 
@@ -125,16 +134,19 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
   const overlap = context.overlap ?? DEFAULT_OVERLAP;
 
   context.signal?.throwIfAborted();
+  const dir = context.modelsDir ?? DEFAULT_MODELS_DIR;
+  const plan = await planRun(dir, options);
   const t0 = performance.now();
   const maxPixels = context.maxPixels ?? DEFAULT_MAX_PIXELS;
   const whole = context.decodes ? await context.decodes.decode(request.input, maxPixels, Boolean(context.region), log) : await decodeImage(request.input, maxPixels, log);
-  const window = context.region ? contextWindow(context.region, whole, overlap) : undefined;
-  const image = window ? cropImage(whole, window) : whole;
+  const sizes = planSize(whole.width, whole.height, options, plan.entry.scale);
+  const work = sizes.reduceTo ? await reduceImage(whole, sizes.reduceTo.width, sizes.reduceTo.height) : whole;
+  const region = context.region && mapRegion(context.region, whole, work);
+  const window = region ? contextWindow(region, work, overlap) : undefined;
+  const image = window ? cropImage(work, window) : work;
   const tDecoded = performance.now();
 
   const tLoad = performance.now();
-  const dir = context.modelsDir ?? DEFAULT_MODELS_DIR;
-  const plan = await planRun(dir, options);
   if (plan.precisionFallback && !fellBack.has(plan.precisionFallback)) {
     fellBack.add(plan.precisionFallback);
     log.warn({ model: options.model, reason: plan.precisionFallback }, 'precision auto runs float32: int8 is not available');
@@ -193,28 +205,44 @@ export async function enhance(request: EnhanceRequest, context: EnhanceContext =
     if (image.alpha && options.alpha === 'resize') {
       alpha = await resizeAlpha(image.alpha, image.width, image.height, model.entry.scale, image.bits);
     }
-    const outWidth = Math.round((image.width * options.scale * model.entry.scale) / 4);
-    const outHeight = Math.round((image.height * options.scale * model.entry.scale) / 4);
-    const extract = window && context.region ? scaleRegion(offsetRegion(context.region, window), options.scale) : undefined;
-    const { png, channels } = await finishPng(
+    // Output pixels per pixel of the model's output: 1 at scale 4, below it for smaller outputs.
+    const fx = sizes.out.width / (work.width * model.entry.scale);
+    const fy = sizes.out.height / (work.height * model.entry.scale);
+    const outWidth = window ? Math.round(rgb.width * fx) : sizes.out.width;
+    const outHeight = window ? Math.round(rgb.height * fy) : sizes.out.height;
+    const extract = window && region ? mapRegion(offsetRegion(region, window), image, { width: outWidth, height: outHeight }) : undefined;
+    // The early preview (a region) is a PNG whatever the job's format, and carries no metadata.
+    const format = window ? 'png' : options.format;
+    const { bytes, channels, bits } = await finishImage(
       { width: rgb.width, height: rgb.height, bits: image.bits, rgb: rgb.data, alpha, grey: image.grey },
-      { tune: options.tune, width: outWidth, height: outHeight, extract },
+      {
+        tune: options.tune,
+        width: outWidth,
+        height: outHeight,
+        extract,
+        format,
+        quality: options.quality,
+        kept: window ? undefined : image.kept,
+        densityScale: sizes.out.width / whole.width,
+        keepGps: context.keepGps,
+      },
     );
     const tDone = performance.now();
 
     const inputChannels = (image.grey ? 1 : 3) + (image.alpha ? 1 : 0);
     const tiles = windows.done;
     const result: EnhancedImage = {
-      png,
+      image: bytes,
       input: { width: whole.width, height: whole.height, channels: inputChannels, bits: image.bits, format: image.format },
-      output: { width: extract?.width ?? outWidth, height: extract?.height ?? outHeight, channels, bits: image.bits },
+      output: { width: extract?.width ?? outWidth, height: extract?.height ?? outHeight, channels, bits },
+      format,
       options,
       modelSha256: model.entry.sha256,
       device: model.device,
       precision: model.precision,
       tile,
       tiles,
-      signature: signatureOf(request.input, options, model.entry.sha256),
+      signature: signatureOf(request.input, options, model.entry.sha256, context.keepGps),
       ms: {
         load: loadMs,
         decode: tDecoded - t0,

@@ -1,17 +1,19 @@
 /**
- * Input: checks an image from its header, then decodes it to sRGB samples the model can read, with EXIF
- * orientation applied and alpha split off. Every refusal is an `EnhanceError` with a one-line reason.
+ * Input: checks an image from its header, then decodes it to RGB samples the model can read, with EXIF
+ * orientation applied and alpha split off: in the input's own RGB colour space when it has an ICC profile (kept,
+ * with its EXIF and density, for the result: see metadata.ts), else sRGB. Every refusal is an `EnhanceError` with a one-line reason.
  */
 import sharp, { type Metadata } from 'sharp';
 import { EnhanceError } from '../errors.js';
 import { MAX_RAW_BYTES, resultRawBytes } from '../limits.js';
 import type { Text } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
+import { isRgbProfile, keptMetadata, type KeptMetadata } from './metadata.js';
 
 /** Formats accepted as input. SVG and PDF are left out on purpose: they can reference other files. */
 export const INPUT_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
 
-/** A decoded image, interleaved, 3 colour channels in sRGB. */
+/** A decoded image, interleaved, 3 colour channels in sRGB or in the space of `kept.icc`. */
 export interface DecodedImage {
   width: number;
   height: number;
@@ -24,6 +26,8 @@ export interface DecodedImage {
   grey: boolean;
   /** Detected container format, e.g. `png`. */
   format: string;
+  /** What the result carries of the input's metadata. */
+  kept: KeptMetadata;
 }
 
 /**
@@ -125,16 +129,20 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number, logger?:
   const { format, meta } = await probeImage(bytes, maxPixels, logger);
   const bits = meta.depth === 'ushort' ? 16 : 8;
   const grey = meta.space === 'b-w' || meta.space === 'grey16';
+  const kept = keptMetadata(meta);
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' })
-      .rotate()
+    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning' }).rotate();
+    // The samples stay in the profile's space: through sRGB, a saturated Display P3 red (255, 0, 0) came back as
+    // (234, 51, 34), clipped to sRGB's gamut and rounded twice. The model reads any RGB with sRGB's curve alike.
+    if (isRgbProfile(meta.icc)) pipeline = pipeline.keepIccProfile();
+    const { data, info } = await pipeline
       .toColourspace(bits === 16 ? 'rgb16' : 'srgb')
       .raw({ depth: bits === 16 ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true });
     const samples =
       bits === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const pixels = info.width * info.height;
-    if (info.channels === 3) return { width: info.width, height: info.height, bits, rgb: samples, alpha: null, grey, format };
+    if (info.channels === 3) return { width: info.width, height: info.height, bits, rgb: samples, alpha: null, grey, format, kept };
     const rgb = bits === 16 ? new Uint16Array(pixels * 3) : new Uint8Array(pixels * 3);
     const alpha = bits === 16 ? new Uint16Array(pixels) : new Uint8Array(pixels);
     let opaque = true;
@@ -146,7 +154,7 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number, logger?:
       alpha[p] = samples[p * 4 + 3];
       if (alpha[p] !== max) opaque = false;
     }
-    return { width: info.width, height: info.height, bits, rgb, alpha: opaque && !meta.hasAlpha ? null : alpha, grey, format };
+    return { width: info.width, height: info.height, bits, rgb, alpha: opaque && !meta.hasAlpha ? null : alpha, grey, format, kept };
   } catch (error) {
     if (error instanceof EnhanceError) throw error;
     throw unreadable(error, logger);

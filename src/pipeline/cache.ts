@@ -47,11 +47,11 @@ export class ResultCache {
   async get(signature: string, owner = 'local'): Promise<CacheHit | null> {
     const folder = this.folder(signature);
     let stored: Stored;
-    let png: Buffer;
+    let image: Buffer;
     try {
-      const [meta, bytes] = await Promise.all([fs.readFile(path.join(folder, 'result.json'), 'utf8'), fs.readFile(path.join(folder, 'result.png'))]);
+      const [meta, bytes] = await Promise.all([fs.readFile(path.join(folder, 'result.json'), 'utf8'), fs.readFile(path.join(folder, 'result'))]);
       stored = JSON.parse(meta) as Stored;
-      png = bytes;
+      image = bytes;
     } catch {
       return null;
     }
@@ -61,16 +61,16 @@ export class ResultCache {
     if (!seenBefore) await writeAtomic(path.join(folder, 'result.json'), JSON.stringify({ ...meta, askedBy: [...askedBy, id] })).catch(() => {});
     const now = new Date();
     await fs.utimes(folder, now, now).catch(() => {});
-    return { image: { ...meta, png }, seenBefore };
+    return { image: { ...meta, image }, seenBefore };
   }
 
   /** Keeps `result`, made for `owner`. */
   async put(result: EnhancedImage, owner = 'local'): Promise<void> {
     const folder = this.folder(result.signature);
     await mkdirPrivate(folder);
-    const { png, outputs: _o, cached: _k, ...meta } = result;
-    // PNG first: an entry counts only once its result.json is there.
-    await writeAtomic(path.join(folder, 'result.png'), png);
+    const { image, outputs: _o, cached: _k, ...meta } = result;
+    // The image first: an entry counts only once its result.json is there.
+    await writeAtomic(path.join(folder, 'result'), image);
     await writeAtomic(path.join(folder, 'result.json'), JSON.stringify({ ...meta, askedBy: [askerId(owner)] } satisfies Stored));
   }
 

@@ -5,12 +5,14 @@
  * processor runs in process or inside a worker on another machine.
  */
 import { isDiskFull } from '../disk-space.js';
-import { scaleRegion, signatureOf, type Engine } from '../engine/enhance.js';
+import { signatureOf, type Engine } from '../engine/enhance.js';
+import { mapRegion } from '../engine/sizing.js';
 import { planRun } from '../engine/session.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { decodeBefore, makeComparison, type Before } from '../imaging/compare.js';
 import { makePreview } from '../imaging/preview.js';
 import { preparationMs, type ModelPreparer } from '../models/on-demand.js';
+import { outputSize } from '../options.js';
 import { DEFAULT_MODELS_DIR } from '../paths.js';
 import { Costs, MODEL_KEPT_MS, type JobSample } from '../queue/throughput.js';
 import type { ProcessContext, Processor } from '../queue/worker.js';
@@ -35,6 +37,8 @@ export interface EnhanceProcessorOptions {
    * through its progress. Without it a model that is not prepared fails the job with the command that prepares it.
    */
   preparer?: Pick<ModelPreparer, 'ensure'>;
+  /** Keep the input's GPS position in the result's EXIF (config `metadata.keepGps`). */
+  keepGps?: boolean;
 }
 
 /**
@@ -63,7 +67,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
     // The time left a person reads is until the end: the engine counts its remaining tiles only.
     const afterTiles = costs.tail(shape) + costs.render(shape);
     const { entry, precision } = await planRun(models, options);
-    const signature = signatureOf(input, options, entry.sha256);
+    const signature = signatureOf(input, options, entry.sha256, deps.keepGps);
     const cache = deps.cache && deps.cache.maxBytes > 0 ? deps.cache : undefined;
     const owner = job.request.owner ?? 'local';
     const hit = await cache?.get(signature, owner);
@@ -87,7 +91,7 @@ export function enhanceProcessor(deps: EnhanceProcessorOptions): Processor {
         },
         ctx.signal,
       );
-      const context = { modelsDir: models, maxPixels: deps.maxPixels, signal: ctx.signal, logger: ctx.logger };
+      const context = { modelsDir: models, maxPixels: deps.maxPixels, keepGps: deps.keepGps, signal: ctx.signal, logger: ctx.logger };
       const loads = held?.model !== options.model || Date.now() - held.at >= MODEL_KEPT_MS;
       const t0 = performance.now();
       if (job.request.earlyPreview) {
@@ -135,7 +139,7 @@ async function earlyPreview(
   job: Job,
   input: Buffer,
   before: Before,
-  context: { modelsDir: string; maxPixels?: number; signal: AbortSignal; logger: ProcessContext['logger'] },
+  context: { modelsDir: string; maxPixels?: number; keepGps?: boolean; signal: AbortSignal; logger: ProcessContext['logger'] },
   ctx: ProcessContext,
 ): Promise<{ ms: number; loadMs: number } | undefined> {
   const region = previewRegion(before);
@@ -144,19 +148,21 @@ async function earlyPreview(
   const { options } = job.request;
   const crop = await engine.enhance({ input, name: job.request.name, options }, { ...context, region });
   const ms = performance.now() - t;
-  await ctx.preview({ signature: crop.signature, region: scaleRegion(region, options.scale), ms }, crop.png);
+  // Where the region lies in the result, as the engine cut it (exact at scales 1-4; to a pixel for a `size`).
+  const at = mapRegion(region, { width: job.width, height: job.height }, outputSize(job.width, job.height, options));
+  await ctx.preview({ signature: crop.signature, region: { ...at, width: crop.output.width, height: crop.output.height }, ms }, crop.image);
   return { ms, loadMs: crop.ms.load };
 }
 
-/** Stores the PNG, then makes and stores the thumbnail, the comparison and (when asked) the PDF. */
+/** Stores the result, then makes and stores the thumbnail, the comparison and (when asked) the PDF. */
 async function finish(job: Job, input: Buffer, image: EnhancedImage, before: Before | undefined, ctx: ProcessContext): Promise<EnhanceResult> {
   const t = performance.now();
-  const { png, ...result } = image;
-  const outputs: Partial<Record<OutputKind, number>> = { png: await ctx.writeOutput('png', png) };
+  const { image: bytes, ...result } = image;
+  const outputs: Partial<Record<OutputKind, number>> = { result: await ctx.writeOutput('result', bytes) };
   const original = before ?? (await decodeBefore(input));
   // The picture's labels and the PDF speak the job's language (stored with the request, so after a restart too).
   const locale = job.request.locale ?? DEFAULT_LOCALE;
-  const [preview, compare] = await Promise.all([makePreview(png), makeComparison(input, png, image.output, image.options.model, { before: original, locale })]);
+  const [preview, compare] = await Promise.all([makePreview(bytes), makeComparison(input, bytes, image.output, image.options.model, { before: original, locale })]);
   outputs.preview = await ctx.writeOutput('preview', preview);
   outputs.compare = await ctx.writeOutput('compare', compare);
   if (job.request.report) {

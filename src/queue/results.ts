@@ -9,7 +9,7 @@ import { mkdirPrivate, writeAtomic } from '../files.js';
 import type { OutputKind } from '../types.js';
 import { JOB_ID } from './spool.js';
 
-const KINDS: readonly OutputKind[] = ['png', 'preview', 'compare', 'pdf', 'early'];
+const KINDS: readonly OutputKind[] = ['result', 'preview', 'compare', 'pdf', 'early'];
 
 export class ResultStore {
   readonly dir: string;

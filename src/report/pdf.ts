@@ -55,7 +55,7 @@ export function reportRows(input: ReportInput): Array<[string, string]> {
   const date = (d: Date) => dateOf(input.locale ?? DEFAULT_LOCALE, d);
   return [
     [t('report.row.input'), t('report.inputValue', { size: size(result.input), format: result.input.format.toUpperCase(), bytes: input.input.length })],
-    [t('report.row.output'), t('report.outputValue', { size: size(result.output), bytes: result.png.length })],
+    [t('report.row.output'), t('report.outputValue', { size: size(result.output), bytes: result.image.length })],
     [t('report.row.model'), t('report.modelValue', { model: o.model, scale: o.scale })],
     [t('report.row.modelSha'), result.modelSha256],
     [t('report.row.tile'), result.tile === 0 ? t('report.tileWhole') : t('report.tiled', { tile: result.tile, count: result.tiles, asked })],
@@ -127,9 +127,9 @@ export async function makeReport(input: ReportInput): Promise<Buffer> {
   const raw = sharp(before.rgb, { raw: { width: before.width, height: before.height, channels: 3 } });
   const [beforeWhole, afterWhole, beforeZoom, afterZoom] = await Promise.all([
     jpeg(raw.clone().resize(pw, ph, { kernel: 'cubic', fit: 'fill' })),
-    jpeg(sharp(result.png, { limitInputPixels: false }).resize(pw, ph, { kernel: 'lanczos3', fit: 'fill' }).flatten({ background: '#ffffff' }).toColourspace('srgb')),
+    jpeg(sharp(result.image, { limitInputPixels: false }).resize(pw, ph, { kernel: 'lanczos3', fit: 'fill' }).flatten({ background: '#ffffff' }).toColourspace('srgb')),
     beforeCrop(before, out.width, region).then((b) => jpeg(sharp(b))),
-    afterCrop(result.png, region).then((b) => jpeg(sharp(b))),
+    afterCrop(result.image, region).then((b) => jpeg(sharp(b))),
   ]);
 
   doc.font(BOLD).fontSize(16).text(t('report.title'), MARGIN, MARGIN);

@@ -88,15 +88,16 @@ const word = (key, fallback) => (has(key) ? t(key) : fallback);
 async function showResult(s) {
   const r = s.result;
   // Both pictures decoded before either is swapped, so the slider never shows half of an old and a new result.
-  const [before, after, known] = await Promise.all([loaded(file('input')), loaded(file('png')), models()]);
+  const [before, after, known] = await Promise.all([loaded(file('input')), loaded(file('result')), models()]);
   shown = r;
   for (const id of ['early', 'progress', 'cancel', 'reason']) $(id).hidden = true;
   $('before').src = before;
   $('after').src = after;
+  const format = r.format ?? 'png';
   const png = $('download-png');
-  png.href = file('png');
-  png.download = `${stem(s.name)}.enhanced.png`;
-  png.textContent = t('web.downloadPngSized', { width: r.output.width, height: r.output.height, size: s.sizes.png });
+  png.href = file('result');
+  png.download = `${stem(s.name)}.enhanced.${format === 'jpeg' ? 'jpg' : format}`;
+  png.textContent = t('web.downloadSized', { format: format.toUpperCase(), width: r.output.width, height: r.output.height, size: s.sizes.result });
   const pdf = $('download-pdf');
   pdf.hidden = r.outputs?.pdf === undefined;
   if (!pdf.hidden) {
@@ -113,7 +114,7 @@ async function showResult(s) {
   const device = { device: word(`web.deviceName.${r.device}`, r.device), precision: word(`web.precisionName.${r.precision}`, r.precision) };
   const rows = [
     [t('web.rowInput'), t('web.input', { width: r.input.width, height: r.input.height, format: r.input.format.toUpperCase(), size: s.sizes.input })],
-    [t('web.rowOutput'), t('web.output', { width: r.output.width, height: r.output.height, scale: r.options.scale, size: s.sizes.png })],
+    [t('web.rowOutput'), t(r.options.size ? 'web.outputSized' : 'web.output', { width: r.output.width, height: r.output.height, format: format.toUpperCase(), scale: r.options.scale, size: s.sizes.result })],
     [t('web.rowModel'), t('web.modelUsed', { label: model.label, architecture: model.architecture, sha: r.modelSha256.slice(0, 12), tune })],
     [t('web.rowDevice'), r.tile ? t('web.device', { ...device, count: r.tiles, tile: r.tile }) : t('web.deviceWhole', device)],
     [t('web.rowTime'), stages + (r.cached ? t('web.fromCache') : '')],

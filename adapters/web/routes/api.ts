@@ -24,7 +24,10 @@ const ERROR = { type: 'object', properties: { error: { type: 'string', descripti
 const JOB_ID = { type: 'object', properties: { id: { type: 'string', maxLength: 32 } }, required: ['id'] } as const;
 const OPTION_FIELDS = {
   model: { type: 'string', description: 'x4plus (photos, best), x4fast (photos, fast), anime (drawings, best), anime-fast (drawings, fast); default the service\'s' },
-  scale: { type: 'string', enum: ['2', '3', '4'], description: 'output size relative to the input; default 4' },
+  scale: { type: 'string', enum: ['1', '2', '3', '4'], description: 'output size relative to the input (1: restored at the same size); default 4' },
+  size: { type: 'string', pattern: '^[0-9]{2,5}$', description: "the output's long side in pixels, 16 to 16384 (2048, 3840, 7680 offered); wins over scale" },
+  format: { type: 'string', enum: ['png', 'webp', 'jpeg', 'avif'], description: 'the result file: png (lossless, default), webp (lossless unless quality), jpeg or avif' },
+  quality: { type: 'string', pattern: '^[0-9]{1,3}$', description: '1 to 100, for jpeg (default 90), avif (default 60) and webp (lossy at this quality)' },
   tune: { type: 'string', enum: ['gentle', 'raw'], description: 'gentle touch-up (default) or the raw model output' },
   pdf: { type: 'string', enum: ['on', 'true'], description: 'also make the PDF summary' },
 } as const;
@@ -41,7 +44,7 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
         allowed: admitted.ok,
         models: ctx.models(request.locale),
         limits: webSay(request.locale, 'limits', { bytes: ctx.maxFileBytes, pixels: ctx.maxPixels }),
-        defaults: { model: ctx.defaultModel, scale: 4, tune: 'gentle' },
+        defaults: { model: ctx.defaultModel, scale: 4, tune: 'gentle', format: 'png' },
         maxFileBytes: ctx.maxFileBytes,
         maxPixels: ctx.maxPixels,
         maxFiles: MAX_FILES,

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { reasonTextOf, say } from '../../../src/index.js';
+import { formatType, reasonTextOf, say } from '../../../src/index.js';
 import { admission, visitorOfRequest, type UploadLimiter, type WebContext } from '../context.js';
 import { choicesFrom } from '../intake.js';
 import { KEPT_KINDS, type KeptKind } from '../keep.js';
@@ -17,7 +17,7 @@ import { snapshotFor } from '../status.js';
 
 const TYPES: Record<KeptKind, string> = {
   input: 'application/octet-stream',
-  png: 'image/png',
+  result: 'image/png',
   preview: 'image/jpeg',
   compare: 'image/jpeg',
   pdf: 'application/pdf',
@@ -84,7 +84,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: WebContext & { upload
         querystring: LINK_SCHEMA.querystring,
         tags: ['jobs'],
         summary: "One of a job's files, through its signed link",
-        description: '`png` the result, `preview` the thumbnail, `compare` the before/after, `pdf` the summary when asked, `input` the upload, `early` the early preview.',
+        description: '`result` the enhanced image (in the format asked for), `preview` the thumbnail, `compare` the before/after, `pdf` the summary when asked, `input` the upload, `early` the early preview.',
       },
     },
     async (request, reply) => {
@@ -94,7 +94,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: WebContext & { upload
       const file = ctx.keep.file(kept.id, kind);
       const stats = await fs.promises.stat(file).catch(() => undefined);
       if (!stats) return plain(reply, 404, webSay(request.locale, 'notMade'));
-      const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : TYPES[kind];
+      const type = kind === 'input' ? (INPUT_TYPES[kept.format] ?? TYPES.input) : kind === 'result' ? formatType(kept.result?.format ?? 'png') : TYPES[kind];
       // A picture opened on its own is shown by the browser's viewer, which styles it inline: the pages' policy
       // made it log three errors. Nothing in a picture runs, so it gets a policy of its own.
       if (type.startsWith('image/')) reply.header('content-security-policy', "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox");
