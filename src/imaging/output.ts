@@ -55,7 +55,7 @@ async function toSamples(pipeline: Sharp, bits: 8 | 16): Promise<Uint8Array | Ui
 }
 
 /** Produces the final image from the model's output. */
-export async function finishImage(image: ModelOutput, options: FinishOptions): Promise<{ bytes: Buffer; channels: number; bits: 8 | 16 }> {
+export async function finishImage(image: ModelOutput, options: FinishOptions): Promise<{ bytes: Buffer; channels: number; bits: 8 | 12 | 16 }> {
   const { width, height, bits, alpha, grey } = image;
   const gentle = options.tune === 'gentle';
   const colour = grey ? 1 : 3;
@@ -88,7 +88,7 @@ export async function finishImage(image: ModelOutput, options: FinishOptions): P
   }
   const kept = options.kept ?? {};
   const carries = Boolean(kept.exif || kept.icc || kept.density);
-  const outBits = format === 'png' ? bits : 8;
+  const outBits = format === 'png' ? bits : format === 'avif' && bits === 16 ? 12 : 8;
   if (format !== 'png' && !carries) return { bytes: await encode(pipeline, format, options.quality, bits), channels, bits: outBits };
   // A PNG first, its metadata chunks written in; for another format, sharp reads them back from it (keepMetadata)
   // and writes them its own way. Compression level 0 there: the PNG lives only between two steps.
