@@ -151,7 +151,7 @@ describe.each(['anime', 'anime-fast'])('the converted %s model against an indepe
   const run = async (tile: number) => {
     const result = await enhance({ input: drawing, name: 'drawing.png', options: { model, tile, tune: 'raw', scale: 4 } });
     expect([result.output.width, result.output.height, result.tile]).toEqual([4 * W, 4 * H, tile]);
-    return (await pixels(result.png)).samples;
+    return (await pixels(result.image)).samples;
   };
 
   it('whole image: every sample within one level, nearly all equal', async () => {

@@ -13,12 +13,13 @@ beforeEach(() => (dir = tempDir('enhancer-cache-')));
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const result = (signature: string, bytes: number): EnhancedImage => ({
-  png: Buffer.alloc(bytes, 7),
-  outputs: { png: bytes, preview: 10 },
+  image: Buffer.alloc(bytes, 7),
+  outputs: { result: bytes, preview: 10 },
   cached: false,
   input: { width: 2, height: 2, channels: 3, bits: 8, format: 'png' },
   output: { width: 8, height: 8, channels: 3, bits: 8 },
-  options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto', precision: 'fp32' },
+  format: 'png',
+  options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto', precision: 'fp32', format: 'png' },
   modelSha256: 'f'.repeat(64),
   device: 'cpu',
   precision: 'fp32',
@@ -34,7 +35,7 @@ describe('ResultCache', () => {
     const cache = new ResultCache(dir, 1e6);
     await cache.put(result(sig('a'), 100));
     const hit = await cache.get(sig('a'));
-    expect(hit?.image.png.equals(Buffer.alloc(100, 7))).toBe(true);
+    expect(hit?.image.image.equals(Buffer.alloc(100, 7))).toBe(true);
     expect(hit?.image).toMatchObject({ signature: sig('a'), output: { width: 8 } });
     expect(hit?.image.outputs).toBeUndefined();
     expect(hit?.image.cached).toBeUndefined();

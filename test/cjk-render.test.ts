@@ -110,6 +110,7 @@ async function tinyResult(): Promise<{ input: Buffer; result: EnhancedImage }> {
   const result: EnhancedImage = {
     input: { width: 24, height: 20, channels: 3, bits: 8, format: 'png' },
     output: { width: 96, height: 80, channels: 3, bits: 8 },
+    format: 'png',
     options,
     modelSha256: 'ab'.repeat(32),
     device: 'cpu',
@@ -118,7 +119,7 @@ async function tinyResult(): Promise<{ input: Buffer; result: EnhancedImage }> {
     tiles: 4,
     signature: 'cd'.repeat(32),
     ms: { load: 120, decode: 3, infer: 2400, encode: 40, total: 2500, wait: 10 },
-    png,
+    image: png,
   };
   return { input, result };
 }
@@ -150,7 +151,7 @@ async function expectLabel(picture: Grey, left: number, width: number, text: str
 describe('Chinese in the comparison picture', () => {
   it('labels it in the job language with the glyphs of the font, not boxes', async () => {
     const { input, result } = await tinyResult();
-    const jpg = await makeComparison(input, result.png, result.output, 'x4fast', { locale: 'zh-Hans' });
+    const jpg = await makeComparison(input, result.image, result.output, 'x4fast', { locale: 'zh-Hans' });
     const picture = await grey(jpg);
     // 96 px results are shown 4x: two 384 px panels with 8 px between.
     expect([picture.width, picture.height]).toEqual([384 * 2 + 8, 32 + 320]);
@@ -163,7 +164,7 @@ describe('Chinese in the comparison picture', () => {
 
   it('keeps the English labels in English', async () => {
     const { input, result } = await tinyResult();
-    const picture = await grey(await makeComparison(input, result.png, result.output, 'x4fast'));
+    const picture = await grey(await makeComparison(input, result.image, result.output, 'x4fast'));
     await expectLabel(picture, 0, 384, 'before: bicubic enlargement');
     await expectLabel(picture, 384 + 8, 384, 'after: x4fast');
   });
@@ -200,7 +201,7 @@ describe('Chinese in the PDF summary', () => {
     // the page's end, and pdfkit started a page for each row left: 7 pages.
     const input = await scenePng(200, 200, 3);
     const png = await sharp(input).resize(800, 800, { kernel: 'cubic' }).png().toBuffer();
-    const square: EnhancedImage = { ...result, input: { ...result.input, width: 200, height: 200 }, output: { ...result.output, width: 800, height: 800 }, png };
+    const square: EnhancedImage = { ...result, input: { ...result.input, width: 200, height: 200 }, output: { ...result.output, width: 800, height: 800 }, image: png };
     for (const locale of ['en', 'zh-Hans']) {
       const bytes = await makeReport({ ...report, input, result: square, locale });
       const pages = /^Pages:\s+(\d+)$/m.exec(execFileSync('pdfinfo', ['-'], { input: bytes }).toString())?.[1];
@@ -233,7 +234,7 @@ describe('Chinese in the PDF summary', () => {
   it('says its table in the job language, English as before', () => {
     expect(reportRows({ ...report, locale: 'en' }).slice(0, 7)).toEqual([
       ['Input', `24 x 20 px, 3 channels, 8-bit, PNG, ${input.length.toLocaleString('en')} bytes`],
-      ['Output', `96 x 80 px, 3 channels, 8-bit, PNG (lossless), ${result.png.length.toLocaleString('en')} bytes`],
+      ['Output', `96 x 80 px, 3 channels, 8-bit, PNG (lossless), ${result.image.length.toLocaleString('en')} bytes`],
       ['Model', 'x4fast, run at 4x, delivered at 4x'],
       ['Model SHA-256', 'ab'.repeat(32)],
       ['Tile', '16 px (4 runs; asked: auto)'],

@@ -214,7 +214,7 @@ describe('discord', () => {
     expect(await meta(smallFinal.files[0].bytes)).toMatchObject({ format: 'png', width: 64, height: 64 });
     const smallUrl = smallFinal.body.components[0].components[0].url as string;
     const smallLink = splitLink(smallUrl.slice(publicUrl.length));
-    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/png?${smallLink.query}`)).arrayBuffer());
+    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/result?${smallLink.query}`)).arrayBuffer());
     expect(smallPng.equals(smallFinal.files[0].bytes)).toBe(true);
   });
 

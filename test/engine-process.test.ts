@@ -83,7 +83,7 @@ describe('EngineProcess', () => {
 
     const small = await engine.enhance({ input: await scenePng(32, 24, 1), name: 'small.png', options: { model: 'x4fast' } }, { logger });
     expect(small.output).toMatchObject({ width: 128, height: 96 });
-    expect(await sharp(small.png).metadata()).toMatchObject({ format: 'png', width: 128, height: 96 });
+    expect(await sharp(small.image).metadata()).toMatchObject({ format: 'png', width: 128, height: 96 });
     expect(engine.pid).toBeDefined();
     expect(engine.pid).not.toBe(first);
     // The results crossed as files in the data folder, and none is left there.
@@ -113,7 +113,7 @@ describe('EngineProcess', () => {
       const [done, result] = await completed;
       expect(done.id).toBe(after.id);
       expect(result.output).toMatchObject({ width: 128, height: 96 });
-      expect(await sharp(await queue.readOutput(after.id, 'png')).metadata()).toMatchObject({ width: 128, height: 96 });
+      expect(await sharp(await queue.readOutput(after.id, 'result')).metadata()).toMatchObject({ width: 128, height: 96 });
     } finally {
       await worker.close(0);
       await queue.close();

@@ -37,7 +37,7 @@ describe.each(['x4fast', 'x4plus'])('%s on a natural picture', (model) => {
     const result = await enhance({ input: scene, name: 'scene.png', options: { model, tile: 0, tune: 'raw' } });
     expect(result.output).toMatchObject({ width: 384, height: 384, channels: 3 });
     expect(result.tiles).toBe(1);
-    whole = (await pixels(result.png)).samples;
+    whole = (await pixels(result.image)).samples;
   });
 
   it('--tile 0 --raw equals a plain whole-image run of the model', async () => {
@@ -50,7 +50,7 @@ describe.each(['x4fast', 'x4plus'])('%s on a natural picture', (model) => {
   it('tile 32 blends to the whole-image result without seams', async () => {
     const tiled = await enhance({ input: scene, name: 'scene.png', options: { model, tile: 32, tune: 'raw' } });
     expect(tiled.tiles).toBe(9);
-    const db = psnr((await pixels(tiled.png)).samples, whole);
+    const db = psnr((await pixels(tiled.image)).samples, whole);
     expect(db).toBeGreaterThanOrEqual(model === 'x4plus' ? 40 : 50);
   });
 
@@ -98,7 +98,7 @@ describe('the gentle touch-up', () => {
     const [raw, gentle] = await Promise.all(
       (['raw', 'gentle'] as const).map(async (tune) => {
         const result = await enhance({ input: scene, name: 'scene.png', options: { model: 'x4fast', tile, tune } });
-        return (await pixels(result.png)).samples;
+        return (await pixels(result.image)).samples;
       }),
     );
     const reference = gentleReference(raw, 384, 384);

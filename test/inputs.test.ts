@@ -100,7 +100,7 @@ describe('awkward inputs come out right', () => {
     expect((await sharp(cmyk).metadata()).space).toBe('cmyk');
     const result = await run(cmyk, { tune: 'raw' });
     expect(result.output).toMatchObject({ width: 192, height: 128, channels: 3 });
-    const back = await sharp(result.png).resize(48, 32, { kernel: 'lanczos3' }).raw().toBuffer();
+    const back = await sharp(result.image).resize(48, 32, { kernel: 'lanczos3' }).raw().toBuffer();
     expect(psnr(back, (await pixels(scene)).samples)).toBeGreaterThan(22);
   });
 
@@ -111,7 +111,7 @@ describe('awkward inputs come out right', () => {
     expect((await sharp(palette).metadata()).isPalette).toBe(true);
     const result = await run(palette);
     expect(result.output).toMatchObject({ width: 96, height: 64, channels: 4 });
-    const out = await pixels(result.png);
+    const out = await pixels(result.image);
     const alphaAt = (x: number, y: number) => out.samples[(y * 96 + x) * 4 + 3];
     expect(alphaAt(10, 30)).toBe(255);
     expect(alphaAt(85, 30)).toBe(0);
@@ -121,7 +121,7 @@ describe('awkward inputs come out right', () => {
     const rgba = await sharp(scene).ensureAlpha(0.5).png().toBuffer();
     const result = await run(rgba, { alpha: 'model' });
     expect(result.tiles).toBe(2);
-    const out = await pixels(result.png);
+    const out = await pixels(result.image);
     expect(out.channels).toBe(4);
     expect(Math.abs(out.samples[3] - 128)).toBeLessThanOrEqual(3);
   });
@@ -133,14 +133,14 @@ describe('awkward inputs come out right', () => {
     expect((await sharp(png16).metadata()).depth).toBe('ushort');
     const result = await run(png16);
     expect(result.output).toMatchObject({ width: 160, height: 96, bits: 16 });
-    const meta = await sharp(result.png).metadata();
+    const meta = await sharp(result.image).metadata();
     expect(meta.depth).toBe('ushort');
     // Real 16-bit data, not 8-bit values spread out: many samples are not multiples of 257.
-    const { samples } = await pixels(result.png, 'ushort');
+    const { samples } = await pixels(result.image, 'ushort');
     expect(samples.filter((v) => v % 257 !== 0).length).toBeGreaterThan(samples.length / 2);
     // The same picture in 8 bits gives the same result to within rounding.
     const png8 = await sharp(png16).toColourspace('srgb').png().toBuffer();
-    const eight = (await pixels((await run(png8)).png)).samples;
+    const eight = (await pixels((await run(png8)).image)).samples;
     expect(psnr(Array.from(samples, (v) => v / 257), eight)).toBeGreaterThan(40);
   });
 
@@ -149,7 +149,7 @@ describe('awkward inputs come out right', () => {
     expect((await sharp(grey).metadata()).channels).toBe(1);
     const result = await run(grey);
     expect(result.output.channels).toBe(1);
-    expect((await sharp(result.png).metadata()).channels).toBe(1);
+    expect((await sharp(result.image).metadata()).channels).toBe(1);
   });
 
   it('a 1x1 image gives 4x4', async () => {
@@ -174,7 +174,7 @@ describe('awkward inputs come out right', () => {
     const result = await run(jpeg);
     // Rotated a quarter turn: 48x32 becomes 32x48, then 4x.
     expect(result.output).toMatchObject({ width: 128, height: 192 });
-    const out = await sharp(result.png).metadata();
+    const out = await sharp(result.image).metadata();
     expect(out.exif).toBeUndefined();
     expect(out.orientation).toBeUndefined();
   });
@@ -182,6 +182,6 @@ describe('awkward inputs come out right', () => {
   it.each([2, 3, 4] as const)('scale %i gives that size', async (scale) => {
     const result = await run(scene, { scale });
     expect(result.output).toMatchObject({ width: 48 * scale, height: 32 * scale });
-    expect((await sharp(result.png).metadata()).width).toBe(48 * scale);
+    expect((await sharp(result.image).metadata()).width).toBe(48 * scale);
   });
 });

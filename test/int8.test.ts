@@ -57,7 +57,7 @@ describe.each(['x4fast', 'x4plus'])('%s int8 against float32', (model) => {
         run(input, { model, precision: 'fp32' }),
         run(jpeg, { model, precision: 'fp32' }),
         run(input, { model, precision: 'int8' }),
-      ].map(async (p) => pixels((await p).png)));
+      ].map(async (p) => pixels((await p).image)));
       expect(int8.width).toBe(fp32.width);
       const yardstick = psnr(fp32.samples, fromJpeg.samples);
       const closeness = psnr(fp32.samples, int8.samples);
@@ -69,7 +69,7 @@ describe.each(['x4fast', 'x4plus'])('%s int8 against float32', (model) => {
 
   it.each(['rocket-nose.png', 'rocket-sky.png'])('%s: the error in the flat sky has no grid, banding or blocks', async (name) => {
     const input = fs.readFileSync(path.join(PHOTOS, name));
-    const [fp32, int8] = await Promise.all([run(input, { model, precision: 'fp32' }), run(input, { model, precision: 'int8' })].map(async (p) => pixels((await p).png)));
+    const [fp32, int8] = await Promise.all([run(input, { model, precision: 'fp32' }), run(input, { model, precision: 'int8' })].map(async (p) => pixels((await p).image)));
     // The top-left 32x32 input pixels are clear evening sky: 128x128 output pixels. The model works per input
     // pixel (x4fast's last layer makes each 4x4 output block from one), so its error is judged per input pixel
     // (the mean of its block) and, separately, per position inside the blocks.
@@ -215,7 +215,7 @@ describe('precision through the pipeline', () => {
     expect(whole.output).toEqual({ width: 160, height: 160, channels: 4, bits: 16 });
     expect(tiled.output).toEqual(whole.output);
     expect(tiled.tiles).toBeGreaterThan(1);
-    const [a, b] = await Promise.all([pixels(whole.png, 'ushort'), pixels(tiled.png, 'ushort')]);
+    const [a, b] = await Promise.all([pixels(whole.image, 'ushort'), pixels(tiled.image, 'ushort')]);
     expect(psnr(a.samples, b.samples, 65535)).toBeGreaterThan(40);
   });
 });

@@ -73,8 +73,8 @@ describe('LocalQueue and Worker on the real models', () => {
     expect(result.ms.infer).toBeGreaterThan(0);
     expect(result.ms.render).toBeGreaterThan(0);
     const reading = delivered[0].files;
-    expect(Object.keys(result.outputs!).sort()).toEqual(['compare', 'pdf', 'png', 'preview']);
-    expect(await sharp(reading.get('png')!).metadata()).toMatchObject({ format: 'png', width: 128, height: 96 });
+    expect(Object.keys(result.outputs!).sort()).toEqual(['compare', 'pdf', 'preview', 'result']);
+    expect(await sharp(reading.get('result')!).metadata()).toMatchObject({ format: 'png', width: 128, height: 96 });
     expect(await sharp(reading.get('preview')!).metadata()).toMatchObject({ format: 'jpeg', width: 128, height: 96 });
     expect((await sharp(reading.get('compare')!).metadata()).format).toBe('jpeg');
     expect(reading.get('pdf')!.subarray(0, 5).toString()).toBe('%PDF-');
@@ -99,7 +99,7 @@ describe('LocalQueue and Worker on the real models', () => {
       queue.events().on('progress', () => order.push('progress'));
       queue.events().on('completed', () => order.push('completed'));
       const [result] = await run({ input: await scenePng(size, size, 7), name: 'photo.png', earlyPreview: true, options: { model, tile, scale } });
-      const final = delivered[0].files.get('png')!;
+      const final = delivered[0].files.get('result')!;
       expect(order[0]).toBe('preview');
       expect(order.at(-1)).toBe('completed');
       expect(signature).toBe(result.signature);

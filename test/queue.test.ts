@@ -110,14 +110,14 @@ describe('LocalQueue and Worker', () => {
     (await engine.next()).finish();
     const [, result] = await completed;
     // Events carry sizes, never bytes: a 4x PNG can be hundreds of megabytes.
-    expect(Object.keys(result.outputs!).sort()).toEqual(['compare', 'pdf', 'png', 'preview']);
+    expect(Object.keys(result.outputs!).sort()).toEqual(['compare', 'pdf', 'preview', 'result']);
     expect(JSON.stringify(result).length).toBeLessThan(3000);
     await deliveredA;
     expect(delivered.map((d) => d.job.request.name)).toEqual(['a.png']);
     // Delivered: the spool entry and the stored outputs are gone.
     expect(fs.readdirSync(path.join(dir, 'jobs'))).toEqual([b.id]);
     expect(fs.readdirSync(path.join(dir, 'results'))).not.toContain(a.id);
-    await expect(queue.readOutput(a.id, 'png')).rejects.toThrow(`job ${a.id} has no stored png`);
+    await expect(queue.readOutput(a.id, 'result')).rejects.toThrow(`job ${a.id} has no stored result`);
     expect(await queue.getJob(a.id)).toMatchObject({ state: 'completed', position: 0, etaMs: 0 });
     expect(await queue.getJob(b.id)).toMatchObject({ state: 'active', position: 1 });
     (await engine.next()).finish();
@@ -129,7 +129,7 @@ describe('LocalQueue and Worker', () => {
     const { queue, worker, engine } = setup({
       deliver: async (job, outcome) => {
         if (outcome.state !== 'completed') return;
-        for (const kind of ['png', 'preview', 'compare'] as const) {
+        for (const kind of ['result', 'preview', 'compare'] as const) {
           const bytes = await queue.readOutput(job.id, kind);
           const meta = await sharp(bytes).metadata();
           seen[kind] = { width: meta.width, format: meta.format, bytes: bytes.length };
@@ -148,7 +148,7 @@ describe('LocalQueue and Worker', () => {
     worker.run();
     await done;
     expect([mine, other]).toEqual([['t.png'], ['d.png']]);
-    expect(seen.png).toMatchObject({ width: 128, format: 'png' });
+    expect(seen.result).toMatchObject({ width: 128, format: 'png' });
     expect(seen.preview).toMatchObject({ width: 128, format: 'jpeg' });
     expect(seen.compare?.format).toBe('jpeg');
   });
@@ -331,7 +331,7 @@ describe('LocalQueue and Worker', () => {
       tries++;
       if (tries <= failures) throw new Error(`chat API unreachable (try ${tries})`);
       if (outcome.state !== 'completed') throw new Error(`not completed: ${outcome.state}`);
-      received.push({ id: job.id, width: (await sharp(await queue().readOutput(job.id, 'png')).metadata()).width });
+      received.push({ id: job.id, width: (await sharp(await queue().readOutput(job.id, 'result')).metadata()).width });
     };
     const first: ReturnType<typeof setup> = setup({ retry, deliver: flaky(() => first.queue, 100) });
     first.engine.auto = true;
@@ -344,7 +344,7 @@ describe('LocalQueue and Worker', () => {
     await first.queue.close();
     // Still there: the job, how it ended, its failed attempts and its PNG.
     expect(fs.readdirSync(path.join(dir, 'jobs', job.id)).sort()).toEqual(['delivery.json', 'input', 'job.json', 'outcome.json']);
-    expect(fs.existsSync(path.join(dir, 'results', job.id, 'png'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'results', job.id, 'result'))).toBe(true);
 
     tries = 0;
     const second: ReturnType<typeof setup> = setup({ retry, deliver: flaky(() => second.queue, 1) });

@@ -72,7 +72,7 @@ describe.skipIf(redisMissing)('every door on the queue on Redis', () => {
     const events = await (await fetch(`${base}${p}/events?${query}`)).text();
     expect(events).toMatch(/event: progress\ndata: \{"tilesDone":\d+,"tilesTotal":\d+/);
     expect(events).toMatch(/event: done\ndata: \{[^\n]*"state":"completed"/);
-    const png = Buffer.from(await (await fetch(`${base}${p}/file/png?${query}`)).arrayBuffer());
+    const png = Buffer.from(await (await fetch(`${base}${p}/file/result?${query}`)).arrayBuffer());
     expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 640, height: 512 });
 
     // Telegram: a photo in, its PNG 4x as a document in reply, the status message edited to Done.

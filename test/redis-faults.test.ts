@@ -181,7 +181,7 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     await done;
     expect(s.delivered.map((j) => j.request.name)).toEqual(['kept.png']);
     expect(attempts).toBe(2);
-    await expect(queue.readOutput(job.id, 'png')).rejects.toThrow('has no stored png');
+    await expect(queue.readOutput(job.id, 'result')).rejects.toThrow('has no stored result');
   });
 
   it('stores the end of a job that ended while Redis was out of memory once there is room, and delivers it', async () => {
@@ -219,7 +219,7 @@ describe.skipIf(redisMissing)('the queue on Redis when Redis fails', () => {
     worker.run();
     await done;
     expect(s.delivered.map((j) => j.request.name)).toEqual(['restart.png']);
-    await expect(queue.readOutput(job.id, 'png')).rejects.toThrow('has no stored png');
+    await expect(queue.readOutput(job.id, 'result')).rejects.toThrow('has no stored result');
     expect(await queue.getJob(job.id)).toMatchObject({ state: 'completed', position: 0 });
   });
 });

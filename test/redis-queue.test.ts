@@ -136,7 +136,7 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
     await done;
     expect(log.filter((l) => l.startsWith('started'))).toEqual(['started a.png']);
     expect(delivered.map((d) => [d.job.request.name, d.outcome.state])).toContainEqual(['b.png', 'cancelled']);
-    await expect(queue.readOutput(b.id, 'png')).rejects.toThrow('has no stored png');
+    await expect(queue.readOutput(b.id, 'result')).rejects.toThrow('has no stored result');
   });
 
   it('reads outputs from Redis until delivered, tries a failing delivery again, and closes a permanent failure', async () => {
@@ -147,7 +147,7 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
       deliver: async (job, outcome) => {
         if (job.request.name === 'gone.png') throw new PermanentDeliveryError('the chat is gone');
         if (failures-- > 0) throw new Error('chat API down');
-        if (outcome.state === 'completed') outputs.push((await queueRef!.readOutput(job.id, 'png')).length);
+        if (outcome.state === 'completed') outputs.push((await queueRef!.readOutput(job.id, 'result')).length);
       },
     });
     queueRef = queue;
@@ -161,7 +161,7 @@ describe.skipIf(redisMissing)('RedisQueue and RedisJobSource', () => {
     expect(undelivered).toEqual([100, 200]);
     expect(outputs).toHaveLength(1);
     expect(outputs[0]).toBeGreaterThan(100);
-    await expect(queue.readOutput(ok.id, 'png')).rejects.toThrow('has no stored png');
+    await expect(queue.readOutput(ok.id, 'result')).rejects.toThrow('has no stored result');
     expect(await queue.getJob(ok.id)).toMatchObject({ state: 'completed', position: 0 });
 
     const gone = await queue.submit(await request('gone.png', 2));

@@ -85,9 +85,10 @@ async function render(request: EnhanceRequest, context: EnhanceContext): Promise
   const png = await image.resize(width, height, { kernel: 'nearest' }).png().toBuffer();
   const ms = { load: 0, decode: 0, infer: 1, encode: 0, total: 1 };
   return {
-    png,
+    image: png,
     input: { width: meta.width!, height: meta.height!, channels: 3, bits: 8, format: meta.format! },
     output: { width, height, channels: 3, bits: 8 },
+    format: 'png',
     options,
     modelSha256: 'scripted',
     device: 'cpu',

@@ -333,7 +333,7 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     const [[smallButton]] = api.stored(ALICE.id, await statusOf(small)).reply_markup.inline_keyboard;
     expect(smallButton.url).toMatch(new RegExp(`^${publicUrl}/job/\\w+\\?e=\\d+&s=`));
     const smallLink = splitLink(smallButton.url.slice(publicUrl.length));
-    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/png?${smallLink.query}`)).arrayBuffer());
+    const smallPng = Buffer.from(await (await fetch(`${publicUrl}${smallLink.path}/file/result?${smallLink.query}`)).arrayBuffer());
     expect(smallPng.equals(document.file('document').bytes)).toBe(true);
 
     // /help says where larger results go.

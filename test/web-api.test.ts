@@ -55,7 +55,7 @@ describe('the API for scripts', () => {
     const done = await untilEnded(base, id, bearer);
     expect(done).toMatchObject({ id, state: 'completed', name: 'scene.png', link, result: { output: { width: 96, height: 64 }, options: { model: 'x4fast', scale: 2 } } });
     const { path: p, query } = splitLink(link);
-    const png = Buffer.from(await (await fetch(`${base}${p}/file/png?${query}`)).arrayBuffer());
+    const png = Buffer.from(await (await fetch(`${base}${p}/file/result?${query}`)).arrayBuffer());
     expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 96, height: 64 });
 
     // Another key (another script) and no key at all learn nothing of it, not even that it exists.

@@ -229,7 +229,7 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-png').click()]);
     expect(await sharp(fs.readFileSync((await download.path())!)).metadata()).toMatchObject({ format: 'png', width: 768, height: 576 });
     // The first job's link still shows its own 2x result.
-    const before = await (await fetch(`${running.base}${splitLink(link).path}/file/png?${splitLink(link).query}`)).arrayBuffer();
+    const before = await (await fetch(`${running.base}${splitLink(link).path}/file/result?${splitLink(link).query}`)).arrayBuffer();
     expect(await sharp(Buffer.from(before)).metadata()).toMatchObject({ width: 384, height: 288 });
   }, 420_000);
 

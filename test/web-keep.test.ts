@@ -20,7 +20,7 @@ function job(id: string, over: Partial<KeptJob> = {}): KeptJob {
     name: 'a.png',
     createdAt: 1_000,
     expires: 100_000,
-    options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto', precision: 'fp32' },
+    options: { model: 'x4fast', scale: 4, tile: 'auto', tune: 'gentle', alpha: 'resize', device: 'auto', precision: 'fp32', format: 'png' },
     report: false,
     format: 'png',
     width: 10,
@@ -54,8 +54,8 @@ describe('keep', () => {
 
   it('never makes a path from anything but a job id and a fixed kind', async () => {
     const keep = new Keep(dir, 1e9);
-    expect(() => keep.file('../../etc', 'png')).toThrow('not a job id: "../../etc"');
-    expect(() => keep.file('000000001aaaaaa', '../x' as 'png')).toThrow('not a kept kind: "../x"');
+    expect(() => keep.file('../../etc', 'result')).toThrow('not a job id: "../../etc"');
+    expect(() => keep.file('000000001aaaaaa', '../x' as 'result')).toThrow('not a kept kind: "../x"');
     expect(await keep.get('../../etc/passwd')).toBeUndefined();
   });
 });

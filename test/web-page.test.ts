@@ -229,7 +229,7 @@ describe.skipIf(!haveChromium)('the job page on the real service', () => {
 
   it('no console error and no 404 on the upload page, a job page, a forged link and a download; the icon is there', async () => {
     const { path: p, query } = splitLink(links.square);
-    const pages = { upload: '/', job: links.square, forged: `${p}?e=${splitLink(links.square).expires}&s=${'A'.repeat(43)}`, download: `${p}/file/png?${query}` };
+    const pages = { upload: '/', job: links.square, forged: `${p}?e=${splitLink(links.square).expires}&s=${'A'.repeat(43)}`, download: `${p}/file/result?${query}` };
     for (const [name, route] of Object.entries(pages)) {
       // A fresh browser each time: chromium asks for a site's icon once and keeps the answer.
       const context = await browser.newContext(DESKTOP.options);

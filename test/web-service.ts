@@ -48,6 +48,6 @@ export async function followChatLink(publicUrl: string, url: string) {
   expect((await fetch(url)).status).toBe(200);
   const state = (await (await fetch(`${publicUrl}${link.path}/state?${link.query}`)).json()) as { state: string; result: { signature: string } };
   expect(state.state).toBe('completed');
-  const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/png?${link.query}`)).arrayBuffer());
+  const png = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/result?${link.query}`)).arrayBuffer());
   return { link, signature: state.result.signature, png };
 }

@@ -100,16 +100,16 @@ describe('links and limits', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('referrer-policy')).toBe('no-referrer');
     expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
-    const png = Buffer.from(await (await fetch(`${base}${p}/file/png?${query}`)).arrayBuffer());
+    const png = Buffer.from(await (await fetch(`${base}${p}/file/result?${query}`)).arrayBuffer());
     expect(await sharp(png).metadata()).toMatchObject({ width: 256, height: 192, format: 'png' });
 
     // One character of the signature changed; the expiry moved later with the old signature; no query at all.
     const s = new URLSearchParams(query).get('s')!;
     const forged = [
-      `${p}/file/png?e=${expires}&s=${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`,
-      `${p}/file/png?e=${expires + 86_400_000}&s=${s}`,
+      `${p}/file/result?e=${expires}&s=${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`,
+      `${p}/file/result?e=${expires + 86_400_000}&s=${s}`,
       `${p}/file/png`,
-      `${p.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/file/png?${query}`,
+      `${p.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/file/result?${query}`,
     ];
     for (const route of forged) {
       const response = await fetch(`${base}${route}`);
@@ -120,7 +120,7 @@ describe('links and limits', () => {
 
     // The link's own expiry (upload + keepFor): the only wait is for the clock to pass it.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, expires - Date.now() + 100)));
-    for (const route of [link, `${p}/file/png?${query}`]) {
+    for (const route of [link, `${p}/file/result?${query}`]) {
       const response = await fetch(`${base}${route}`);
       expect(response.status).toBe(410);
       const text = await response.text();
