@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
+import { flag, folder, oneOf, requestOption, wholeNumber } from './config/fields.js';
 import { checkLayers, readConfigFile, type Origins } from './config/layers.js';
 import { MAX_INPUT_PIXELS } from './limits.js';
 import type { AnySection, SectionValues } from './config/section.js';
@@ -63,6 +63,11 @@ const coreSchema = z.strictObject({
   cache: z.strictObject({
     /** Results kept for repeat requests; the oldest go first past this. 0 turns the cache off. */
     maxBytes: wholeNumber(0, Number.MAX_SAFE_INTEGER),
+  }),
+  /** What of a photo's own metadata its result keeps (docs/doors.md#metadata). */
+  metadata: z.strictObject({
+    /** Keep the EXIF GPS position; off by default, since a result is often shared further than its photo was. */
+    keepGps: flag(),
   }),
   /** On SIGINT/SIGTERM, how long the running job may take to finish before it is stopped and kept for next start. */
   shutdownGraceMs: wholeNumber(0, 3_600_000),
@@ -121,6 +126,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   gpu: 0,
   limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
   cache: { maxBytes: 2_000_000_000 },
+  metadata: { keepGps: false },
   shutdownGraceMs: 15_000,
   delivery: { retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 },
   http: { port: 0, host: '127.0.0.1' },
@@ -143,6 +149,7 @@ export const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_GPU: 'gpu',
   ENHANCER_REDIS_URL: 'redis.url',
   ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
+  ENHANCER_KEEP_GPS: 'metadata.keepGps',
 };
 
 export interface LoadConfigOptions<Sections extends readonly AnySection[]> {

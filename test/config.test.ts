@@ -57,6 +57,7 @@ describe('config', () => {
     // The file's object replaces the default presets; relative folders: the file's from the project, a variable's from here.
     expect(config.sections.hotfolder).toEqual({
       enabled: false,
+      format: 'png',
       pdf: false,
       settleMs: 1500,
       inbox: path.join(root, 'drop'),
@@ -81,7 +82,7 @@ describe('config', () => {
     file({ hotfolder: { settleMs: 'soon' } });
     expect(failure()).toMatch(/^config: hotfolder.settleMs must be a whole number from 50 to 600000 \(got "soon" from .*enhancer.json\)$/);
     file({ hotfolder: { watch: true } });
-    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, inbox, outbox, pdf, settleMs, presets, locale$/);
+    expect(failure()).toMatch(/^config: unknown key hotfolder.watch \(from .*enhancer.json\); known keys: enabled, inbox, outbox, pdf, settleMs, presets, locale, format$/);
     file({ hotfolder: { outbox: '' } });
     expect(failure()).toMatch(/^config: hotfolder.outbox must be a folder path \(got "" from .*enhancer.json\)$/);
     file({ hotfolder: 'yes' });
@@ -89,9 +90,11 @@ describe('config', () => {
     file({ hotfolder: { presets: { done: { model: 'x4fast' } } } });
     expect(failure()).toMatch(/^config: hotfolder.presets.done: a preset name is a folder name/);
     file({ hotfolder: { presets: { big: { scale: 8 } } } });
-    expect(failure()).toMatch(/^config: hotfolder.presets.big.scale: scale must be 2, 3 or 4 \(got 8\) from /);
+    expect(failure()).toMatch(/^config: hotfolder.presets.big.scale: scale must be 1, 2, 3 or 4 \(got 8\) from /);
     file({ hotfolder: { presets: { big: { size: 8 } } } });
-    expect(failure()).toMatch(/^config: unknown key hotfolder.presets.big.size \(from .*\); known keys: model, scale, tile, tune, alpha, device, precision, report$/);
+    expect(failure()).toMatch(/^config: hotfolder.presets.big.size: size must be a whole number of pixels from 16 to 16384, the output's long side \(got 8\) from /);
+    file({ hotfolder: { presets: { big: { width: 8 } } } });
+    expect(failure()).toMatch(/^config: unknown key hotfolder.presets.big.width \(from .*\); known keys: model, scale, tile, tune, alpha, device, precision, format, quality, size, report$/);
     fs.writeFileSync(path.join(root, 'config', 'enhancer.json'), '{ not json');
     expect(failure()).toMatch(/^config: .*enhancer.json is not valid JSON/);
     expect(failure({ ENHANCER_CONFIG: path.join(root, 'missing.json') })).toMatch(/^config: cannot read .*missing.json \(ENOENT\)$/);
@@ -100,7 +103,7 @@ describe('config', () => {
   it('names every known top-level key, the sections\' too, for one it does not know', () => {
     file({ inbox: 'inbox' });
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
-      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, models, model, device, precision, tile, logLevel, logFormat, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
+      /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, models, model, device, precision, tile, logLevel, logFormat, threads, gpu, limits, cache, metadata, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
     );
   });
 

@@ -91,7 +91,7 @@ describe('bad inputs are refused with a clear reason', () => {
   it('an SVG, which could reference other files', () =>
     refused(run(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>')), /SVG input is not accepted/));
   it('an unknown model names the allowed ones', () => refused(run(scene, { model: 'x9' }), /unknown model "x9": allowed models are x4plus, x4fast, anime, anime-fast$/));
-  it('a bad option names the option and what is allowed', () => refused(run(scene, { scale: 5 }), /scale must be 2, 3 or 4 \(got 5\)/));
+  it('a bad option names the option and what is allowed', () => refused(run(scene, { scale: 5 }), /scale must be 1, 2, 3 or 4 \(got 5\)/));
 });
 
 describe('awkward inputs come out right', () => {

@@ -14,6 +14,7 @@ import { bench, benchOne } from '../bench/bench.js';
 import { benchEta } from '../bench/eta-bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchSizes } from '../bench/sizes-bench.js';
+import { benchFormats } from '../bench/formats-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
 import { findModel, readManifest } from '../models/manifest.js';
@@ -34,6 +35,7 @@ export const USAGE = `usage:
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
   enhancer bench --sizes [--model NAME] [--json]   a smaller output: full size then reduce, or reduce first
+  enhancer bench --formats [--model NAME] [--json] bytes per pixel and PSNR of each format against the PNG
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
@@ -107,6 +109,7 @@ async function benchCommand(args: string[]): Promise<number> {
     queue: { type: 'boolean' },
     eta: { type: 'boolean' },
     sizes: { type: 'boolean' },
+    formats: { type: 'boolean' },
     repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -130,6 +133,10 @@ async function benchCommand(args: string[]): Promise<number> {
   }
   if (values.eta) {
     await benchEta(Boolean(values.json));
+    return 0;
+  }
+  if (values.formats) {
+    await benchFormats(Boolean(values.json), values.model as string | undefined);
     return 0;
   }
   if (values.sizes) {

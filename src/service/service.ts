@@ -115,7 +115,7 @@ export async function startService(options: StartOptions): Promise<Service> {
       closer.add('engine', () => engine.close());
       // The result cache stays on this machine: a hit saves this worker the model, and its files are written by
       // rename, so two workers sharing a data folder do not see each other's halves.
-      const processor = enhanceProcessor({ engine, modelsDir: config.models, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: backend.speeds, maxPixels: config.limits.maxPixels, preparer });
+      const processor = enhanceProcessor({ engine, modelsDir: config.models, cache: new ResultCache(config.data, config.cache.maxBytes), speeds: backend.speeds, maxPixels: config.limits.maxPixels, preparer, keepGps: config.metadata.keepGps });
       worker = new Worker(source, processor, { logger: log, disk: backend.disk });
     }
     closer.add('worker and queue', () =>

@@ -32,7 +32,7 @@ export const has = (key) => lookup(key) !== undefined;
 /**
  * `key` (`web.downloadPng`) said with `values`: `{{name}}` and `{{bytes, size}}` holes, as the catalogue has them.
  * With a `count`, the language's plural form of it (`web.device_one`, `web.device_other`), as i18next picks them.
- * @example t('web.downloadPngSized', { width: 256, height: 192, size: '84 KB' })
+ * @example t('web.downloadSized', { format: 'PNG', width: 256, height: 192, size: '84 KB' })
  */
 export function t(key, values = {}) {
   let line = lookup(key);
