@@ -71,6 +71,20 @@ describe('hot folder', () => {
     expect(await sharp(outbox('three.png')).metadata()).toMatchObject({ width: 72, height: 60 });
   });
 
+  it('writes inbox/webp/ as .webp, the rest in hotfolder.format, and a preset at its size', async () => {
+    const s = new ServiceProcess(dir, withConfig(dir, { model: 'x4fast', hotfolder: { settleMs: 300, format: 'jpeg', presets: { small: { size: 64, format: 'avif' } } } }));
+    service = s;
+    await s.started();
+    fs.writeFileSync(inbox('webp', 'a.png'), await scenePng(24, 20, 1));
+    fs.writeFileSync(inbox('b.png'), await scenePng(24, 20, 2));
+    fs.writeFileSync(inbox('small', 'c.png'), await scenePng(24, 20, 3));
+    await s.until(() => listing(inbox('done')).length === 3, 'three done');
+    expect(listing(outbox()).filter((n) => !n.includes('.preview.') && !n.includes('.compare.') && !n.endsWith('.pdf'))).toEqual(['a.webp', 'b.jpg', 'c.avif']);
+    expect(await sharp(outbox('a.webp')).metadata()).toMatchObject({ format: 'webp', width: 96, height: 80 });
+    expect(await sharp(outbox('b.jpg')).metadata()).toMatchObject({ format: 'jpeg', width: 96, height: 80 });
+    expect(await sharp(outbox('c.avif')).metadata()).toMatchObject({ format: 'heif', width: 64, height: 53 });
+  });
+
   it('turns three images and two bad files dropped at once into three full results and two reasons, and keeps going', async () => {
     const good = { 'one.png': await scenePng(24, 20, 1), 'two.png': await scenePng(20, 24, 2), 'three.jpg': await sharp(await scenePng(28, 28, 3)).jpeg().toBuffer() };
     const bad = { 'empty.jpg': Buffer.alloc(0), 'cut.jpg': await truncatedJpeg() };

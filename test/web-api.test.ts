@@ -39,6 +39,23 @@ async function untilEnded(base: string, id: string, headers: Record<string, stri
 }
 
 describe('the API for scripts', () => {
+  it('takes format, quality and size: the file comes in that format, at that size, with its content type', async () => {
+    running = await startWeb(dir);
+    const { base } = running;
+    const { body } = await upload(base, [{ name: 'scene.png', bytes: await scenePng(48, 32, 3) }], { format: 'webp', quality: '80', size: '100' });
+    const { id, link } = body.jobs![0] as { id: string; link: string };
+    const done = await untilEnded(base, id, {});
+    expect(done).toMatchObject({ state: 'completed', result: { format: 'webp', output: { width: 100, height: 67 }, options: { format: 'webp', quality: 80, size: 100 } } });
+    const { path: p, query } = splitLink(link);
+    const answer = await fetch(`${base}${p}/file/result?${query}`);
+    expect(answer.headers.get('content-type')).toBe('image/webp');
+    const bytes = Buffer.from(await answer.arrayBuffer());
+    expect([bytes.toString('latin1', 0, 4), bytes.toString('latin1', 8, 12)]).toEqual(['RIFF', 'WEBP']);
+    expect(await sharp(bytes).metadata()).toMatchObject({ format: 'webp', width: 100, height: 67 });
+    const refused = await upload(base, [{ name: 'scene.png', bytes: await scenePng(48, 32, 3) }], { format: 'gif' });
+    expect(refused.body.jobs![0].reason).toMatch(/^format must be png, webp, jpeg or avif \(got "gif"\)/);
+  });
+
   it('upload with a Bearer key, read the state, fetch the PNG through the signed link, cancel; a wrong key and someone else\'s job are refused', async () => {
     running = await startWeb(dir, {}, { ENHANCER_WEB_HOST: '0.0.0.0', ENHANCER_WEB_KEY: `${KEY},${OTHER}` });
     const { base, service } = running;
