@@ -169,8 +169,8 @@ export class EngineProcess implements Engine {
       // Aborted while the folder was made: nothing was sent, so nothing is to be stopped.
       if (signal?.aborted) return settle(() => reject(signal.reason));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const { modelsDir = this.options.modelsDir ?? DEFAULT_MODELS_DIR, maxPixels, overlap, region } = context;
-      child.send({ type: 'run', request, context: { modelsDir, maxPixels, overlap, region }, resultFile } satisfies ToChild, () => {});
+      const { modelsDir = this.options.modelsDir ?? DEFAULT_MODELS_DIR, maxPixels, overlap, region, keepGps } = context;
+      child.send({ type: 'run', request, context: { modelsDir, maxPixels, overlap, region, keepGps }, resultFile } satisfies ToChild, () => {});
     });
   }
 
