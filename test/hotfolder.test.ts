@@ -71,16 +71,19 @@ describe('hot folder', () => {
     expect(await sharp(outbox('three.png')).metadata()).toMatchObject({ width: 72, height: 60 });
   });
 
-  it('writes inbox/webp/ as .webp, the rest in hotfolder.format, and a preset at its size', async () => {
-    const s = new ServiceProcess(dir, withConfig(dir, { model: 'x4fast', hotfolder: { settleMs: 300, format: 'jpeg', presets: { small: { size: 64, format: 'avif' } } } }));
+  it('writes inbox/webp/ as .webp, the rest in hotfolder.format, a preset at its size, with GPS when metadata.keepGps', async () => {
+    const config = withConfig(dir, { model: 'x4fast', hotfolder: { settleMs: 300, format: 'jpeg', presets: { small: { size: 64, format: 'avif' } } } });
+    const s = new ServiceProcess(dir, { ...config, ENHANCER_KEEP_GPS: 'on' });
     service = s;
     await s.started();
-    fs.writeFileSync(inbox('webp', 'a.png'), await scenePng(24, 20, 1));
+    const gps = { IFD0: { Make: 'Canon' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '48/1 51/1 24/1' } };
+    fs.writeFileSync(inbox('webp', 'a.png'), await sharp(await scenePng(24, 20, 1)).withExif(gps).png().toBuffer());
     fs.writeFileSync(inbox('b.png'), await scenePng(24, 20, 2));
     fs.writeFileSync(inbox('small', 'c.png'), await scenePng(24, 20, 3));
     await s.until(() => listing(inbox('done')).length === 3, 'three done');
     expect(listing(outbox()).filter((n) => !n.includes('.preview.') && !n.includes('.compare.') && !n.endsWith('.pdf'))).toEqual(['a.webp', 'b.jpg', 'c.avif']);
     expect(await sharp(outbox('a.webp')).metadata()).toMatchObject({ format: 'webp', width: 96, height: 80 });
+    expect((await sharp(outbox('a.webp')).metadata()).exif?.toString('latin1')).toContain('N\0');
     expect(await sharp(outbox('b.jpg')).metadata()).toMatchObject({ format: 'jpeg', width: 96, height: 80 });
     expect(await sharp(outbox('c.avif')).metadata()).toMatchObject({ format: 'heif', width: 64, height: 53 });
   });
