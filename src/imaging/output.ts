@@ -89,7 +89,12 @@ export async function finishImage(image: ModelOutput, options: FinishOptions): P
   const kept = options.kept ?? {};
   const carries = Boolean(kept.exif || kept.icc || kept.density);
   const outBits = format === 'png' ? bits : format === 'avif' && bits === 16 ? 12 : 8;
-  if (format !== 'png' && !carries) return { bytes: await encode(pipeline, format, options.quality, bits), channels, bits: outBits };
+  if (format === 'jpeg' && alpha) {
+    // JPEG has no transparency: on white, as the preview and the PDF show it, rather than libvips' black.
+    pipeline = pipeline.flatten({ background: '#ffffff' });
+  }
+  const outChannels = format === 'jpeg' && alpha ? channels - 1 : channels;
+  if (format !== 'png' && !carries) return { bytes: await encode(pipeline, format, options.quality, bits), channels: outChannels, bits: outBits };
   // A PNG first, its metadata chunks written in; for another format, sharp reads them back from it (keepMetadata)
   // and writes them its own way. Compression level 0 there: the PNG lives only between two steps.
   const png = await pipeline.png({ compressionLevel: format === 'png' ? PNG_LEVEL : 0 }).toBuffer();
@@ -97,7 +102,7 @@ export async function finishImage(image: ModelOutput, options: FinishOptions): P
     ? withMetadata(png, kept, { width: size.width, height: size.height, densityScale: options.densityScale ?? 1, keepGps: options.keepGps ?? false })
     : png;
   if (format === 'png') return { bytes: written, channels, bits };
-  return { bytes: await encode(sharp(written, { limitInputPixels: false }).keepMetadata(), format, options.quality, bits), channels, bits: outBits };
+  return { bytes: await encode(sharp(written, { limitInputPixels: false }).keepMetadata(), format, options.quality, bits), channels: outChannels, bits: outBits };
 }
 
 /** Encodes `pipeline` as `format`; 16-bit samples become 8 bits (12 for AVIF) as each format allows. */
