@@ -119,7 +119,7 @@ describe('hot folder', () => {
     const cut = fs.readFileSync(inbox('failed', 'cut.jpg.error.txt'), 'utf8');
     expect(cut).toBe('the file is damaged or incomplete: send it again, or export it anew\n');
     expect(cut.trim().split('\n')).toHaveLength(1);
-    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'done', 'failed', 'fast', 'raw']);
+    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'avif', 'done', 'failed', 'fast', 'jpeg', 'png', 'raw', 'webp']);
 
     // Still running: the next file is taken, and a same-named drop never overwrites the first result.
     fs.writeFileSync(inbox('one.png'), await scenePng(16, 16, 4));
@@ -153,7 +153,7 @@ describe('hot folder', () => {
     await s.until((logs) => logs.some((l) => l.msg === 'model loaded'), 'the model to load');
     expect(await s.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
     expect(listing(outbox())).toEqual([]);
-    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'done', 'failed', 'fast', 'raw']);
+    expect(listing(inbox())).toEqual(['anime', 'anime-fast', 'avif', 'done', 'failed', 'fast', 'jpeg', 'png', 'raw', 'webp']);
 
     s = start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' });
     await s.started();
