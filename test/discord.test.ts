@@ -205,7 +205,7 @@ describe('discord', () => {
 
     const { signature, png } = await followChatLink(publicUrl, button.url);
     expect(png.length).toBeGreaterThan(60_000);
-    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result.png')))).toBe(true);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result')))).toBe(true);
     expect(await meta(png)).toMatchObject({ format: 'png', width: 384, height: 384 });
 
     // An answer whose PNG fits is the usual one, with the link too.

@@ -320,7 +320,7 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     // The link opens the job page, valid for web.keepFor (7 days), and the PNG behind it is the engine's, 4x.
     const { link, signature, png } = await followChatLink(publicUrl, button.url);
     expect(png.length).toBeGreaterThan(40_000);
-    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result.png')))).toBe(true);
+    expect(png.equals(fs.readFileSync(path.join(dir, 'data', 'cache', signature, 'result')))).toBe(true);
     expect(await decoded({ bytes: png })).toMatchObject({ format: 'png', width: 384, height: 384 });
     const before = Buffer.from(await (await fetch(`${publicUrl}${link.path}/file/input?${link.query}`)).arrayBuffer());
     expect(before.equals(input)).toBe(true);
