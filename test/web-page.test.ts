@@ -200,7 +200,7 @@ describe.skipIf(!haveChromium)('the job page on the real service', () => {
       await page.getByRole('button', { name: 'Enhance', exact: true }).click();
       const link = await page.locator('#jobs li').first().getAttribute('data-link');
       const [fields] = await sentBy(page);
-      expect(fields).toEqual({ model: 'x4fast', scale: '2', tune: 'raw', pdf: 'on' });
+      expect(fields).toEqual({ model: 'x4fast', scale: '2', size: '', format: 'png', tune: 'raw', pdf: 'on' });
 
       const job = await context.newPage();
       problems.push(...watchProblems(job));
@@ -210,6 +210,7 @@ describe.skipIf(!haveChromium)('the job page on the real service', () => {
       // Named by use: the choice says what the model is for; the summary says what it is.
       expect(await job.locator('#again-model option:checked').textContent()).toBe('Photos, fast');
       expect(await job.locator('#again-scale').inputValue()).toBe('2');
+      expect(await job.locator('#again-format').inputValue()).toBe('png');
       expect(await job.locator('#again-tune').inputValue()).toBe('raw');
       expect(await job.locator('#again-pdf').isChecked()).toBe(true);
       const summary = await job.locator('#summary').innerText();

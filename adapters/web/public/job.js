@@ -216,6 +216,12 @@ async function offerAgain(s) {
   if (![...select.options].some((o) => o.value === s.options.model)) select.append(new Option(s.options.model, s.options.model));
   select.value = s.options.model;
   $('again-scale').value = String(s.options.scale);
+  // A size the form does not offer (one a script asked for) is listed by its number, so the form says what ran.
+  const size = $('again-size');
+  const asked = s.options.size === undefined ? '' : String(s.options.size);
+  if (![...size.options].some((o) => o.value === asked)) size.append(new Option(`${asked} px`, asked));
+  size.value = asked;
+  $('again-format').value = s.options.format ?? 'png';
   $('again-tune').value = s.options.tune;
   $('again-pdf').checked = s.report === true;
   $('again-form').hidden = false;
