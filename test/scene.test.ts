@@ -1,8 +1,11 @@
 /**
  * Photo or drawing (src/pipeline/scene.ts) on the labeled set test/scenes/ (LABELS.tsv; credits in its README):
- * 48 images, 26 photos and 22 drawings from 41 distinct sources, PNG and JPEG q60 to q90.
+ * 48 images, 26 photos and 22 drawings from 44 distinct source images, PNG and JPEG q60 to q90.
  *
- * Measured on this set (2026-12-06): ACCURACY_PENDING
+ * Measured on this set (2026-12-06): 47 of 48 right (97.9%); photos 26 of 26, drawings 21 of 22 (95.5%). The one
+ * mistake: hands.jpg, a scanned pencil drawing whose paper grain reads as a photo's texture (p(drawing) 0.27).
+ * The formula was fitted on this set (and its JPEG re-encodes), so these are training numbers; leaving each source
+ * out of the fit in turn gave the same table for these 48 files. The test holds the floor the issue asks for, not the measured 97.9%.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -95,12 +98,16 @@ describe('readSceneOf', () => {
 describe('the cost', () => {
   it('reads a 12 MP JPEG in well under a second', async () => {
     // 4000x3000, the size of a phone's photo: sharp decodes a JPEG at 1/8 scale when it is to be shrunk that much.
-    const photo = await sharp(path.join(DIR, 'cops.jpg')).resize(4000, 3000, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+    // With grain, as a phone's JPEG has: the entropy decoding, which shrinking while decoding does not skip, grows with it.
+    const big = await sharp(path.join(DIR, 'cops.jpg')).resize(4000, 3000, { fit: 'fill' }).png().toBuffer();
+    const noise = { type: 'gaussian' as const, mean: 0, sigma: 12 };
+    const grain = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#000000', noise } }).png().toBuffer();
+    const photo = await sharp(big).composite([{ input: grain, blend: 'add' }]).jpeg({ quality: 92 }).toBuffer();
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push((await readScene(photo)).ms);
     times.sort((a, b) => a - b);
     console.log(`12 MP JPEG (${(photo.length / 1e6).toFixed(1)} MB): ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
-    // The budget is 150 ms (median measured below it); the bound here leaves room for a machine shared with other runs.
+    // The budget is 150 ms; 45 ms measured (src/pipeline/scene.ts). The bound leaves room for a machine shared with other runs.
     expect(times[2]).toBeLessThan(600);
   });
 });
