@@ -7,6 +7,7 @@
  * the grain, fur and soft shading of a photo) and a logistic formula of the two whose weights are written below with
  * how they were found. On test/scenes/ (26 photos, 22 drawings) it reads 47 of 48 right: every photo, and every
  * drawing but a scanned pencil drawing on grainy paper; the same with every image re-encoded as JPEG q90 or q60.
+ * On images it was not fitted on, docs/models.md#telling-a-photo-from-a-drawing says what it missed.
  *
  * Cost: a 12 MP (4000x3000) JPEG, 3.4 MB with grain, reads in 45 ms (median of 7; 34-62 ms), 20 ms without grain;
  * 12 MP of decoded RGB through {@link readSceneOf} in 25 ms; a full decode of the same JPEG alone takes 84 ms. All
