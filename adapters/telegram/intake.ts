@@ -6,7 +6,7 @@
  */
 import { Composer, InlineKeyboard } from 'grammy';
 import type { Message } from 'grammy/types';
-import { EnhanceError, estimatePngBytes, largestFittingScale, probeImage, reasonTextOf, type Text } from '../../src/index.js';
+import { EnhanceError, estimateJpegBytes, largestFittingScale, probeImage, reasonTextOf, type Text } from '../../src/index.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import type { TelegramContext, TelegramParts } from './context.js';
 import { downloadFile } from './download.js';
@@ -85,9 +85,10 @@ async function take(parts: TelegramParts, ctx: TelegramContext, message: Message
   const scale = asked.options.scale ?? 4;
   const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
   const fitting = largestFittingScale(header.width, header.height, limits.upload, { ...samples, scales: ([4, 3, 2] as const).filter((s) => s <= scale) });
-  // With a link to the web page, the PNG at the asked scale is reached there when it cannot be sent here.
+  // The result goes whole as JPEG when the PNG is too large; only when not even that fits is a smaller scale
+  // offered. With a link to the web page, the PNG at the asked scale is reached there anyway.
   if (fitting !== scale && !options.links) {
-    const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
+    const bytes = estimateJpegBytes(header.width, header.height, scale);
     const why = prefix + t('telegram.tooLarge', { scale, width: header.width, height: header.height, bytes, limit: limits.upload });
     if (fitting === null) return answer(why + t('telegram.evenTwo'));
     const buttons = new InlineKeyboard();
