@@ -109,10 +109,11 @@ describe('config', () => {
     expect(failure({ ENHANCER_GPU: 'cuda:1' })).toMatch(/^config: gpu .*"cuda:1".*\$ENHANCER_GPU/);
   });
 
-  it('gives the CLI the models folder, the engine’s threads and GPU and the log format from the environment alone, checked as the service checks them', () => {
-    expect(cliSettings({})).toEqual({ models: path.join(projectRoot, 'models'), threads: 0, gpu: 0, logFormat: 'auto', logColour: true });
-    expect(cliSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2', ENHANCER_MODELS: 'elsewhere', NO_COLOR: '' })).toEqual({
+  it('gives the CLI the models and data folders, the engine’s threads and GPU and the log format from the environment alone, checked as the service checks them', () => {
+    expect(cliSettings({})).toEqual({ models: path.join(projectRoot, 'models'), data: path.join(projectRoot, 'data'), threads: 0, gpu: 0, logFormat: 'auto', logColour: true });
+    expect(cliSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2', ENHANCER_MODELS: 'elsewhere', ENHANCER_DATA: 'state', NO_COLOR: '' })).toEqual({
       models: path.resolve('elsewhere'),
+      data: path.resolve('state'),
       threads: 1,
       gpu: 2,
       logFormat: 'auto',

@@ -16,6 +16,7 @@ import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import { QueueEmitter } from '../emitter.js';
 import { lineEtas } from '../eta.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueChecks, QueueListener } from '../queue.js';
+import type { FirstGuesses } from '../throughput.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
 import { firstLine, OUT_OF_MEMORY, redisRefusal, redisRefusalCode } from './refusal.js';
@@ -32,6 +33,8 @@ export interface RedisQueueOptions {
   deliver: (job: Job, outcome: Outcome) => Promise<void>;
   retry?: RetryPolicy;
   logger?: Logger;
+  /** This machine's first guesses of the models' CPU speeds (the start-up probe's), for ETAs until jobs teach. */
+  guesses?: FirstGuesses;
 }
 
 /** How long `cancel` waits for the worker running the job to say it stopped (it stops between tiles). */
@@ -53,7 +56,7 @@ export class RedisQueue implements EnhanceQueue {
 
   constructor(private readonly options: RedisQueueOptions) {
     this.store = new RedisStore(options.redis);
-    this.speeds = new RedisSpeeds(options.redis);
+    this.speeds = new RedisSpeeds(options.redis, options.guesses);
     this.log = options.logger ?? silentLogger;
     this.line = new Queue<QueuedJob>(JOBS_QUEUE, { connection: options.redis, prefix: PREFIX });
     this.line.on('error', () => {});

@@ -1,0 +1,120 @@
+/**
+ * How fast this machine multiplies matrices through onnxruntime, and what that says of each model before any job
+ * ran: `matmulLimit` is the benchmark's careful limit (a 2048 product, best of 24); `probeSpeed` is a quick one
+ * the service and `enhancer plan` take at start-up; `firstGuesses` turns it into seconds per input megapixel for
+ * each model of the manifest (its `flopsPerPixel`), at the share of the matmul a convolution model reaches.
+ * Learned costs (src/queue/throughput.ts) replace these once jobs ran.
+ */
+import ort from 'onnxruntime-node';
+import type { ModelEntry } from '../models/manifest.js';
+import { ModelProto } from '../models/onnx-schema.js';
+import type { Precision } from '../types.js';
+
+/** A matmul of n x n through onnxruntime on `threads` threads, and a way to time one run of it. */
+async function matmulSession(threads: number, precision: Precision, n: number) {
+  const int8 = precision === 'int8';
+  const info = (name: string, type: number) => ({
+    name,
+    type: { tensor_type: { elem_type: type, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
+  });
+  const [a, b, c] = int8 ? [2, 3, 6] : [1, 1, 1];
+  const model = ModelProto.encode(
+    ModelProto.fromObject({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'matmul',
+        node: [{ op_type: int8 ? 'MatMulInteger' : 'MatMul', input: ['a', 'b'], output: ['c'] }],
+        input: [info('a', a), info('b', b)],
+        output: [info('c', c)],
+      },
+    }),
+  ).finish();
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const feeds = int8
+    ? { a: new ort.Tensor('uint8', new Uint8Array(n * n).fill(3), [n, n]), b: new ort.Tensor('int8', new Int8Array(n * n).fill(-2), [n, n]) }
+    : { a: new ort.Tensor('float32', new Float32Array(n * n).fill(0.5), [n, n]), b: new ort.Tensor('float32', new Float32Array(n * n).fill(0.25), [n, n]) };
+  return {
+    /** GFLOP/s (or GOP/s for int8) of one run. */
+    async run(): Promise<number> {
+      const t = performance.now();
+      await session.run(feeds);
+      return (2 * n ** 3) / ((performance.now() - t) / 1000) / 1e9;
+    },
+    release: () => session.release(),
+  };
+}
+
+/**
+ * GFLOP/s of an n x n float32 matrix product through onnxruntime (or, for int8, giga-operations per second of a
+ * u8 x s8 MatMulInteger, what the int8 convolutions run on), best of `repeat`.
+ *
+ * @example await matmulLimit(2, 'int8') // about 1200-1500 on the 2-core Zen 5 machines, against 430-470 float32
+ */
+export async function matmulLimit(threads: number, precision: Precision = 'fp32', n = 2048, repeat = 24): Promise<number> {
+  const matmul = await matmulSession(threads, precision, n);
+  let best = 0;
+  for (let i = 0; i < repeat; i++) best = Math.max(best, await matmul.run());
+  await matmul.release();
+  return best;
+}
+
+/** What the quick probe measured. */
+export interface Probe {
+  /** Best float32 GFLOP/s of the probe's matmul. */
+  gflops: number;
+  /** The probe's own time, session included, ms. */
+  ms: number;
+  threads: number;
+}
+
+/** The probe's matmul side: a 1024 product is 2.1 GFLOP, 5-12 ms on the 2-core machines. */
+export const PROBE_N = 1024;
+
+/**
+ * A quick look at this machine's float32 speed: a `PROBE_N` matmul, best of `repeat`: 0.5-0.85 s with 8 runs on the 2 cores at a load of 6, hence 6
+ * (session made, buffers faulted in). Not the benchmark's limit: a smaller product reaches less of the machine,
+ * which `EFFICIENCY` below, measured against this very probe, accounts for.
+ *
+ * @example const probe = await probeSpeed(2); // { gflops: 180, ms: 140, threads: 2 }
+ */
+export async function probeSpeed(threads: number, repeat = 6): Promise<Probe> {
+  const t = performance.now();
+  const matmul = await matmulSession(threads, 'fp32', PROBE_N);
+  let best = 0;
+  try {
+    for (let i = 0; i < repeat; i++) best = Math.max(best, await matmul.run());
+  } finally {
+    await matmul.release();
+  }
+  return { gflops: best, ms: performance.now() - t, threads };
+}
+
+/**
+ * The share of the probe's GFLOP/s each model's whole job on the CPU reaches (useful FLOPs, input pixels x
+ * `flopsPerPixel`, over the job's time after the model's load: tiling's overlap, decode, encode and the
+ * activations count against it). Measured on this project's 2-core machines: `probeSpeed(2)` then `enhancer
+ * bench --size 128 --repeat 2 --precision fp32` (see docs/benchmarks.md), s/MP of the median run against the probe's
+ * GFLOP/s. A model the table does not know takes `DEFAULT_EFFICIENCY`, x4plus's (the slowest, so the guess errs
+ * long).
+ */
+export const EFFICIENCY: Readonly<Record<string, number>> = {
+  x4plus: 0.5,
+  x4fast: 0.5,
+  anime: 0.5,
+  'anime-fast': 0.5,
+};
+export const DEFAULT_EFFICIENCY = 0.5;
+
+/**
+ * First guesses of each model's run on this machine's CPU, ms per input megapixel, from the probe: a megapixel's
+ * FLOPs over the GFLOP/s the model reaches.
+ *
+ * @example firstGuesses({ gflops: 180, ms: 140, threads: 2 }, manifest.models).x4fast // about 27 000
+ */
+export function firstGuesses(probe: Probe, models: readonly Pick<ModelEntry, 'name' | 'flopsPerPixel'>[]): Record<string, number> {
+  if (!(probe.gflops > 0)) return {};
+  return Object.fromEntries(
+    models.map((m) => [m.name, (m.flopsPerPixel * 1e6) / (probe.gflops * 1e9 * (EFFICIENCY[m.name] ?? DEFAULT_EFFICIENCY)) * 1000]),
+  );
+}
