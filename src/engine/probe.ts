@@ -91,26 +91,30 @@ export async function probeSpeed(threads: number, repeat = 6): Promise<Probe> {
 }
 
 /**
- * The share of the probe's GFLOP/s each model's whole job on the CPU reaches (useful FLOPs, input pixels x
- * `flopsPerPixel`, over the job's time after the model's load: tiling's overlap, decode, encode and the
- * activations count against it). Measured on this project's 2-core machines: `probeSpeed(2)` then `enhancer
- * bench --size 128 --repeat 2 --precision fp32` (see docs/benchmarks.md), s/MP of the median run against the probe's
- * GFLOP/s. A model the table does not know takes `DEFAULT_EFFICIENCY`, x4plus's (the slowest, so the guess errs
- * long).
+ * The GFLOP/s each model's whole CPU run reaches, as a share of the probe's (useful FLOPs, input pixels x
+ * `flopsPerPixel`, over the run's time after the model's load: decode, activations and encode count against it).
+ * Measured on this project's 2-core machine at a load of 5-7 (2026-12-06): eight rounds of `probeSpeed(2)` then
+ * `enhancer bench --one MODEL --size 192` (whole image, no tiles), twice per model; the probe saw 34-79 GFLOP/s
+ * (mean 50.9), the runs x4plus 65 and 81 GFLOP/s, anime 83 and 39, anime-fast 50 and 39, x4fast 42 and 42:
+ * each model's mean over the probes' mean. A shared machine makes single pairs noisy (a ratio of 0.8 to 2.4 for
+ * the same model), hence the means. The large RRDBNet convolutions (64 channels, 3x3) run at a better rate than a
+ * 1024 matmul; the compact models' PReLU and small layers keep them lower. Tiling a large image recomputes the
+ * overlap (a few percent more): the learned costs take over after the first job. A model not here takes the
+ * lowest share, so its guess errs long.
  */
 export const EFFICIENCY: Readonly<Record<string, number>> = {
-  x4plus: 0.5,
-  x4fast: 0.5,
-  anime: 0.5,
-  'anime-fast': 0.5,
+  x4plus: 1.44,
+  anime: 1.2,
+  'anime-fast': 0.87,
+  x4fast: 0.82,
 };
-export const DEFAULT_EFFICIENCY = 0.5;
+export const DEFAULT_EFFICIENCY = 0.82;
 
 /**
  * First guesses of each model's run on this machine's CPU, ms per input megapixel, from the probe: a megapixel's
  * FLOPs over the GFLOP/s the model reaches.
  *
- * @example firstGuesses({ gflops: 180, ms: 140, threads: 2 }, manifest.models).x4fast // about 27 000
+ * @example firstGuesses({ gflops: 180, ms: 140, threads: 2 }, manifest.models).x4fast // about 16 400
  */
 export function firstGuesses(probe: Probe, models: readonly Pick<ModelEntry, 'name' | 'flopsPerPixel'>[]): Record<string, number> {
   if (!(probe.gflops > 0)) return {};
