@@ -44,7 +44,7 @@ const GOOD_TOKEN = '123456:abcdefghijklmnopqrstuvwxyz0123456789';
 describe('config', () => {
   it('runs on the embedded defaults with inbox/, outbox/ and data/ in the project folder', () => {
     const config = load();
-    expect(config).toMatchObject({ data: path.join(root, 'data'), model: 'x4plus' });
+    expect(config).toMatchObject({ data: path.join(root, 'data'), model: 'auto' });
     expect(config.sections.hotfolder).toEqual({ ...hotfolderSection.defaults, inbox: path.join(root, 'inbox'), outbox: path.join(root, 'outbox') });
     expect(config.delivery).toEqual({ retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 });
   });
@@ -102,6 +102,12 @@ describe('config', () => {
     expect(failure({}, [hotfolderSection, chatSection])).toMatch(
       /^config: unknown key inbox \(from .*enhancer.json\); known keys: data, models, model, device, precision, tile, logLevel, logFormat, threads, gpu, limits, cache, shutdownGraceMs, delivery, http, redis, hotfolder, chat$/,
     );
+  });
+
+  it('takes the plan\'s time target and confirmation threshold in seconds, and refuses one that is not', () => {
+    expect(load({}).limits).toMatchObject({ targetTime: 120, confirmOver: 600 });
+    expect(load({ ENHANCER_TARGET_TIME: '300', ENHANCER_CONFIRM_OVER: '0' }).limits).toMatchObject({ targetTime: 300, confirmOver: 0 });
+    expect(failure({ ENHANCER_TARGET_TIME: '2m' })).toMatch(/^config: limits\.targetTime must be a whole number from 1 to 604800 .*"2m".*\$ENHANCER_TARGET_TIME/);
   });
 
   it('takes the GPU of a worker from ENHANCER_GPU, and refuses one that is not an index', () => {
