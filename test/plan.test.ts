@@ -103,6 +103,19 @@ describe('planJob', () => {
   });
 });
 
+describe('first guesses', () => {
+  it('a learned line beats the probe\'s guess, which beats the constant; a GPU run ignores the CPU probe', () => {
+    const probed = new Costs({}, undefined, undefined, { x4fast: 30_000 });
+    expect(probed.line('x4fast:cpu:run').msPerMP).toBe(30_000);
+    expect(probed.line('x4fast:cpu:preview').msPerMP).toBe(30_000);
+    expect(probed.line('x4fast:cuda:run').msPerMP).toBe(22_000);
+    expect(probed.line('x4plus:cpu:run').msPerMP).toBe(250_000);
+    const learned = new Costs({ 'x4fast:cpu:run': { n: 1, x: 1, y: 12_100, xx: 1, xy: 12_100 } }, undefined, undefined, { x4fast: 30_000 });
+    // One job's size cannot tell the rate from the fixed part: the rate stays the guess, the line goes through it.
+    expect(learned.accelerator({ model: 'x4fast', mp: 1, outMP: 16, previewMP: 0, report: false }, false)).toBeCloseTo(12_100);
+  });
+});
+
 describe('admission and the queue', () => {
   it('resolves auto once at admission, stores the plan on the job, and the worker runs the planned model', async () => {
     const engine = new EngineProcess({ dataDir: dir, env: ENGINE_ENV });
@@ -151,10 +164,18 @@ describe('enhancer plan', () => {
     expect(rows[2]).toMatchObject({ file: 'drawing.png', scene: 'drawing', model: 'anime', reason: 'drawing: anime model' });
   });
 
-  it('the probe takes about a second at most, and its guesses put x4plus 5-20x slower than x4fast', async () => {
+  it('enhancer enhance plans auto the same way, says the plan on stderr and runs its model', async () => {
+    fs.writeFileSync(path.join(dir, 'lines.png'), await drawingPng(48, 36));
+    const run = spawnSync(process.execPath, [BIN, 'enhance', 'lines.png', '--json'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ENHANCER_DATA: path.join(dir, 'empty') } });
+    expect(run.status).toBe(0);
+    expect(run.stderr).toMatch(/^lines\.png: drawing: anime model \(about \d+ s\)\n$/);
+    expect(JSON.parse(run.stdout)).toMatchObject({ model: 'anime', output: { width: 192, height: 144 } });
+  });
+
+  it('the probe takes about a second (more on a crowded machine), and its guesses put x4plus 5-20x slower than x4fast', async () => {
     const probe = await probeSpeed(2);
-    // 0.28-0.63 s measured at a load of 5-7 on the 2 cores; the margin is for a busier machine.
-    expect(probe.ms).toBeLessThan(1500);
+    // 0.28-0.85 s measured at a load of 5-7 on the 2 cores, up to 1.43 s at a load of 10 (five sessions' tests).
+    expect(probe.ms).toBeLessThan(2500);
     expect(probe.gflops).toBeGreaterThan(0);
     const guesses = firstGuesses(probe, manifest.models);
     // bench at 192x192 measured 7.7-9.5x; the issue's figures (182 and 14 s/MP) 13x.

@@ -175,7 +175,16 @@ async function enhanceCommand(args: string[]): Promise<number> {
 
   // As in the service: `auto` is planned (scene and time, said on stderr), and a model not prepared yet is
   // prepared first (in a child process, told on stderr).
-  const options = normalizeOptions({ model: values.model, scale: values.scale, device: values.device, precision: values.precision });
+  // Every option checked before the plan, so a bad one is the only line said.
+  const options = normalizeOptions({
+    model: values.model,
+    scale: values.scale,
+    tile: values.tile,
+    tune: values.raw ? 'raw' : undefined,
+    alpha: values.alpha,
+    device: values.device,
+    precision: values.precision,
+  });
   if (options.model === AUTO_MODEL) {
     const plan = await (await planner(settings)).plan(bytes, options);
     options.model = plan.model;
@@ -191,15 +200,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
       {
         input: bytes,
         name: path.basename(input),
-        options: {
-          model: options.model,
-          scale: values.scale as never,
-          tile: values.tile as never,
-          tune: values.raw ? 'raw' : undefined,
-          alpha: values.alpha as never,
-          device: values.device as never,
-          precision: values.precision as never,
-        },
+        options,
       },
       { onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
     );
