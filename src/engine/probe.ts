@@ -5,13 +5,18 @@
  * each model of the manifest (its `flopsPerPixel`), at the share of the matmul a convolution model reaches.
  * Learned costs (src/queue/throughput.ts) replace these once jobs ran.
  */
-import ort from 'onnxruntime-node';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import type { ModelEntry } from '../models/manifest.js';
 import { ModelProto } from '../models/onnx-schema.js';
+import { projectRoot } from '../paths.js';
 import type { Precision } from '../types.js';
 
 /** A matmul of n x n through onnxruntime on `threads` threads, and a way to time one run of it. */
 async function matmulSession(threads: number, precision: Precision, n: number) {
+  // Imported here, not above: the service imports this file for `probeInChild`, and onnxruntime's library alone
+  // added 18 MB to its RSS.
+  const { default: ort } = await import('onnxruntime-node');
   const int8 = precision === 'int8';
   const info = (name: string, type: number) => ({
     name,
@@ -88,6 +93,24 @@ export async function probeSpeed(threads: number, repeat = 6): Promise<Probe> {
     await matmul.release();
   }
   return { gflops: best, ms: performance.now() - t, threads };
+}
+
+const CHILD_FILE = path.join(projectRoot, 'dist', 'src', 'engine', 'probe-child.js');
+
+/**
+ * `probeSpeed` in a process of its own, for the service: in its own process the probe left it holding 64 MB more
+ * (RSS 59 MB after importing onnxruntime, 123 MB after a probe), which a child gives back when it ends. The child
+ * adds its start, about 0.2 s.
+ *
+ * @example const probe = await probeInChild(2);
+ */
+export function probeInChild(threads: number, timeoutMs = 30_000): Promise<Probe> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CHILD_FILE, String(threads)], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`the speed probe's process failed: ${stderr.trim().split('\n').pop() || error.message}`));
+      else resolve(JSON.parse(stdout) as Probe);
+    });
+  });
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * The start-up probe (src/engine/probe.ts) turned into first guesses of each model's speed on this machine, for
- * the plan's estimate and the ETAs until jobs teach the learned costs: a quick matmul, 0.1-0.8 s on 2 cores.
+ * the plan's estimate and the ETAs until jobs teach the learned costs: a quick matmul in a child process (so the
+ * service never holds onnxruntime's buffers), 0.5-1.5 s on the 2 busy cores, process start included.
  */
 import os from 'node:os';
-import { firstGuesses, probeSpeed } from '../engine/probe.js';
+import { firstGuesses, probeInChild } from '../engine/probe.js';
 import type { Logger } from '../log.js';
 import { readManifest } from '../models/manifest.js';
 import type { FirstGuesses } from '../queue/throughput.js';
@@ -16,7 +17,7 @@ import type { FirstGuesses } from '../queue/throughput.js';
  */
 export async function probeGuesses(modelsDir: string, threads: number, log: Logger): Promise<FirstGuesses> {
   try {
-    const probe = await probeSpeed(threads || os.availableParallelism());
+    const probe = await probeInChild(threads || os.availableParallelism());
     const guesses = firstGuesses(probe, (await readManifest(modelsDir)).models);
     const sPerMP = Object.fromEntries(Object.entries(guesses).map(([m, ms]) => [m, Math.round(ms / 100) / 10]));
     log.info({ gflops: Math.round(probe.gflops), ms: Math.round(probe.ms), sPerMP }, 'probed this machine: first guesses of the models\' speeds');

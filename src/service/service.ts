@@ -78,6 +78,7 @@ export function roleProblem(role: Role, config: Pick<Config, 'redis'>): string |
 export async function ensureModels(models: readonly string[], log: Logger, dir: string, preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
   const manifest = await readManifest(dir);
   for (const name of new Set(models)) {
+    if (name === AUTO_MODEL) continue;
     try {
       findModel(manifest, name);
     } catch (error) {

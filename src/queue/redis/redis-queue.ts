@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { Queue, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
+import { DEFAULT_LOCALE, say } from '../../i18n/i18n.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { EnhanceRequest, Job, OutputKind } from '../../types.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
@@ -104,7 +105,8 @@ export class RedisQueue implements EnhanceQueue {
       const job = await this.options.checks.admit(request, owner, id);
       await this.enqueue(job, request.input, owner);
       const { position, etaMs } = (await this.getJob(job.id))!;
-      this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+      // The model and why (the plan's reason, in the log's language): an operator sees what auto chose.
+      this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000), model: job.request.options.model, why: job.plan && say(DEFAULT_LOCALE, job.plan.reason) }, 'job queued');
       this.emitter.emit(job, 'queued', job, { position, etaMs });
       return job;
     } finally {
