@@ -24,6 +24,7 @@ import { Costs } from '../src/queue/throughput.js';
 import { Worker } from '../src/queue/worker.js';
 import { drawingPng, ENGINE_ENV, tempDir } from './helpers.js';
 import { next } from './queue-helpers.js';
+import { listing, ServiceProcess } from './service.js';
 
 const BIN = path.join(projectRoot, 'bin', 'enhancer.js');
 /** ms per input megapixel on the 2-core CPU machines (x4plus, x4fast: the issue; the anime ones by their FLOPs). */
@@ -141,6 +142,28 @@ describe('admission and the queue', () => {
       await engine.close();
     }
   });
+});
+
+describe('the service', () => {
+  it('probes at start, and a drawing dropped in the hot folder with the default model runs anime, logged with why', async () => {
+    const home = tempDir('enhancer-plan-service-');
+    fs.mkdirSync(path.join(home, 'inbox'), { recursive: true });
+    const service = new ServiceProcess(home, { ENHANCER_MODEL: 'auto' });
+    try {
+      await service.started();
+      const [probed] = service.lines("probed this machine: first guesses of the models' speeds");
+      expect(probed.gflops).toBeGreaterThan(0);
+      expect(Object.keys(probed.sPerMP as object).sort()).toEqual(['anime', 'anime-fast', 'x4fast', 'x4plus']);
+      fs.writeFileSync(path.join(home, 'inbox', 'lines.png'), await drawingPng(48, 36));
+      await service.count('job delivered', 1, 120_000);
+      expect(service.lines('job queued')[0]).toMatchObject({ name: 'lines.png', model: 'anime', why: 'drawing: anime model' });
+      expect(listing(path.join(home, 'outbox'))).toContain('lines.png');
+      expect(await sharp(path.join(home, 'outbox', 'lines.png')).metadata()).toMatchObject({ width: 192, height: 144 });
+    } finally {
+      await service.stop();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
 
 describe('enhancer plan', () => {
