@@ -135,7 +135,10 @@ export const DEFAULT_EFFICIENCY = 0.82;
 
 /**
  * First guesses of each model's run on this machine's CPU, ms per input megapixel, from the probe: a megapixel's
- * FLOPs over the GFLOP/s the model reaches.
+ * FLOPs over the GFLOP/s the model reaches. Against `enhancer bench --one` runs right after a probe (12 pairs,
+ * 160-256 pixels, loads of 5-16 on the 2 cores): off by -76% to +35%, median -35% (short: the probe's best of 6
+ * catches the machine's quieter moments). The constant it replaces, x4fast's 22 s/MP, was off by -58% to -88%
+ * against the same runs (53-177 s/MP measured at those loads).
  *
  * @example firstGuesses({ gflops: 180, ms: 140, threads: 2 }, manifest.models).x4fast // about 16 400
  */
