@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enhance } from '../src/engine/enhance.js';
 import { EngineProcess } from '../src/engine/engine-process.js';
 import { firstGuesses, probeSpeed } from '../src/engine/probe.js';
 import { say } from '../src/i18n/i18n.js';
@@ -101,6 +102,10 @@ describe('planJob', () => {
     expect(asked.etaMs / 60_000).toBeGreaterThan(36);
     expect(say('en', asked.reason)).toBe('x4plus model, as asked');
     await expect(plan(small, { model: 'x9' })).rejects.toThrow(/unknown model "x9"/);
+  });
+
+  it('the engine, handed auto by a caller that did not plan, says so in one line', async () => {
+    await expect(enhance({ input: small, name: 'small.png' })).rejects.toThrow(/^model auto is chosen by the plan before the engine runs: name a model such as x4plus$/);
   });
 });
 
