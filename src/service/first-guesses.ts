@@ -1,7 +1,7 @@
 /**
  * The start-up probe (src/engine/probe.ts) turned into first guesses of each model's speed on this machine, for
  * the plan's estimate and the ETAs until jobs teach the learned costs: a quick matmul in a child process (so the
- * service never holds onnxruntime's buffers), 0.5-1.5 s on the 2 busy cores, process start included.
+ * service never holds onnxruntime's buffers), 1.0-1.2 s on the 2 cores at a load of 10, the process's start (0.4 s) included.
  */
 import os from 'node:os';
 import { firstGuesses, probeInChild } from '../engine/probe.js';
