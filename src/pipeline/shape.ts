@@ -47,12 +47,17 @@ export function previewWindowPixels(width: number, height: number, overlap = DEF
 /** A job's shape for its costs, from what the queue knows at submit. */
 export function shapeOf(job: Job): JobShape {
   const { options, earlyPreview, report } = job.request;
+  return shapeFor({ model: options.model, width: job.width, height: job.height, scale: options.scale, earlyPreview, report });
+}
+
+/** The shape of a job not made yet (the plan weighs each model it could run with this). */
+export function shapeFor(job: { model: string; width: number; height: number; scale: number; earlyPreview?: boolean; report?: boolean }): JobShape {
   const pixels = job.width * job.height;
   return {
-    model: options.model,
+    model: job.model,
     mp: pixels / 1e6,
-    outMP: (pixels * options.scale ** 2) / 1e6,
-    previewMP: earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
-    report: Boolean(report),
+    outMP: (pixels * job.scale ** 2) / 1e6,
+    previewMP: job.earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
+    report: Boolean(job.report),
   };
 }

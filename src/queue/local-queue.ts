@@ -11,6 +11,7 @@
 import BetterQueue from 'better-queue';
 import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EnhanceRequest, Job, OutputKind } from '../types.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
@@ -175,7 +176,8 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     }
     this.enter(job);
     const { position, etaMs } = this.status(job.id)!;
-    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+    // The model and why (the plan's reason, in the log's language): an operator sees what auto chose.
+    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000), model: job.request.options.model, why: job.plan && say(DEFAULT_LOCALE, job.plan.reason) }, 'job queued');
     this.emitter.emit(job, 'queued', job, { position, etaMs });
     return job;
   }
