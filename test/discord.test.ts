@@ -191,7 +191,7 @@ describe('discord', () => {
     const limit = 10 * 2 ** 20;
     const input = await sharp(await scenePng(1600, 1200, 43)).jpeg({ quality: 92 }).toBuffer();
     const interaction = fake.enhance(alice, fake.attachment(input, 'phone.jpg', 'image/jpeg'), {}, { attachmentSizeLimit: limit });
-    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result', 540_000);
     const [line, note, onPage] = final.body.content.split('\n');
     expect(line).toMatch(/^\*\*phone\.jpg\*\*: done, 6400x4800 \(x4fast, 4x\) in [\d.]+ s$/);
     expect(note).toMatch(/^sent as JPEG, quality \d+, full resolution \([\d.]+ MB\): the PNG is [\d.]+ MB, over the 10\.5 MB upload limit$/);

@@ -183,11 +183,12 @@ describe('telegram bot', () => {
 });
 
 /** The first text the bot sent in reply to `message`, once it has settled (its last edit, if any). */
-async function answerText(message: { message_id: number; chat: { id: number } }, settled: RegExp): Promise<string> {
+async function answerText(message: { message_id: number; chat: { id: number } }, settled: RegExp, timeoutMs?: number): Promise<string> {
   const status = await statusOf(message);
   await api.waitFor(
     (c) => (c.method === 'editMessageText' && c.params.message_id === status && settled.test(c.params.text)) || (c.method === 'sendMessage' && c.params.reply_parameters?.message_id === message.message_id && settled.test(c.params.text)),
     `an answer matching ${settled}`,
+    timeoutMs,
   );
   return api.stored(message.chat.id, status).text as string;
 }
@@ -303,7 +304,7 @@ describe('telegram bot: bad input and limits', () => {
     const limit = 10 * 2 ** 20;
     await started({ TELEGRAM_MAX_UPLOAD_BYTES: String(limit) });
     const photo = api.sendDocument(ALICE, await jpeg(1600, 1200, 51), 'phone.jpg', 'image/jpeg');
-    const done = await answerText(photo, /^Done/);
+    const done = await answerText(photo, /^Done/, 540_000);
     // No offer of a smaller scale: the PNG (tens of MB) cannot go, a JPEG of all its pixels can.
     expect(done).toMatch(/^Done in \d+ s: 6400x4800 \(4x, x4fast\)\. Sent as JPEG, quality \d+, full resolution \([\d.]+ MB\): the PNG is [\d.]+ MB, over the 10\.5 MB upload limit\.$/);
     const document = answersTo(photo).find((c) => c.method === 'sendDocument')!;
@@ -453,6 +454,25 @@ describe('telegram bot: commands, buttons and access', () => {
     await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the status says cancelled');
     expect(api.of('sendDocument')).toEqual([]);
     expect(start.message_id).toBeLessThan(photo.message_id);
+  });
+
+  it("says what auto chose and why when it queues, and the other model's button runs the image again with it", async () => {
+    await started({ ENHANCER_MODEL: 'auto', ENHANCER_TILE: '32' });
+    // A cat photo (scikit-image's chelsea, models/calibration): auto reads a photo and takes x4plus, quick at 128x128.
+    const photo = api.sendPhoto(ALICE, fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')), { width: 128, height: 128 });
+    const status = await statusOf(photo);
+    const queued = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Queued/.test(c.params.text), 'the queued line');
+    expect(queued.params.text).toMatch(/^Queued: next in line, done in about [^.]+\. Photo: x4plus model\.$/);
+    const [[cancel], [other]] = queued.params.reply_markup.inline_keyboard;
+    expect(cancel.text).toBe('Cancel');
+    expect(other).toMatchObject({ text: expect.stringMatching(/^Use x4fast instead \(about .+\)$/), callback_data: expect.stringMatching(/^other:\w+:x4fast$/) });
+    api.press(ALICE, api.stored(ALICE.id, status), other.callback_data);
+    // The x4plus job is cancelled; the image runs again with x4fast, under a status message of its own.
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the first job cancelled');
+    const done = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id !== status && /^Done/.test(c.params.text), 'the image done with x4fast');
+    expect(done.params.text).toMatch(/: 512x512 \(4x, x4fast\)\.$/);
+    const [document] = api.of('sendDocument');
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 512, height: 512 });
   });
 
   it('cancels a running job from its Cancel button, only for its owner, with progress edits throttled per chat', async () => {

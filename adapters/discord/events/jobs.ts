@@ -24,7 +24,9 @@ export function listenToJobs(ctx: DiscordContext, lifetimes: InteractionLifetime
     lifetimes.watch(job);
     const t = wordsFor(job);
     const state = position <= 1 ? { key: 'discord.nextInLine' } : { key: 'discord.inQueue', values: { position } };
-    edits.show(job, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(etaMs) }), components: [cancelButton(job.id, t)] }, true);
+    // Where auto chose the model, what and why (`photo: x4plus would take about 36 min, used x4fast`).
+    const plan = job.plan?.scene ? `\n${t('reason.plain', { text: job.plan.reason })}` : '';
+    edits.show(job, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(etaMs) }) + plan, components: [cancelButton(job.id, t)] }, true);
   });
   events.on('started', (job) => {
     const { model, scale } = job.request.options;
