@@ -327,6 +327,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     const entry = this.entries.get(job.id);
     if (entry) entry.running = undefined;
+    if (this.pending().length === 0) this.turns.idle();
     const fields = { job: job.id, state: job.state, name: job.request.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;
