@@ -12,6 +12,7 @@ import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchEta } from '../bench/eta-bench.js';
+import { benchLeak } from '../bench/leak-bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
@@ -36,6 +37,7 @@ export const USAGE = `usage:
   enhancer bench [--model NAME] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
+  enhancer bench --leak [--jobs N] [--json]   the service's memory over N hot-folder jobs (default 1000)
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
@@ -109,6 +111,8 @@ async function benchCommand(args: string[]): Promise<number> {
     'early-preview': { type: 'boolean' },
     queue: { type: 'boolean' },
     eta: { type: 'boolean' },
+    leak: { type: 'boolean' },
+    jobs: { type: 'string' },
     repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -128,6 +132,12 @@ async function benchCommand(args: string[]): Promise<number> {
   }
   if (values.queue) {
     await benchQueue(Boolean(values.json));
+    return 0;
+  }
+  if (values.leak) {
+    const jobs = values.jobs === undefined ? 1000 : Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 4) throw new UsageError(`--jobs must be a whole number, at least 4 (got ${values.jobs})`);
+    await benchLeak(jobs, Boolean(values.json));
     return 0;
   }
   if (values.eta) {

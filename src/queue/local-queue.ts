@@ -162,7 +162,10 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     try {
       return await this.accept(request, owner, id);
     } finally {
-      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+      // Gone at zero: one entry per person who ever sent a job would stay for the life of the process.
+      const left = this.submitting.get(owner)! - 1;
+      if (left > 0) this.submitting.set(owner, left);
+      else this.submitting.delete(owner);
     }
   }
 
@@ -326,6 +329,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     const entry = this.entries.get(job.id);
     if (entry) entry.running = undefined;
+    if (this.pending().length === 0) this.turns.idle();
     const fields = { job: job.id, state: job.state, name: job.request.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;

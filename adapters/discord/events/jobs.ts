@@ -51,7 +51,14 @@ export function listenToJobs(ctx: DiscordContext, lifetimes: InteractionLifetime
   });
   // Closed for good: deliver() is not asked again, so its note of what was sent can go.
   events.on('delivered', (job) => void notes.forget(job.id));
-  events.on('undelivered', (job, info) => info.retryInMs === null && void notes.forget(job.id));
+  events.on('undelivered', (job, info) => {
+    if (info.retryInMs !== null) return;
+    void notes.forget(job.id);
+    // deliver() forgets these only once it got through: a job given up kept its bar, edit slot and status message.
+    progress.delete(job.id);
+    edits.drop(job.id);
+    ctx.answers.forget(job.id);
+  });
 }
 
 /** The early preview (a detail of the result at full size) as a message of its own, when it fits the upload limit. */

@@ -110,7 +110,10 @@ export class RedisQueue implements EnhanceQueue {
       this.emitter.emit(job, 'queued', job, { position, etaMs });
       return job;
     } finally {
-      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+      // Gone at zero: one entry per person who ever sent a job would stay for the life of the process.
+      const left = this.submitting.get(owner)! - 1;
+      if (left > 0) this.submitting.set(owner, left);
+      else this.submitting.delete(owner);
     }
   }
 
