@@ -59,6 +59,10 @@ const coreSchema = z.strictObject({
     maxFileBytes: wholeNumber(1, 2 ** 31),
     /** Jobs one person may have waiting or running (chat doors; trusted adapters are not limited). */
     queuedPerOwner: wholeNumber(1, 10_000),
+    /** Seconds: model `auto` takes the scene's best model whose estimate fits (src/pipeline/plan.ts). */
+    targetTime: wholeNumber(1, 7 * 24 * 3600),
+    /** Seconds: a job estimated over this is marked `plan.confirm`, for a door to ask its person first; 0 never. */
+    confirmOver: wholeNumber(0, 7 * 24 * 3600),
   }),
   cache: z.strictObject({
     /** Results kept for repeat requests; the oldest go first past this. 0 turns the cache off. */
@@ -116,7 +120,7 @@ export type Config<Sections extends readonly AnySection[] = readonly []> = CoreC
 export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   data: 'data',
   models: 'models',
-  model: 'x4plus',
+  model: 'auto',
   device: 'auto',
   precision: 'fp32',
   tile: 'auto',
@@ -124,7 +128,7 @@ export const DEFAULT_CONFIG: z.input<typeof coreSchema> = {
   logFormat: 'auto',
   threads: 0,
   gpu: 0,
-  limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3 },
+  limits: { maxPixels: 16_000_000, maxFileBytes: 50_000_000, queuedPerOwner: 3, targetTime: 120, confirmOver: 600 },
   cache: { maxBytes: 2_000_000_000 },
   metadata: { keepGps: false },
   shutdownGraceMs: 15_000,
@@ -149,6 +153,8 @@ export const CORE_VARIABLES: Readonly<Record<string, string>> = {
   ENHANCER_GPU: 'gpu',
   ENHANCER_REDIS_URL: 'redis.url',
   ENHANCER_REDIS_LOCK_MS: 'redis.lockMs',
+  ENHANCER_TARGET_TIME: 'limits.targetTime',
+  ENHANCER_CONFIRM_OVER: 'limits.confirmOver',
   ENHANCER_KEEP_GPS: 'metadata.keepGps',
 };
 
@@ -238,24 +244,26 @@ export interface RuntimeSettings {
 /** What the CLI and the benchmarks take from the environment alone (they read no config file). */
 export interface CliSettings extends RuntimeSettings {
   models: string;
+  /** The service's data folder, where its learned costs are (`enhancer plan` reads them). */
+  data: string;
   logFormat: (typeof LOG_FORMATS)[number];
   logColour: boolean;
 }
 
 /**
- * The models folder, the engine's threads and GPU, and the log's format from `ENHANCER_MODELS`,
- * `ENHANCER_THREADS`, `ENHANCER_GPU` and `LOG_FORMAT` alone, checked as the service checks them: for the CLI and
+ * The models and data folders, the engine's threads and GPU, and the log's format from `ENHANCER_MODELS`,
+ * `ENHANCER_DATA`, `ENHANCER_THREADS`, `ENHANCER_GPU` and `LOG_FORMAT` alone, checked as the service checks them: for the CLI and
  * the benchmarks, which read no config file. Throws `ConfigError` naming a bad value.
  *
  * @example
- * cliSettings({ ENHANCER_THREADS: '1' }); // { models: '<project>/models', threads: 1, gpu: 0, logFormat: 'auto', logColour: true }
+ * cliSettings({ ENHANCER_THREADS: '1' }); // { models: '<project>/models', data: '<project>/data', threads: 1, gpu: 0, logFormat: 'auto', logColour: true }
  */
 export function cliSettings(env: NodeJS.ProcessEnv = process.env): CliSettings {
   const { shape } = coreSchema;
-  const checked = checkLayers(z.strictObject({ models: shape.models, threads: shape.threads, gpu: shape.gpu, logFormat: shape.logFormat }), {
-    defaults: { models: DEFAULT_CONFIG.models, threads: DEFAULT_CONFIG.threads, gpu: DEFAULT_CONFIG.gpu, logFormat: DEFAULT_CONFIG.logFormat },
+  const checked = checkLayers(z.strictObject({ models: shape.models, data: shape.data, threads: shape.threads, gpu: shape.gpu, logFormat: shape.logFormat }), {
+    defaults: { models: DEFAULT_CONFIG.models, data: DEFAULT_CONFIG.data, threads: DEFAULT_CONFIG.threads, gpu: DEFAULT_CONFIG.gpu, logFormat: DEFAULT_CONFIG.logFormat },
     file: { value: {}, name: 'no config file' },
-    variables: { ENHANCER_MODELS: 'models', ENHANCER_THREADS: 'threads', ENHANCER_GPU: 'gpu', LOG_FORMAT: 'logFormat' },
+    variables: { ENHANCER_MODELS: 'models', ENHANCER_DATA: 'data', ENHANCER_THREADS: 'threads', ENHANCER_GPU: 'gpu', LOG_FORMAT: 'logFormat' },
     env,
     root: projectRoot,
   });

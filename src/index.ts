@@ -63,7 +63,7 @@ export { formatExtension, formatType, OUTPUT_FORMATS, SIZE_PRESETS } from './opt
 
 // Pictures a door checks or fits before sending.
 export { checkFileSize, INPUT_FORMATS, probeImage } from './imaging/input.js';
-export { estimatePngBytes, fitToLimit, largestFittingScale, type FittedFile } from './imaging/fit.js';
+export { estimateJpegBytes, estimatePngBytes, fitToLimit, largestFittingScale, type FittedFile } from './imaging/fit.js';
 
 // Files, models, logs and listeners.
 export { cutToBytes, mkdirPrivate, SHARED_FILE, TEMP_NAME, writeAtomic } from './files.js';

@@ -4,8 +4,14 @@
 import { EnhanceError } from './errors.js';
 import type { EnhanceOptions } from './types.js';
 
+/**
+ * The model chosen per job (src/pipeline/plan.ts): the scene's best model that finishes within the time target
+ * on this machine. It never reaches the engine: admission (or the CLI) puts the concrete model in its place.
+ */
+export const AUTO_MODEL = 'auto';
+
 export const DEFAULT_OPTIONS: EnhanceOptions = {
-  model: 'x4plus',
+  model: AUTO_MODEL,
   scale: 4,
   tile: 'auto',
   tune: 'gentle',
@@ -49,7 +55,7 @@ export function withDefaults<T extends object>(defaults: Partial<T> = {}, option
 export function normalizeOptions(input: Partial<Record<keyof EnhanceOptions, unknown>> = {}): EnhanceOptions {
   const o = withDefaults<Record<string, unknown>>(DEFAULT_OPTIONS as unknown as Record<string, unknown>, input) as Record<keyof EnhanceOptions, unknown>;
   if (typeof o.model !== 'string' || !/^[\w.-]+$/.test(o.model)) {
-    throw new EnhanceError(`model must be a model name such as x4plus (got ${JSON.stringify(o.model)})`, 'options');
+    throw new EnhanceError(`model must be auto or a model name such as x4plus (got ${JSON.stringify(o.model)})`, 'options');
   }
   const scale = oneOf('scale', Number(o.scale), [1, 2, 3, 4] as const);
   let size: number | undefined;

@@ -24,7 +24,10 @@ export type OutputFormat = 'png' | 'webp' | 'jpeg' | 'avif';
 
 /** Every knob of one enhancement, fully resolved (see `normalizeOptions`). */
 export interface EnhanceOptions {
-  /** A model named in models/manifest.json, e.g. `x4plus` (default) or `x4fast`. */
+  /**
+   * A model named in models/manifest.json, e.g. `x4plus` or `x4fast`, or `auto` (default): the scene's best model
+   * that fits the time target, chosen at admission (src/pipeline/plan.ts), so a stored job names a concrete one.
+   */
   model: string;
   /**
    * Output size relative to the input: the model runs at 4x; 1, 2 and 3 are a high-quality downscale of that
@@ -179,6 +182,28 @@ export interface EnhanceProgress {
   preparing?: Text;
 }
 
+/**
+ * A job's plan, made at admission before it runs (src/pipeline/plan.ts): the model, the result's size and format,
+ * the estimate and why. Plain data, stored with the job.
+ */
+export interface JobPlan {
+  /** What the pixels looked like (`photo`, `drawing`); read only when the model was `auto`. */
+  scene?: 'photo' | 'drawing';
+  /** The model that runs (the job's `options.model`). */
+  model: string;
+  /** The job's own time: model load, early preview, run, thumbnail, comparison, PDF; ms. */
+  etaMs: number;
+  /** Why this model, to say in the person's language. */
+  reason: Text;
+  /** The alternative a door may offer: the better model and its time, or the faster one. */
+  other?: { model: string; etaMs: number };
+  width: number;
+  height: number;
+  format: string;
+  /** `etaMs` is over `limits.confirmOver`: a door may ask its person before the job runs. */
+  confirm: boolean;
+}
+
 /** A job's life: waiting in line, active (on the accelerator or being finished), then one of the three ends. */
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled';
 
@@ -194,6 +219,8 @@ export interface Job {
   width: number;
   height: number;
   bytes: number;
+  /** The plan it was admitted with; absent on a job stored before plans were made. */
+  plan?: JobPlan;
   /** Set when the job failed or was cancelled: the one-line reason, in English (for logs). */
   reason?: string;
   /** The same reason as a catalogue message, to say in the person's language (`say(locale, job.reasonText)`). */

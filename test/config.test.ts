@@ -44,7 +44,7 @@ const GOOD_TOKEN = '123456:abcdefghijklmnopqrstuvwxyz0123456789';
 describe('config', () => {
   it('runs on the embedded defaults with inbox/, outbox/ and data/ in the project folder', () => {
     const config = load();
-    expect(config).toMatchObject({ data: path.join(root, 'data'), model: 'x4plus' });
+    expect(config).toMatchObject({ data: path.join(root, 'data'), model: 'auto' });
     expect(config.sections.hotfolder).toEqual({ ...hotfolderSection.defaults, inbox: path.join(root, 'inbox'), outbox: path.join(root, 'outbox') });
     expect(config.delivery).toEqual({ retryForMs: 7 * 24 * 3_600_000, firstRetryMs: 2000, maxRetryMs: 3_600_000 });
   });
@@ -107,15 +107,22 @@ describe('config', () => {
     );
   });
 
+  it('takes the plan\'s time target and confirmation threshold in seconds, and refuses one that is not', () => {
+    expect(load({}).limits).toMatchObject({ targetTime: 120, confirmOver: 600 });
+    expect(load({ ENHANCER_TARGET_TIME: '300', ENHANCER_CONFIRM_OVER: '0' }).limits).toMatchObject({ targetTime: 300, confirmOver: 0 });
+    expect(failure({ ENHANCER_TARGET_TIME: '2m' })).toMatch(/^config: limits\.targetTime must be a whole number from 1 to 604800 .*"2m".*\$ENHANCER_TARGET_TIME/);
+  });
+
   it('takes the GPU of a worker from ENHANCER_GPU, and refuses one that is not an index', () => {
     expect(load({ ENHANCER_GPU: '1' }).gpu).toBe(1);
     expect(failure({ ENHANCER_GPU: 'cuda:1' })).toMatch(/^config: gpu .*"cuda:1".*\$ENHANCER_GPU/);
   });
 
-  it('gives the CLI the models folder, the engine’s threads and GPU and the log format from the environment alone, checked as the service checks them', () => {
-    expect(cliSettings({})).toEqual({ models: path.join(projectRoot, 'models'), threads: 0, gpu: 0, logFormat: 'auto', logColour: true });
-    expect(cliSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2', ENHANCER_MODELS: 'elsewhere', NO_COLOR: '' })).toEqual({
+  it('gives the CLI the models and data folders, the engine’s threads and GPU and the log format from the environment alone, checked as the service checks them', () => {
+    expect(cliSettings({})).toEqual({ models: path.join(projectRoot, 'models'), data: path.join(projectRoot, 'data'), threads: 0, gpu: 0, logFormat: 'auto', logColour: true });
+    expect(cliSettings({ ENHANCER_THREADS: '1', ENHANCER_GPU: '2', ENHANCER_MODELS: 'elsewhere', ENHANCER_DATA: 'state', NO_COLOR: '' })).toEqual({
       models: path.resolve('elsewhere'),
+      data: path.resolve('state'),
       threads: 1,
       gpu: 2,
       logFormat: 'auto',

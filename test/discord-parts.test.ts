@@ -80,6 +80,19 @@ describe('discord secrets', () => {
     expect(secrets.reason(error)).toBe('Discord 404 (10015): Unknown Webhook');
     expect(secrets.scrub('failed: /webhooks/1/other-token/messages and bot-token-1')).toBe('failed: /webhooks/1/[token]/messages and [token]');
   });
+
+  it('forgets interaction tokens an hour after it last saw them, never the bot token (one was kept per job)', () => {
+    let now = 0;
+    const secrets = new Secrets('bot-token-1', () => now);
+    for (let i = 0; i < 1000; i++) {
+      secrets.seal(`interaction-token-${i}`);
+      now += 60_000;
+    }
+    // 1000 jobs a minute apart: only those of the last hour are still scrubbed by name.
+    expect(secrets.remembered).toBe(60);
+    expect(secrets.scrub('interaction-token-999 and bot-token-1')).toBe('[token] and [token]');
+    expect(secrets.scrub('interaction-token-1 was')).toBe('interaction-token-1 was');
+  });
 });
 
 describe('discord commands in each language', () => {

@@ -105,6 +105,23 @@ describe('status editor', () => {
     editor.stop();
   });
 
+  it('forgets a chat once nothing is pending there and its interval has passed (it kept every chat ever answered)', async () => {
+    vi.useFakeTimers();
+    const sent: string[] = [];
+    const editor = new StatusEditor(async (edit) => void sent.push(edit.text), 3000, () => {});
+    for (let chat = 1; chat <= 1000; chat++) {
+      await editor.final({ chat, message: 1, text: `done ${chat}` });
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    // The chats of the last 3 s are still throttled; the others are gone.
+    expect(sent).toHaveLength(1000);
+    expect(editor.size).toBeLessThanOrEqual(301);
+    editor.update({ chat: 1000, message: 1, text: 'late' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sent).toHaveLength(1000);
+    editor.stop();
+  });
+
   it('passes a failed final edit to the caller and a failed throttled one to onError', async () => {
     const errors: unknown[] = [];
     const editor = new StatusEditor(async () => Promise.reject(new Error('no')), 0, (error) => errors.push(error));

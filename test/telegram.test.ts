@@ -183,11 +183,12 @@ describe('telegram bot', () => {
 });
 
 /** The first text the bot sent in reply to `message`, once it has settled (its last edit, if any). */
-async function answerText(message: { message_id: number; chat: { id: number } }, settled: RegExp): Promise<string> {
+async function answerText(message: { message_id: number; chat: { id: number } }, settled: RegExp, timeoutMs?: number): Promise<string> {
   const status = await statusOf(message);
   await api.waitFor(
     (c) => (c.method === 'editMessageText' && c.params.message_id === status && settled.test(c.params.text)) || (c.method === 'sendMessage' && c.params.reply_parameters?.message_id === message.message_id && settled.test(c.params.text)),
     `an answer matching ${settled}`,
+    timeoutMs,
   );
   return api.stored(message.chat.id, status).text as string;
 }
@@ -259,12 +260,13 @@ describe('telegram bot: bad input and limits', () => {
     expect(service!.lines('delivery failed; trying again later')).toEqual([]);
   });
 
-  it('offers the largest scale that fits when the 4x PNG cannot, and enhances at the scale pressed', async () => {
-    // 64x64 estimated from the header: about 118 KB at 4x, 66 KB at 3x, 29 KB at 2x.
-    await started({ TELEGRAM_MAX_UPLOAD_BYTES: '40000' });
+  it('offers the largest scale that fits only when not even a JPEG of the 4x result can, and enhances at the scale pressed', async () => {
+    // 64x64 estimated from the header: as JPEG of quality 70 (the lowest sent) about 6.6 KB at 4x, 3.7 KB at 3x,
+    // 1.6 KB at 2x; as PNG 118, 66 and 29 KB.
+    await started({ TELEGRAM_MAX_UPLOAD_BYTES: '3000' });
     const doc = api.sendDocument(ALICE, await scenePng(64, 64, 12), 'big.png', 'image/png', { caption: 'raw' });
     const offer = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === doc.message_id, 'the offer');
-    expect(offer.params.text).toBe('The 4x PNG of this 64x64 image would be about 118 KB, over the 40 KB upload limit. The largest scale that fits is 2x:');
+    expect(offer.params.text).toMatch(/^The 4x result of this 64x64 image would be about [\d.]+ KB even as JPEG, over the 3 KB upload limit\. The largest scale that fits is 2x:$/);
     const buttons = offer.params.reply_markup.inline_keyboard.flat();
     expect(buttons).toEqual([{ text: '2x', callback_data: 'go:2:r' }]);
     expect(api.of('getFile')).toHaveLength(1);
@@ -274,8 +276,10 @@ describe('telegram bot: bad input and limits', () => {
     api.press(ALICE, api.stored(ALICE.id, offerId), 'go:2:r');
     await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === offerId && /^Done/.test(c.params.text), 'done at 2x');
     const document = api.of('sendDocument')[0];
-    expect(await decoded(document.file('document'))).toMatchObject({ width: 128, height: 128 });
-    expect(edits(ALICE.id, offerId).at(-1)).toMatch(/\(2x, x4fast, raw\)\.$/);
+    // The whole 2x result, as the JPEG that fits.
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'jpeg', width: 128, height: 128 });
+    expect(document.file('document').bytes.length).toBeLessThanOrEqual(3000);
+    expect(edits(ALICE.id, offerId).at(-1)).toMatch(/\(2x, x4fast, raw\)\. Sent as JPEG, quality \d+, full resolution/);
     expect(api.of('answerCallbackQuery')).toHaveLength(1);
   });
 
@@ -289,33 +293,50 @@ describe('telegram bot: bad input and limits', () => {
     expect(file.bytes.length).toBeLessThanOrEqual(130_000);
     const meta = await decoded(file);
     expect(file.filename).toBe(`noise-4x.${meta.format}`);
-    expect(document.params.caption).toMatch(new RegExp(`^${meta.width}x${meta.height} ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent (as lossless WebP|at \\d+x\\d+)`));
+    // The whole 256x256: lossless WebP where it fits, else a JPEG of the full resolution; never fewer pixels.
+    expect([meta.width, meta.height]).toEqual([256, 256]);
+    expect(document.params.caption).toMatch(new RegExp(`^256x256 ${meta.format!.toUpperCase()}, 4x of 64x64 \\(x4fast\\)\\. Sent as (lossless WebP|JPEG, quality \\d+, full resolution)`));
     expect(document.params.caption).toMatch(/over the 130 KB upload limit/);
-    expect(done).toMatch(/^Done .*\. Sent (as lossless WebP|at \d+x\d+).*upload limit/);
+    expect(done).toMatch(/^Done .*\. Sent as (lossless WebP|JPEG, quality \d+, full resolution).*upload limit/);
   });
+
+  it('answers a 1600x1200 photo with its whole 6400x4800 result under 10 MiB, as JPEG, without a public URL', async () => {
+    const limit = 10 * 2 ** 20;
+    await started({ TELEGRAM_MAX_UPLOAD_BYTES: String(limit) });
+    const photo = api.sendDocument(ALICE, await jpeg(1600, 1200, 51), 'phone.jpg', 'image/jpeg');
+    const done = await answerText(photo, /^Done/, 540_000);
+    // No offer of a smaller scale: the PNG (tens of MB) cannot go, a JPEG of all its pixels can.
+    expect(done).toMatch(/^Done in [^:]+: 6400x4800 \(4x, x4fast\)\. Sent as JPEG, quality \d+, full resolution \([\d.]+ MB\): the PNG is [\d.]+ MB, over the 10\.5 MB upload limit\.$/);
+    const document = answersTo(photo).find((c) => c.method === 'sendDocument')!;
+    const file = document.file('document');
+    expect(file.filename).toBe('phone-4x.jpg');
+    expect(file.bytes.length).toBeLessThanOrEqual(limit);
+    expect(await decoded(file)).toMatchObject({ format: 'jpeg', width: 6400, height: 4800 });
+    // x4fast on 1.9 MP: about 40 s on a quiet 2-core machine, 3 min with other work beside it.
+  }, 600_000);
 });
 
 describe('telegram bot: links to the web page (web.publicUrl)', () => {
-  it('answers a PNG too large to upload with the comparison and a link to the full PNG, and every answer with a link', async () => {
+  it('answers a PNG too large to upload with the whole result as JPEG and a link to the PNG, and every answer with a link', async () => {
     const port = await freePort();
     const publicUrl = `http://127.0.0.1:${port}`;
     await started({ TELEGRAM_MAX_UPLOAD_BYTES: '40000', ENHANCER_WEB_PORT: String(port), ENHANCER_PUBLIC_URL: `${publicUrl}/` });
-    // 96x96 at 4x: about 265 KB by the header estimate, far over 40 KB; without a link this was an offer of 2x.
+    // 96x96 at 4x: about 265 KB as PNG by the header estimate, far over 40 KB; a JPEG of it fits.
     const input = await scenePng(96, 96, 41);
     const big = api.sendDocument(ALICE, input, 'big.png', 'image/png');
     const done = await answerText(big, /^Done/);
-    expect(done).toMatch(/^Done in \d+ s: 384x384 \(4x, x4fast\)\. The 4x PNG \([\d.]+ (KB|MB)\) is over the 40 KB upload limit here: download it from the page\.$/);
+    expect(done).toMatch(/^Done in \d+ s: 384x384 \(4x, x4fast\)\. Sent as JPEG, quality \d+, full resolution \([\d.]+ KB\): the PNG is [\d.]+ KB, over the 40 KB upload limit\. The PNG is on the page\.$/);
     const answers = answersTo(big);
-    expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendPhoto']);
-    const compare = answers[1];
-    expect(compare.params.caption).toBe('Before and after. The full PNG is on the page.');
-    expect((await decoded(compare.file('photo'))).format).toBe('jpeg');
-    const [[button]] = compare.params.reply_markup.inline_keyboard;
+    expect(answers.map((c) => c.method)).toEqual(['sendMessage', 'sendDocument', 'sendPhoto']);
+    const sent = answers[1].file('document');
+    expect(sent.bytes.length).toBeLessThanOrEqual(40_000);
+    expect(await decoded(sent)).toMatchObject({ format: 'jpeg', width: 384, height: 384 });
+    expect(answers[2].params.caption).toBe('Before and after.');
+    // The status message's last word carries the link to the page, where the PNG is.
+    const status = api.stored(ALICE.id, await statusOf(big));
+    const [[button]] = status.reply_markup.inline_keyboard;
     expect(button.text).toBe('Open in the browser');
     expect(button.url.startsWith(`${publicUrl}/job/`)).toBe(true);
-    // The status message's last word carries the same link.
-    const status = api.stored(ALICE.id, await statusOf(big));
-    expect(status.reply_markup.inline_keyboard).toEqual([[{ text: 'Open in the browser', url: button.url }]]);
 
     // The link opens the job page, valid for web.keepFor (7 days), and the PNG behind it is the engine's, 4x.
     const { link, signature, png } = await followChatLink(publicUrl, button.url);
@@ -339,7 +360,7 @@ describe('telegram bot: links to the web page (web.publicUrl)', () => {
     // /help says where larger results go.
     api.sendText(ALICE, '/help');
     const help = await api.waitFor((c) => c.method === 'sendMessage' && c.params.chat_id === ALICE.id && /^Send me an image/.test(c.params.text), '/help');
-    expect(help.params.text).toContain('40 KB per file I send back (larger results are on the web page the answer links to)');
+    expect(help.params.text).toContain('40 KB per file I send back (a result over the upload limit comes as a JPEG of the full resolution, with the PNG on the web page the answer links to)');
   });
 });
 
@@ -433,6 +454,25 @@ describe('telegram bot: commands, buttons and access', () => {
     await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the status says cancelled');
     expect(api.of('sendDocument')).toEqual([]);
     expect(start.message_id).toBeLessThan(photo.message_id);
+  });
+
+  it("says what auto chose and why when it queues, and the other model's button runs the image again with it", async () => {
+    await started({ ENHANCER_MODEL: 'auto', ENHANCER_TILE: '32' });
+    // A cat photo (scikit-image's chelsea, models/calibration): auto reads a photo and takes x4plus, quick at 128x128.
+    const photo = api.sendPhoto(ALICE, fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')), { width: 128, height: 128 });
+    const status = await statusOf(photo);
+    const queued = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Queued/.test(c.params.text), 'the queued line');
+    expect(queued.params.text).toMatch(/^Queued: next in line, done in about [^.]+\. Photo: x4plus model\.$/);
+    const [[cancel], [other]] = queued.params.reply_markup.inline_keyboard;
+    expect(cancel.text).toBe('Cancel');
+    expect(other).toMatchObject({ text: expect.stringMatching(/^Use x4fast instead \(about .+\)$/), callback_data: expect.stringMatching(/^other:\w+:x4fast$/) });
+    api.press(ALICE, api.stored(ALICE.id, status), other.callback_data);
+    // The x4plus job is cancelled; the image runs again with x4fast, under a status message of its own.
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the first job cancelled');
+    const done = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id !== status && /^Done/.test(c.params.text), 'the image done with x4fast');
+    expect(done.params.text).toMatch(/: 512x512 \(4x, x4fast\)\.$/);
+    const [document] = api.of('sendDocument');
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 512, height: 512 });
   });
 
   it('cancels a running job from its Cancel button, only for its owner, with progress edits throttled per chat', async () => {

@@ -128,6 +128,21 @@ describe('uploads', () => {
     expect([state.options.model, state.result.options.model]).toEqual(['x4fast', 'x4fast']);
   });
 
+  it('with auto, answers which model runs, about how long it takes and why, and runs that model', async () => {
+    running = await startWeb(dir, {}, { ENHANCER_MODEL: 'auto' });
+    const cat = fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png'));
+    const { body } = await upload(running.base, [{ name: 'cat.png', bytes: cat }]);
+    const job = body.jobs![0] as { model: string; etaSeconds: number; why: string; link: string };
+    // A 128x128 photo: x4plus fits the 2-minute target.
+    expect(job).toMatchObject({ model: 'x4plus', why: 'photo: x4plus model' });
+    expect(job.etaSeconds).toBeGreaterThan(0);
+    expect(job.etaSeconds).toBeLessThanOrEqual(120);
+    await running.service.count('kept for its page', 1);
+    const { path: p, query } = splitLink(job.link);
+    const state = (await (await fetch(`${running.base}${p}/state?${query}`)).json()) as { result: { options: { model: string }; output: { width: number } } };
+    expect([state.result.options.model, state.result.output.width]).toEqual(['x4plus', 512]);
+  });
+
   it('an unexpected failure gives the person a reference to the log line, never a path', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = { ...silentLogger, error: (fields: Record<string, unknown>) => lines.push(fields) } as unknown as typeof silentLogger;

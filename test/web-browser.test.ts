@@ -83,8 +83,8 @@ async function jobPage(link: string): Promise<Page> {
   return page;
 }
 
-/** The page offers every model of the manifest (x4plus, x4fast and the anime scene). */
-const MODELS = (await readManifest(DEFAULT_MODELS_DIR)).models.length;
+/** The page offers auto (the default, chosen per picture) and every model of the manifest (x4plus, x4fast, the anime scene). */
+const MODELS = (await readManifest(DEFAULT_MODELS_DIR)).models.length + 1;
 
 describe.skipIf(!haveChromium)('the web door in chromium', () => {
   beforeAll(async () => {

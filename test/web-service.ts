@@ -35,7 +35,7 @@ export async function upload(base: string, files: Array<{ name: string; bytes: U
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   for (const f of files) form.append('file', new Blob([new Uint8Array(f.bytes)]), f.name);
   const response = await fetch(`${base}/api/jobs`, { method: 'POST', body: form, headers: { ...headers, ...(cookie ? { cookie } : {}) } });
-  return { status: response.status, body: (await response.json()) as { jobs?: Array<{ name: string; id?: string; link?: string; reason?: string }>; error?: string } };
+  return { status: response.status, body: (await response.json()) as { jobs?: Array<{ name: string; id?: string; link?: string; reason?: string; model?: string; etaSeconds?: number; why?: string }>; error?: string } };
 }
 
 /**

@@ -44,6 +44,8 @@ export interface Outgoing {
 const CANNOT_POST = new Set([10003, 50001, 50013, 10008]);
 /** Codes meaning an interaction's webhook is gone (the token expired or was never valid). */
 const WEBHOOK_GONE = new Set([10015, 50027]);
+/** DM channels remembered: as many people as the language memory keeps (locales.ts). */
+const DM_CHANNELS = 10_000;
 /** Cannot send messages to this user (DMs closed, or no shared server). */
 const DMS_CLOSED = 50007;
 
@@ -65,6 +67,10 @@ interface Moved {
 export class Answers {
   /** Per job: where its status message lives once it left the interaction (or the first one went away). */
   private readonly moved = new Map<string, Moved>();
+  /**
+   * Each person's DM channel, the most recently used last, at most `DM_CHANNELS`: kept for ever, it held one entry
+   * per person ever answered by DM. A person forgotten costs one call (Discord returns the same channel).
+   */
   private readonly dms = new Map<string, string>();
 
   constructor(
@@ -167,7 +173,12 @@ export class Answers {
     if (!id) {
       const channel = (await this.rest.post(Routes.userChannels(), { body: { recipient_id: user } })) as { id: string };
       id = channel.id;
-      this.dms.set(user, id);
+    }
+    this.dms.delete(user);
+    this.dms.set(user, id);
+    for (const oldest of this.dms.keys()) {
+      if (this.dms.size <= DM_CHANNELS) break;
+      this.dms.delete(oldest);
     }
     return id;
   }

@@ -1,15 +1,15 @@
 /**
  * A job's answer, in order: the result in its status message (the PNG, or the most faithful file that fits the
- * upload limit, or with a link to the job's page the comparison in its place), then one message with the extras
- * that fit (the comparison, the PDF); or the one-line reason it failed or was cancelled. The queue asks again
- * until this resolves, also after a restart, so each part is sent once (SentNotes), and whether the PNG goes is
- * decided from the size the job recorded, the same each time.
+ * upload limit: lossless WebP, else a JPEG of the full resolution, see src/imaging/fit.ts; with a link to the
+ * job's page, where the PNG is), then one message with the extras that fit (the comparison, the PDF); or the
+ * one-line reason it failed or was cancelled. The queue asks again until this resolves, also after a restart,
+ * so each part is sent once (SentNotes).
  */
 import { DiscordAPIError } from 'discord.js';
 import { fitToLimit, plainText, type EnhanceQueue, type EnhanceResult, type Logger, type Outcome } from '../../src/index.js';
 import type { ResultLinks } from '../kit/result-links.js';
 import type { SentNotes } from '../kit/sent-notes.js';
-import type { Answers, DiscordJob, DiscordReply } from './answers.js';
+import type { Answers, DiscordJob } from './answers.js';
 import { wordsFor } from './context.js';
 import { pageButton } from './interactions/buttons.js';
 import { bold, uploadName } from './text.js';
@@ -48,7 +48,7 @@ export class Delivery {
       const url = links ? await links.keep(job, result) : undefined;
       await this.sendResult(job, result, step, url);
       const extras = [];
-      if (result.outputs?.compare && !(url && pngOverLimit(result, reply))) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await queue.readOutput(job.id, 'compare') });
+      if (result.outputs?.compare) extras.push({ name: uploadName(job.request.name, 'jpg', '.compare'), data: await queue.readOutput(job.id, 'compare') });
       if (result.outputs?.pdf) extras.push({ name: uploadName(job.request.name, 'pdf', '.report'), data: await queue.readOutput(job.id, 'pdf') });
       const fitting = extras.filter((file) => file.data.length <= reply.limitBytes);
       if (fitting.length > 0) {
@@ -68,7 +68,7 @@ export class Delivery {
    * The PNG (or the most faithful file that fits) in the status message. When Discord refuses the file as too
    * large (40005: its limit here is lower than the one it gave or the boost tier said), the file is fitted
    * into 3/4 of the refused size, up to three times, and the answer says so. With a link to the job's page
-   * (`url`) the message carries its button, and a PNG over the limit is not sent: the comparison goes in its place.
+   * (`url`) the message carries its button, and a file that is not the PNG says the PNG is there.
    */
   private async sendResult(job: DiscordJob, result: EnhanceResult, step: Step, url?: string): Promise<void> {
     const { queue, answers, log } = this.deps;
@@ -78,23 +78,17 @@ export class Delivery {
     const { width, height } = result.output;
     const made = t('discord.made', { width, height, model: result.options.model, scale: result.options.scale, seconds: (result.ms.total / 1000).toFixed(1) });
     const components = url ? [pageButton(url, t)] : [];
-    if (url && pngOverLimit(result, reply)) {
-      const over = t('discord.overPage', { scale: result.options.scale, bytes: result.outputs!.result!, limit: reply.limitBytes });
-      const compare = result.outputs?.compare !== undefined ? await queue.readOutput(job.id, 'compare') : undefined;
-      const files = compare && compare.length <= reply.limitBytes ? [{ name: uploadName(job.request.name, 'jpg', '.compare'), data: compare }] : [];
-      await step('result', () => answers.edit(job.id, reply, { content: `${t('discord.done', { name, made })}\n${over}`, components, files }));
-      return;
-    }
     const png = await queue.readOutput(job.id, 'result');
     let limit = reply.limitBytes;
     let refused = '';
     for (let attempt = 0; ; attempt++) {
       const fitted = await fitToLimit(png, limit);
-      const notes = [fitted?.note && t('reason.plain', { text: fitted.note }), refused].filter(Boolean).join('\n');
+      const onPage = url && fitted && fitted.format !== 'png' ? t('discord.pngOnPage') : '';
+      const notes = [fitted?.note && t('reason.plain', { text: fitted.note }), onPage, refused].filter(Boolean).join('\n');
       const content = fitted
         ? `${t('discord.done', { name, made })}${notes ? `\n${notes}` : ''}`
         : `${t('discord.doneNoFile', { name, made, limit })}${refused ? `\n${refused}` : ''}`;
-      const files = fitted ? [{ name: uploadName(job.request.name, fitted.format), data: fitted.bytes }] : [];
+      const files = fitted ? [{ name: uploadName(job.request.name, fitted.format === 'jpeg' ? 'jpg' : fitted.format), data: fitted.bytes }] : [];
       try {
         await step('result', () => answers.edit(job.id, reply, { content, components, files }));
         return;
@@ -106,9 +100,4 @@ export class Delivery {
       }
     }
   }
-}
-
-/** Whether the PNG is over the upload limit where the job answers (from its recorded size, so a retry decides the same). */
-function pngOverLimit(result: EnhanceResult, reply: DiscordReply): boolean {
-  return (result.outputs?.result ?? 0) > reply.limitBytes;
 }

@@ -114,8 +114,9 @@ export class Intake {
   }
 
   /**
-   * Whether the PNG at the asked scale should fit the upload limit; when it does not, says so (with the scales
-   * that fit as buttons, or a refusal when none does) and answers false.
+   * Whether the result at the asked scale can be sent whole (as PNG, or at least as a JPEG of the full
+   * resolution); when it cannot, says so (with the scales that can as buttons, or a refusal when none can) and
+   * answers false.
    */
   private async fits(intake: ImageRequest, input: Uint8Array, header: Awaited<ReturnType<typeof probeImage>>): Promise<boolean> {
     const t = translator(intake.locale);

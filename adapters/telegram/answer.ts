@@ -1,9 +1,9 @@
 /**
- * Delivering a finished job in its chat: the enhanced PNG as a document (never a compressed photo; the most
- * faithful file that fits when it is over the upload limit), the before/after as a photo, the PDF when asked,
- * and the status message's last word. Each upload is noted, so a delivery tried again sends each file once.
- * With links to the web page (`web.publicUrl`), the outputs are kept for the job's page first and the last word
- * carries a button to it; a PNG over the upload limit is then not sent at all but reached through that button.
+ * Delivering a finished job in its chat: the enhanced PNG as a document (never a compressed photo; over the
+ * upload limit, the most faithful file that fits: lossless WebP, else a JPEG of the full resolution, see
+ * src/imaging/fit.ts), the before/after as a photo, the PDF when asked, and the status message's last word. Each
+ * upload is noted, so a delivery tried again sends each file once. With links to the web page (`web.publicUrl`),
+ * the outputs are kept for the job's page first and the last word carries a button to it, where the PNG is.
  */
 import path from 'node:path';
 import sharp from 'sharp';
@@ -65,23 +65,20 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
   const reply = { reply_parameters: replyParams(r.message) };
   // Kept before anything is sent: the queue forgets the files once this delivery resolves.
   const url = links ? await links.keep(job, result) : undefined;
-  // From the recorded size, so a delivery tried again decides the same.
-  const linkedOnly = url !== undefined && (result.outputs?.result ?? 0) > uploadLimit;
   await notes.once(job.id, 'png', async () => {
-    if (linkedOnly) {
-      return t('telegram.linkedOnly', { scale: result.options.scale, bytes: result.outputs!.result!, limit: uploadLimit });
-    }
     const png = await queue.readOutput(job.id, 'result');
     const fitted = await fitToLimit(png, uploadLimit);
     if (!fitted) return t('telegram.noFit', { bytes: png.length, limit: uploadLimit });
-    const remark = fitted.note ? t('telegram.remark', { line: sentence(say(locale, fitted.note), locale) }) : '';
+    // Not the PNG itself: with a link, the page has it.
+    const onPage = url !== undefined && fitted.format !== 'png' ? t('telegram.pngOnPage') : '';
+    const remark = fitted.note ? t('telegram.remark', { line: sentence(say(locale, fitted.note), locale) }) + onPage : '';
     const { scale, model } = result.options;
-    await api.sendDocument(r.chat, new InputFile(fitted.bytes, `${stem}-${scale}x.${fitted.format}`), {
+    await api.sendDocument(r.chat, new InputFile(fitted.bytes, `${stem}-${scale}x.${fitted.format === 'jpeg' ? 'jpg' : fitted.format}`), {
       caption:
         prefix +
         t('telegram.resultCaption', { width: fitted.width, height: fitted.height, format: fitted.format.toUpperCase(), scale, inWidth: result.input.width, inHeight: result.input.height, model }) +
         remark,
-      // A PNG sent as a file stays a file, byte for byte: no "photo" conversion by the client or server.
+      // A file sent as a document stays a file, byte for byte: no "photo" conversion by the client or server.
       disable_content_type_detection: true,
       ...reply,
     });
@@ -90,10 +87,7 @@ async function answer({ api, queue, notes, editor, uploadLimit, links }: AnswerD
   if (result.outputs?.compare !== undefined) {
     await notes.once(job.id, 'compare', async () => {
       const compare = await queue.readOutput(job.id, 'compare');
-      // When the PNG was too large to send, this picture is the answer, and it carries the way to the PNG.
-      const options = linkedOnly
-        ? { caption: prefix + t('telegram.compareLinked'), reply_markup: pageButton(locale, url!), ...reply }
-        : { caption: prefix + t('telegram.compare'), ...reply };
+      const options = { caption: prefix + t('telegram.compare'), ...reply };
       const file = new InputFile(compare, 'compare.jpg');
       if (await fitsPhoto(compare)) await api.sendPhoto(r.chat, file, options);
       else await api.sendDocument(r.chat, file, options);

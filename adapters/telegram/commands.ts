@@ -40,7 +40,7 @@ export function commands(parts: TelegramParts): Composer<TelegramContext> {
     }
     await ctx.reply(cancelled === 0 ? ctx.t('telegram.noJobs') : ctx.t('telegram.cancelledJobs', { count: cancelled }));
   });
-  composer.callbackQuery(/^cancel:(.+)$/, async (ctx) => {
+  composer.callbackQuery(/^cancel:([^:]+)$/, async (ctx) => {
     const id = ctx.match[1];
     if (!JOB_ID.test(id) || !(await queue.getJob(id))) return void (await ctx.answerCallbackQuery({ text: ctx.t('telegram.alreadyEnded') }));
     try {

@@ -6,7 +6,7 @@
  */
 import { Composer, InlineKeyboard } from 'grammy';
 import type { Message } from 'grammy/types';
-import { EnhanceError, estimatePngBytes, largestFittingScale, probeImage, reasonTextOf, type Text } from '../../src/index.js';
+import { EnhanceError, estimateJpegBytes, JOB_ID, largestFittingScale, probeImage, reasonTextOf, type Text } from '../../src/index.js';
 import { packOptions, parseCaption, unpackOptions, type CaptionOptions } from './caption.js';
 import type { TelegramContext, TelegramParts } from './context.js';
 import { downloadFile } from './download.js';
@@ -37,6 +37,21 @@ export function intake(parts: TelegramParts): Composer<TelegramContext> {
     await ctx.answerCallbackQuery();
     const scale = Number(ctx.match[1]) as 2 | 3 | 4;
     await take(parts, ctx, image, unpackOptions(ctx.match[2], scale), offer.message_id);
+  });
+  // The other model the plan named (`auto` chose for the person): this job is cancelled and its image queued
+  // again with that model and the job's other options, under a status message of its own.
+  composer.callbackQuery(/^other:([^:]+):([\w.-]+)$/, async (ctx) => {
+    const [, id, model] = ctx.match;
+    const owner = `telegram:${ctx.from.id}`;
+    const status = ctx.callbackQuery.message;
+    const image = status && 'reply_to_message' in status ? status.reply_to_message : undefined;
+    const job = JOB_ID.test(id) ? await parts.queue.getJob(id) : undefined;
+    if (!job || job.request.owner !== owner) return void (await ctx.answerCallbackQuery({ text: ctx.t('telegram.alreadyEnded') }));
+    if (!image || !imageOf(image)) return void (await ctx.answerCallbackQuery({ text: ctx.t('telegram.imageGone') }));
+    await ctx.answerCallbackQuery();
+    await parts.queue.cancel(id, owner).catch(() => undefined); // It may have ended meanwhile: the new one runs all the same.
+    const { scale, tune, precision } = job.request.options;
+    await take(parts, ctx, image, { options: { model, scale, tune, precision }, report: job.request.report === true });
   });
   composer.on('message', async (ctx) => {
     if (ctx.chat.type === 'private') await ctx.reply(ctx.t('telegram.sendImage'));
@@ -85,9 +100,10 @@ async function take(parts: TelegramParts, ctx: TelegramContext, message: Message
   const scale = asked.options.scale ?? 4;
   const samples = { channels: header.meta.channels, bits: header.meta.depth === 'ushort' ? (16 as const) : (8 as const) };
   const fitting = largestFittingScale(header.width, header.height, limits.upload, { ...samples, scales: ([4, 3, 2] as const).filter((s) => s <= scale) });
-  // With a link to the web page, the PNG at the asked scale is reached there when it cannot be sent here.
+  // The result goes whole as JPEG when the PNG is too large; only when not even that fits is a smaller scale
+  // offered. With a link to the web page, the PNG at the asked scale is reached there anyway.
   if (fitting !== scale && !options.links) {
-    const bytes = estimatePngBytes(header.width, header.height, scale, samples.channels, samples.bits);
+    const bytes = estimateJpegBytes(header.width, header.height, scale);
     const why = prefix + t('telegram.tooLarge', { scale, width: header.width, height: header.height, bytes, limit: limits.upload });
     if (fitting === null) return answer(why + t('telegram.evenTwo'));
     const buttons = new InlineKeyboard();

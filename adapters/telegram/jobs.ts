@@ -5,7 +5,7 @@
  * need only the token, so recovered jobs are answered while Telegram's polling is down.
  */
 import { InputFile } from 'grammy';
-import { DEFAULT_LOCALE, translator, type JobOf, type Locale } from '../../src/index.js';
+import { DEFAULT_LOCALE, say, sentence, translator, type JobOf, type Locale } from '../../src/index.js';
 import { doorEvents, doorJobs } from '../kit/door-events.js';
 import type { TelegramParts } from './context.js';
 import { cancelButton, replyParams, type TelegramReply } from './reply.js';
@@ -25,9 +25,11 @@ export function listenToJobs(parts: TelegramParts): void {
   const status = (job: TelegramJob, text: (locale: Locale) => string) => {
     const { chat, status: message, album } = job.request.replyTo;
     const locale = localeOfJob(job);
-    return { chat, message, text: label(locale, album) + text(locale), buttons: cancelButton(locale, job.id) };
+    return { chat, message, text: label(locale, album) + text(locale), buttons: cancelButton(locale, job.id, offerOf(job)) };
   };
-  events.on('queued', (job, info) => editor.now(status(job, (locale) => queuedText(locale, info.position, info.etaMs))));
+  // Said when it is queued: the time, and where `auto` chose, the model and why (`photo: x4plus would take about
+  // 36 min, used x4fast`), with the other model as a button.
+  events.on('queued', (job, info) => editor.now(status(job, (locale) => queuedText(locale, info.position, info.etaMs) + planText(locale, job))));
   events.on('started', (job) => editor.update(status(job, (locale) => translator(locale)('telegram.starting'))));
   events.on('progress', (job, p) => {
     progress.set(job.id, p);
@@ -50,6 +52,14 @@ export function listenToJobs(parts: TelegramParts): void {
     if (info.retryInMs === null) forget(job);
   });
 }
+
+/** The plan's choice, said after the queued line, where the model was chosen for the person (`auto`). */
+function planText(locale: Locale, job: TelegramJob): string {
+  return job.plan?.scene ? ` ${translator(locale)('telegram.sentence', { line: sentence(say(locale, job.plan.reason), locale) })}` : '';
+}
+
+/** The other model a job's buttons offer: only where the plan chose its model. */
+const offerOf = (job: TelegramJob) => (job.plan?.scene ? job.plan.other : undefined);
 
 /** Jobs waiting since before a restart: their status messages say so, and the notes of delivered jobs go. */
 export async function resumeJobs(parts: TelegramParts): Promise<void> {

@@ -52,5 +52,13 @@ export function imageOf(message: Message | undefined): ImageSource | null {
 /** A reply to `message`, sent even if that message was deleted meanwhile. */
 export const replyParams = (message: number): ReplyParameters => ({ message_id: message, allow_sending_without_reply: true });
 
-/** The Cancel button under a job's status message, in its person's language. */
-export const cancelButton = (locale: Locale, job: string) => new InlineKeyboard().text(translator(locale)('telegram.cancelButton'), `cancel:${job}`);
+/**
+ * The buttons under a job's status message, in its person's language: Cancel, and where the plan chose the model
+ * (`auto`), the other model with its time (`other:<job>:<model>`, which cancels this job and queues the image again
+ * with that model).
+ */
+export function cancelButton(locale: Locale, job: string, other?: { model: string; etaMs: number }): InlineKeyboard {
+  const t = translator(locale);
+  const buttons = new InlineKeyboard().text(t('telegram.cancelButton'), `cancel:${job}`);
+  return other ? buttons.row().text(t('telegram.otherModel', { model: other.model, eta: other.etaMs }), `other:${job}:${other.model}`) : buttons;
+}

@@ -22,6 +22,8 @@ interface ChatState {
   timer?: NodeJS.Timeout;
   /** Edits go out one after another per chat, so a later text never lands before an earlier one. */
   chain: Promise<void>;
+  /** Edits of this chat sent and not yet answered. */
+  sending: number;
 }
 
 /**
@@ -66,8 +68,9 @@ export class StatusEditor {
     const chat = this.chat(edit.chat);
     chat.pending.delete(edit.message);
     chat.last = Date.now();
+    chat.sending++;
     const sending = chat.chain.then(() => this.send(edit));
-    chat.chain = sending.catch(() => {});
+    chat.chain = sending.catch(() => {}).finally(() => chat.sending--);
     return sending;
   }
 
@@ -80,8 +83,27 @@ export class StatusEditor {
 
   private chat(id: number): ChatState {
     let chat = this.chats.get(id);
-    if (!chat) this.chats.set(id, (chat = { last: 0, pending: new Map(), chain: Promise.resolve() }));
+    if (!chat) {
+      this.forgetIdle();
+      this.chats.set(id, (chat = { last: 0, pending: new Map(), chain: Promise.resolve(), sending: 0 }));
+    }
     return chat;
+  }
+
+  /**
+   * Forgets the chats with nothing pending or under way whose interval has passed: a new state for them would
+   * behave the same. Kept, the map held one entry per chat ever answered, for the life of the process.
+   */
+  private forgetIdle(): void {
+    const now = Date.now();
+    for (const [id, chat] of this.chats) {
+      if (chat.pending.size === 0 && !chat.timer && chat.sending === 0 && now - chat.last >= this.intervalMs) this.chats.delete(id);
+    }
+  }
+
+  /** Chats remembered now. */
+  get size(): number {
+    return this.chats.size;
   }
 
   private schedule(id: number, chat: ChatState): void {

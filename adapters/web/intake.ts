@@ -24,6 +24,10 @@ export interface FileAnswer {
   /** The job page's path and query (`/job/<id>?e=…&s=…`); its state, events and files hang below it. */
   link?: string;
   reason?: string;
+  /** The model that runs (the plan's, where `auto` chose), its estimate and, where chosen, why. */
+  model?: string;
+  etaSeconds?: number;
+  why?: string;
 }
 
 /**
@@ -103,9 +107,11 @@ export class Intake {
       );
       const replyTo: WebReply = { adapter: 'web', upload, people: visitor.names };
       this.o.people.add(upload, id);
-      await this.o.queue.submit({ input: file.bytes, name, owner: visitor.owner, replyTo, report, earlyPreview: true, options, locale }, id);
+      const job = await this.o.queue.submit({ input: file.bytes, name, owner: visitor.owner, replyTo, report, earlyPreview: true, options, locale }, id);
       this.o.logger.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
-      return { name, id, link: this.o.links.link(id, expires) };
+      const { plan } = job;
+      const said = plan ? { etaSeconds: Math.round(plan.etaMs / 1000), ...(plan.scene ? { why: say(locale, plan.reason) } : {}) } : {};
+      return { name, id, link: this.o.links.link(id, expires), model: job.request.options.model, ...said };
     } catch (error) {
       this.o.people.settle(id);
       await this.o.keep.remove(id);

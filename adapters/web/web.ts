@@ -116,7 +116,8 @@ export class WebDoor implements Door<WebReply> {
       page: (name, locale) => this.rendered.get(`${name}:${locale}`) ?? this.rendered.get(`${name}:en`)!,
       file: (name) => (Object.hasOwn(STATIC, name) ? { type: STATIC[name], bytes: this.files.get(name)! } : undefined),
       snapshot: (kept) => this.snapshot(kept),
-      models: (locale) => modelChoices(locale, this.models),
+      // `auto` first: the service's default, chosen per picture and time (src/pipeline/plan.ts).
+      models: (locale) => modelChoices(locale, [{ name: 'auto', description: 'auto' }, ...this.models]),
     };
     const app = await buildServer(ctx);
     this.app = app;

@@ -9,11 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import ort from 'onnxruntime-node';
 import { cliSettings } from '../config.js';
 import { enhance } from '../engine/enhance.js';
+import { matmulLimit } from '../engine/probe.js';
 import { readManifest } from '../models/manifest.js';
-import { ModelProto } from '../models/onnx-schema.js';
 import { projectRoot } from '../paths.js';
 import type { Precision, StageTimes } from '../types.js';
 import { scenePng } from './scene.js';
@@ -31,45 +30,6 @@ export interface BenchRun {
   /** Useful work: input pixels x the model's FLOPs per pixel (overlap recomputation not counted). */
   gflop: number;
   peakMB: number;
-}
-
-/**
- * GFLOP/s of an n x n float32 matrix product through onnxruntime (or, for int8, giga-operations per second of a
- * u8 x s8 MatMulInteger, what the int8 convolutions run on), best of `repeat`.
- *
- * @example await matmulLimit(2, 'int8') // about 1200-1500 on the 2-core Zen 5 machines, against 430-470 float32
- */
-export async function matmulLimit(threads: number, precision: Precision = 'fp32', n = 2048, repeat = 24): Promise<number> {
-  const int8 = precision === 'int8';
-  const info = (name: string, type: number) => ({
-    name,
-    type: { tensor_type: { elem_type: type, shape: { dim: [{ dim_value: n }, { dim_value: n }] } } },
-  });
-  const [a, b, c] = int8 ? [2, 3, 6] : [1, 1, 1];
-  const model = ModelProto.encode(
-    ModelProto.fromObject({
-      ir_version: 8,
-      opset_import: [{ domain: '', version: 17 }],
-      graph: {
-        name: 'matmul',
-        node: [{ op_type: int8 ? 'MatMulInteger' : 'MatMul', input: ['a', 'b'], output: ['c'] }],
-        input: [info('a', a), info('b', b)],
-        output: [info('c', c)],
-      },
-    }),
-  ).finish();
-  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
-  const feeds = int8
-    ? { a: new ort.Tensor('uint8', new Uint8Array(n * n).fill(3), [n, n]), b: new ort.Tensor('int8', new Int8Array(n * n).fill(-2), [n, n]) }
-    : { a: new ort.Tensor('float32', new Float32Array(n * n).fill(0.5), [n, n]), b: new ort.Tensor('float32', new Float32Array(n * n).fill(0.25), [n, n]) };
-  let best = 0;
-  for (let i = 0; i < repeat; i++) {
-    const t = performance.now();
-    await session.run(feeds);
-    best = Math.max(best, (2 * n ** 3) / ((performance.now() - t) / 1000) / 1e9);
-  }
-  await session.release();
-  return best;
 }
 
 /** Runs one enhancement of the test picture in this process (the child side). */

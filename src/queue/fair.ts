@@ -24,6 +24,23 @@ export class FairTurns {
 
   /** A job of this turn started: later newcomers join from here. */
   started(turn: number): void {
-    this.current = Math.max(this.current, turn);
+    if (turn <= this.current) return;
+    this.current = turn;
+    // A person whose last turn is behind the one running is a newcomer again (`next` gives them `current` either
+    // way): forgotten, or the map keeps one entry per person who ever sent a job (every chat user, for ever).
+    for (const [owner, last] of this.last) if (last < this.current) this.last.delete(owner);
+  }
+
+  /**
+   * Nobody has a job waiting or running: no one is owed a turn before anyone else, so every person starts afresh.
+   * Without it, people who each sent one job while no round moved on would stay remembered.
+   */
+  idle(): void {
+    this.last.clear();
+  }
+
+  /** People remembered: those whose last job's turn is not behind the one running. */
+  get owners(): number {
+    return this.last.size;
   }
 }

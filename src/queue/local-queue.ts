@@ -11,6 +11,7 @@
 import BetterQueue from 'better-queue';
 import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../disk-space.js';
 import { EnhanceError } from '../errors.js';
+import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { EnhanceRequest, Job, OutputKind } from '../types.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
@@ -161,7 +162,10 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     try {
       return await this.accept(request, owner, id);
     } finally {
-      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+      // Gone at zero: one entry per person who ever sent a job would stay for the life of the process.
+      const left = this.submitting.get(owner)! - 1;
+      if (left > 0) this.submitting.set(owner, left);
+      else this.submitting.delete(owner);
     }
   }
 
@@ -175,7 +179,8 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     }
     this.enter(job);
     const { position, etaMs } = this.status(job.id)!;
-    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+    // The model and why (the plan's reason, in the log's language): an operator sees what auto chose.
+    this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000), model: job.request.options.model, why: job.plan && say(DEFAULT_LOCALE, job.plan.reason) }, 'job queued');
     this.emitter.emit(job, 'queued', job, { position, etaMs });
     return job;
   }
@@ -324,6 +329,7 @@ export class LocalQueue implements EnhanceQueue, JobSource {
     if (outcome.state !== 'completed') [job.reason, job.reasonText] = [outcome.reason, outcome.text];
     const entry = this.entries.get(job.id);
     if (entry) entry.running = undefined;
+    if (this.pending().length === 0) this.turns.idle();
     const fields = { job: job.id, state: job.state, name: job.request.name };
     if (outcome.state === 'completed') {
       const r = outcome.result;

@@ -81,6 +81,12 @@ export interface Line {
   msPerMP: number;
 }
 
+/**
+ * First guesses of each model's run rate on this machine's CPU, ms per input megapixel, from the start-up probe
+ * (`firstGuesses`, src/engine/probe.ts): they come before `GUESSES`' constants, after anything learned.
+ */
+export type FirstGuesses = Readonly<Record<string, number>>;
+
 /** The learned state: a field's sums, or (the old format) an inference rate in ms per input megapixel. */
 export type CostState = Record<string, Sums | number | undefined>;
 
@@ -108,10 +114,13 @@ export const GUESSES = {
   run: {
     x4plus: { fixedMs: 150, msPerMP: 250_000 },
     x4fast: { fixedMs: 100, msPerMP: 22_000 },
+    // By FLOPs per pixel against their photo twins (11.41 M against 35.85 M; 1.24 M against 2.42 M).
+    anime: { fixedMs: 150, msPerMP: 80_000 },
+    'anime-fast': { fixedMs: 100, msPerMP: 12_000 },
   } as Record<string, Line>,
   /** The preview's rate is its run's: the same model on a smaller window. */
-  previewFixedMs: { x4plus: 150, x4fast: 80 } as Record<string, number>,
-  load: { x4plus: 500, x4fast: 270 } as Record<string, number>,
+  previewFixedMs: { x4plus: 150, x4fast: 80, anime: 150, 'anime-fast': 80 } as Record<string, number>,
+  load: { x4plus: 500, x4fast: 270, anime: 300, 'anime-fast': 250 } as Record<string, number>,
   tail: { fixedMs: 20, msPerMP: 50 },
   render: { fixedMs: 180, msPerMP: 70 },
   report: { fixedMs: 250, msPerMP: 100 },
@@ -167,11 +176,13 @@ export class Costs {
    * @param preferred the device that ran last, where it is known for a model; else the fastest known one (a GPU
    *   worker takes most of the line), else the CPU's first guesses
    * @param loaded the model the engine holds now, when known
+   * @param guesses this machine's first guesses of the CPU run rates, from the probe
    */
   constructor(
     private readonly state: CostState,
     private readonly preferred?: Device,
     readonly loaded?: string,
+    private readonly guesses: FirstGuesses = {},
   ) {}
 
   /** Milliseconds on the accelerator: the model's load when `load`, the early preview, the run. */
@@ -204,8 +215,9 @@ export class Costs {
   }
 
   /**
-   * A field's first guess. A run line's rate is the old file's for its model and device where there is one; a
-   * preview's rate is its run's (the same model on a smaller window).
+   * A field's first guess. A run line's rate is the old file's for its model and device where there is one, else
+   * the probe's for a CPU run, else the constant's; a preview's rate is its run's (the same model on a smaller
+   * window).
    */
   private guess(field: string): Line {
     const [model, device, kind] = field.split(':');
@@ -214,7 +226,9 @@ export class Costs {
     if (kind === 'preview') return { fixedMs: GUESSES.previewFixedMs[model] ?? GUESSES.previewFixedMs.x4plus, msPerMP: this.line(`${model}:${device}:run`).msPerMP };
     const guess = GUESSES.run[model] ?? GUESSES.run.x4plus;
     const old = this.state[`${model}:${device}`];
-    return typeof old === 'number' && old > 0 ? { ...guess, msPerMP: old } : guess;
+    if (typeof old === 'number' && old > 0) return { ...guess, msPerMP: old };
+    const probed = device === 'cpu' ? this.guesses[model] : undefined;
+    return probed !== undefined && probed > 0 ? { ...guess, msPerMP: probed } : guess;
   }
 
   private deviceFor(model: string): Device {
@@ -235,9 +249,13 @@ export class Throughput {
   /** The model of the last job and when it ended: the engine holds it for `MODEL_KEPT_MS`. */
   private last?: { model: string; at: number };
 
+  /**
+   * @param guesses this machine's first guesses of the CPU run rates (`firstGuesses` of the start-up probe)
+   */
   constructor(
     dataDir: string,
     private readonly now: () => number = Date.now,
+    private readonly guesses: FirstGuesses = {},
   ) {
     this.file = path.join(dataDir, 'state', 'throughput.json');
     try {
@@ -251,7 +269,7 @@ export class Throughput {
   /** The costs as they stand now. */
   costs(): Costs {
     const loaded = this.last && this.now() - this.last.at < MODEL_KEPT_MS ? this.last.model : undefined;
-    return new Costs({ ...this.state }, this.device, loaded);
+    return new Costs({ ...this.state }, this.device, loaded, this.guesses);
   }
 
   /** Learns from a finished job, and saves what it learned. */

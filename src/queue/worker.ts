@@ -205,13 +205,19 @@ export class Worker {
    */
   private async admit(): Promise<boolean> {
     const closed = this.closed.signal;
-    const onClose = new Promise<void>((resolve) => closed.addEventListener('abort', () => resolve(), { once: true }));
+    // The listener goes when the wait does: `closed` lives as long as the worker, and a `{ once: true }` listener
+    // only leaves when it fires. Left there, every job added one (issue 24: Node's MaxListenersExceededWarning
+    // after 11 jobs, and the listeners, with what they hold, for the life of the process).
+    let onAbort: (() => void) | undefined;
+    const onClose = new Promise<void>((resolve) => closed.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
     try {
       while (!closed.aborted && this.running.size > this.maxFinishing) await Promise.race([...this.running.keys(), onClose]);
       while (!closed.aborted && this.disk?.full) await this.disk.whenSpace(closed);
     } catch {
       // The wait for room ended by close(), or the disk module stopped.
       return false;
+    } finally {
+      closed.removeEventListener('abort', onAbort!);
     }
     return !closed.aborted && !this.closing;
   }

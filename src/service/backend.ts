@@ -14,7 +14,7 @@ import { FrontLock } from '../queue/redis/front-lock.js';
 import { RedisQueue } from '../queue/redis/redis-queue.js';
 import { RedisJobSource } from '../queue/redis/redis-source.js';
 import { RedisSpeeds } from '../queue/redis/speeds.js';
-import { Throughput } from '../queue/throughput.js';
+import { Throughput, type Costs, type FirstGuesses } from '../queue/throughput.js';
 import type { JobSource, WorkerOptions } from '../queue/worker.js';
 import type { Job, ReplyTo } from '../types.js';
 import type { Door, JobOf } from './door.js';
@@ -61,7 +61,7 @@ const ABANDON_EXIT_MS = 2_000;
  * What a queue of the front needs from the config and the doors: defaults, limits and the way answers go out.
  * `doors` is read when a request or an answer comes, since the doors are built with the queue.
  */
-export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, log: Logger) {
+export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, log: Logger, costs: () => Costs | Promise<Costs>) {
   const byName = doors;
   return {
     checks: requestChecks({
@@ -69,6 +69,10 @@ export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, l
       modelsDir: config.models,
       maxPixels: config.limits.maxPixels,
       maxFileBytes: config.limits.maxFileBytes,
+      // The plan's estimate is the queue's: the same learned costs, or the start-up probe's first guesses.
+      costs,
+      targetMs: config.limits.targetTime * 1000,
+      confirmOverMs: config.limits.confirmOver * 1000,
     }),
     retry: config.delivery,
     limitFor: (request: { replyTo?: { adapter: string } }) => {
@@ -87,10 +91,13 @@ export function frontOptions(config: Config, doors: ReadonlyMap<string, Door>, l
   };
 }
 
-/** The in-process queue: the doors' queue and the worker's source in one, on the data folder's spool. */
-export function localBackend(config: Config, doors: ReadonlyMap<string, Door>, log: Logger): Backend {
-  const speeds = new Throughput(config.data);
-  const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, doors, log) });
+/**
+ * The in-process queue: the doors' queue and the worker's source in one, on the data folder's spool. `guesses`:
+ * this machine's first guesses of the models' speeds (the start-up probe's), until jobs teach better.
+ */
+export function localBackend(config: Config, doors: ReadonlyMap<string, Door>, log: Logger, guesses: FirstGuesses = {}): Backend {
+  const speeds = new Throughput(config.data, Date.now, guesses);
+  const queue = new LocalQueue({ dataDir: config.data, speeds, ...frontOptions(config, doors, log, () => speeds.costs()) });
   return {
     queue,
     source: queue,
@@ -111,7 +118,7 @@ export function localBackend(config: Config, doors: ReadonlyMap<string, Door>, l
  * front's lock taken (a second front is refused here, before it reads or watches anything), both added to
  * `closer` so a start that fails later gives them back.
  */
-export async function redisBackend(config: Config, role: Role, doors: ReadonlyMap<string, Door>, log: Logger, closer: Closer): Promise<Backend> {
+export async function redisBackend(config: Config, role: Role, doors: ReadonlyMap<string, Door>, log: Logger, closer: Closer, guesses: FirstGuesses = {}): Promise<Backend> {
   const redis = await connectRedis(config.redis.url, log, role);
   closer.add('Redis connection', () => redis.disconnect());
   if (role !== 'worker') {
@@ -120,12 +127,13 @@ export async function redisBackend(config: Config, role: Role, doors: ReadonlyMa
     const lock = await FrontLock.take(redis, { ttlMs: Math.min(FRONT_LOCK_MS, config.redis.lockMs), logger: log });
     closer.add('front lock', () => lock.release());
   }
-  const queue = role !== 'worker' ? new RedisQueue({ redis, ...frontOptions(config, doors, log) }) : undefined;
+  const speeds = new RedisSpeeds(redis, guesses);
+  const queue = role !== 'worker' ? new RedisQueue({ redis, guesses, ...frontOptions(config, doors, log, () => speeds.costs()) }) : undefined;
   const source = role !== 'front' ? new RedisJobSource({ redis, lockMs: config.redis.lockMs, retry: config.delivery, logger: log }) : undefined;
   return {
     queue,
     source,
-    speeds: new RedisSpeeds(redis),
+    speeds,
     queueCheck: redisConnected(redis),
     checks: source ? [takingJobs(source)] : [],
     close: async (work) => {

@@ -15,12 +15,15 @@ import type { Logger } from '../log.js';
 import { findModel, readManifest } from '../models/manifest.js';
 import { ModelPreparer } from '../models/on-demand.js';
 import { observeRole } from '../observe/start.js';
+import { AUTO_MODEL } from '../options.js';
 import { ResultCache } from '../pipeline/cache.js';
+import { SCENE_MODELS } from '../pipeline/plan.js';
 import { enhanceProcessor } from '../pipeline/process.js';
 import type { EnhanceQueue } from '../queue/queue.js';
 import { Worker } from '../queue/worker.js';
 import { localBackend, redisBackend, type Backend, type Role } from './backend.js';
 import { Closer } from './closer.js';
+import { probeGuesses } from './first-guesses.js';
 import { checkDoors, doorHealth, type Door, type DoorFactory } from './door.js';
 
 export { ROLES, type Role } from './backend.js';
@@ -75,6 +78,7 @@ export function roleProblem(role: Role, config: Pick<Config, 'redis'>): string |
 export async function ensureModels(models: readonly string[], log: Logger, dir: string, preparer = new ModelPreparer({ dir, logger: log })): Promise<void> {
   const manifest = await readManifest(dir);
   for (const name of new Set(models)) {
+    if (name === AUTO_MODEL) continue;
     try {
       findModel(manifest, name);
     } catch (error) {
@@ -83,6 +87,12 @@ export async function ensureModels(models: readonly string[], log: Logger, dir: 
   }
   if (models.length > 0) await preparer.ensure({ model: models[0], precision: 'fp32' }, (text) => log.info(`${say(DEFAULT_LOCALE, text)} (\`enhancer models\` does the same)`));
 }
+
+/**
+ * The model prepared before start for the configured default: `auto` runs x4plus on a photo that fits the time
+ * target, the likeliest first job; the others are prepared when a job first needs them.
+ */
+const startModel = (model: string) => (model === AUTO_MODEL ? SCENE_MODELS.photo[0] : model);
 
 /**
  * Starts the service for `role`. The doors' credential checks come first (see `checkDoors`): a refused token
@@ -99,7 +109,8 @@ export async function startService(options: StartOptions): Promise<Service> {
     const notPrivate = privateDataFolder(config.data);
     if (notPrivate) log.warn({ data: config.data, why: notPrivate }, 'could not make the data folder private (0700): other users of this machine may read uploads and results');
     const byName = new Map<string, Door>();
-    const backend: Backend = config.redis.url ? await redisBackend(config, role, byName, log, closer) : localBackend(config, byName, log);
+    const guesses = await probeGuesses(config.models, config.threads, log);
+    const backend: Backend = config.redis.url ? await redisBackend(config, role, byName, log, closer, guesses) : localBackend(config, byName, log, guesses);
     const { queue, source } = backend;
     const doors = queue && role !== 'worker' ? options.doors(queue) : [];
     for (const door of doors) byName.set(door.name, door);
@@ -107,7 +118,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     await checkDoors(doors, log, signal);
     if (signal?.aborted) throw new StartStopped();
     const preparer = new ModelPreparer({ dir: config.models, logger: log });
-    if (work) await ensureModels([config.model, ...(options.models ?? [])], log, config.models, preparer);
+    if (work) await ensureModels([startModel(config.model), ...(options.models ?? [])], log, config.models, preparer);
 
     let worker: Worker | undefined;
     if (work && source) {
@@ -126,7 +137,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     );
     // Before the doors and the worker start, so a port in use stops start-up with little to undo; /healthz says
     // 503 until the worker runs. Only the default model is checked there: the others are prepared when needed.
-    const observe = await observeRole(config, { queue, queueCheck: backend.queueCheck, worker, models: work ? [config.model] : undefined, checks: [...backend.checks, ...doorHealth(doors)] }, log);
+    const observe = await observeRole(config, { queue, queueCheck: backend.queueCheck, worker, models: work ? [startModel(config.model)] : undefined, checks: [...backend.checks, ...doorHealth(doors)] }, log);
     if (observe) closer.add('health endpoint', () => observe.close());
 
     const recovered = (await queue?.recover()) ?? [];

@@ -24,7 +24,9 @@ export function listenToJobs(ctx: DiscordContext, lifetimes: InteractionLifetime
     lifetimes.watch(job);
     const t = wordsFor(job);
     const state = position <= 1 ? { key: 'discord.nextInLine' } : { key: 'discord.inQueue', values: { position } };
-    edits.show(job, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(etaMs) }), components: [cancelButton(job.id, t)] }, true);
+    // Where auto chose the model, what and why (`photo: x4plus would take about 36 min, used x4fast`).
+    const plan = job.plan?.scene ? `\n${t('reason.plain', { text: job.plan.reason })}` : '';
+    edits.show(job, { content: t('discord.stateEta', { name: name(job), state, eta: relativeTime(etaMs) }) + plan, components: [cancelButton(job.id, t)] }, true);
   });
   events.on('started', (job) => {
     const { model, scale } = job.request.options;
@@ -49,7 +51,14 @@ export function listenToJobs(ctx: DiscordContext, lifetimes: InteractionLifetime
   });
   // Closed for good: deliver() is not asked again, so its note of what was sent can go.
   events.on('delivered', (job) => void notes.forget(job.id));
-  events.on('undelivered', (job, info) => info.retryInMs === null && void notes.forget(job.id));
+  events.on('undelivered', (job, info) => {
+    if (info.retryInMs !== null) return;
+    void notes.forget(job.id);
+    // deliver() forgets these only once it got through: a job given up kept its bar, edit slot and status message.
+    progress.delete(job.id);
+    edits.drop(job.id);
+    ctx.answers.forget(job.id);
+  });
 }
 
 /** The early preview (a detail of the result at full size) as a message of its own, when it fits the upload limit. */

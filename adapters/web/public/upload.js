@@ -103,7 +103,7 @@ $('upload-form').addEventListener('submit', async (event) => {
 
 /** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
 function list(job, fresh = true) {
-  if (fresh && job.link) sessionStorage.setItem('jobs', JSON.stringify([...listedJobs(), { name: job.name, link: job.link }].slice(-50)));
+  if (fresh && job.link) sessionStorage.setItem('jobs', JSON.stringify([...listedJobs(), { name: job.name, link: job.link, why: job.why }].slice(-50)));
   const item = document.createElement('li');
   const name = document.createElement('span');
   name.className = 'job-name';
@@ -125,6 +125,13 @@ function list(job, fresh = true) {
   open.href = job.link;
   open.textContent = t('web.openJob');
   item.append(bar, open);
+  // Where auto chose the model: what and why, said by the server in this page's language.
+  if (job.why) {
+    const why = document.createElement('span');
+    why.className = 'job-why hint';
+    why.textContent = job.why;
+    item.append(why);
+  }
   follow(job.link, (view) => {
     state.textContent = view.text;
     state.className = view.state === 'failed' || view.state === 'cancelled' ? 'job-state error' : 'job-state';

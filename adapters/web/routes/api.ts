@@ -23,7 +23,7 @@ const FORM_OVERHEAD = 1_000_000;
 const ERROR = { type: 'object', properties: { error: { type: 'string', description: 'one line, in the language asked for' } } } as const;
 const JOB_ID = { type: 'object', properties: { id: { type: 'string', maxLength: 32 } }, required: ['id'] } as const;
 const OPTION_FIELDS = {
-  model: { type: 'string', description: 'x4plus (photos, best), x4fast (photos, fast), anime (drawings, best), anime-fast (drawings, fast); default the service\'s' },
+  model: { type: 'string', description: 'auto (by the picture and the time), x4plus (photos, best), x4fast (photos, fast), anime (drawings, best), anime-fast (drawings, fast); default the service\'s' },
   scale: { type: 'string', enum: ['1', '2', '3', '4'], description: 'output size relative to the input (1: restored at the same size); default 4' },
   size: { type: 'string', pattern: '^[0-9]{2,5}$', description: "the output's long side in pixels, 16 to 16384 (2048, 3840, 7680 offered); wins over scale" },
   format: { type: 'string', enum: ['png', 'webp', 'jpeg', 'avif'], description: 'the result file: png (lossless, default), webp (lossless unless quality), jpeg or avif' },
@@ -98,6 +98,9 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
                     id: { type: 'string' },
                     link: { type: 'string', description: 'the job page, signed; its state, events and files hang below it: <path>/state?<query>' },
                     reason: { type: 'string', description: 'why this file was refused' },
+                    model: { type: 'string', description: 'the model that runs: the one asked for, or the one auto chose' },
+                    etaSeconds: { type: 'number', description: 'how long the job itself should take on this machine, in seconds (waiting not counted)' },
+                    why: { type: 'string', description: 'where auto chose the model, what and why, e.g. "photo: x4plus would take about 36 min, used x4fast"' },
                   },
                 },
               },

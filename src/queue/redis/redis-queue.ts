@@ -10,12 +10,14 @@ import { EventEmitter } from 'node:events';
 import { Queue, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
+import { DEFAULT_LOCALE, say } from '../../i18n/i18n.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { EnhanceRequest, Job, OutputKind } from '../../types.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import { QueueEmitter } from '../emitter.js';
 import { lineEtas } from '../eta.js';
 import type { EnhanceQueue, JobStatus, Outcome, QueueChecks, QueueListener } from '../queue.js';
+import type { FirstGuesses } from '../throughput.js';
 import { watch } from './connection.js';
 import { RedisDeliveries } from './redis-deliveries.js';
 import { firstLine, OUT_OF_MEMORY, redisRefusal, redisRefusalCode } from './refusal.js';
@@ -32,6 +34,8 @@ export interface RedisQueueOptions {
   deliver: (job: Job, outcome: Outcome) => Promise<void>;
   retry?: RetryPolicy;
   logger?: Logger;
+  /** This machine's first guesses of the models' CPU speeds (the start-up probe's), for ETAs until jobs teach. */
+  guesses?: FirstGuesses;
 }
 
 /** How long `cancel` waits for the worker running the job to say it stopped (it stops between tiles). */
@@ -53,7 +57,7 @@ export class RedisQueue implements EnhanceQueue {
 
   constructor(private readonly options: RedisQueueOptions) {
     this.store = new RedisStore(options.redis);
-    this.speeds = new RedisSpeeds(options.redis);
+    this.speeds = new RedisSpeeds(options.redis, options.guesses);
     this.log = options.logger ?? silentLogger;
     this.line = new Queue<QueuedJob>(JOBS_QUEUE, { connection: options.redis, prefix: PREFIX });
     this.line.on('error', () => {});
@@ -101,11 +105,15 @@ export class RedisQueue implements EnhanceQueue {
       const job = await this.options.checks.admit(request, owner, id);
       await this.enqueue(job, request.input, owner);
       const { position, etaMs } = (await this.getJob(job.id))!;
-      this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000) }, 'job queued');
+      // The model and why (the plan's reason, in the log's language): an operator sees what auto chose.
+      this.log.info({ job: job.id, state: 'queued', name: job.request.name, owner, position, etaS: Math.round(etaMs / 1000), model: job.request.options.model, why: job.plan && say(DEFAULT_LOCALE, job.plan.reason) }, 'job queued');
       this.emitter.emit(job, 'queued', job, { position, etaMs });
       return job;
     } finally {
-      this.submitting.set(owner, this.submitting.get(owner)! - 1);
+      // Gone at zero: one entry per person who ever sent a job would stay for the life of the process.
+      const left = this.submitting.get(owner)! - 1;
+      if (left > 0) this.submitting.set(owner, left);
+      else this.submitting.delete(owner);
     }
   }
 

@@ -5,7 +5,7 @@
  * number under `<model>:<device>`, inference ms per input megapixel) is still read, as throughput.ts reads it.
  */
 import type { Redis } from 'ioredis';
-import { Costs, DECAY, MODEL_KEPT_MS, observations, type CostState, type JobSample } from '../throughput.js';
+import { Costs, DECAY, MODEL_KEPT_MS, observations, type CostState, type FirstGuesses, type JobSample } from '../throughput.js';
 import { PREFIX } from './store.js';
 
 const SPEEDS = `${PREFIX}:speeds`;
@@ -37,7 +37,11 @@ end
 return 1`;
 
 export class RedisSpeeds {
-  constructor(private readonly redis: Redis) {}
+  /** @param guesses this machine's first guesses of the CPU run rates (see `Throughput`) */
+  constructor(
+    private readonly redis: Redis,
+    private readonly guesses: FirstGuesses = {},
+  ) {}
 
   /** Learns from a finished job (see `Throughput.learn`). */
   async learn(sample: JobSample): Promise<void> {
@@ -72,6 +76,6 @@ export class RedisSpeeds {
         state[field] = value as CostState[string];
       }
     }
-    return new Costs(state, undefined, loaded);
+    return new Costs(state, undefined, loaded, this.guesses);
   }
 }
