@@ -108,7 +108,7 @@ describe('links and limits', () => {
     const forged = [
       `${p}/file/result?e=${expires}&s=${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`,
       `${p}/file/result?e=${expires + 86_400_000}&s=${s}`,
-      `${p}/file/png`,
+      `${p}/file/result`,
       `${p.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/file/result?${query}`,
     ];
     for (const route of forged) {
