@@ -27,6 +27,7 @@ const OPTION_FIELDS = {
   scale: { type: 'string', enum: ['2', '3', '4'], description: 'output size relative to the input; default 4' },
   tune: { type: 'string', enum: ['gentle', 'raw'], description: 'gentle touch-up (default) or the raw model output' },
   pdf: { type: 'string', enum: ['on', 'true'], description: 'also make the PDF summary' },
+  ask: { type: 'string', enum: ['on', 'true'], description: 'ask before a job over limits.confirmOver instead of queueing it (the upload page sets it)' },
 } as const;
 
 export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { uploads: UploadLimiter }): Promise<void> {
@@ -97,6 +98,15 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
                     reason: { type: 'string', description: 'why this file was refused' },
                     model: { type: 'string', description: 'the model that runs: the one asked for, or the one auto chose' },
                     etaSeconds: { type: 'number', description: 'how long the job itself should take on this machine, in seconds (waiting not counted)' },
+                    confirm: {
+                      type: 'object',
+                      description: 'only when the form sent ask=on: the job would take over limits.confirmOver and was not queued; send the file again with the model of run or other',
+                      properties: {
+                        question: { type: 'string' },
+                        run: { type: 'object', properties: { model: { type: 'string' }, label: { type: 'string' } } },
+                        other: { type: 'object', properties: { model: { type: 'string' }, label: { type: 'string' } } },
+                      },
+                    },
                     why: { type: 'string', description: 'where auto chose the model, what and why, e.g. "photo: x4plus would take about 36 min, used x4fast"' },
                   },
                 },
