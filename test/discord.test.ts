@@ -291,6 +291,23 @@ describe('discord', () => {
     expect(final.files[0].bytes.length).toBeLessThanOrEqual(5_000);
   });
 
+  it('asks before a job over limits.confirmOver, and runs the model pressed: its own or the faster one', async () => {
+    // Over 1 s is long here: an x4plus job asks first.
+    await start({}, { ENHANCER_CONFIRM_OVER: '1' });
+    const cat = fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png'));
+    const interaction = fake.enhance(alice, fake.attachment(cat, 'cat.png'), { model: 'x4plus' });
+    const ask = await fake.waitFor(isEdit(interaction), 'the question');
+    expect(ask.body.content).toMatch(/^\*\*cat\.png\*\*: with x4plus this image would take about .+ on this machine\. Run it\?$/);
+    const buttons = ask.body.components[0].components;
+    expect(buttons.map((b: { label: string }) => b.label)).toEqual([expect.stringMatching(/^x4plus \(about .+\)$/), expect.stringMatching(/^x4fast \(about .+\)$/)]);
+    const message = { ...fake.message({ author: fake.bot, content: ask.body.content }), components: ask.body.components };
+    const press = fake.interact({ person: alice, type: 3, message, data: { custom_id: buttons[1].custom_id, component_type: 2 } });
+    const update = await fake.waitFor((c) => c.path.startsWith(`/interactions/${press.id}/`), 'the press answer');
+    expect(update.body).toMatchObject({ type: 7, data: { content: '**cat.png**: x4fast, queued', components: [] } });
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    expect(final.body.content).toMatch(/^\*\*cat\.png\*\*: done, 512x512 \(x4fast, 4x\)/);
+  });
+
   it('lists a person\'s jobs with /queue, holds them to their queued-job limit and cancels them with /cancel', async () => {
     await start({}, { ENHANCER_MODEL: 'x4plus', ENHANCER_TILE: '32' }, { limits: { queuedPerOwner: 1 } });
     const slow = fake.enhance(alice, fake.attachment(await scenePng(96, 96, 17), 'slow.png'));

@@ -101,6 +101,9 @@ describe('planJob', () => {
     expect(asked.scene).toBeUndefined();
     expect(asked.etaMs / 60_000).toBeGreaterThan(36);
     expect(say('en', asked.reason)).toBe('x4plus model, as asked');
+    // The faster model of its kind, for a door to offer beside the question.
+    expect(asked.other?.model).toBe('x4fast');
+    expect(asked.other!.etaMs).toBeLessThan(asked.etaMs / 5);
     await expect(plan(small, { model: 'x9' })).rejects.toThrow(/unknown model "x9"/);
   });
 

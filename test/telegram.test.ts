@@ -475,6 +475,26 @@ describe('telegram bot: commands, buttons and access', () => {
     expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 512, height: 512 });
   });
 
+  it('asks before a job over limits.confirmOver, and runs the model pressed: the one asked for or the faster one', async () => {
+    // Over 1 s is "long" here: every x4plus job asks first.
+    await started({ ENHANCER_CONFIRM_OVER: '1' });
+    const cat = fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png'));
+    const doc = api.sendDocument(ALICE, cat, 'cat.png', 'image/png', { caption: 'best' });
+    const ask = await api.waitFor((c) => c.method === 'sendMessage' && c.params.reply_parameters?.message_id === doc.message_id, 'the question');
+    expect(ask.params.text).toMatch(/^With x4plus this image would take about [^.]+ on this machine\. Run it\?$/);
+    const [[run], [faster]] = ask.params.reply_markup.inline_keyboard;
+    expect(run).toMatchObject({ text: expect.stringMatching(/^Run x4plus \(about .+\)$/), callback_data: 'ok:4::x4plus' });
+    expect(faster).toMatchObject({ text: expect.stringMatching(/^Use x4fast instead \(about .+\)$/), callback_data: 'ok:4::x4fast' });
+    // Nothing is queued until a yes.
+    expect(service!.lines('job queued')).toEqual([]);
+    const question = await statusOf(doc);
+    api.press(ALICE, api.stored(ALICE.id, question), faster.callback_data);
+    // The question becomes the job's status message, and the job runs the model pressed.
+    await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === question && /^Done/.test(c.params.text), 'done');
+    expect(edits(ALICE.id, question).at(-1)).toMatch(/: 512x512 \(4x, x4fast\)\.$/);
+    expect(service!.lines('job queued')).toHaveLength(1);
+  });
+
   it('cancels a running job from its Cancel button, only for its owner, with progress edits throttled per chat', async () => {
     await started({ ...SLOW, TELEGRAM_PROGRESS_EDIT_MS: '1000' });
     const photo = api.sendPhoto(ALICE, await jpeg(320, 320, 21), { width: 320, height: 320 });

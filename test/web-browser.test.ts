@@ -154,6 +154,29 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     await expect.poll(async () => (await listed(page)).map((j) => j.state), { timeout: 60_000 }).toEqual(['Done', 'Done']);
   }, 240_000);
 
+  it('asks before a job over limits.confirmOver, queues nothing until a press, and runs the faster model pressed', async () => {
+    // Over 1 s is long here: an x4plus job asks first.
+    running = await startWeb(dir, {}, { ENHANCER_CONFIRM_OVER: '1' });
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await expect.poll(() => page.locator('#model option').count()).toBe(MODELS);
+    await page.selectOption('#model', 'x4plus');
+    await page.setInputFiles('#files', [{ name: 'cat.png', mimeType: 'image/png', buffer: fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')) }]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    const question = page.locator('#jobs li', { hasText: 'cat.png' });
+    await expect.poll(() => question.locator('.job-state').textContent()).toMatch(/^With x4plus this image would take about .+ on this machine\.$/);
+    const buttons = question.locator('button.confirm');
+    expect(await buttons.allTextContents()).toEqual([expect.stringMatching(/^Run x4plus \(about .+\)$/), expect.stringMatching(/^Run x4fast \(about .+\)$/)]);
+    expect(running.service.lines('job queued')).toEqual([]);
+    await buttons.nth(1).click();
+    await expect.poll(async () => (await listed(page)).map((j) => j.state), { timeout: 120_000 }).toEqual(['Done']);
+    const [job] = await listed(page);
+    const { path: p, query } = splitLink(job.link!);
+    const state = (await (await fetch(`${running.base}${p}/state?${query}`)).json()) as { result: { options: { model: string } } };
+    expect(state.result.options.model).toBe('x4fast');
+    expect(running.service.lines('job queued')).toHaveLength(1);
+  }, 240_000);
+
   it('a non-image, a damaged image and a file over the byte limit are each listed with their one-line reason', async () => {
     running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
     const page = await context.newPage();

@@ -88,23 +88,39 @@ export class Intake {
     return offer;
   }
 
-  /** Downloads, checks and queues an image; any problem is one line to the person. */
-  async accept(intake: ImageRequest, input?: Uint8Array): Promise<void> {
+  /**
+   * Downloads, checks and queues an image; any problem is one line to the person. A job estimated over
+   * `limits.confirmOver` is not queued until `confirmed`: the person is asked, with a button for its model and one
+   * for the faster model of its kind (`model:<offer>:<model>`).
+   */
+  async accept(intake: ImageRequest, input?: Uint8Array, confirmed = false): Promise<void> {
     const t = translator(intake.locale);
     try {
       input ??= await this.download(intake.attachment);
       const header = await probeImage(input, this.deps.maxPixels);
       if (!this.deps.linked && !(await this.fits(intake, input, header))) return;
-      await this.deps.queue.submit({
+      const request = {
         input,
         name: intake.attachment.name,
         options: intake.options,
         owner: `discord:${intake.reply.user}`,
-        replyTo: intake.reply,
         report: intake.report,
         locale: intake.locale,
         earlyPreview: true,
-      });
+      };
+      if (!confirmed) {
+        const plan = await this.deps.queue.plan(request);
+        if (plan.confirm) {
+          const key = this.offer(intake, input);
+          const choices = [{ model: plan.model, etaMs: plan.etaMs }, ...(plan.other && plan.other.etaMs < plan.etaMs ? [plan.other] : [])];
+          await intake.say({
+            content: t('discord.confirm', { name: bold(intake.attachment.name), model: plan.model, eta: plan.etaMs }),
+            components: [{ type: 1, components: choices.map((c) => ({ type: 2, style: 1, label: t('discord.confirmRun', { model: c.model, eta: c.etaMs }), custom_id: `model:${key}:${c.model}` })) }],
+          });
+          return;
+        }
+      }
+      await this.deps.queue.submit({ ...request, replyTo: intake.reply });
     } catch (error) {
       if (!(error instanceof EnhanceError)) this.deps.logger.error({ why: this.deps.secrets.reason(error) }, 'could not take an image');
       // Discord's errors carry the request's address, which may hold a token: said without it.
@@ -130,9 +146,7 @@ export class Intake {
       return false;
     }
     if (fits < asked) {
-      for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
-      const key = Math.random().toString(36).slice(2, 10);
-      this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
+      const key = this.offer(intake, input);
       const scales = ([4, 3, 2] as const).filter((s) => s <= fits);
       await intake.say({
         content: t('discord.offer', { name, asked, width: header.width, height: header.height, limit: intake.reply.limitBytes, fits }),
@@ -141,6 +155,14 @@ export class Intake {
       return false;
     }
     return true;
+  }
+
+  /** Keeps an image for the buttons of an offer (scales, or models of a long job) while it is open; its key. */
+  private offer(intake: ImageRequest, input: Uint8Array): string {
+    for (const [old, offer] of this.offers) if (offer.expires < Date.now()) this.offers.delete(old);
+    const key = Math.random().toString(36).slice(2, 10);
+    this.offers.set(key, { intake, input, user: intake.reply.user, expires: Date.now() + OFFER_MS });
+    return key;
   }
 
   /** Downloads an attachment Discord sent, at once (its address expires); never any other address. */

@@ -30,6 +30,15 @@ export function intake(parts: TelegramParts): Composer<TelegramContext> {
     // Images after an album's first take the options of its caption (Telegram puts it on the first).
     return take(parts, ctx, ctx.msg, album?.caption ?? caption, undefined, album?.index);
   });
+  // Yes to a long job (`limits.confirmOver`): its model, or the faster one offered beside it.
+  composer.callbackQuery(/^ok:([234]):([a-z]*):([\w.-]+)$/, async (ctx) => {
+    const offer = ctx.callbackQuery.message;
+    const image = offer && 'reply_to_message' in offer ? offer.reply_to_message : undefined;
+    if (!offer || !image || !imageOf(image)) return void (await ctx.answerCallbackQuery({ text: ctx.t('telegram.imageGone') }));
+    await ctx.answerCallbackQuery();
+    const asked = unpackOptions(ctx.match[2], Number(ctx.match[1]) as 2 | 3 | 4);
+    await take(parts, ctx, image, { ...asked, options: { ...asked.options, model: ctx.match[3] } }, offer.message_id, undefined, true);
+  });
   composer.callbackQuery(/^go:([234]):([a-z]*)$/, async (ctx) => {
     const offer = ctx.callbackQuery.message;
     const image = offer && 'reply_to_message' in offer ? offer.reply_to_message : undefined;
@@ -64,7 +73,7 @@ export function intake(parts: TelegramParts): Composer<TelegramContext> {
  * status message and the job. `status` reuses a message (an offer); `albumIndex` is the image's place in the
  * album it came in.
  */
-async function take(parts: TelegramParts, ctx: TelegramContext, message: Message, asked: CaptionOptions, status?: number, albumIndex?: number): Promise<void> {
+async function take(parts: TelegramParts, ctx: TelegramContext, message: Message, asked: CaptionOptions, status?: number, albumIndex?: number, confirmed = false): Promise<void> {
   const { api, queue, options, limits, log, token } = parts;
   const source = imageOf(message)!;
   const chat = message.chat.id;
@@ -110,10 +119,27 @@ async function take(parts: TelegramParts, ctx: TelegramContext, message: Message
     for (const s of ([4, 3, 2] as const).filter((s) => s <= fitting)) buttons.text(t('telegram.scaleButton', { scale: s }), `go:${s}:${packOptions(asked)}`);
     return answer(why + t('telegram.largestFits', { scale: fitting }), buttons);
   }
+  const request = { input, name: source.name, owner, locale, options: asked.options, report: asked.report, earlyPreview: true };
+  // A job over `limits.confirmOver` waits for a yes: its time, with a button to run it and one for the faster model.
+  if (!confirmed) {
+    let plan;
+    try {
+      plan = await queue.plan(request);
+    } catch (error) {
+      if (!(error instanceof EnhanceError)) log.error({ chat, err: safeReason(error, token) }, 'planning an image failed');
+      return refuse(reasonTextOf(error));
+    }
+    if (plan.confirm) {
+      const packed = packOptions({ options: { ...asked.options, model: undefined }, report: asked.report });
+      const buttons = new InlineKeyboard().text(t('telegram.confirmRun', { model: plan.model, eta: plan.etaMs }), `ok:${scale}:${packed}:${plan.model}`);
+      if (plan.other && plan.other.etaMs < plan.etaMs) buttons.row().text(t('telegram.otherModel', { model: plan.other.model, eta: plan.other.etaMs }), `ok:${scale}:${packed}:${plan.other.model}`);
+      return answer(prefix + t('telegram.confirm', { model: plan.model, eta: plan.etaMs }), buttons);
+    }
+  }
   await answer(prefix + t('telegram.received', { name: source.name }));
   const replyTo: TelegramReply = { adapter: 'telegram', chat, message: message.message_id, status: status!, ...(albumIndex ? { album: albumIndex } : {}) };
   try {
-    await queue.submit({ input, name: source.name, owner, replyTo, locale, options: asked.options, report: asked.report, earlyPreview: true });
+    await queue.submit({ ...request, replyTo });
   } catch (error) {
     if (!(error instanceof EnhanceError)) log.error({ chat, err: safeReason(error, token) }, 'queueing an image failed');
     await parts.editStatus(chat, status!, prefix + t('telegram.notTaken', { reason: reasonTextOf(error) }));

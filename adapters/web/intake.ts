@@ -4,7 +4,7 @@
  * one-line reason; the whole upload counts once against its sender's limit (people.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_LOCALE, EnhanceError, newJobId, probeImage, reasonTextOf, say, type EnhanceOptions, type EnhanceQueue, type Locale, type Logger, type Text } from '../../src/index.js';
+import { DEFAULT_LOCALE, EnhanceError, newJobId, probeImage, reasonTextOf, say, type EnhanceOptions, type EnhanceQueue, type EnhanceRequest, type Locale, type Logger, type Text } from '../../src/index.js';
 import type { Keep, KeptJob } from './keep.js';
 import type { LinkSigner } from './links.js';
 import { MAX_FILES, type People, type Visitor, type WebReply } from './people.js';
@@ -15,6 +15,8 @@ export interface Choices {
   options: Partial<Pick<EnhanceOptions, 'model' | 'scale' | 'tune' | 'format' | 'quality' | 'size'>>;
   /** Also make the PDF summary. */
   report: boolean;
+  /** Ask before a job over `limits.confirmOver` (the page sets it; a script that sends nothing runs at once). */
+  ask?: boolean;
 }
 
 /** One file's answer: its job's id and signed link, or the reason it was refused. */
@@ -28,6 +30,8 @@ export interface FileAnswer {
   model?: string;
   etaSeconds?: number;
   why?: string;
+  /** Not queued yet: the job would take long, and its person is asked (only when `ask` was set). */
+  confirm?: { question: string; run: { model: string; label: string }; other?: { model: string; label: string } };
 }
 
 /**
@@ -46,8 +50,8 @@ export function choicesFrom(fields: Record<string, unknown>): Choices {
   if (text('format')) options.format = text('format') as EnhanceOptions['format'];
   if (text('quality')) options.quality = Number(text('quality'));
   if (text('size')) options.size = Number(text('size'));
-  const pdf = fields.pdf;
-  return { options, report: pdf === true || pdf === 'on' || pdf === 'true' || pdf === '1' };
+  const yes = (value: unknown) => value === true || value === 'on' || value === 'true' || value === '1';
+  return { options, report: yes(fields.pdf), ask: yes(fields.ask) };
 }
 
 export interface IntakeOptions {
@@ -97,6 +101,10 @@ export class Intake {
     const expires = now + this.o.keepFor;
     const { options, report } = choices;
     try {
+      if (choices.ask) {
+        const question = await this.question({ input: file.bytes, name, owner: visitor.owner, report, earlyPreview: true, options, locale }, locale);
+        if (question) return { name, confirm: question };
+      }
       // The header once here too, for the page's record (the queue checks it again): a bad file gets its reason.
       const header = await probeImage(file.bytes, this.o.maxPixels);
       const shown = { ...options, model: options.model ?? this.o.defaultModel, scale: options.scale ?? 4, tune: options.tune ?? 'gentle', format: options.format ?? 'png' } as KeptJob['options'];
@@ -124,6 +132,15 @@ export class Intake {
       this.o.logger.error({ ref, err: error, name }, 'queueing an upload failed');
       return refused({ key: 'webDoor.internal', values: { ref } });
     }
+  }
+
+  /** The question for a job over `limits.confirmOver`, or undefined when it may run at once. */
+  private async question(request: EnhanceRequest, locale: Locale): Promise<FileAnswer['confirm']> {
+    const plan = await this.o.queue.plan(request);
+    if (!plan.confirm) return undefined;
+    const label = (model: string, eta: number) => ({ model, label: say(locale, { key: 'webDoor.confirmRun', values: { model, eta } }) });
+    const other = plan.other && plan.other.etaMs < plan.etaMs ? { other: label(plan.other.model, plan.other.etaMs) } : {};
+    return { question: say(locale, { key: 'webDoor.confirm', values: { model: plan.model, eta: plan.etaMs } }), run: label(plan.model, plan.etaMs), ...other };
   }
 }
 

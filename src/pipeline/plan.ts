@@ -63,7 +63,15 @@ export async function planJob(request: PlanRequest): Promise<Plan> {
   if (options.model !== AUTO_MODEL) {
     const model = findModel(request.manifest, options.model).name;
     const etaMs = estimate(model);
-    return { model, etaMs, reason: { key: 'plan.asked', values: { model } }, ...size, confirm: confirm(etaMs) };
+    // The faster model of its kind, for a door that asks before a long job to offer beside it.
+    const known = new Set(request.manifest.models.map((m) => m.name));
+    const kind = Object.values(SCENE_MODELS).find((list) => list.includes(model)) ?? [];
+    const faster = kind
+      .filter((m) => m !== model && known.has(m))
+      .map((m) => ({ model: m, etaMs: estimate(m) }))
+      .filter((t) => t.etaMs < etaMs)
+      .sort((a, b) => a.etaMs - b.etaMs)[0];
+    return { model, etaMs, reason: { key: 'plan.asked', values: { model } }, ...(faster ? { other: faster } : {}), ...size, confirm: confirm(etaMs) };
   }
 
   const { scene } = await request.readScene(request.input);

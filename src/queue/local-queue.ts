@@ -13,7 +13,7 @@ import { DISK_WAIT_MESSAGE, DISK_WAIT_TEXT, DiskFullError, DiskSpace } from '../
 import { EnhanceError } from '../errors.js';
 import { DEFAULT_LOCALE, say } from '../i18n/i18n.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { EnhanceRequest, Job, OutputKind } from '../types.js';
+import type { EnhanceRequest, Job, JobPlan, OutputKind } from '../types.js';
 import { DEFAULT_RETRY, Deliveries, type RetryPolicy } from './deliveries.js';
 import { QueueEmitter } from './emitter.js';
 import { lineEtas, type RunningJob } from './eta.js';
@@ -167,6 +167,10 @@ export class LocalQueue implements EnhanceQueue, JobSource {
       if (left > 0) this.submitting.set(owner, left);
       else this.submitting.delete(owner);
     }
+  }
+
+  async plan(request: EnhanceRequest): Promise<JobPlan> {
+    return (await this.options.checks.admit(request, request.owner ?? 'local')).plan!;
   }
 
   private async accept(request: EnhanceRequest, owner: string, id?: string): Promise<Job> {

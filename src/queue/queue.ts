@@ -5,7 +5,7 @@
  */
 import type { DiskSpace } from '../disk-space.js';
 import type { Text } from '../i18n/i18n.js';
-import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, OutputKind } from '../types.js';
+import type { EarlyPreview, EnhanceProgress, EnhanceRequest, EnhanceResult, Job, JobPlan, OutputKind } from '../types.js';
 import type { JobShape } from './throughput.js';
 
 /** How a job ended, as handed to the adapter that delivers it. Results travel by reference, never as bytes. */
@@ -82,6 +82,12 @@ export interface EnhanceQueue {
    * person's limit). Submitting with the `id` of a known job returns that job.
    */
   submit(request: EnhanceRequest, id?: string): Promise<Job>;
+  /**
+   * What `submit` would make of `request`, without storing anything: the same checks (and their reasons), and the
+   * job's plan (the model, the time, why, and whether to ask its person first). A door that asks before a long job
+   * calls this, and submits once its person said yes.
+   */
+  plan(request: EnhanceRequest): Promise<JobPlan>;
   /** Cancels a waiting or running job; only its owner (`request.owner`) may. A running job stops between tiles. */
   cancel(id: string, owner: string): Promise<Job>;
   /** The job with `id` while it is known (waiting, active, or not yet delivered, or recently finished). */

@@ -72,12 +72,19 @@ $('upload-form').addEventListener('submit', async (event) => {
   }
   const form = new FormData();
   // Options before files: the server reads the upload as it streams, and needs them for each file.
-  for (const [name, value] of Object.entries(chosenOptions($('upload-form')))) form.append(name, value);
+  const options = chosenOptions($('upload-form'));
+  for (const [name, value] of Object.entries(options)) form.append(name, value);
+  // A job over limits.confirmOver is not queued: the answer asks, and a press sends the file again.
+  form.append('ask', 'on');
   const refused = [];
+  const sent = [];
   for (const file of chosen) {
     // Not sent at all: the server would stop reading it at the limit anyway.
     if (file.size > session.maxFileBytes) refused.push({ name: file.name, reason: t('reason.fileTooLarge', { bytes: file.size, limit: session.maxFileBytes }) });
-    else form.append('file', file, file.name);
+    else {
+      form.append('file', file, file.name);
+      sent.push(file);
+    }
   }
   const button = $('enhance');
   button.disabled = true;
@@ -90,7 +97,9 @@ $('upload-form').addEventListener('submit', async (event) => {
       if (!response.ok) throw new Error(answer.error ?? t('web.uploadFailed', { status: response.status }));
       jobs = answer.jobs;
     }
-    for (const job of [...refused, ...jobs]) list(job);
+    for (const job of refused) list(job);
+    // The answers come in the order the files were sent.
+    jobs.forEach((job, i) => (job.confirm ? ask(job, sent[i], options) : list(job)));
     choose([]);
     $('files').value = '';
   } catch (error) {
@@ -100,6 +109,45 @@ $('upload-form').addEventListener('submit', async (event) => {
     button.textContent = t('web.enhance');
   }
 });
+
+/**
+ * A file whose job would take long: the question, a button to run it and one for the faster model. A press sends
+ * the file again with that model, without asking, and the line becomes the job's.
+ */
+function ask(job, file, options) {
+  const item = document.createElement('li');
+  const name = document.createElement('span');
+  name.className = 'job-name';
+  name.textContent = job.name;
+  const question = document.createElement('span');
+  question.className = 'job-state';
+  question.textContent = job.confirm.question;
+  item.append(name, question);
+  for (const choice of [job.confirm.run, job.confirm.other].filter(Boolean)) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'confirm';
+    button.textContent = choice.label;
+    button.addEventListener('click', async () => {
+      for (const b of item.querySelectorAll('button')) b.disabled = true;
+      const form = new FormData();
+      for (const [key, value] of Object.entries({ ...options, model: choice.model })) form.append(key, value);
+      form.append('file', file, file.name);
+      try {
+        const response = await fetch('/api/jobs', { method: 'POST', body: form });
+        const answer = await response.json();
+        if (!response.ok) throw new Error(answer.error ?? t('web.uploadFailed', { status: response.status }));
+        item.remove();
+        list(answer.jobs[0]);
+      } catch (error) {
+        question.textContent = error.message;
+        question.className = 'job-state error';
+      }
+    });
+    item.append(button);
+  }
+  $('jobs').prepend(item);
+}
 
 /** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
 function list(job, fresh = true) {

@@ -30,6 +30,7 @@ const OPTION_FIELDS = {
   quality: { type: 'string', pattern: '^[0-9]{1,3}$', description: '1 to 100, for jpeg (default 90), avif (default 60) and webp (lossy at this quality)' },
   tune: { type: 'string', enum: ['gentle', 'raw'], description: 'gentle touch-up (default) or the raw model output' },
   pdf: { type: 'string', enum: ['on', 'true'], description: 'also make the PDF summary' },
+  ask: { type: 'string', enum: ['on', 'true'], description: 'ask before a job over limits.confirmOver instead of queueing it (the upload page sets it)' },
 } as const;
 
 export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { uploads: UploadLimiter }): Promise<void> {
@@ -100,6 +101,15 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
                     reason: { type: 'string', description: 'why this file was refused' },
                     model: { type: 'string', description: 'the model that runs: the one asked for, or the one auto chose' },
                     etaSeconds: { type: 'number', description: 'how long the job itself should take on this machine, in seconds (waiting not counted)' },
+                    confirm: {
+                      type: 'object',
+                      description: 'only when the form sent ask=on: the job would take over limits.confirmOver and was not queued; send the file again with the model of run or other',
+                      properties: {
+                        question: { type: 'string' },
+                        run: { type: 'object', properties: { model: { type: 'string' }, label: { type: 'string' } } },
+                        other: { type: 'object', properties: { model: { type: 'string' }, label: { type: 'string' } } },
+                      },
+                    },
                     why: { type: 'string', description: 'where auto chose the model, what and why, e.g. "photo: x4plus would take about 36 min, used x4fast"' },
                   },
                 },

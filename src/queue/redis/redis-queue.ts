@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { EnhanceError } from '../../errors.js';
 import { DEFAULT_LOCALE, say } from '../../i18n/i18n.js';
 import { silentLogger, type Logger } from '../../log.js';
-import type { EnhanceRequest, Job, OutputKind } from '../../types.js';
+import type { EnhanceRequest, Job, JobPlan, OutputKind } from '../../types.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../deliveries.js';
 import { QueueEmitter } from '../emitter.js';
 import { lineEtas } from '../eta.js';
@@ -84,6 +84,10 @@ export class RedisQueue implements EnhanceQueue {
   /** Starts delivering ended jobs (those left from before too); call once the adapters have started. */
   startDeliveries(): void {
     this.deliveries.run();
+  }
+
+  async plan(request: EnhanceRequest): Promise<JobPlan> {
+    return (await this.options.checks.admit(request, request.owner ?? 'local')).plan!;
   }
 
   async submit(request: EnhanceRequest, id?: string): Promise<Job> {
