@@ -102,7 +102,7 @@ describe('the API for scripts', () => {
     expect(Object.keys(doc.paths['/api/jobs/{id}']).sort()).toEqual(['delete', 'get']);
     const post = doc.paths['/api/jobs'].post;
     expect(Object.keys(post.requestBody.content)).toEqual(['multipart/form-data']);
-    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['file', 'format', 'model', 'pdf', 'quality', 'scale', 'size', 'tune']);
+    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['ask', 'file', 'format', 'model', 'pdf', 'quality', 'scale', 'size', 'tune']);
     expect(post.security).toEqual([{ accessKey: [] }]);
   });
 });
