@@ -136,6 +136,14 @@ describe('discord', () => {
     expect(final.files[0].name).toBe('from_bob.png');
   });
 
+  it('answers /enhance with format jpeg as a JPEG of the whole result', async () => {
+    await start();
+    const interaction = fake.enhance(alice, fake.attachment(await scenePng(24, 20, 31), 'small.png'), { format: 'jpeg' });
+    const final = await fake.waitFor((c) => isEdit(interaction)(c) && isDone(c), 'the result');
+    expect(final.files.map((f: { name: string }) => f.name)).toEqual(['small.jpg']);
+    expect(await meta(final.files[0].bytes)).toMatchObject({ format: 'jpeg', width: 96, height: 80 });
+  });
+
   it('enhances an image sent in a DM, answering with a reply it edits', async () => {
     await start();
     const dm = snowflake();

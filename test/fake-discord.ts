@@ -222,7 +222,7 @@ export class FakeDiscord {
 
   /** `/enhance` with an attachment and options. */
   enhance(person: FakeUser, image: Json, options: Record<string, string | number | boolean> = {}, extra: { dm?: boolean; attachmentSizeLimit?: number; locale?: string } = {}): Json {
-    const types: Record<string, number> = { model: 3, scale: 4, raw: 5, report: 5 };
+    const types: Record<string, number> = { model: 3, scale: 4, format: 3, precision: 3, raw: 5, report: 5 };
     return this.interact({
       person,
       ...extra,

@@ -24,6 +24,10 @@ describe('caption options', () => {
     expect(parseCaption('Holiday! 3X, RAW and a PDF please')).toEqual({ options: { scale: 3, tune: 'raw' }, report: true });
     expect(parseCaption('/enhance@enhancer_bot best x4')).toEqual({ options: { model: 'x4plus', scale: 4 }, report: false });
     expect(parseCaption('a 12x zoom, breakfast')).toEqual({ options: {}, report: false });
+    // The result's format by its name, in any language; a button carries it.
+    expect(parseCaption('2x webp')).toEqual({ options: { scale: 2, format: 'webp' }, report: false });
+    expect(parseCaption('快速 JPG')).toEqual({ options: { model: 'x4fast', format: 'jpeg' }, report: false });
+    expect(unpackOptions(packOptions({ options: { format: 'avif', tune: 'raw' }, report: true }), 3)).toEqual({ options: { scale: 3, tune: 'raw', format: 'avif' }, report: true });
     expect(parseCaption(undefined)).toEqual({ options: {}, report: false });
     // Chinese, from the zh-Hans catalogue's `telegram.words`, written with or without spaces, mixed with English.
     expect(parseCaption('动漫 快速 2倍')).toEqual({ options: { model: 'anime-fast', scale: 2 }, report: false });

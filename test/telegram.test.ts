@@ -300,6 +300,15 @@ describe('telegram bot: bad input and limits', () => {
     expect(done).toMatch(/^Done .*\. Sent as (lossless WebP|JPEG, quality \d+, full resolution).*upload limit/);
   });
 
+  it('answers a caption asking webp with a WebP of the result', async () => {
+    await started();
+    const doc = api.sendDocument(ALICE, await scenePng(24, 20, 14), 'small.png', 'image/png', { caption: '2x webp' });
+    await answerText(doc, /^Done/);
+    const file = api.of('sendDocument')[0].file('document');
+    expect(file.filename).toBe('small-2x.webp');
+    expect(await decoded(file)).toMatchObject({ format: 'webp', width: 48, height: 40 });
+  });
+
   it('answers a 1600x1200 photo with its whole 6400x4800 result under 10 MiB, as JPEG, without a public URL', async () => {
     const limit = 10 * 2 ** 20;
     await started({ TELEGRAM_MAX_UPLOAD_BYTES: String(limit) });

@@ -139,7 +139,8 @@ describe('links and limits', () => {
     expect(status).toBe(200);
     expect(body.jobs).toEqual([
       { name: 'big.png', reason: 'the file is over the limit of 1.0 MB' },
-      { name: 'small.png', id: expect.stringMatching(/^[0-9a-z]{15}$/), link: expect.stringMatching(/^\/job\/[0-9a-z]{15}\?e=\d+&s=[\w-]{43}$/) },
+      // The queued one says its model (the service's, x4fast here) and about how long it takes.
+      { name: 'small.png', id: expect.stringMatching(/^[0-9a-z]{15}$/), link: expect.stringMatching(/^\/job\/[0-9a-z]{15}\?e=\d+&s=[\w-]{43}$/), model: 'x4fast', etaSeconds: expect.any(Number) },
     ]);
     // Only the small one is kept; nothing of the big one reached the disk.
     expect(fs.readdirSync(path.join(dir, 'data', 'web', 'keep'))).toEqual([splitLink(body.jobs![1].link!).id]);

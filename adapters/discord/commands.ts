@@ -100,6 +100,7 @@ export function commandList(models: readonly string[], languages = CATALOGUES): 
         { ...words.named('image'), type: ApplicationCommandOptionType.Attachment, required: true },
         { ...words.named('model'), type: ApplicationCommandOptionType.String, choices: models.slice(0, 25).map(modelChoice) },
         { ...words.named('scale'), type: ApplicationCommandOptionType.Integer, choices: [2, 3, 4].map((s) => words.choice('discord.scale', s, { scale: s })) },
+        { ...words.named('format'), type: ApplicationCommandOptionType.String, choices: ['png', 'webp', 'jpeg', 'avif'].map((f) => ({ name: f, value: f })) },
         { ...words.named('raw'), type: ApplicationCommandOptionType.Boolean },
         { ...words.named('precision'), type: ApplicationCommandOptionType.String, choices: ['fp32', 'int8', 'auto'].map((p) => ({ name: p, value: p })) },
         { ...words.named('report'), type: ApplicationCommandOptionType.Boolean },

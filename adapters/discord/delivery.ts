@@ -83,7 +83,7 @@ export class Delivery {
     let refused = '';
     for (let attempt = 0; ; attempt++) {
       const fitted = await fitToLimit(png, limit);
-      const onPage = url && fitted && fitted.format !== 'png' ? t('discord.pngOnPage') : '';
+      const onPage = url && fitted?.note ? t('discord.pngOnPage') : '';
       const notes = [fitted?.note && t('reason.plain', { text: fitted.note }), onPage, refused].filter(Boolean).join('\n');
       const content = fitted
         ? `${t('discord.done', { name, made })}${notes ? `\n${notes}` : ''}`

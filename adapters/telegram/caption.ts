@@ -67,6 +67,7 @@ const WORDS = (() => {
  * parseCaption('holiday, 3x pdf');  // { options: { scale: 3 }, report: true }
  * parseCaption('anime fast 2x');    // { options: { model: 'anime-fast', scale: 2 }, report: false }
  * parseCaption('动漫 快速 2倍');      // { options: { model: 'anime-fast', scale: 2 }, report: false }
+ * parseCaption('2x webp');          // { options: { scale: 2, format: 'webp' }, report: false }
  */
 export function parseCaption(text: string | undefined): CaptionOptions {
   const result: CaptionOptions = { options: {}, report: false };
@@ -84,13 +85,15 @@ export function parseCaption(text: string | undefined): CaptionOptions {
   }
   if (asks('raw')) result.options.tune = 'raw';
   for (const word of ['int8', 'fp32'] as const) if (tokens.has(word)) result.options.precision = word;
+  // The result's format by its own name, the same in every language (`jpg` is jpeg).
+  for (const word of ['png', 'webp', 'jpeg', 'jpg', 'avif'] as const) if (tokens.has(word)) result.options.format = word === 'jpg' ? 'jpeg' : word;
   if (asks('pdf')) result.report = true;
   return result;
 }
 
 /**
  * The options as short text for a button's data (Telegram allows 64 bytes): `f` fast, `b` best, `a` anime (`af`
- * anime fast), `r` raw, `p` pdf, `i` int8, `s` fp32 (single precision).
+ * anime fast), `r` raw, `p` pdf, `i` int8, `s` fp32 (single precision), `w` webp, `j` jpeg, `v` avif.
  *
  * @example
  * packOptions({ options: { model: 'x4fast', tune: 'raw' }, report: true }); // 'frp'
@@ -99,7 +102,8 @@ export function packOptions(caption: CaptionOptions): string {
   const { model, tune, precision } = caption.options;
   const p = precision === 'int8' ? 'i' : precision === 'fp32' ? 's' : '';
   const m = { [FAST_MODEL]: 'f', [BEST_MODEL]: 'b', [ANIME_MODEL]: 'a', [ANIME_FAST_MODEL]: 'af' }[model ?? ''] ?? '';
-  return `${m}${tune === 'raw' ? 'r' : ''}${p}${caption.report ? 'p' : ''}`;
+  const f = ({ webp: 'w', jpeg: 'j', avif: 'v' } as Record<string, string>)[caption.options.format ?? ''] ?? '';
+  return `${m}${tune === 'raw' ? 'r' : ''}${p}${f}${caption.report ? 'p' : ''}`;
 }
 
 /** The inverse of `packOptions`, with the scale a button chose. */
@@ -110,5 +114,8 @@ export function unpackOptions(packed: string, scale: 2 | 3 | 4): CaptionOptions 
   if (packed.includes('r')) options.tune = 'raw';
   if (packed.includes('i')) options.precision = 'int8';
   if (packed.includes('s')) options.precision = 'fp32';
+  if (packed.includes('w')) options.format = 'webp';
+  if (packed.includes('j')) options.format = 'jpeg';
+  if (packed.includes('v')) options.format = 'avif';
   return { options, report: packed.includes('p') };
 }

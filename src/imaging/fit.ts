@@ -77,7 +77,7 @@ export function largestFittingScale(
 /** What `fitToLimit` chose to send. */
 export interface FittedFile {
   bytes: Buffer;
-  format: 'png' | 'webp' | 'jpeg';
+  format: 'png' | 'webp' | 'jpeg' | 'avif';
   width: number;
   height: number;
   /** One line for the person when it is not the PNG as made; undefined when it is. */
@@ -98,9 +98,15 @@ export async function fitToLimit(png: Buffer, limitBytes: number): Promise<Fitte
   const meta = await sharp(png, { limitInputPixels: false }).metadata();
   const width = meta.width!;
   const height = meta.height!;
-  if (png.length <= limitBytes) return { bytes: png, format: 'png', width, height };
-  const over: Text = { key: 'fit.over', values: { bytes: png.length, limit: limitBytes } };
-  const eightBit = meta.depth !== 'ushort';
+  // The result as its person asked it (PNG by default; WebP, JPEG or AVIF when asked) goes as it is when it fits.
+  const format = meta.format === 'heif' ? 'avif' : (meta.format as FittedFile['format']);
+  if (png.length <= limitBytes) return { bytes: png, format, width, height };
+  const over: Text =
+    format === 'png'
+      ? { key: 'fit.over', values: { bytes: png.length, limit: limitBytes } }
+      : { key: 'fit.overFile', values: { format: format.toUpperCase(), bytes: png.length, limit: limitBytes } };
+  // Lossless WebP keeps a PNG's pixels; of a lossy result it would only be larger.
+  const eightBit = meta.depth !== 'ushort' && format === 'png';
   const webp = async (input: Buffer) => sharp(input, { limitInputPixels: false }).webp({ lossless: true, effort: 4 }).toBuffer();
   if (eightBit && Math.max(width, height) <= WEBP_MAX_SIDE && png.length * WEBP_BEST_SHARE <= limitBytes) {
     const bytes = await webp(png);

@@ -27,7 +27,7 @@ function interactionReply(ctx: DiscordContext, interaction: RepliableInteraction
   };
 }
 
-/** `/enhance image:<file> [model] [scale] [raw] [precision] [report]`. */
+/** `/enhance image:<file> [model] [scale] [format] [raw] [precision] [report]`. */
 export async function enhanceCommand(ctx: DiscordContext, interaction: ChatInputCommandInteraction, locale: Locale): Promise<void> {
   const deferred = await interaction.deferReply({ withResponse: true });
   const reply = interactionReply(ctx, interaction, deferred.interaction.responseMessageId);
@@ -35,12 +35,14 @@ export async function enhanceCommand(ctx: DiscordContext, interaction: ChatInput
   const model = interaction.options.getString('model');
   const scale = interaction.options.getInteger('scale');
   const precision = interaction.options.getString('precision');
+  const format = interaction.options.getString('format');
   // Choices are only a hint to Discord's client: the queue checks each value (an unknown model is refused there).
   const options: Partial<EnhanceOptions> = {
     ...(model ? { model } : {}),
     ...(scale ? { scale: scale as 2 | 3 | 4 } : {}),
     ...(interaction.options.getBoolean('raw') ? { tune: 'raw' as const } : {}),
     ...(precision ? { precision: precision as EnhanceOptions['precision'] } : {}),
+    ...(format ? { format: format as EnhanceOptions['format'] } : {}),
   };
   const report = interaction.options.getBoolean('report') ?? false;
   const key = `pre:${interaction.id}`;
