@@ -199,7 +199,8 @@ describe('enhancer plan', () => {
     fs.writeFileSync(path.join(dir, 'lines.png'), await drawingPng(48, 36));
     const run = spawnSync(process.execPath, [BIN, 'enhance', 'lines.png', '--json'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ENHANCER_DATA: path.join(dir, 'empty') } });
     expect(run.status).toBe(0);
-    expect(run.stderr).toMatch(/^lines\.png: drawing: anime model \(about \d+ s\)\n$/);
+    // With the other model as the flag that asks for it.
+    expect(run.stderr).toMatch(/^lines\.png: drawing: anime model \(about \d+ s\); anime-fast: --model anime-fast \(about \d+ s\)\n$/);
     expect(JSON.parse(run.stdout)).toMatchObject({ model: 'anime', output: { width: 192, height: 144 } });
   });
 

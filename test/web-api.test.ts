@@ -134,7 +134,7 @@ describe('uploads', () => {
     const { body } = await upload(running.base, [{ name: 'cat.png', bytes: cat }]);
     const job = body.jobs![0] as { model: string; etaSeconds: number; why: string; link: string };
     // A 128x128 photo: x4plus fits the 2-minute target.
-    expect(job).toMatchObject({ model: 'x4plus', why: 'photo: x4plus model' });
+    expect(job).toMatchObject({ model: 'x4plus', why: 'photo: x4plus model', other: { model: 'x4fast', label: expect.stringMatching(/^Use x4fast instead \(about .+\)$/) } });
     expect(job.etaSeconds).toBeGreaterThan(0);
     expect(job.etaSeconds).toBeLessThanOrEqual(120);
     await running.service.count('kept for its page', 1);

@@ -177,6 +177,25 @@ describe.skipIf(!haveChromium)('the web door in chromium', () => {
     expect(running.service.lines('job queued')).toHaveLength(1);
   }, 240_000);
 
+  it('says what Automatic chose and why, and its other-model button cancels the job and runs the file with that model', async () => {
+    running = await startWeb(dir, {}, { ENHANCER_MODEL: 'auto', ENHANCER_TILE: '32' });
+    const page = await context.newPage();
+    await page.goto(running.base);
+    await expect.poll(() => page.locator('#model').inputValue()).toBe('auto');
+    await page.setInputFiles('#files', [{ name: 'cat.png', mimeType: 'image/png', buffer: fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')) }]);
+    await page.getByRole('button', { name: 'Enhance' }).click();
+    const line = page.locator('#jobs li', { hasText: 'photo: x4plus model' });
+    await line.waitFor();
+    const other = line.locator('button.other-model');
+    expect(await other.textContent()).toMatch(/^Use x4fast instead \(about .+\)$/);
+    await other.click();
+    await expect.poll(async () => (await listed(page)).map((j) => j.state), { timeout: 120_000 }).toEqual(['Done', 'Cancelled: cancelled by its owner']);
+    const [job] = await listed(page);
+    const { path: p, query } = splitLink(job.link!);
+    const state = (await (await fetch(`${running.base}${p}/state?${query}`)).json()) as { result: { options: { model: string } } };
+    expect(state.result.options.model).toBe('x4fast');
+  }, 240_000);
+
   it('a non-image, a damaged image and a file over the byte limit are each listed with their one-line reason', async () => {
     running = await startWeb(dir, { limits: { maxFileBytes: 1_000_000 } });
     const page = await context.newPage();

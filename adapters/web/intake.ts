@@ -30,6 +30,8 @@ export interface FileAnswer {
   model?: string;
   etaSeconds?: number;
   why?: string;
+  /** Where `auto` chose: the other model and its time, for the page to offer (`label` in the answer's language). */
+  other?: { model: string; label: string };
   /** Not queued yet: the job would take long, and its person is asked (only when `ask` was set). */
   confirm?: { question: string; run: { model: string; label: string }; other?: { model: string; label: string } };
 }
@@ -118,7 +120,8 @@ export class Intake {
       const job = await this.o.queue.submit({ input: file.bytes, name, owner: visitor.owner, replyTo, report, earlyPreview: true, options, locale }, id);
       this.o.logger.info({ job: id, name, bytes: file.bytes.length, locale }, 'upload queued');
       const { plan } = job;
-      const said = plan ? { etaSeconds: Math.round(plan.etaMs / 1000), ...(plan.scene ? { why: say(locale, plan.reason) } : {}) } : {};
+      const other = plan?.scene && plan.other ? { other: { model: plan.other.model, label: say(locale, { key: 'webDoor.otherModel', values: { model: plan.other.model, eta: plan.other.etaMs } }) } } : {};
+      const said = plan ? { etaSeconds: Math.round(plan.etaMs / 1000), ...(plan.scene ? { why: say(locale, plan.reason) } : {}), ...other } : {};
       return { name, id, link: this.o.links.link(id, expires), model: job.request.options.model, ...said };
     } catch (error) {
       this.o.people.settle(id);

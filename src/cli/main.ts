@@ -224,7 +224,9 @@ async function enhanceCommand(args: string[]): Promise<number> {
   if (options.model === AUTO_MODEL) {
     const plan = await (await planner(settings)).plan(bytes, options);
     options.model = plan.model;
-    process.stderr.write(`${input}: ${say(DEFAULT_LOCALE, plan.reason)} (about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)})\n`);
+    // The other model as the flag that asks for it, with its time.
+    const other = plan.other ? `; ${plan.other.model}: --model ${plan.other.model} (about ${formatDuration(DEFAULT_LOCALE, plan.other.etaMs)})` : '';
+    process.stderr.write(`${input}: ${say(DEFAULT_LOCALE, plan.reason)} (about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)})${other}\n`);
   }
   const { precision } = await planRun(settings.models, options);
   await new ModelPreparer({ dir: settings.models }).ensure({ model: options.model, precision }, (text) => process.stderr.write(`${say(DEFAULT_LOCALE, text)}…\n`));

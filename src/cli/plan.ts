@@ -83,7 +83,7 @@ export async function planCommand(args: string[]): Promise<number> {
     process.stdout.write(
       values.json
         ? `${JSON.stringify(row)}\n`
-        : `${file}: ${row.scene ?? '-'} · ${row.model} · ${row.width}x${row.height} ${row.format} · about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)} (${row.etaSeconds} s) · ${row.reason}\n`,
+        : `${file}: ${row.scene ?? '-'} · ${row.model} · ${row.width}x${row.height} ${row.format} · about ${formatDuration(DEFAULT_LOCALE, plan.etaMs)} (${row.etaSeconds} s) · ${row.reason}${plan.other ? ` · or --model ${plan.other.model}, about ${formatDuration(DEFAULT_LOCALE, plan.other.etaMs)}` : ''}\n`,
     );
   }
   return failed > 0 ? 1 : 0;

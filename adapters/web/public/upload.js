@@ -99,7 +99,7 @@ $('upload-form').addEventListener('submit', async (event) => {
     }
     for (const job of refused) list(job);
     // The answers come in the order the files were sent.
-    jobs.forEach((job, i) => (job.confirm ? ask(job, sent[i], options) : list(job)));
+    jobs.forEach((job, i) => (job.confirm ? ask(job, sent[i], options) : list(job, true, { file: sent[i], options })));
     choose([]);
     $('files').value = '';
   } catch (error) {
@@ -150,7 +150,7 @@ function ask(job, file, options) {
 }
 
 /** One file's line: its name, then a link to its page and its state, or the reason it was refused. */
-function list(job, fresh = true) {
+function list(job, fresh = true, sent = undefined) {
   if (fresh && job.link) sessionStorage.setItem('jobs', JSON.stringify([...listedJobs(), { name: job.name, link: job.link, why: job.why }].slice(-50)));
   const item = document.createElement('li');
   const name = document.createElement('span');
@@ -173,12 +173,37 @@ function list(job, fresh = true) {
   open.href = job.link;
   open.textContent = t('web.openJob');
   item.append(bar, open);
-  // Where auto chose the model: what and why, said by the server in this page's language.
+  // Where auto chose the model: what and why, said by the server in this page's language, and a button for the
+  // other model: it cancels this job and sends the file again with that model.
   if (job.why) {
     const why = document.createElement('span');
     why.className = 'job-why hint';
     why.textContent = job.why;
     item.append(why);
+  }
+  if (job.other && sent) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'other-model';
+    button.textContent = job.other.label;
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      const [path, query] = job.link.split('?');
+      await fetch(`${path}/cancel?${query}`, { method: 'POST' }).catch(() => undefined);
+      const form = new FormData();
+      for (const [key, value] of Object.entries({ ...sent.options, model: job.other.model })) form.append(key, value);
+      form.append('file', sent.file, sent.file.name);
+      try {
+        const response = await fetch('/api/jobs', { method: 'POST', body: form });
+        const answer = await response.json();
+        if (!response.ok) throw new Error(answer.error ?? t('web.uploadFailed', { status: response.status }));
+        list(answer.jobs[0]);
+      } catch (error) {
+        state.textContent = error.message;
+        state.className = 'job-state error';
+      }
+    });
+    item.append(button);
   }
   follow(job.link, (view) => {
     state.textContent = view.text;

@@ -110,6 +110,7 @@ export async function apiRoutes(app: FastifyInstance, ctx: WebContext & { upload
                         other: { type: 'object', properties: { model: { type: 'string' }, label: { type: 'string' } } },
                       },
                     },
+                    other: { type: 'object', description: 'where auto chose: the other model and its time, e.g. { "model": "x4plus", "label": "Use x4plus instead (about 36 min)" }', properties: { model: { type: 'string' }, label: { type: 'string' } } },
                     why: { type: 'string', description: 'where auto chose the model, what and why, e.g. "photo: x4plus would take about 36 min, used x4fast"' },
                   },
                 },
