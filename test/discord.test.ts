@@ -547,7 +547,7 @@ describe('discord in the person\'s language', () => {
       ['Enhance', '增强图片'],
     ]);
     expect(enhance.description_localizations['zh-CN']).toBe('用 RealESRGAN 把图片放大 4 倍');
-    expect(enhance.options.map((o: { name_localizations: Record<string, string> }) => o.name_localizations['zh-CN'])).toEqual(['图片', '模型', '倍数', '原始输出', '精度', '报告']);
+    expect(enhance.options.map((o: { name_localizations: Record<string, string> }) => o.name_localizations['zh-CN'])).toEqual(['图片', '模型', '倍数', '格式', '原始输出', '精度', '报告']);
     expect(enhance.options[1].choices[1]).toMatchObject({ name: 'x4fast (photos, quick)', name_localizations: { 'zh-CN': 'x4fast（照片，速度快）' }, value: 'x4fast' });
 
     // zh-CN: queued, started and done in Chinese, the Cancel button too, and the extras' line.
