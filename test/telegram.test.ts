@@ -467,8 +467,11 @@ describe('telegram bot: commands, buttons and access', () => {
 
   it("says what auto chose and why when it queues, and the other model's button runs the image again with it", async () => {
     await started({ ENHANCER_MODEL: 'auto', ENHANCER_TILE: '32' });
-    // A cat photo (scikit-image's chelsea, models/calibration): auto reads a photo and takes x4plus, quick at 128x128.
-    const photo = api.sendPhoto(ALICE, fs.readFileSync(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')), { width: 128, height: 128 });
+    // A cat photo (scikit-image's chelsea, models/calibration) at 384x384: auto reads a photo and takes x4plus, in
+    // 144 tiles of 32, so that it is still running when the other model is pressed (at 128x128 a quiet machine
+    // had finished it).
+    const cat = await sharp(path.join(import.meta.dirname, '..', 'models', 'calibration', 'chelsea.png')).resize(384, 384).png().toBuffer();
+    const photo = api.sendPhoto(ALICE, cat, { width: 384, height: 384 });
     const status = await statusOf(photo);
     const queued = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && /^Queued/.test(c.params.text), 'the queued line');
     expect(queued.params.text).toMatch(/^Queued: next in line, done in about [^.]+\. Photo: x4plus model\.$/);
@@ -479,9 +482,9 @@ describe('telegram bot: commands, buttons and access', () => {
     // The x4plus job is cancelled; the image runs again with x4fast, under a status message of its own.
     await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id === status && c.params.text === 'Cancelled.', 'the first job cancelled');
     const done = await api.waitFor((c) => c.method === 'editMessageText' && c.params.message_id !== status && /^Done/.test(c.params.text), 'the image done with x4fast');
-    expect(done.params.text).toMatch(/: 512x512 \(4x, x4fast\)\.$/);
+    expect(done.params.text).toMatch(/: 1536x1536 \(4x, x4fast\)\.$/);
     const [document] = api.of('sendDocument');
-    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 512, height: 512 });
+    expect(await decoded(document.file('document'))).toMatchObject({ format: 'png', width: 1536, height: 1536 });
   });
 
   it('asks before a job over limits.confirmOver, and runs the model pressed: the one asked for or the faster one', async () => {
