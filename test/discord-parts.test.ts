@@ -109,7 +109,7 @@ describe('discord commands in each language', () => {
       ['Enhance', { 'zh-CN': '增强图片', 'zh-TW': '增强图片' }],
     ]);
     expect(enhance.description_localizations).toEqual({ 'zh-CN': '用 RealESRGAN 把图片放大 4 倍', 'zh-TW': '用 RealESRGAN 把图片放大 4 倍' });
-    expect(enhance.options!.map((o) => o.name_localizations!['zh-CN'])).toEqual(['图片', '模型', '倍数', '原始输出', '精度', '报告']);
+    expect(enhance.options!.map((o) => o.name_localizations!['zh-CN'])).toEqual(['图片', '模型', '倍数', '格式', '原始输出', '精度', '报告']);
     const [, model, scale] = enhance.options!;
     // A model the catalogue has no use for (a person's own) shows its bare name in every language.
     expect(model.choices!.map((c) => [c.name, c.name_localizations?.['zh-CN']])).toEqual([

@@ -62,7 +62,9 @@ describe.skipIf(redisMissing)('every door on the queue on Redis', () => {
       DISCORD_API_ROOT: discord.apiRoot,
       DISCORD_GUILD_ID: discord.guild.id,
     }, { discord: { progressEveryMs: 0 }, telegram: { progressEditMs: 0 } });
-    const worker = role('worker', ['--role', 'worker'], {});
+    // Tiles of 32: the web job runs 20 of them, so its stream sees progress after it opens (one tile was over
+    // before the stream could open on a quiet machine).
+    const worker = role('worker', ['--role', 'worker'], { ENHANCER_TILE: '32' });
     await Promise.all([front.started(), worker.started(), front.count('discord bot ready', 1), front.count('Telegram bot polling', 1)]);
 
     // The web page: progress pushed while the worker runs the tiles, then the 4x PNG through the signed link.
