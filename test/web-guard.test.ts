@@ -185,6 +185,8 @@ describe('where a request comes from', () => {
     await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
     const response = await answered;
     expect(response.status()).toBe(403);
+    // The log line may be read a moment after the answer: waited for, not read at once.
+    await running.service.count('cross-site request refused', 1);
     expect(running.service.lines('cross-site request refused')).toHaveLength(1);
     expect(running.service.lines('upload queued')).toEqual([]);
   });
